@@ -1,0 +1,44 @@
+"""Biomedical image models: reference demo and comparison dashboard (Gradio app / Hugging Face Space).
+
+``build_demo()`` composes one tab per registry task (``demo.TABS``) and the leaderboard; it loads no model:
+each tab loads its checkpoint on first use. Run with ``python app.py`` (or ``make demo``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from demo import TABS
+from demo.common import CSS
+from models.registry import get_task
+
+TITLE = "Biomedical image models: demo and comparison dashboard"
+ORDER = ["breast_us_seg", "lung_seg", "organsmnist", "skin_lesion", "ultrasound_multitask"]
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(
+            f"# {TITLE}\nFive published student systems re-implemented and compared. "
+            '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>'
+        )
+        with gr.Tabs():
+            for name in ORDER:
+                with gr.Tab(get_task(name).title, id=name):
+                    TABS[name]()
+            with gr.Tab("Leaderboard", id="leaderboard"):
+                from demo.leaderboard_tab import build_tab
+
+                build_tab()
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), css=CSS, max_file_size="50mb", show_error=True
+    )

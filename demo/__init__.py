@@ -1,0 +1,36 @@
+"""Gradio demo package: one tab builder per registry task plus the leaderboard. Only demo/ and app.py import gradio.
+
+``TABS`` maps every registry task to its tab builder; tasks whose issue has not landed get a placeholder that says
+what is missing and how to train it (a test checks the keys equal the registry's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from models.registry import TASKS, get_task
+
+
+def placeholder_tab(task: str) -> Callable[[], None]:
+    def build() -> None:
+        import gradio as gr
+
+        spec = get_task(task)
+        gr.Markdown(
+            f"### {spec.title}\n{spec.system}.\n\n**Not built yet.** This tab has no trained model, so it shows no "
+            f"predictions. It will serve the {', '.join(v.title or k for k, v in spec.variants.items())} model(s) "
+            f"trained on {spec.dataset}. To train one: `{spec.train_hint}`."
+        )
+
+    return build
+
+
+def _breast() -> None:
+    from demo.breast_us_seg import build_tab
+
+    build_tab()
+
+
+TABS: dict[str, Callable[[], None]] = {
+    name: (_breast if name == "breast_us_seg" else placeholder_tab(name)) for name in TASKS
+}

@@ -1,0 +1,155 @@
+"""Shared demo helpers: safe upload component, overlays, legends, error handling and cached predictors.
+
+Only ``demo/`` and ``app.py`` import gradio. Rendering helpers work on numpy arrays so they are testable without a UI.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from functools import lru_cache
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from models.hub import CheckpointError, load_model
+from models.image_io import ImageInputError, load_image
+from models.registry import get_task
+
+log = logging.getLogger(__name__)
+
+# class colours (RGB); chosen to stay distinct from the yellow/red/green of the ground-truth comparison map
+CLASS_COLORS = {
+    "background": (0, 0, 0),
+    "benign": (0, 190, 255),
+    "malignant": (255, 0, 200),
+    "lung": (0, 190, 255),
+    "tumour": (255, 0, 200),
+}
+FALLBACK_COLORS = [(0, 190, 255), (255, 0, 200), (255, 160, 0), (120, 80, 255), (0, 220, 140)]
+
+CSS = """
+.legend-swatch {display:inline-block;width:14px;height:14px;border-radius:3px;margin:0 6px -2px 12px;
+  border:1px solid #8884}
+.not-clinical {font-size:0.85em;opacity:0.8}
+"""
+
+
+class ImageUpload(gr.Image):
+    """``gr.Image`` that hands the raw uploaded file to the app, whatever it is.
+
+    ``gr.Image`` opens uploads with PIL before the app sees them (a non-image then fails with a generic error) and
+    converts to ``image_mode``, which turns 16-bit PNGs white. With ``type="filepath"`` and ``image_mode=None``
+    this subclass passes the original file on and lets ``models.image_io.load_image`` decide and explain.
+    """
+
+    is_template = True  # reuse the Image front-end component
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(type="filepath", image_mode=None)
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # not an image: hand over the path; load_image gives the user-facing message
+            return str(payload.path) if payload is not None and payload.path else None
+
+
+def user_errors(fn):
+    """Turn expected failures into a clear ``gr.Error`` for the user; log unexpected ones, never crash the app."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ImageInputError, CheckpointError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:
+            log.exception("request failed")
+            raise gr.Error(
+                f"Something went wrong while processing this input ({type(exc).__name__}: {exc}). "
+                "The app is still running; try another image.",
+                print_exception=False,
+            ) from None
+
+    return wrapper
+
+
+def read_upload(path) -> tuple[Image.Image, list[str]]:
+    if path is None:
+        raise ImageInputError("Upload an image first (or click one of the examples).")
+    return load_image(path)
+
+
+def class_colors(labels) -> np.ndarray:
+    """``(C, 3)`` uint8 colours, index = label value; background black."""
+    colors = []
+    for i, name in enumerate(labels):
+        colors.append(CLASS_COLORS.get(name, FALLBACK_COLORS[(i - 1) % len(FALLBACK_COLORS)]) if i else (0, 0, 0))
+    return np.array(colors, dtype=np.uint8)
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def overlay_mask(image: Image.Image, mask: np.ndarray, labels, opacity: float = 0.4) -> np.ndarray:
+    """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7)."""
+    base = to_rgb_array(image).astype(np.float32)
+    colors = class_colors(labels).astype(np.float32)[mask]
+    fg = (mask > 0)[..., None]
+    out = np.where(fg, (1 - opacity) * base + opacity * colors, base)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def probability_rgb(probs: np.ndarray) -> np.ndarray:
+    """Thesis view: class probabilities as colour channels (R = background/normal, G = benign, B = malignant)."""
+    rgb = np.zeros((*probs.shape[1:], 3), np.float32)
+    rgb[..., : min(3, probs.shape[0])] = np.moveaxis(probs[:3], 0, -1)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def comparison_map(image: Image.Image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Yellow = predicted and true (correct), red = predicted only (false positive), green = missed (GT only)."""
+    base = to_rgb_array(image).astype(np.float32)
+    color = np.zeros_like(base)
+    color[..., 0] = pred * 255  # prediction in R, ground truth in G: R+G = yellow
+    color[..., 1] = gt * 255
+    any_ = (pred | gt)[..., None]
+    out = np.where(any_, (1 - opacity) * base + opacity * color, base)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def legend_html(labels, extra: dict[str, tuple[int, int, int]] | None = None) -> str:
+    items = [(name, tuple(c)) for name, c in zip(labels[1:], class_colors(labels)[1:])]
+    items += list((extra or {}).items())
+    return "".join(
+        f'<span class="legend-swatch" style="background:rgb{c}"></span>{html.escape(name)}' for name, c in items
+    )
+
+
+@lru_cache(maxsize=16)
+def get_seg_predictor(task: str, variant: str | None = None):
+    """Cached predictor for a segmentation task (loads the model on first use, not at start-up)."""
+    from models.predict import SegmentationPredictor
+
+    return SegmentationPredictor(load_model(task, variant), get_task(task))
+
+
+def checkpoint_status(task: str, variant: str | None = None) -> str:
+    """Markdown line about the checkpoint, without loading any weights."""
+    from models.hub import checkpoint_dir, model_source
+
+    spec = get_task(task)
+    folder = checkpoint_dir(task, variant)
+    if model_source() == "local" and not (folder / "model.safetensors").exists():
+        return (
+            f"**No trained checkpoint yet** at `{folder.name}`: this tab cannot predict. "
+            f"Train one with `{spec.train_hint}`."
+        )
+    return ""

@@ -1,0 +1,101 @@
+"""Collect leaderboard rows: every checkpoint's ``metrics.json`` (measured here) plus ``published.csv`` (cited).
+
+No network calls and no gradio. Numeric columns stay numeric (NaN where unknown) so tables sort correctly; rounding
+happens only for display.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from models.hub import checkpoints_root
+from models.registry import get_task
+
+PUBLISHED = Path(__file__).with_name("published.csv")
+COLUMNS = [
+    "task",
+    "model",
+    "source",
+    "dataset",
+    "split",
+    "resolution",
+    "dsc",
+    "miou",
+    "acc",
+    "dsc_t",
+    "miou_t",
+    "lesion_dice",
+    "lesion_iou",
+    "params",
+    "fps",
+    "hardware",
+    "train_time_min",
+    "citation",
+    "unverified",
+    "protocol",
+]
+NUMERIC = [
+    "resolution",
+    "dsc",
+    "miou",
+    "acc",
+    "dsc_t",
+    "miou_t",
+    "lesion_dice",
+    "lesion_iou",
+    "params",
+    "fps",
+    "train_time_min",
+]
+
+
+def row_from_metrics(result: dict) -> dict:
+    m, tr = result["metrics"], result.get("training", {})
+    tumour = m.get("tumour_images", {})
+    return {
+        "task": result["task"],
+        "model": f"{result['variant']} (ours)",
+        "source": "measured here",
+        "dataset": result.get("dataset", get_task(result["task"]).dataset),
+        "split": result.get("split"),
+        "resolution": result.get("resolution"),
+        **{k: m.get(k) for k in ("dsc", "miou", "acc", "dsc_t", "miou_t")},
+        "lesion_dice": tumour.get("lesion_dice"),
+        "lesion_iou": tumour.get("lesion_iou"),
+        "params": result.get("params"),
+        "fps": result.get("speed", {}).get("fps"),
+        "hardware": tr.get("hardware"),
+        "train_time_min": tr.get("train_wall_time_s", float("nan")) / 60,
+        "citation": f"this project, git {tr.get('git_commit', '?')}",
+        "unverified": False,
+        "protocol": result.get("protocol", ""),
+    }
+
+
+def collect(root: str | Path | None = None, published: str | Path | None = PUBLISHED) -> pd.DataFrame:
+    """One row per shipped checkpoint plus one per published figure; columns in ``COLUMNS`` order."""
+    root = Path(root) if root else checkpoints_root()
+    rows = []
+    for path in sorted(root.glob("*/*/metrics.json")):
+        try:
+            rows.append(row_from_metrics(json.loads(path.read_text())))
+        except (ValueError, KeyError) as exc:  # a broken file must not take the table down
+            rows.append(
+                {
+                    "task": path.parent.parent.name,
+                    "model": path.parent.name,
+                    "source": "measured here",
+                    "protocol": f"unreadable metrics.json: {exc}",
+                }
+            )
+    frames = [pd.DataFrame(rows, columns=COLUMNS)]
+    if published and Path(published).exists():
+        frames.append(pd.read_csv(published))
+    df = pd.concat([f for f in frames if len(f)], ignore_index=True).reindex(columns=COLUMNS)
+    for col in NUMERIC:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["unverified"] = df["unverified"].fillna(False).astype(bool)
+    return df

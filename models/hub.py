@@ -1,0 +1,115 @@
+"""Checkpoint store: where trained models come from. The only module that reads the model-source settings.
+
+Sources, in order: the ``source`` argument, else ``MODEL_SOURCE`` (``local`` by default, or ``hf://OWNER`` for Hub
+repos named ``OWNER/<task-with-dashes>-<variant>``), with the shipped ``checkpoints/<task>/<variant>/`` folder as
+the fallback when the Hub cannot be reached and nothing is cached. Loading is lazy (first use) and cached per
+(task, variant, source), strict, from safetensors only, on the CPU, in eval mode.
+
+A missing or unreadable checkpoint raises ``CheckpointError`` whose message says what is missing and how to train
+it; the app shows it in that task's tab only.
+
+Example:
+    >>> model = load_model("breast_us_seg")            # checkpoints/breast_us_seg/efsnet/
+    >>> model.loaded_from                              # where it actually came from
+    'checkpoints/breast_us_seg/efsnet'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from models.registry import get_task, get_variant
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+_lock = threading.Lock()
+
+
+class CheckpointError(RuntimeError):
+    """A model that cannot be loaded; the message is meant for the user."""
+
+
+def checkpoints_root() -> Path:
+    return Path(os.environ.get("CHECKPOINTS_DIR", ROOT / "checkpoints"))
+
+
+def checkpoint_dir(task: str, variant: str | None = None) -> Path:
+    return checkpoints_root() / task / (variant or get_task(task).default_variant)
+
+
+def model_source() -> str:
+    return os.environ.get("MODEL_SOURCE", "local").strip() or "local"
+
+
+def repo_id(task: str, variant: str, owner: str) -> str:
+    """Hub repo of a task/variant: ``owner/<task-with-dashes>-<variant>``."""
+    return f"{owner}/{task.replace('_', '-')}-{variant}"
+
+
+def _missing_message(task: str, variant: str, where: str) -> str:
+    spec = get_task(task)
+    hint = spec.train_hint or f"python -m training.train {task} --model {variant} --data-dir DIR --export"
+    return f"No trained {variant} checkpoint for '{spec.title}' ({where}). Train and export one with: {hint}"
+
+
+def load_model_from(task: str, variant: str | None, location: str | Path):
+    """Load from a local folder or a Hub repo id (strict, safetensors only), raising ``CheckpointError``."""
+    variant = variant or get_task(task).default_variant
+    cls = get_variant(task, variant).model_class()
+    location = str(location)
+    is_dir = Path(location).is_dir()
+    if not is_dir and (Path(location).exists() or location.startswith((".", "/")) or location.count("/") != 1):
+        raise CheckpointError(_missing_message(task, variant, f"nothing at {location}"))
+    if is_dir and not (Path(location) / "model.safetensors").exists():
+        raise CheckpointError(_missing_message(task, variant, f"no model.safetensors in {location}"))
+    try:
+        model = cls.from_pretrained(location, strict=True, map_location="cpu")
+    except CheckpointError:
+        raise
+    except Exception as exc:  # corrupt file, wrong architecture, unreachable Hub, ...
+        kind = "folder" if is_dir else "Hub repo"
+        raise CheckpointError(
+            f"Could not load the {variant} checkpoint from {kind} {location}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
+    model.eval()
+    model.loaded_from = location
+    return model
+
+
+@lru_cache(maxsize=32)
+def _load_cached(task: str, variant: str, source: str):
+    local = checkpoint_dir(task, variant)
+    if source.startswith("hf://"):
+        repo = repo_id(task, variant, source[len("hf://") :].strip("/"))
+        try:
+            return load_model_from(task, variant, repo)
+        except CheckpointError as exc:
+            if not (local / "model.safetensors").exists():
+                raise
+            log.warning("%s; falling back to the shipped checkpoint %s", exc, local)
+            model = load_model_from(task, variant, local)
+            model.fallback_reason = str(exc)
+            return model
+    if source != "local":
+        return load_model_from(task, variant, source)
+    return load_model_from(task, variant, local)
+
+
+def load_model(task: str, variant: str | None = None, source: str | None = None):
+    """Trained model of ``task``/``variant`` (lazy, cached, eval mode, CPU). Raises ``CheckpointError``.
+
+    Example:
+        >>> load_model("breast_us_seg", "efsnet", source="hf://my-user")  # Hub, falling back to local
+    """
+    variant = variant or get_task(task).default_variant
+    get_variant(task, variant)  # unknown names fail with the list of valid ones
+    with _lock:  # one load per model even when several requests arrive at once
+        return _load_cached(task, variant, source or model_source())
+
+
+def clear_cache() -> None:
+    _load_cached.cache_clear()

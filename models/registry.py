@@ -1,0 +1,206 @@
+"""Task registry: one ``TaskSpec`` per task; the app's tabs, the training CLI and the evaluator are driven by it.
+
+Owns task metadata only (labels, input contract, variants, metrics). Imports no gradio and no training code;
+model classes are named by import path and imported lazily, so reading the registry is cheap.
+
+Example:
+    >>> spec = get_task("breast_us_seg")
+    >>> spec.default_variant, spec.primary_metric
+    ('efsnet', 'dsc')
+    >>> net = build_model("breast_us_seg")  # fresh, untrained EFSNet
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One model variant of a task: the class (``module:Class``) and its JSON-able constructor kwargs."""
+
+    model: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+    def model_class(self):
+        module, _, name = self.model.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the app, the trainer and the evaluator need to know about a task.
+
+    ``mean``/``std`` of ``None`` mean "no normalisation" (inputs in [0, 1]).
+    ``ready`` is False for tasks whose issue has not landed yet; their tab says so.
+    """
+
+    name: str
+    title: str
+    kind: str  # "segmentation" | "classification" | "multitask"
+    labels: tuple[str, ...]
+    in_channels: int
+    input_size: int
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    variants: dict[str, VariantSpec]
+    default_variant: str
+    metrics: tuple[str, ...]
+    primary_metric: str
+    dataset: str
+    system: str  # which published system (SYSTEMS.md section) it reproduces
+    ready: bool = False
+    train_hint: str = ""
+
+
+TASKS: dict[str, TaskSpec] = {
+    "breast_us_seg": TaskSpec(
+        name="breast_us_seg",
+        title="Breast ultrasound (EFSNet)",
+        kind="segmentation",
+        labels=("background", "benign", "malignant"),
+        in_channels=1,
+        input_size=256,
+        mean=None,  # the thesis feeds [0, 1] greyscale without normalisation
+        std=None,
+        variants={
+            "efsnet": VariantSpec(
+                "models.efsnet:EFSNet", {"in_channels": 1, "num_classes": 3}, "EFSNet (178,887 params)"
+            )
+        },
+        default_variant="efsnet",
+        metrics=("dsc", "acc", "miou", "iou", "dsc_t", "miou_t"),
+        primary_metric="dsc",
+        dataset="BUSI (Al-Dhabyani et al. 2020), 780 images, fixed 680/100 split",
+        system="S5: EFSNet real-time breast-ultrasound segmentation (SYSTEMS.md §5)",
+        ready=True,
+        train_hint="python -m training.train breast_us_seg --model efsnet --data-dir ../shared/data/busi --export",
+    ),
+    "lung_seg": TaskSpec(
+        name="lung_seg",
+        title="Lung X-ray (U-Net vs U-Net++)",
+        kind="segmentation",
+        labels=("background", "lung"),
+        in_channels=3,
+        input_size=256,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        variants={
+            "unet": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net (resnet34)"),
+            "unetplusplus": VariantSpec("models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++"),
+        },
+        default_variant="unet",
+        metrics=("dice", "iou"),
+        primary_metric="dice",
+        dataset="Shenzhen + Montgomery chest X-rays (704 pairs)",
+        system="S2: lung X-ray U-Net vs U-Net++, Adam vs SGD (SYSTEMS.md §2)",
+        train_hint="python -m training.train lung_seg --model unet --data-dir ../shared/data/chest_xray_lung",
+    ),
+    "organsmnist": TaskSpec(
+        name="organsmnist",
+        title="OrganSMNIST ablation",
+        kind="classification",
+        labels=(
+            "bladder",
+            "femur-left",
+            "femur-right",
+            "heart",
+            "kidney-left",
+            "kidney-right",
+            "liver",
+            "lung-left",
+            "lung-right",
+            "pancreas",
+            "spleen",
+        ),
+        in_channels=1,
+        input_size=28,
+        mean=(0.5,),
+        std=(0.5,),
+        variants={"bn": VariantSpec("models.organ_cnn:OrganCNN", {"size": "big", "batchnorm": True}, "Big+BN CNN")},
+        default_variant="bn",
+        metrics=("acc", "auc", "f1_weighted"),
+        primary_metric="acc",
+        dataset="OrganSMNIST 28 px (MedMNIST v2)",
+        system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
+        train_hint="python -m training.ablate --dataset organsmnist",
+    ),
+    "skin_lesion": TaskSpec(
+        name="skin_lesion",
+        title="Skin lesion (ISIC 2017)",
+        kind="classification",
+        labels=("nevus", "melanoma", "seborrheic keratosis"),
+        in_channels=3,
+        input_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        variants={
+            "customnet": VariantSpec("models.custom_net:CustomNet", {}, "CustomNet"),
+            "resnet18": VariantSpec("models.custom_net:ResNet18Classifier", {}, "ResNet18"),
+        },
+        default_variant="resnet18",
+        metrics=("isic_score", "auc_melanoma", "auc_sk", "acc", "balanced_acc"),
+        primary_metric="isic_score",
+        dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
+        system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
+        train_hint="python -m training.train skin_lesion --model resnet18 --data-dir ../shared/data/isic2017",
+    ),
+    "ultrasound_multitask": TaskSpec(
+        name="ultrasound_multitask",
+        title="Multitask ultrasound (FMC-UIA)",
+        kind="multitask",
+        labels=(),
+        in_channels=3,
+        input_size=256,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        variants={"baseline": VariantSpec("models.multitask:MultiTaskNet", {}, "EfficientNet-B4 + FPN + heads")},
+        default_variant="baseline",
+        metrics=("dsc", "hd", "acc", "auc", "iou", "mre"),
+        primary_metric="dsc",
+        dataset="FMC-UIA-format stand-in built from BUSI + HC18",
+        system="S1: multitask ultrasound model, FMC-UIA baseline style (SYSTEMS.md §1)",
+        train_hint="python -m training.fmc_convert --busi ../shared/data/busi --hc18 ../shared/data/hc18 "
+        "--out data/fmc",
+    ),
+}
+
+
+def list_tasks() -> list[str]:
+    return list(TASKS)
+
+
+def get_task(name: str) -> TaskSpec:
+    """The spec of ``name``; a ``KeyError`` lists the valid names."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}") from None
+
+
+def get_variant(task: str, variant: str | None = None) -> VariantSpec:
+    spec = get_task(task)
+    variant = variant or spec.default_variant
+    try:
+        return spec.variants[variant]
+    except KeyError:
+        raise KeyError(f"unknown model {variant!r} for {task}; valid: {', '.join(spec.variants)}") from None
+
+
+def build_model(task: str, variant: str | None = None, **overrides):
+    """A fresh (untrained) model of ``task``/``variant``; ``overrides`` update the registry kwargs.
+
+    Example:
+        >>> build_model("breast_us_seg", input_size=128).input_size
+        128
+    """
+    spec = get_task(task)
+    vspec = get_variant(task, variant)
+    kwargs = {"input_size": spec.input_size, "labels": list(spec.labels), **vspec.kwargs, **overrides}
+    return vspec.model_class()(**kwargs)

@@ -1,0 +1,75 @@
+"""Presets: the only place where model-input transforms are defined (torchvision.transforms.v2, joint image/mask).
+
+``EvalPreset`` is shared by the evaluator and the app's ``Predictor`` (one source of preprocessing truth);
+``BusiTrainPreset`` is the thesis augmentation (SYSTEMS.md §5). Pure torch/torchvision, no gradio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode, v2
+
+
+def pil_to_uint8_tensor(image: Image.Image, channels: int) -> torch.Tensor:
+    """8-bit PIL image -> uint8 tensor ``(channels, H, W)``; greyscale is repeated when 3 channels are wanted."""
+    arr = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    t = torch.from_numpy(arr.copy())
+    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+
+
+class EvalPreset:
+    """Evaluation preprocessing: resize to ``size``x``size`` (bilinear, antialiased), scale to [0, 1], normalise.
+
+    Call with a PIL image (any 8-bit mode) or a uint8 tensor ``(C, H, W)``; returns float ``(C, size, size)``.
+    ``resize_mask`` gives the matching nearest-neighbour label map used by the metrics.
+    """
+
+    def __init__(self, size: int, channels: int, mean=None, std=None):
+        self.size = size
+        self.channels = channels
+        steps = [v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+        if mean is not None:
+            steps.append(v2.Normalize(list(mean), list(std)))
+        self.transform = v2.Compose(steps)
+
+    @classmethod
+    def for_task(cls, spec, size: int | None = None) -> EvalPreset:
+        return cls(size or spec.input_size, spec.in_channels, spec.mean, spec.std)
+
+    def __call__(self, image) -> torch.Tensor:
+        if isinstance(image, Image.Image):
+            image = pil_to_uint8_tensor(image, self.channels)
+        return self.transform(tv_tensors.Image(image)).as_subclass(torch.Tensor)
+
+    def resize_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Label map ``(H, W)`` int64 -> ``(size, size)`` int64, nearest-exact."""
+        out = v2.functional.resize(mask[None], [self.size, self.size], InterpolationMode.NEAREST_EXACT)
+        return out[0].long()
+
+
+class BusiTrainPreset:
+    """The thesis train pipeline on a uint8 image ``(1, 2S, 2S)`` and label map ``(2S, 2S)`` already resized to 2S.
+
+    With p 0.5 random-crop to S, otherwise resize to S; rotation U(-180, 180) (bilinear image, nearest mask);
+    brightness x U(.75, 1.25) then contrast x U(.75, 1.25); hflip p .25; vflip p .25; [0, 1] float, no normalisation.
+    """
+
+    def __init__(self, size: int):
+        self.transform = v2.Compose(
+            [
+                v2.RandomChoice([v2.RandomCrop(size), v2.Resize((size, size), antialias=True)]),
+                v2.RandomRotation(180, interpolation=InterpolationMode.BILINEAR),
+                v2.ColorJitter(brightness=0.25),
+                v2.ColorJitter(contrast=0.25),
+                v2.RandomHorizontalFlip(0.25),
+                v2.RandomVerticalFlip(0.25),
+                v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
+            ]
+        )
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        img, msk = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor).long()

@@ -1,0 +1,119 @@
+"""Shared fixtures: offline Hub settings, seeded RNGs, synthetic images/masks/BUSI folders and tiny checkpoints.
+
+Tests run offline on the CPU. Real data (``../shared/data``) is used only by tests that ask for ``busi_dir`` and
+skip cleanly when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def busi_dir() -> Path:
+    path = SHARED_DATA / "busi"
+    if not (path / "benign").is_dir():
+        pytest.skip(f"real BUSI data not found at {path}")
+    return path
+
+
+def make_image(w: int = 96, h: int = 80, mode: str = "L", seed: int = 0) -> Image.Image:
+    """A smooth random image with a bright disc (a 'lesion')."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - h / 2) ** 2 + (xx - w / 3) ** 2) < (min(h, w) / 5) ** 2
+    arr = (rng.normal(90, 20, (h, w)) + 100 * disc).clip(0, 255).astype(np.uint8)
+    img = Image.fromarray(arr, "L")
+    return img if mode == "L" else img.convert(mode)
+
+
+def make_mask(w: int = 96, h: int = 80) -> np.ndarray:
+    """Binary {0, 255} mask of the disc of ``make_image``."""
+    yy, xx = np.mgrid[:h, :w]
+    return ((((yy - h / 2) ** 2 + (xx - w / 3) ** 2) < (min(h, w) / 5) ** 2) * 255).astype(np.uint8)
+
+
+def make_synthetic_busi(root: Path, n_per_class: int = 4, kaggle_layout: bool = False, size=(72, 64)) -> Path:
+    """A BUSI-shaped folder: ``<class>/images|mask`` (shared layout) or ``Dataset_BUSI_with_GT/<class>`` (Kaggle).
+
+    The first benign image gets two masks (to exercise the union).
+    """
+    base = root / "Dataset_BUSI_with_GT" if kaggle_layout else root
+    for c, cls in enumerate(("benign", "malignant", "normal")):
+        img_dir = base / cls if kaggle_layout else base / cls / "images"
+        mask_dir = base / cls if kaggle_layout else base / cls / "mask"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(1, n_per_class + 1):
+            name = f"{cls} ({i})"
+            make_image(*size, seed=10 * c + i).save(img_dir / f"{name}.png")
+            mask = make_mask(*size) if cls != "normal" else np.zeros(size[::-1], np.uint8)
+            Image.fromarray(mask).save(mask_dir / f"{name}_mask.png")
+            if cls == "benign" and i == 1:
+                extra = np.zeros(size[::-1], np.uint8)
+                extra[:8, :8] = 255
+                Image.fromarray(extra).convert("1").save(mask_dir / f"{name}_mask_1.png")
+    return root
+
+
+@pytest.fixture
+def synthetic_busi(tmp_path) -> Path:
+    return make_synthetic_busi(tmp_path / "busi")
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path, monkeypatch) -> Path:
+    """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store."""
+    from models.card import write_model_folder
+    from models.hub import clear_cache
+    from models.registry import build_model
+
+    root = tmp_path / "checkpoints"
+    folder = root / "breast_us_seg" / "efsnet"
+    torch.manual_seed(0)
+    model = build_model("breast_us_seg", input_size=64).eval()
+    model.save_pretrained(folder)
+    result = {
+        "task": "breast_us_seg",
+        "variant": "efsnet",
+        "split": "val",
+        "n": 3,
+        "params": 178887,
+        "resolution": 64,
+        "metrics": {"dsc": 0.5, "acc": 0.9, "miou": 0.4, "dsc_t": 0.6, "miou_t": 0.5, "per_class": {}},
+        "training": {"epochs_run": 1},
+    }
+    write_model_folder(folder, "breast_us_seg", "efsnet", result)
+    monkeypatch.setenv("CHECKPOINTS_DIR", str(root))
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    try:
+        from demo.common import get_seg_predictor
+
+        get_seg_predictor.cache_clear()
+    except ImportError:
+        pass
+    yield root
+    clear_cache()

@@ -1,0 +1,36 @@
+"""Registry contract: names, lookups and the app's tabs follow the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.registry import TASKS, build_model, get_task, get_variant
+
+EXPECTED = {"breast_us_seg", "lung_seg", "organsmnist", "skin_lesion", "ultrasound_multitask"}
+
+
+def test_registry_has_the_five_tasks():
+    assert set(TASKS) == EXPECTED
+    for name, spec in TASKS.items():
+        assert spec.name == name
+        assert spec.default_variant in spec.variants
+        assert spec.primary_metric in spec.metrics
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(KeyError, match="breast_us_seg"):
+        get_task("nope")
+    with pytest.raises(KeyError, match="efsnet"):
+        get_variant("breast_us_seg", "unet")
+
+
+def test_demo_tabs_follow_the_registry():
+    import demo
+
+    assert list(demo.TABS) == list(TASKS)
+
+
+@pytest.mark.parametrize("task", [t for t, s in TASKS.items() if s.ready])
+def test_ready_tasks_build(task):
+    model = build_model(task)
+    assert model.input_size == get_task(task).input_size

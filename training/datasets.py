@@ -1,0 +1,170 @@
+"""Datasets for training and evaluation (torch ``Dataset`` classes and their file-layout readers). No gradio.
+
+BUSI (SYSTEMS.md §5) is read from either layout:
+
+* the original Kaggle ``Dataset_BUSI_with_GT/<class>/<name>.png`` + ``<name>_mask*.png`` (or its parent);
+* ``../shared/data/busi``: ``<class>/images/<name>.png`` + ``<class>/mask/<name>_mask*.png``.
+
+Masks: union (pixel-wise max) of all ``_mask*`` files, binarised with ``convert("L") > 127``, then set to the class id
+from the folder (benign 1, malignant 2; normal images give an all-zero mask). Images are read as greyscale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from models.transforms import BusiTrainPreset, EvalPreset, pil_to_uint8_tensor
+
+BUSI_CLASSES = {"normal": 0, "benign": 1, "malignant": 2}
+SPLITS_DIR = Path(__file__).with_name("splits")
+BUSI_SPLIT_FILE = SPLITS_DIR / "busi_680_100.json"
+# byte-identical upstream duplicate (SYSTEMS.md §6): both copies are kept on the same side of the split
+BUSI_DUPLICATES = ("malignant (145)", "benign (433)")
+
+
+@dataclass(frozen=True)
+class BusiSample:
+    name: str  # e.g. "benign (12)": unique across classes
+    label: int  # 0 normal, 1 benign, 2 malignant
+    image: Path
+    masks: tuple[Path, ...]
+
+
+def _natural_key(text: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def find_busi(root: str | Path) -> list[BusiSample]:
+    """All BUSI samples under ``root`` in either layout, sorted by (class, natural name order)."""
+    root = Path(root)
+    if (root / "Dataset_BUSI_with_GT").is_dir():
+        root = root / "Dataset_BUSI_with_GT"
+    samples = []
+    for cls, label in BUSI_CLASSES.items():
+        cdir = root / cls
+        if not cdir.is_dir():
+            continue
+        img_dir, mask_dir = (cdir / "images", cdir / "mask") if (cdir / "images").is_dir() else (cdir, cdir)
+        for img in img_dir.glob("*.png"):
+            if "_mask" in img.stem:
+                continue
+            masks = tuple(sorted(mask_dir.glob(f"{glob_escape(img.stem)}_mask*.png")))
+            if not masks:
+                raise FileNotFoundError(f"BUSI image without mask: {img}")
+            samples.append(BusiSample(img.stem, label, img, masks))
+    if not samples:
+        raise FileNotFoundError(
+            f"no BUSI images under {root}: expected <class>/images/*.png or Dataset_BUSI_with_GT/<class>/*.png"
+        )
+    return sorted(samples, key=lambda s: (s.label, _natural_key(s.name)))
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", text)
+
+
+def read_busi_mask(sample: BusiSample) -> torch.Tensor:
+    """Class-valued label map ``(H, W)`` int64: union of the sample's masks times its class id."""
+    union = None
+    for path in sample.masks:
+        m = np.asarray(Image.open(path).convert("L")) > 127
+        union = m if union is None else union | m
+    return torch.from_numpy(union.astype(np.int64) * sample.label)
+
+
+def read_grey(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("L")
+
+
+def make_busi_split(samples: list[BusiSample], n_val: int = 100, seed: int = 0) -> dict[str, list[str]]:
+    """The thesis split: ``train_test_split(paths, test_size=100, random_state=0, shuffle=True)``.
+
+    Our path list is sorted by (class, natural name); the thesis's own order is not recoverable, so membership differs
+    from the thesis (the class balance is checked in the tests). The duplicate pair is kept on one side.
+    """
+    from sklearn.model_selection import train_test_split
+
+    names = [s.name for s in samples]
+    train, val = train_test_split(names, test_size=n_val, random_state=seed, shuffle=True)
+    a, b = BUSI_DUPLICATES
+    if a in val and b in train:  # keep both copies of the duplicate on the training side
+        val.remove(a), train.append(a)
+    if b in val and a in train:
+        val.remove(b), train.append(b)
+    return {"train": sorted(train, key=_natural_key), "val": sorted(val, key=_natural_key)}
+
+
+def busi_split(samples: list[BusiSample], split: str) -> list[BusiSample]:
+    """Samples of ``split`` ("train", "val" or "all").
+
+    The full 780-image BUSI uses the saved thesis split (``splits/busi_680_100.json``, written on first use). Any other
+    collection (a subset, synthetic test data) gets the same recipe on the fly with 20 % (at most 100) held out.
+    """
+    if split == "all":
+        return samples
+    names = {s.name for s in samples}
+    lists = json.loads(BUSI_SPLIT_FILE.read_text()) if BUSI_SPLIT_FILE.exists() else None
+    if lists is None and len(samples) == 780:
+        lists = make_busi_split(samples)
+        SPLITS_DIR.mkdir(exist_ok=True)
+        BUSI_SPLIT_FILE.write_text(json.dumps(lists, indent=1) + "\n")
+    if lists is None or set(lists["train"]) | set(lists["val"]) != names:
+        lists = make_busi_split(samples, n_val=min(100, max(1, len(samples) // 5)))
+    if split not in lists:
+        raise KeyError(f"unknown split {split!r}; valid: train, val or all")
+    wanted = set(lists[split])
+    return [s for s in samples if s.name in wanted]
+
+
+class BusiSegDataset(Dataset):
+    """BUSI segmentation samples, pre-decoded into memory as uint8 tensors.
+
+    ``train=True``: images and masks cached at ``2*size`` and augmented by ``BusiTrainPreset`` on the fly.
+    ``train=False``: ``EvalPreset`` from the original image (exactly what the app's predictor does) and the
+    nearest-resized mask. Items are ``(image float (1, S, S), mask int64 (S, S))``.
+    """
+
+    def __init__(self, samples: list[BusiSample], size: int = 256, train: bool = False):
+        self.samples = samples
+        self.train = train
+        self.size = size
+        self.eval_preset = EvalPreset(size, channels=1)
+        self.train_preset = BusiTrainPreset(size)
+        cache = EvalPreset(2 * size, channels=1) if train else self.eval_preset
+        self.images, self.masks = [], []
+        for s in samples:
+            img = pil_to_uint8_tensor(read_grey(s.image), 1)
+            mask = read_busi_mask(s)
+            if train:  # uint8 cache at 2S, as the thesis resizes to 512 before cropping to 256
+                img = (
+                    torch.nn.functional.interpolate(
+                        img[None].float(), size=(2 * size,) * 2, mode="bilinear", antialias=True, align_corners=False
+                    )[0]
+                    .round()
+                    .clamp(0, 255)
+                )
+                self.images.append(img.to(torch.uint8))
+            else:
+                self.images.append(self.eval_preset(img))
+            self.masks.append(cache.resize_mask(mask))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        if self.train:
+            return self.train_preset(self.images[i], self.masks[i])
+        return self.images[i], self.masks[i]
+
+    def class_pixel_fractions(self) -> list[float]:
+        counts = torch.bincount(torch.cat([m.flatten() for m in self.masks]), minlength=3).double()
+        return (counts / counts.sum()).tolist()

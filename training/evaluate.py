@@ -1,0 +1,135 @@
+"""Evaluation CLI. Contract (other tools call it; keep it):
+
+    python -m training.evaluate TASK [--model VARIANT] --data-dir DIR --split SPLIT --json [--checkpoint DIR_OR_REPO]
+
+The model defaults to the task's default variant and is loaded through the checkpoint store (``models.hub``) unless
+``--checkpoint`` names a folder or Hub repo. ``--split all`` means every sample. The last line printed is one JSON
+object ``{"task", "variant", "split", "n", "params", "metrics": {...}}`` with per-class metrics nested under their
+names (``metrics.per_class.<label>.iou``) and task variants nested under theirs (``metrics.tumour_images``).
+No gradio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from models.base import count_parameters
+from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
+from models.registry import get_task
+
+BUSI_PROTOCOL = (
+    "pixel confusion matrix over the whole split at the model's input resolution (nearest-resized masks); "
+    "IoU per class incl. background; dsc = mean 2IoU/(1+IoU); '_t' merges benign+malignant into tumour "
+    "(EFSNet thesis definitions, SYSTEMS.md §5)"
+)
+
+
+@torch.inference_mode()
+def evaluate_busi(model, data_dir: str | Path, split: str) -> dict:
+    from training.datasets import BusiSegDataset, busi_split, find_busi
+
+    samples = busi_split(find_busi(data_dir), split)
+    ds = BusiSegDataset(samples, model.input_size, train=False)
+    labels = get_task("breast_us_seg").labels
+    n = len(labels)
+    cm_all = torch.zeros(n, n, dtype=torch.long)
+    cm_tumour_imgs = torch.zeros(n, n, dtype=torch.long)
+    for start in range(0, len(ds), 25):
+        idx = range(start, min(start + 25, len(ds)))
+        x = torch.stack([ds[i][0] for i in idx])
+        y = torch.stack([ds[i][1] for i in idx])
+        pred = model(x).argmax(1)
+        for p, t in zip(pred, y):
+            cm = confusion_matrix(p, t, n)
+            cm_all += cm
+            if t.any():
+                cm_tumour_imgs += cm
+    full = scores_from_confusion(cm_all, labels)
+    tumour = scores_from_confusion(merge_foreground(cm_all), ("background", "tumour"))
+    on_tumour = scores_from_confusion(merge_foreground(cm_tumour_imgs), ("background", "tumour"))
+    n_tumour = sum(1 for s in samples if s.label > 0)
+    metrics = {
+        **full,
+        "dsc_t": tumour["dsc"],
+        "acc_t": tumour["acc"],
+        "miou_t": tumour["miou"],
+        "per_class_t": tumour["per_class"],
+        "tumour_images": {
+            "n": n_tumour,
+            "dsc_t": on_tumour["dsc"],
+            "acc_t": on_tumour["acc"],
+            "miou_t": on_tumour["miou"],
+            # binary lesion Dice/IoU on benign+malignant images: the BUSI benchmark's framing
+            "lesion_dice": on_tumour["per_class"]["tumour"]["dice"],
+            "lesion_iou": on_tumour["per_class"]["tumour"]["iou"],
+        },
+        "confusion_matrix": cm_all.tolist(),
+    }
+    return {
+        "n": len(samples),
+        "dataset": f"BUSI ({len(samples)} images, {split} split of the fixed 680/100 split)",
+        "protocol": BUSI_PROTOCOL,
+        "metrics": metrics,
+    }
+
+
+EVALUATORS = {"breast_us_seg": evaluate_busi}
+
+
+def evaluate_model(task: str, model, data_dir, split: str) -> dict:
+    try:
+        fn = EVALUATORS[task]
+    except KeyError:
+        raise SystemExit(
+            f"evaluation for {task!r} is not implemented yet (available: {', '.join(EVALUATORS)})"
+        ) from None
+    return fn(model.eval(), data_dir, split)
+
+
+def evaluate_checkpoint(task: str, variant: str | None, checkpoint, data_dir, split: str) -> dict:
+    """Evaluate a checkpoint (folder or Hub repo id; ``None`` = the checkpoint store's default source)."""
+    from models.hub import load_model, load_model_from
+
+    spec = get_task(task)
+    variant = variant or spec.default_variant
+    model = load_model(task, variant) if checkpoint is None else load_model_from(task, variant, checkpoint)
+    result = evaluate_model(task, model, data_dir, split)
+    return {
+        "task": task,
+        "variant": variant,
+        "split": split,
+        "source": "measured here",
+        "params": count_parameters(model),
+        "resolution": model.input_size,
+        **result,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(
+        "python -m training.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("task")
+    p.add_argument("--model", help="variant (default: the task's default)")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--split", default="val", help="val, train, test or all (every sample)")
+    p.add_argument("--checkpoint", help="model folder or Hub repo id (default: the checkpoint store)")
+    p.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = p.parse_args(argv)
+    result = evaluate_checkpoint(args.task, args.model, args.checkpoint, args.data_dir, args.split)
+    if not args.json:
+        m = result["metrics"]
+        for k, v in m.items():
+            if isinstance(v, float):
+                print(f"{k:>10}: {v:.4f}")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

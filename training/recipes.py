@@ -1,0 +1,82 @@
+"""Per-task training recipes: datasets, loss, optimiser, scheduler and the per-epoch validation. No gradio.
+
+A recipe is the task-specific half of ``training.train`` (which owns the Accelerate loop, the run folder and
+resuming). Losses return a dict with ``"loss"`` so multi-part losses can be logged separately.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
+from models.registry import get_task
+from training.config import TrainConfig
+
+
+class SegmentationRecipe:
+    """Class-weighted cross-entropy segmentation (EFSNet on BUSI)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.spec = get_task(cfg.task)
+        self.weight = torch.tensor(cfg.class_weights) if cfg.class_weights else None
+
+    def datasets(self):
+        from training.datasets import BusiSegDataset, busi_split, find_busi
+
+        samples = find_busi(self.cfg.data_dir)
+        train = BusiSegDataset(busi_split(samples, "train"), self.cfg.image_size, train=True)
+        val = BusiSegDataset(busi_split(samples, "val"), self.cfg.image_size, train=False)
+        return train, val
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        weight = None if self.weight is None else self.weight.to(logits.device)
+        return {"loss": F.cross_entropy(logits, target, weight=weight)}
+
+    def optimizer(self, model):
+        cfg = self.cfg
+        return torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay
+        )
+
+    def scheduler(self, optimizer):
+        kw = self.cfg.scheduler_kwargs
+        if self.cfg.scheduler == "poly":  # stepped once per epoch, outside accelerator.prepare
+            return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=kw["total_iters"], power=kw["power"])
+        return None
+
+    @torch.inference_mode()
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        model.eval()
+        n = len(self.spec.labels)
+        cm = torch.zeros(n, n, dtype=torch.long, device=accelerator.device)
+        loss_sum, count = 0.0, 0
+        for x, y in loader:
+            logits = model(x)
+            loss = self.loss(logits, y)["loss"]
+            pred, y = accelerator.gather_for_metrics((logits.argmax(1), y))
+            cm += confusion_matrix(pred, y, n)
+            loss_sum += float(accelerator.gather_for_metrics(loss.detach()[None]).mean()) * len(x)
+            count += len(x)
+        full = scores_from_confusion(cm.cpu(), self.spec.labels)
+        tumour = scores_from_confusion(merge_foreground(cm.cpu()), ("background", "tumour"))
+        return {
+            "val_loss": loss_sum / max(count, 1),
+            "val_dsc": full["dsc"],
+            "val_miou": full["miou"],
+            "val_acc": full["acc"],
+            "val_dsc_t": tumour["dsc"],
+        }
+
+
+RECIPES = {"breast_us_seg": SegmentationRecipe}
+
+
+def get_recipe(cfg: TrainConfig):
+    try:
+        return RECIPES[cfg.task](cfg)
+    except KeyError:
+        raise SystemExit(
+            f"training for {cfg.task!r} is not implemented yet (tasks with a recipe: {', '.join(RECIPES)})"
+        ) from None

@@ -1,0 +1,223 @@
+"""Training CLI (Hugging Face Accelerate): the same script on one CPU, several GPUs or several machines.
+
+    python -m training.train TASK --model VARIANT --data-dir DIR [--epochs N] [--image-size S] [--resume]
+                             [--max-minutes M] [--export] [--push-to-hub REPO]
+    accelerate launch --multi_gpu --num_processes N -m training.train TASK ...
+
+Writes ``runs/<task>/<variant>/<time>/``: ``config.json`` (resolved config, git sha, seed, process count),
+``history.csv`` (one row per epoch), ``state/`` (Accelerate state for ``--resume``), ``model/`` (best-by-val-loss
+weights, config, card, metrics.json, history.csv) and ``metrics.json``. ``--export`` copies ``model/`` into
+``checkpoints/<task>/<variant>/``. A finished or time-limited run resumed with ``--resume`` continues where it stopped;
+one that already reached its epoch count only re-runs the final evaluation/export. No gradio here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from models.registry import build_model
+from training.config import TrainConfig, resolve_config, to_dict
+from training.provenance import git_commit, hardware_summary
+from training.recipes import get_recipe
+
+
+def find_run_dir(cfg: TrainConfig, resume: bool) -> Path:
+    base = Path(cfg.runs_dir) / cfg.task / cfg.model
+    if resume:
+        runs = sorted(p for p in base.glob("*") if (p / "progress.json").exists())
+        if runs:
+            return runs[-1]
+    return base / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (int(v) if k == "epoch" else round(v, 6)) for k, v in row.items()})
+
+
+def main(cfg: TrainConfig) -> Path:
+    accelerator = Accelerator(
+        cpu=cfg.cpu,
+        gradient_accumulation_steps=max(1, cfg.batch_size // (cfg.micro_batch * max(1, _num_processes()))),
+        step_scheduler_with_optimizer=False,  # the per-epoch schedulers are stepped by hand
+    )
+    set_seed(cfg.seed)
+    recipe = get_recipe(cfg)
+    run_dir = find_run_dir(cfg, cfg.resume)
+    progress_file = run_dir / "progress.json"
+    progress = (
+        json.loads(progress_file.read_text())
+        if progress_file.exists()
+        else {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "train_seconds": 0.0, "steps": 0}
+    )
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved = {
+            **to_dict(cfg),
+            "git_commit": git_commit(),
+            "num_processes": accelerator.num_processes,
+            "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
+            "hardware": hardware_summary(accelerator.device),
+        }
+        (run_dir / "config.json").write_text(json.dumps(saved, indent=2))
+    accelerator.print(f"run folder: {run_dir}")
+
+    model = build_model(cfg.task, cfg.model, input_size=cfg.image_size)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = recipe.optimizer(model)
+    scheduler = recipe.scheduler(optimizer)
+    train_ds, val_ds = recipe.datasets()
+    train_loader = DataLoader(train_ds, batch_size=cfg.micro_batch, shuffle=True, num_workers=cfg.num_workers)
+    val_loader = DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    if scheduler is not None:
+        accelerator.register_for_checkpointing(scheduler)
+    if progress["epoch"] > 0:
+        accelerator.load_state(str(run_dir / "state"))
+        accelerator.print(f"resumed after epoch {progress['epoch']} (best val loss {progress['best_val_loss']:.4f})")
+
+    history = read_history(run_dir / "history.csv")
+    started = time.time()
+    stop = False
+    while progress["epoch"] < cfg.epochs and not stop:
+        epoch = progress["epoch"] + 1
+        t0 = time.time()
+        model.train()
+        loss_sum, seen = 0.0, 0
+        for x, y in train_loader:
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with accelerator.accumulate(model):
+                loss = recipe.loss(model(x), y)["loss"]
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad()
+            loss_sum += float(loss.detach()) * len(x)
+            seen += len(x)
+            if accelerator.sync_gradients:
+                progress["steps"] += 1
+                if cfg.max_steps and progress["steps"] >= cfg.max_steps:
+                    stop = True
+                    break
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        val = recipe.validate(model, val_loader, accelerator)
+        seconds = time.time() - t0
+        progress["train_seconds"] += seconds
+        progress["epoch"] = epoch
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(seen, 1), **val, "seconds": seconds}
+        history.append(row)
+        improved = val["val_loss"] < progress["best_val_loss"]
+        if improved:
+            progress.update(best_val_loss=val["val_loss"], best_epoch=epoch)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            write_history(run_dir / "history.csv", history)
+            if improved:
+                accelerator.unwrap_model(model).save_pretrained(run_dir / "model")
+        accelerator.save_state(str(run_dir / "state"))
+        if accelerator.is_main_process:
+            progress_file.write_text(json.dumps(progress, indent=2))
+        accelerator.print(
+            f"Epoch {epoch}/{cfg.epochs}, Loss: {row['train_loss']:.4f}, Val loss: {val['val_loss']:.4f}, "
+            + ", ".join(f"{k[4:]}: {v:.4f}" for k, v in val.items() if k != "val_loss")
+            + f", Time: {seconds:.1f} seconds"
+            + (" *" if improved else "")
+        )
+        if cfg.max_minutes and (time.time() - started) / 60 >= cfg.max_minutes:
+            accelerator.print(f"stopping after {cfg.max_minutes} minutes; continue with --resume")
+            stop = True
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        finalize(cfg, run_dir, progress)
+    return run_dir
+
+
+def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
+    """Evaluate the best model on the validation split, write metrics.json + card, export and push."""
+    from models.card import write_model_folder
+    from training.evaluate import evaluate_checkpoint
+
+    if not (run_dir / "model" / "model.safetensors").exists():
+        print("no model was saved (no completed epoch)")
+        return
+    result = evaluate_checkpoint(cfg.task, cfg.model, run_dir / "model", cfg.data_dir, split="val")
+    saved_cfg = json.loads((run_dir / "config.json").read_text())
+    training = {
+        **{
+            k: saved_cfg[k]
+            for k in (
+                "optimizer",
+                "lr",
+                "weight_decay",
+                "scheduler",
+                "scheduler_kwargs",
+                "class_weights",
+                "batch_size",
+                "micro_batch",
+                "seed",
+                "num_processes",
+                "gradient_accumulation_steps",
+                "git_commit",
+                "hardware",
+            )
+        },
+        "image_size": cfg.image_size,
+        "epochs_run": progress["epoch"],
+        "epochs_planned": cfg.epochs,
+        "best_epoch": progress["best_epoch"],
+        "best_val_loss": progress["best_val_loss"],
+        "optimizer_steps": progress["steps"],
+        "train_wall_time_s": round(progress["train_seconds"], 1),
+        "data_dir": str(cfg.data_dir),
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    result["training"] = training
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
+    print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, dict)}))
+    if cfg.export:
+        dest = Path(cfg.checkpoints_dir) / cfg.task / cfg.model
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(run_dir / "model", dest)
+        print(f"exported to {dest}")
+    if cfg.push_to_hub:
+        from training.push import push_folder
+
+        print(push_folder(run_dir / "model", cfg.push_to_hub))
+
+
+def _num_processes() -> int:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+if __name__ == "__main__":
+    main(resolve_config(sys.argv[1:]))
