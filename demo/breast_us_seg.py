@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from demo.common import (
-    ImageUpload,
     checkpoint_status,
     comparison_map,
     get_seg_predictor,
+    image_upload,
     legend_html,
     overlay_mask,
     probability_rgb,
@@ -168,10 +168,10 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image_in = ImageUpload(
+                    image_in = image_upload(
                         label="Ultrasound image", sources=["upload", "clipboard"], height=320, elem_id="breast-input"
                     )
-                    gt_in = ImageUpload(
+                    gt_in = image_upload(
                         label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="breast-gt"
                     )
                     run = gr.Button("Segment", variant="primary", elem_id="breast-run")

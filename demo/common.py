@@ -37,25 +37,26 @@ CSS = """
 """
 
 
-class ImageUpload(gr.Image):
-    """``gr.Image`` that hands the raw uploaded file to the app, whatever it is.
+class RawImage(gr.Image):
+    """``gr.Image`` that hands the raw uploaded file to the app, whatever it is (build it with ``image_upload``).
 
     ``gr.Image`` opens uploads with PIL before the app sees them (a non-image then fails with a generic error) and
     converts to ``image_mode``, which turns 16-bit PNGs white. With ``type="filepath"`` and ``image_mode=None``
     this subclass passes the original file on and lets ``models.image_io.load_image`` decide and explain.
+    ``__init__`` is not overridden: Gradio reads the component's props from its signature.
     """
 
     is_template = True  # reuse the Image front-end component
-
-    def __init__(self, *args, **kwargs):
-        kwargs.update(type="filepath", image_mode=None)
-        super().__init__(*args, **kwargs)
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
         except Exception:  # not an image: hand over the path; load_image gives the user-facing message
             return str(payload.path) if payload is not None and payload.path else None
+
+
+def image_upload(**kwargs) -> RawImage:
+    return RawImage(type="filepath", image_mode=None, **kwargs)
 
 
 def user_errors(fn):
@@ -126,7 +127,7 @@ def comparison_map(image: Image.Image, pred: np.ndarray, gt: np.ndarray, opacity
 
 
 def legend_html(labels, extra: dict[str, tuple[int, int, int]] | None = None) -> str:
-    items = [(name, tuple(c)) for name, c in zip(labels[1:], class_colors(labels)[1:])]
+    items = [(name, tuple(int(v) for v in c)) for name, c in zip(labels[1:], class_colors(labels)[1:])]
     items += list((extra or {}).items())
     return "".join(
         f'<span class="legend-swatch" style="background:rgb{c}"></span>{html.escape(name)}' for name, c in items

@@ -46,9 +46,9 @@ def scores_from_confusion(cm: torch.Tensor, labels: list[str] | tuple[str, ...])
     }
 
 
-def binary_dice_iou(pred: torch.Tensor, target: torch.Tensor) -> tuple[float, float]:
-    """Dice and IoU of two boolean masks; both 1.0 when both are empty (nothing to find, nothing found)."""
-    pred, target = pred.bool(), target.bool()
+def binary_dice_iou(pred, target) -> tuple[float, float]:
+    """Dice and IoU of two boolean masks (tensors or arrays); both 1.0 when both are empty (nothing to find)."""
+    pred, target = torch.as_tensor(pred).bool(), torch.as_tensor(target).bool()
     inter = (pred & target).sum().item()
     total = pred.sum().item() + target.sum().item()
     if total == 0:

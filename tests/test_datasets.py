@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import make_synthetic_busi
 
+from conftest import make_synthetic_busi
 from training.datasets import (
     BUSI_DUPLICATES,
     BUSI_SPLIT_FILE,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from hub_server import HubServer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import make_image
 from PIL import Image
 
+from conftest import make_image
 from models.image_io import ImageInputError, load_image
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_image
 
+from conftest import make_image
 from models.hub import CheckpointError, clear_cache, load_model
 from models.predict import SegmentationPredictor
 from models.registry import get_task

@@ -28,7 +28,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from models.registry import build_model
-from training.config import TrainConfig, resolve_config, to_dict
+from training.config import TrainConfig, deviation_notes, resolve_config, to_dict
 from training.provenance import git_commit, hardware_summary
 from training.recipes import get_recipe
 
@@ -81,7 +81,13 @@ def main(cfg: TrainConfig) -> Path:
             "gradient_accumulation_steps": accelerator.gradient_accumulation_steps,
             "hardware": hardware_summary(accelerator.device),
         }
-        (run_dir / "config.json").write_text(json.dumps(saved, indent=2))
+        config_file = run_dir / "config.json"
+        if config_file.exists():  # a resumed run keeps its first config and logs each resume
+            first = json.loads(config_file.read_text())
+            resume = {k: saved[k] for k in ("epochs", "max_minutes", "git_commit")} | {"after_epoch": progress["epoch"]}
+            first.setdefault("resumes", []).append(resume)
+            saved = first
+        config_file.write_text(json.dumps(saved, indent=2))
     accelerator.print(f"run folder: {run_dir}")
 
     model = build_model(cfg.task, cfg.model, input_size=cfg.image_size)
@@ -187,9 +193,9 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
                 "hardware",
             )
         },
-        "image_size": cfg.image_size,
+        "image_size": saved_cfg["image_size"],
         "epochs_run": progress["epoch"],
-        "epochs_planned": cfg.epochs,
+        "epochs_planned": saved_cfg["epochs"],
         "best_epoch": progress["best_epoch"],
         "best_val_loss": progress["best_val_loss"],
         "optimizer_steps": progress["steps"],
@@ -198,6 +204,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     result["training"] = training
+    result["notes"] = deviation_notes(cfg.task, saved_cfg, progress)
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
     print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, dict)}))

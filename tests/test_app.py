@@ -1,0 +1,152 @@
+"""The app through its API (gradio_client): builds offline, predicts on a real example, survives bad inputs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_image, make_mask
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples" / "breast_us_seg"
+
+
+@pytest.fixture
+def app_url(tiny_checkpoints):
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+def test_build_demo_loads_no_model(tiny_checkpoints):
+    import app
+    from models.hub import _load_cached
+
+    _load_cached.cache_clear()
+    app.build_demo()
+    assert _load_cached.cache_info().currsize == 0  # start-up loads nothing; first use does
+
+
+def test_segment_example_with_ground_truth(client):
+    from gradio_client import handle_file
+
+    image = EXAMPLES / "malignant_130.png"
+    out = client.predict(
+        handle_file(str(image)),
+        handle_file(str(image.with_name("malignant_130_mask.png"))),
+        0.4,
+        "Overlay",
+        api_name="/segment_breast",
+    )
+    overlay, stats, compare, gt_stats = out
+    assert Image.open(overlay).size == Image.open(image).size
+    assert "Inference on CPU" in stats and "| benign |" in stats
+    assert Image.open(compare).size == Image.open(image).size and "Dice" in gt_stats
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "tiny", "huge", "rgba", "cmyk", "palette", "sixteen"])
+def test_bad_or_odd_inputs_give_a_message_and_the_app_keeps_serving(client, tmp_path, kind):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from tests.test_image_io import _png_header_only
+
+    path = tmp_path / f"{kind}.png"
+    buf = io.BytesIO()
+    if kind == "text":
+        path = tmp_path / "notes.txt"
+        path.write_text("not an image")
+    elif kind == "truncated":
+        make_image(200, 200).save(buf, "PNG")
+        path.write_bytes(buf.getvalue()[:3000])
+    elif kind == "tiny":
+        Image.new("L", (1, 1)).save(path)
+    elif kind == "huge":
+        path.write_bytes(_png_header_only(20000, 20000))
+    elif kind == "rgba":
+        make_image(mode="RGBA").save(path)
+    elif kind == "cmyk":
+        path = tmp_path / "cmyk.jpg"
+        make_image(mode="CMYK").save(path)
+    elif kind == "palette":
+        make_image().convert("P").save(path)
+    elif kind == "sixteen":
+        Image.fromarray(np.asarray(make_image(), np.uint16) * 200).save(path)
+    bad = kind in ("text", "truncated", "tiny", "huge")
+    if bad:
+        with pytest.raises(AppError) as err:
+            client.predict(handle_file(str(path)), None, 0.4, "Overlay", api_name="/segment_breast")
+        assert any(word in str(err.value) for word in ("not an image", "truncated", "1x1", "MP"))
+    else:
+        overlay, stats, *_ = client.predict(handle_file(str(path)), None, 0.4, "Overlay", api_name="/segment_breast")
+        assert Image.open(overlay).size == (96, 80)
+        if kind == "sixteen":
+            assert "windowed" in stats
+    # the app keeps serving after every one of them
+    ok = client.predict(handle_file(str(EXAMPLES / "benign_83.png")), None, 0.4, "Overlay", api_name="/segment_breast")
+    assert Path(ok[0]).exists()
+
+
+def test_ground_truth_of_another_size_is_resized(client, tmp_path):
+    from gradio_client import handle_file
+
+    make_image(96, 80).save(tmp_path / "img.png")
+    Image.fromarray(make_mask(48, 40)).save(tmp_path / "gt.png")
+    *_, gt_stats = client.predict(
+        handle_file(str(tmp_path / "img.png")),
+        handle_file(str(tmp_path / "gt.png")),
+        0.4,
+        "Overlay",
+        api_name="/segment_breast",
+    )
+    assert "resized" in gt_stats
+
+
+def test_video_mode_segments_every_frame(client):
+    from gradio_client import handle_file
+
+    video, text = client.predict(
+        handle_file(str(EXAMPLES / "cine_loop_synthetic.webm")), 0.4, api_name="/segment_breast_video"
+    )
+    path = video["video"] if isinstance(video, dict) else video
+    assert Path(path).stat().st_size > 0 and "45 frames" in text and "FPS" in text
+
+
+def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    import app
+    from demo.common import get_seg_predictor
+    from models.hub import clear_cache
+
+    monkeypatch.setenv("CHECKPOINTS_DIR", str(tmp_path / "empty"))
+    clear_cache()
+    get_seg_predictor.cache_clear()
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        with pytest.raises(AppError, match="No trained efsnet checkpoint"):
+            client.predict(
+                handle_file(str(EXAMPLES / "benign_83.png")), None, 0.4, "Overlay", api_name="/segment_breast"
+            )
+        table = client.predict("all", "all", api_name="/leaderboard")  # the leaderboard still works
+        assert "rows" in table[1]
+    finally:
+        demo.close()

@@ -1,0 +1,137 @@
+"""Browser tests: Debian's Chromium driven by Playwright (never a downloaded browser).
+
+They skip when Chromium or Playwright is missing, except under CI (``REQUIRE_BROWSER=1``, set by ``.ci/run``),
+where they fail instead. ``SCREENSHOT_DIR=docs`` saves the screenshots used in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _require_browser():
+    missing = None
+    if not Path(CHROMIUM).exists():
+        missing = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "playwright is not installed (pip install -r requirements-dev.txt)"
+    if missing:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+
+
+@pytest.fixture
+def page(tmp_path):
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, env={**os.environ, "HOME": str(tmp_path)})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def app_url(tmp_path, monkeypatch, request):
+    """The app on the shipped EFSNet checkpoint when present, else on an untrained tiny one."""
+    from demo.common import get_seg_predictor
+    from models.hub import checkpoint_dir, clear_cache
+
+    if not (checkpoint_dir("breast_us_seg") / "model.safetensors").exists():
+        request.getfixturevalue("tiny_checkpoints")
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_seg_predictor.cache_clear()
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def _shot(page, name: str):
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=False)
+
+
+def _real_busi_image() -> Path:
+    real = SHARED_DATA / "busi" / "malignant" / "images" / "malignant (130).png"
+    if real.exists():
+        return real
+    return ROOT / "demo" / "examples" / "breast_us_seg" / "malignant_130.png"  # the same BUSI image, shipped
+
+
+def test_upload_real_busi_image_shows_overlay(page, app_url, tmp_path):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Breast ultrasound (EFSNet)").wait_for()
+    image = _real_busi_image()
+    upload = tmp_path / "upload.png"  # a plain file name, as a user would pick
+    shutil.copyfile(image, upload)
+    page.locator("#breast-input input[type=file]").set_input_files(str(upload))
+    page.locator("#breast-stats").get_by_text("Inference on CPU").wait_for(timeout=60_000)
+    overlay = page.locator("#breast-output img")
+    overlay.wait_for(timeout=30_000)
+    assert overlay.evaluate("img => img.naturalWidth") == 555  # original size of malignant (130)
+    assert "malignant" in page.locator("#breast-legend").inner_text()
+    _shot(page, "app_breast.png")
+
+    # opacity re-renders the overlay without running the model again
+    before = overlay.get_attribute("src")
+    page.locator("#breast-output").scroll_into_view_if_needed()
+    slider = page.get_by_label("Mask opacity", exact=False).first
+    slider.fill("0.9")
+    slider.dispatch_event("change")
+    page.wait_for_function(
+        "src => document.querySelector('#breast-output img').src !== src", arg=before, timeout=30_000
+    )
+
+
+def test_example_with_ground_truth_shows_comparison(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Breast ultrasound (EFSNet)").wait_for()
+    page.locator("[data-testid='dataset-cell-2-0']").click()  # malignant (130) with its mask
+    page.locator("#breast-input img").wait_for(timeout=30_000)
+    page.locator("#breast-gt img").wait_for(timeout=30_000)
+    page.locator("#breast-run").click()
+    page.locator("#breast-gt-stats").get_by_text("Dice").wait_for(timeout=60_000)
+    page.locator("#breast-compare img").wait_for(timeout=30_000)
+
+
+def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
+    page.goto(app_url)
+    page.get_by_role("tab", name="Leaderboard").click()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#leaderboard-table")).to_contain_text("EFSNet (thesis)", timeout=30_000)
