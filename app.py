@@ -12,10 +12,10 @@ import gradio as gr
 
 from demo import TABS
 from demo.common import CSS
+from demo.leaderboard_tab import build_tab as build_leaderboard
 from models.registry import get_task
 
 TITLE = "Biomedical image models: demo and comparison dashboard"
-ORDER = ["breast_us_seg", "lung_seg", "organsmnist", "skin_lesion", "ultrasound_multitask"]
 
 
 def build_demo() -> gr.Blocks:
@@ -25,13 +25,11 @@ def build_demo() -> gr.Blocks:
             '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>'
         )
         with gr.Tabs():
-            for name in ORDER:
+            for name, build_tab in TABS.items():  # registry order
                 with gr.Tab(get_task(name).title, id=name):
-                    TABS[name]()
+                    build_tab()
             with gr.Tab("Leaderboard", id="leaderboard"):
-                from demo.leaderboard_tab import build_tab
-
-                build_tab()
+                build_leaderboard()
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

@@ -9,6 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from leaderboard.results import collect
+from models.registry import TASKS
 
 INTRO = (
     "Numbers **measured here** come from this project's own runs (each checkpoint's `metrics.json`); "
@@ -34,7 +35,7 @@ def load_table(task: str = "all", source: str = "all", get_results=collect) -> t
 def build_tab(get_results=collect) -> None:
     gr.Markdown(INTRO)
     with gr.Row():
-        task = gr.Dropdown(["all", "breast_us_seg"], value="all", label="Task")
+        task = gr.Dropdown(["all", *TASKS], value="all", label="Task")
         source = gr.Dropdown(["all", "measured here", "student report", "publication"], value="all", label="Source")
     status = gr.Markdown()
     table = gr.DataFrame(interactive=False, wrap=True, elem_id="leaderboard-table")

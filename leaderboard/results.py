@@ -15,6 +15,7 @@ from models.hub import checkpoints_root
 from models.registry import get_task
 
 PUBLISHED = Path(__file__).with_name("published.csv")
+SPEED = Path(__file__).with_name("speed.json")  # written by the project's own benchmarks (bench/)
 COLUMNS = [
     "task",
     "model",
@@ -52,8 +53,9 @@ NUMERIC = [
 ]
 
 
-def row_from_metrics(result: dict) -> dict:
+def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
     m, tr = result["metrics"], result.get("training", {})
+    speed = speed or {}
     tumour = m.get("tumour_images", {})
     return {
         "task": result["task"],
@@ -66,8 +68,8 @@ def row_from_metrics(result: dict) -> dict:
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
         "params": result.get("params"),
-        "fps": result.get("speed", {}).get("fps"),
-        "hardware": tr.get("hardware"),
+        "fps": speed.get("fps"),
+        "hardware": f"trained: {tr.get('hardware')}" + (f"; FPS: {speed['hardware']}, batch 1" if speed else ""),
         "train_time_min": tr.get("train_wall_time_s", float("nan")) / 60,
         "citation": f"this project, git {tr.get('git_commit', '?')}",
         "unverified": False,
@@ -78,10 +80,12 @@ def row_from_metrics(result: dict) -> dict:
 def collect(root: str | Path | None = None, published: str | Path | None = PUBLISHED) -> pd.DataFrame:
     """One row per shipped checkpoint plus one per published figure; columns in ``COLUMNS`` order."""
     root = Path(root) if root else checkpoints_root()
+    speeds = json.loads(SPEED.read_text()) if SPEED.exists() else {}
     rows = []
     for path in sorted(root.glob("*/*/metrics.json")):
+        key = f"{path.parent.parent.name}/{path.parent.name}"
         try:
-            rows.append(row_from_metrics(json.loads(path.read_text())))
+            rows.append(row_from_metrics(json.loads(path.read_text()), speeds.get(key)))
         except (ValueError, KeyError) as exc:  # a broken file must not take the table down
             rows.append(
                 {
