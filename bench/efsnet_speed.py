@@ -5,8 +5,9 @@
 1. **Thesis protocol** (SYSTEMS.md §5): random ``(1, 1, 256, 256)`` tensors, ``--n`` (1000) forward passes run
    sequentially at batch 1 in eval mode without gradients, ``--rounds`` (10) times; FPS mean ± std over rounds.
    Also at the shipped checkpoint's own input size when it differs.
-2. **Peak RSS**: a fresh subprocess measures its resident set before and after one forward pass (``ru_maxrss``);
-   the thesis's "143 MB per inference step" does not say how it was measured, so both figures are printed.
+2. **Memory**: a fresh subprocess reports its resident set after importing torch and building the model, the growth
+   from one 256-px forward pass, and its peak RSS (``ru_maxrss``). The thesis's "143 MB per inference step" does not
+   say how it was measured, so all three are printed.
 3. **App path**: ``SegmentationPredictor`` on a real BUSI image file (decode, checks, preprocessing, forward,
    resize back, softmax/arg-max) plus the overlay render, ``--app-n`` times per round. The ratio app / model is the
    overhead the app adds to the bare network at the same input size.
@@ -31,16 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "demo" / "examples" / "breast_us_seg" / "malignant_130.png"
 
 RSS_PROBE = """
-import json, resource, torch
+import json, resource, psutil, torch
 from models.efsnet import EFSNet
 torch.set_num_threads({threads})
 m = EFSNet().eval()
 x = torch.rand(1, 1, {size}, {size})
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+proc = psutil.Process()
+base = proc.memory_info().rss
 with torch.inference_mode():
     m(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"peak_rss_mb": after / 1024, "forward_increase_mb": (after - before) / 1024}}))
+after = proc.memory_info().rss
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"baseline_rss_mb": base / 2**20, "forward_increase_mb": (after - base) / 2**20,
+                  "peak_rss_mb": peak / 2**20}}))
 """
 
 
