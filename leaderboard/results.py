@@ -16,41 +16,15 @@ from models.registry import get_task
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 SPEED = Path(__file__).with_name("speed.json")  # written by the project's own benchmarks (bench/)
-COLUMNS = [
-    "task",
-    "model",
-    "source",
-    "dataset",
-    "split",
-    "resolution",
-    "dsc",
-    "miou",
-    "acc",
-    "dsc_t",
-    "miou_t",
-    "lesion_dice",
-    "lesion_iou",
-    "params",
-    "fps",
-    "hardware",
-    "train_time_min",
-    "citation",
-    "unverified",
-    "protocol",
-]
-NUMERIC = [
-    "resolution",
-    "dsc",
-    "miou",
-    "acc",
-    "dsc_t",
-    "miou_t",
-    "lesion_dice",
-    "lesion_iou",
-    "params",
-    "fps",
-    "train_time_min",
-]
+# the table's columns, in order, defined once: name -> numeric (numeric columns stay float for sorting)
+SCHEMA = {
+    "task": False, "model": False, "source": False, "dataset": False, "split": False, "resolution": True,
+    "dsc": True, "miou": True, "acc": True, "dsc_t": True, "miou_t": True, "lesion_dice": True, "lesion_iou": True,
+    "params": True, "fps": True, "hardware": False, "train_time_min": True, "citation": False, "unverified": False,
+    "protocol": False,
+}  # fmt: skip
+COLUMNS = list(SCHEMA)
+NUMERIC = [name for name, numeric in SCHEMA.items() if numeric]
 
 
 def row_from_metrics(result: dict, speed: dict | None = None) -> dict:

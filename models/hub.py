@@ -59,17 +59,17 @@ def _missing_message(task: str, variant: str, where: str) -> str:
 def load_model_from(task: str, variant: str | None, location: str | Path):
     """Load from a local folder or a Hub repo id (strict, safetensors only), raising ``CheckpointError``."""
     variant = variant or get_task(task).default_variant
-    cls = get_variant(task, variant).model_class()
+    vspec = get_variant(task, variant)
     location = str(location)
     is_dir = Path(location).is_dir()
     if not is_dir and (Path(location).exists() or location.startswith((".", "/")) or location.count("/") != 1):
         raise CheckpointError(_missing_message(task, variant, f"nothing at {location}"))
     if is_dir and not (Path(location) / "model.safetensors").exists():
         raise CheckpointError(_missing_message(task, variant, f"no model.safetensors in {location}"))
+    if not get_task(task).ready:
+        raise CheckpointError(f"'{get_task(task).title}' is not built yet: no model class or training recipe.")
     try:
-        model = cls.from_pretrained(location, strict=True, map_location="cpu")
-    except CheckpointError:
-        raise
+        model = vspec.model_class().from_pretrained(location, strict=True, map_location="cpu")
     except Exception as exc:  # corrupt file, wrong architecture, unreachable Hub, ...
         kind = "folder" if is_dir else "Hub repo"
         raise CheckpointError(
