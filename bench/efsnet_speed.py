@@ -147,8 +147,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"app path / bare model at {size} px: {results['app_over_model']:.2f}x")
     m = results["memory_256"]
     print(
-        f"peak RSS with one 256-px forward: {m['peak_rss_mb']:.0f} MB (+{m['forward_increase_mb']:.0f} MB for "
-        "the forward itself); thesis: 142.67 MB per inference step (method not stated)"
+        f"memory, one 256-px forward: RSS {m['baseline_rss_mb']:.0f} MB after importing torch and building the model, "
+        f"+{m['forward_increase_mb']:.1f} MB for the forward, process peak {m['peak_rss_mb']:.0f} MB; "
+        "thesis: 142.67 MB per inference step (method not stated)"
     )
     print("thesis: 81.6±5.9 FPS RTX 4060 laptop GPU; 10.6±0.5 FPS Intel Core i7 CPU")
 

@@ -83,8 +83,12 @@ def deviation_notes(task: str, saved: dict, progress: dict) -> str:
         "* The 680/100 split follows the thesis recipe (`train_test_split(test_size=100, random_state=0)`) on our "
         "sorted path list; its membership differs from the thesis's (val: 14 normal / 55 benign / 31 malignant, "
         "thesis 18 / 54 / 28). The byte-identical pair `malignant (145)` / `benign (433)` is kept in train.",
-        f"* Batch {saved['batch_size']} as {saved['gradient_accumulation_steps']} x {saved['micro_batch']} "
-        "(gradient accumulation where more than 1); BatchNorm sees the micro-batch.",
+        (
+            f"* Batch {saved['batch_size']} as {saved['gradient_accumulation_steps']} accumulated micro-batches of "
+            f"{saved['micro_batch']}; BatchNorm sees the micro-batch."
+            if saved["gradient_accumulation_steps"] > 1
+            else f"* Batch {saved['batch_size']}, as in the thesis."
+        ),
         "* Everything else as in the thesis code: greyscale [0, 1] input without normalisation, weighted CE "
         "(1, 5, 5), Adam 5e-4 without weight decay, PolynomialLR(0.9, 5000) per epoch, the rotation / "
         "brightness / contrast / flip augmentation, best-val-loss checkpoint.",
