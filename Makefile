@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python app.py
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from huggingface_hub import PyTorchModelHubMixin, constants
 from safetensors.torch import save_file
 from torch import nn
@@ -24,7 +23,6 @@ class HubModel(
     library_name="pytorch",
     license="mit",
     tags=["medical-imaging", "biomedical-image-demo"],
-    repo_url="https://huggingface.co/spaces",
 ):
     """Base class: subclass it with ``class Net(HubModel, pipeline_tag=..., tags=[...])``."""
 
@@ -61,8 +59,3 @@ class HubModel(
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters ("params" in SYSTEMS.md)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max())

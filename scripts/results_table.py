@@ -6,9 +6,21 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-THESIS = {"dsc": 70.44, "acc": 94.06, "miou": 58.14, "background": 94.22, "benign": 43.45, "malignant": 36.74,
-          "dsc_t": 79.72, "acc_t": 94.49, "miou_t": 69.79, "tumour": 45.36, "ti_dsc_t": 80.83, "ti_acc_t": 94.99,
-          "ti_miou_t": 70.86}
+THESIS = {
+    "dsc": 70.44,
+    "acc": 94.06,
+    "miou": 58.14,
+    "background": 94.22,
+    "benign": 43.45,
+    "malignant": 36.74,
+    "dsc_t": 79.72,
+    "acc_t": 94.49,
+    "miou_t": 69.79,
+    "tumour": 45.36,
+    "ti_dsc_t": 80.83,
+    "ti_acc_t": 94.99,
+    "ti_miou_t": 70.86,
+}
 
 
 def main() -> None:
@@ -19,25 +31,35 @@ def main() -> None:
     def pct(v):
         return f"{100 * v:.2f}"
 
-    print(f"| Validation (100 images) | dsc | acc | mIoU | IoU background / benign / malignant |")
+    print("| Validation (100 images) | dsc | acc | mIoU | IoU background / benign / malignant |")
     print("|---|---|---|---|---|")
-    print(f"| **ours** ({r['resolution']} px, {tr['epochs_run']} epochs on CPU, best epoch {tr['best_epoch']}) | "
-          f"**{pct(m['dsc'])}** | {pct(m['acc'])} | {pct(m['miou'])} | {pct(pc['background']['iou'])} / "
-          f"{pct(pc['benign']['iou'])} / {pct(pc['malignant']['iou'])} |")
+    print(
+        f"| **ours** ({r['resolution']} px, {tr['epochs_run']} epochs on CPU, best epoch {tr['best_epoch']}) | "
+        f"**{pct(m['dsc'])}** | {pct(m['acc'])} | {pct(m['miou'])} | {pct(pc['background']['iou'])} / "
+        f"{pct(pc['benign']['iou'])} / {pct(pc['malignant']['iou'])} |"
+    )
     t = THESIS
-    print(f"| thesis (256 px, GPU, epoch 312) | {t['dsc']} | {t['acc']} | {t['miou']} | {t['background']} / "
-          f"{t['benign']} / {t['malignant']} |")
+    print(
+        f"| thesis (256 px, GPU, epoch 312) | {t['dsc']} | {t['acc']} | {t['miou']} | {t['background']} / "
+        f"{t['benign']} / {t['malignant']} |"
+    )
     print()
     print("| Normal / tumour | dsc_T | acc_T | mIoU_T | IoU tumour | tumour images only: dsc_T / acc_T / mIoU_T |")
     print("|---|---|---|---|---|---|")
-    print(f"| **ours** | **{pct(m['dsc_t'])}** | {pct(m['acc_t'])} | {pct(m['miou_t'])} | "
-          f"{pct(pt['tumour']['iou'])} | {pct(ti['dsc_t'])} / {pct(ti['acc_t'])} / {pct(ti['miou_t'])} "
-          f"({ti['n']} images) |")
-    print(f"| thesis | {t['dsc_t']} | {t['acc_t']} | {t['miou_t']} | {t['tumour']} | {t['ti_dsc_t']} / "
-          f"{t['ti_acc_t']} / {t['ti_miou_t']} (82 images) |")
+    print(
+        f"| **ours** | **{pct(m['dsc_t'])}** | {pct(m['acc_t'])} | {pct(m['miou_t'])} | "
+        f"{pct(pt['tumour']['iou'])} | {pct(ti['dsc_t'])} / {pct(ti['acc_t'])} / {pct(ti['miou_t'])} "
+        f"({ti['n']} images) |"
+    )
+    print(
+        f"| thesis | {t['dsc_t']} | {t['acc_t']} | {t['miou_t']} | {t['tumour']} | {t['ti_dsc_t']} / "
+        f"{t['ti_acc_t']} / {t['ti_miou_t']} (82 images) |"
+    )
     print()
-    print(f"Binary lesion Dice / IoU on the {ti['n']} benign + malignant validation images (the BUSI benchmark's "
-          f"framing, pixel-pooled): {pct(ti['lesion_dice'])} / {pct(ti['lesion_iou'])}.")
+    print(
+        f"Binary lesion Dice / IoU on the {ti['n']} benign + malignant validation images (the BUSI benchmark's "
+        f"framing, pixel-pooled): {pct(ti['lesion_dice'])} / {pct(ti['lesion_iou'])}."
+    )
     print(f"Training: {tr['train_wall_time_s'] / 60:.0f} min on {tr['hardware']}, git {tr['git_commit']}.")
 
 

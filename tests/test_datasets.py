@@ -42,8 +42,9 @@ def test_train_items_are_augmented_and_typed(synthetic_busi):
     x, y = ds[0]
     assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert y.shape == (32, 32) and y.dtype == torch.int64 and set(y.unique().tolist()) <= {0, 1, 2}
-    val = BusiSegDataset(samples, size=32, train=False)
-    assert torch.equal(val[0][0], val[0][0])  # deterministic
+    assert not torch.equal(ds[0][0], ds[0][0])  # a new random augmentation on every draw
+    val, val_again = BusiSegDataset(samples, size=32), BusiSegDataset(samples, size=32)
+    assert torch.equal(val[0][0], val_again[0][0]) and torch.equal(val[0][1], val_again[0][1])  # no augmentation
 
 
 def test_small_collections_get_a_fresh_split(synthetic_busi):

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
@@ -60,7 +60,8 @@ def write_history(path: Path, rows: list[dict]) -> None:
 def main(cfg: TrainConfig) -> Path:
     accelerator = Accelerator(
         cpu=cfg.cpu,
-        gradient_accumulation_steps=max(1, cfg.batch_size // (cfg.micro_batch * max(1, _num_processes()))),
+        # the batch is per process: accumulate so that processes x micro-batch x steps = the effective batch
+        gradient_accumulation_steps=max(1, cfg.batch_size // (cfg.micro_batch * PartialState().num_processes)),
         step_scheduler_with_optimizer=False,  # the per-epoch schedulers are stepped by hand
     )
     set_seed(cfg.seed)
@@ -218,12 +219,6 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
         from training.push import push_folder
 
         print(push_folder(run_dir / "model", cfg.push_to_hub))
-
-
-def _num_processes() -> int:
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 if __name__ == "__main__":
