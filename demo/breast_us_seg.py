@@ -48,7 +48,8 @@ def model_summary() -> str:
     m, tr = r["metrics"], r.get("training", {})
     size = r["resolution"]
     deviation = (
-        f" **Deviations:** trained from scratch on a 2-core CPU for {tr.get('epochs_run', '?')} epochs "
+        f" **Deviations:** trained from scratch on {tr.get('hardware', 'unknown hardware')} for "
+        f"{tr.get('epochs_run', '?')} epochs "
         f"({tr.get('train_wall_time_s', 0) / 60:.0f} min; best epoch {tr.get('best_epoch', '?')}), where the thesis "
         f"trained on a GPU and kept epoch 312"
         + (f"; input {size}x{size} instead of 256x256 to fit the CPU budget" if size != 256 else "")

@@ -68,9 +68,14 @@ def deviation_notes(task: str, saved: dict, progress: dict) -> str:
     lines = [
         "## Deviations from the thesis (SYSTEMS.md §5)",
         "",
-        f"* Trained **from scratch on a CPU** ({saved.get('hardware', 'CPU')}), not an RTX 4060: "
-        f"{progress['epoch']} epochs ({progress['train_seconds'] / 60:.0f} min of training), stopped by a wall-time "
-        f"budget; the thesis's best validation loss came at epoch 312 of up to 2,500.",
+        f"* Trained **from scratch on {saved.get('hardware', 'unknown hardware')}** (the thesis: an RTX 4060 laptop "
+        f"GPU): {progress['epoch']} epochs in {progress['train_seconds'] / 60:.0f} min of training"
+        + (
+            f", stopped before the planned {saved['epochs']} by a wall-time budget"
+            if progress["epoch"] < saved["epochs"]
+            else ""
+        )
+        + "; the thesis's best validation loss came at epoch 312 of up to 2,500.",
     ]
     if size != 256:
         lines.append(
