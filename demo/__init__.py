@@ -25,12 +25,16 @@ def placeholder_tab(task: str) -> Callable[[], None]:
     return build
 
 
-def _breast() -> None:
-    from demo.breast_us_seg import build_tab
+def _module_tab(module: str) -> Callable[[], None]:
+    def build() -> None:
+        import importlib
 
-    build_tab()
+        importlib.import_module(module).build_tab()
+
+    return build
 
 
+BUILT = {"breast_us_seg": "demo.breast_us_seg", "lung_seg": "demo.lung_seg"}
 TABS: dict[str, Callable[[], None]] = {
-    name: (_breast if name == "breast_us_seg" else placeholder_tab(name)) for name in TASKS
+    name: (_module_tab(BUILT[name]) if name in BUILT else placeholder_tab(name)) for name in TASKS
 }

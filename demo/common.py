@@ -17,18 +17,16 @@ from PIL import Image
 from models.hub import CheckpointError, load_model
 from models.image_io import ImageInputError, load_image
 from models.registry import get_task
+from models.visualize import (  # noqa: F401  (re-exported for the tabs)
+    COMPARISON_COLORS,
+    class_colors,
+    comparison_map,
+    disagreement_map,
+    overlay_mask,
+    to_rgb_array,
+)
 
 log = logging.getLogger(__name__)
-
-# class colours (RGB); chosen to stay distinct from the yellow/red/green of the ground-truth comparison map
-CLASS_COLORS = {
-    "background": (0, 0, 0),
-    "benign": (0, 190, 255),
-    "malignant": (255, 0, 200),
-    "lung": (0, 190, 255),
-    "tumour": (255, 0, 200),
-}
-FALLBACK_COLORS = [(0, 190, 255), (255, 0, 200), (255, 160, 0), (120, 80, 255), (0, 220, 140)]
 
 CSS = """
 .legend-swatch {display:inline-block;width:14px;height:14px;border-radius:3px;margin:0 6px -2px 12px;
@@ -87,43 +85,11 @@ def read_upload(path) -> tuple[Image.Image, list[str]]:
     return load_image(path)
 
 
-def class_colors(labels) -> np.ndarray:
-    """``(C, 3)`` uint8 colours, index = label value; background black."""
-    colors = []
-    for i, name in enumerate(labels):
-        colors.append(CLASS_COLORS.get(name, FALLBACK_COLORS[(i - 1) % len(FALLBACK_COLORS)]) if i else (0, 0, 0))
-    return np.array(colors, dtype=np.uint8)
-
-
-def to_rgb_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def overlay_mask(image: Image.Image, mask: np.ndarray, labels, opacity: float = 0.4) -> np.ndarray:
-    """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7)."""
-    base = to_rgb_array(image).astype(np.float32)
-    colors = class_colors(labels).astype(np.float32)[mask]
-    fg = (mask > 0)[..., None]
-    out = np.where(fg, (1 - opacity) * base + opacity * colors, base)
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
 def probability_rgb(probs: np.ndarray) -> np.ndarray:
     """Thesis view: class probabilities as colour channels (R = background/normal, G = benign, B = malignant)."""
     rgb = np.zeros((*probs.shape[1:], 3), np.float32)
     rgb[..., : min(3, probs.shape[0])] = np.moveaxis(probs[:3], 0, -1)
     return (rgb * 255).round().astype(np.uint8)
-
-
-def comparison_map(image: Image.Image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5) -> np.ndarray:
-    """Yellow = predicted and true (correct), red = predicted only (false positive), green = missed (GT only)."""
-    base = to_rgb_array(image).astype(np.float32)
-    color = np.zeros_like(base)
-    color[..., 0] = pred * 255  # prediction in R, ground truth in G: R+G = yellow
-    color[..., 1] = gt * 255
-    any_ = (pred | gt)[..., None]
-    out = np.where(any_, (1 - opacity) * base + opacity * color, base)
-    return out.round().clip(0, 255).astype(np.uint8)
 
 
 def legend_html(labels, extra: dict[str, tuple[int, int, int]] | None = None) -> str:

@@ -21,6 +21,8 @@ METRIC_NAMES = {
     "miou": ("mean_iou", "mIoU, mean over classes incl. background"),
     "acc": ("accuracy", "Pixel accuracy"),
     "dsc_t": ("dice", "DSC, normal/tumour"),
+    "dice": ("dice", "Dice, mean over images"),
+    "iou": ("jaccard", "IoU, mean over images"),
     "miou_t": ("mean_iou", "mIoU, normal/tumour"),
 }
 
@@ -61,9 +63,10 @@ def build_card(task: str, variant: str, result: dict) -> ModelCard:
         metrics=sorted({m for m, _ in METRIC_NAMES.values()}),
         eval_results=eval_results or None,
     )
-    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items() if not isinstance(v, dict))
+    rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items() if not isinstance(v, (dict, list)))
     per_class = metrics.get("per_class", {})
     class_rows = "\n".join(f"| {c} | {_fmt(m['iou'])} | {_fmt(m['dice'])} |" for c, m in per_class.items())
+    class_table = f"| class | IoU | Dice |\n|---|---|---|\n{class_rows}\n" if class_rows else ""
     prov = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in tr.items())
     body = f"""
 # {name}
@@ -87,10 +90,7 @@ Dataset: {result.get("dataset", spec.dataset)}. Protocol: {result.get("protocol"
 |---|---|
 {rows}
 
-| class | IoU | Dice |
-|---|---|---|
-{class_rows}
-
+{class_table}
 ## Training provenance
 
 | item | value |

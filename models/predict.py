@@ -75,7 +75,11 @@ class SegmentationPredictor:
         logits = self.model(x)
         t2 = time.perf_counter()
         logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
-        probs = logits.softmax(1)[0]
+        if logits.shape[1] == 1:  # one-logit binary model: sigmoid > 0.5 <=> arg-max of (1 - p, p)
+            p = logits.sigmoid()
+            probs = torch.cat([1 - p, p], 1)[0]
+        else:
+            probs = logits.softmax(1)[0]
         mask = probs.argmax(0).to(torch.uint8).numpy()
         t3 = time.perf_counter()
         return SegPrediction(

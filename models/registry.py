@@ -92,15 +92,24 @@ TASKS: dict[str, TaskSpec] = {
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         variants={
-            "unet": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net (resnet34)"),
-            "unetplusplus": VariantSpec("models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++"),
+            "unet": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, Adam"),
+            "unetplusplus": VariantSpec("models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, Adam"),
+            "unet-sgd": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, SGD"),
+            "unetplusplus-sgd": VariantSpec(
+                "models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, SGD"
+            ),
+            "unet-shenzhen": VariantSpec(
+                "models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, Adam, trained on Shenzhen only"
+            ),
         },
         default_variant="unet",
         metrics=("dice", "iou"),
         primary_metric="dice",
-        dataset="Shenzhen + Montgomery chest X-rays (704 pairs)",
+        dataset="Shenzhen + Montgomery chest X-rays (704 pairs, fixed 563/141 split stratified by hospital)",
         system="S2: lung X-ray U-Net vs U-Net++, Adam vs SGD (SYSTEMS.md §2)",
-        train_hint="python -m training.train lung_seg --model unet --data-dir ../shared/data/chest_xray_lung",
+        ready=True,
+        train_hint="python -m training.train lung_seg --model unet --data-dir ../shared/data/chest_xray_lung "
+        "--image-size 96 --export",
     ),
     "organsmnist": TaskSpec(
         name="organsmnist",

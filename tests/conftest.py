@@ -83,9 +83,86 @@ def synthetic_busi(tmp_path) -> Path:
     return make_synthetic_busi(tmp_path / "busi")
 
 
+def make_synthetic_lung(root: Path, n_per_hospital: int = 5, kaggle_layout: bool = False, size: int = 64) -> Path:
+    """A lung-X-ray folder: ``images/`` + ``masks/`` (shared layout) or the Kaggle ``Lung Segmentation/CXR_png`` +
+    ``masks/`` layout (Shenzhen masks ``<name>_mask.png``, Montgomery masks ``<name>.png``), two bright 'lungs'."""
+    base = root / "Lung Segmentation" if kaggle_layout else root
+    img_dir = base / ("CXR_png" if kaggle_layout else "images")
+    mask_dir = base / "masks"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    mask_dir.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:size, :size]
+    lungs = (((xx - size * 0.3) / (size * 0.15)) ** 2 + ((yy - size / 2) / (size * 0.3)) ** 2 < 1) | (
+        ((xx - size * 0.7) / (size * 0.15)) ** 2 + ((yy - size / 2) / (size * 0.3)) ** 2 < 1
+    )
+    rng = np.random.default_rng(0)
+    for prefix in ("CHNCXR", "MCUCXR"):
+        for i in range(1, n_per_hospital + 1):
+            name = f"{prefix}_{i:04d}_{i % 2}"
+            arr = (rng.normal(150, 20, (size, size)) - 90 * lungs).clip(0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(img_dir / f"{name}.png")
+            mask_name = f"{name}_mask.png" if kaggle_layout and prefix == "CHNCXR" else f"{name}.png"
+            Image.fromarray((lungs * 255).astype(np.uint8)).save(mask_dir / mask_name)
+    if kaggle_layout:  # the Kaggle set also has test images without masks: they are skipped
+        Image.fromarray(np.zeros((size, size), np.uint8)).save(img_dir / "CHNCXR_0999_0.png")
+    return root
+
+
 @pytest.fixture
-def tiny_checkpoints(tmp_path, monkeypatch) -> Path:
-    """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store."""
+def synthetic_lung(tmp_path) -> Path:
+    return make_synthetic_lung(tmp_path / "lung")
+
+
+@pytest.fixture(scope="session")
+def tiny_lung_models(tmp_path_factory) -> Path:
+    """Untrained 32-px lung U-Nets saved (fp16) as variants ``unet`` and ``unet-sgd``, with history and metrics;
+    ``unetplusplus`` is absent on purpose (a variant whose weights are not shipped). Built once per session."""
+    import csv
+
+    from models.card import write_model_folder
+    from models.registry import build_model
+
+    root = tmp_path_factory.mktemp("lung_models") / "lung_seg"
+    for seed, variant in enumerate(("unet", "unet-sgd")):
+        torch.manual_seed(seed)
+        model = build_model("lung_seg", variant, input_size=32).eval()
+        model.save_half = True
+        folder = root / variant
+        model.save_pretrained(folder)
+        per_image = [{"name": f"CHNCXR_000{i}_0", "hospital": "shenzhen", "dice": 0.5 + i / 20} for i in range(5)]
+        result = {
+            "task": "lung_seg",
+            "variant": variant,
+            "split": "test",
+            "n": 5,
+            "params": 24436369,
+            "resolution": 32,
+            "dataset": "synthetic",
+            "metrics": {
+                "dice": 0.6,
+                "iou": 0.45,
+                "dice_median": 0.6,
+                "dice_std": 0.07,
+                "dice_min": 0.5,
+                "by_hospital": {"shenzhen": {"n": 5, "dice": 0.6}},
+                "per_image": per_image,
+            },  # fmt: skip
+            "training": {"epochs_run": 2, "train_split": "train", "train_wall_time_s": 6.0},
+        }
+        history = folder.parent / f"{variant}_history.csv"
+        with history.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "lr", "train_loss", "train_dice", "val_loss", "val_dice", "seconds"])
+            w.writerows([[1, 1e-3, 0.5, 0.5, 0.5, 0.5, 3.0], [2, 1e-3, 0.4, 0.6, 0.4, 0.6, 3.0]])
+        write_model_folder(folder, "lung_seg", variant, result, history_csv=history)
+        history.unlink()
+    return root
+
+
+@pytest.fixture
+def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models) -> Path:
+    """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store, plus the
+    session's tiny lung models (linked as checkpoints/lung_seg)."""
     from models.card import write_model_folder
     from models.hub import clear_cache
     from models.registry import build_model
@@ -106,6 +183,7 @@ def tiny_checkpoints(tmp_path, monkeypatch) -> Path:
         "training": {"epochs_run": 1},
     }
     write_model_folder(folder, "breast_us_seg", "efsnet", result)
+    (root / "lung_seg").symlink_to(tiny_lung_models, target_is_directory=True)
     monkeypatch.setenv("CHECKPOINTS_DIR", str(root))
     monkeypatch.setenv("MODEL_SOURCE", "local")
     clear_cache()

@@ -135,3 +135,58 @@ def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
     from playwright.sync_api import expect
 
     expect(page.locator("#leaderboard-table")).to_contain_text("EFSNet (thesis)", timeout=30_000)
+
+
+@pytest.fixture
+def lung_app_url(tmp_path, monkeypatch, request):
+    """The app on the shipped lung checkpoints when present, else on the tiny untrained ones."""
+    from demo.common import get_seg_predictor
+    from models.hub import checkpoint_dir, clear_cache
+
+    shipped = all((checkpoint_dir("lung_seg", v) / "model.safetensors").exists() for v in ("unet", "unetplusplus"))
+    if not shipped:
+        request.getfixturevalue("tiny_checkpoints")
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_seg_predictor.cache_clear()
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+    try:
+        yield demo.local_url, ("unetplusplus" if shipped else "unet-sgd")
+    finally:
+        demo.close()
+
+
+def test_lung_comparison_side_by_side(page, lung_app_url):
+    from playwright.sync_api import expect
+
+    url, model_b = lung_app_url
+    page.goto(url)
+    page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
+    tab = page.locator("#lung-input").locator("xpath=ancestor::div[contains(@class,'column')][1]")
+    tab.locator("[data-testid='dataset-cell-3-0']").click()  # MCUCXR_0015_0 with its mask
+    page.locator("#lung-input img").wait_for(timeout=30_000)
+    page.locator("#lung-gt img").wait_for(timeout=30_000)
+    if model_b != "unetplusplus":
+        page.locator("#lung-model-b input").fill("U-Net, SGD")
+        page.keyboard.press("Enter")
+    page.locator("#lung-run").click()
+    expect(page.locator("#lung-gt-stats")).to_contain_text("B (", timeout=90_000)
+    expect(page.locator("#lung-stats")).to_contain_text("disagree")
+    slider_imgs = page.locator("#lung-slider img")
+    expect(slider_imgs).to_have_count(2, timeout=30_000)
+    page.locator("#lung-disagree img").wait_for(timeout=30_000)
+    page.locator("#lung-compare-b img").wait_for(timeout=30_000)
+    page.locator("#lung-slider").scroll_into_view_if_needed()
+    _shot(page, "app_lung.png")
+
+    page.get_by_role("tab", name="Training curves and analysis").click()
+    expect(page.locator("#lung-dice-plot .js-plotly-plot")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#lung-dice-plot")).to_contain_text("report", timeout=30_000)
+    expect(page.locator("#lung-results")).to_contain_text("U-Net++, Adam")
+    page.get_by_label("U-Net vs U-Net++ (Adam)").check()
+    expected = "U-Net++, Adam: test" if model_b == "unetplusplus" else "U-Net, Adam: test"
+    expect(page.locator("#lung-dice-plot")).to_contain_text(expected, timeout=30_000)
+    _shot(page, "app_lung_curves.png")

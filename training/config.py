@@ -24,10 +24,15 @@ class TrainConfig:
     micro_batch: int | None = None  # per-step batch; < batch_size means gradient accumulation
     optimizer: str = "adam"
     lr: float = 1e-3
+    momentum: float = 0.0  # SGD only
     weight_decay: float = 0.0
     scheduler: str = "none"
     scheduler_kwargs: dict = field(default_factory=dict)
     class_weights: list[float] | None = None
+    select: str = "val_loss"  # which epoch becomes the model: lowest "val_loss", or the "last" one
+    train_split: str = "train"
+    val_split: str = "val"
+    pretrained: bool = False  # ImageNet encoder weights (needs the internet); offline default: from scratch
     seed: int = 0
     num_workers: int = 0
     channels_last: bool = True
@@ -57,13 +62,73 @@ TASK_PRESETS: dict[str, dict] = {
         class_weights=[1.0, 5.0, 5.0],
         seed=0,
     ),
+    "lung_seg": dict(
+        model="unet",
+        epochs=25,
+        image_size=256,
+        batch_size=32,
+        optimizer="adam",
+        lr=1e-3,
+        select="last",  # the report keeps the model after epoch 25; the test split is never used to choose
+        train_split="train",
+        val_split="test",
+        seed=0,
+    ),
+}
+
+# per-variant settings on top of the task preset (the runs of a study differ only here)
+VARIANT_PRESETS: dict[tuple[str, str], dict] = {
+    ("lung_seg", "unet-sgd"): dict(optimizer="sgd", lr=1e-3, momentum=0.0),  # SYSTEMS.md: no momentum, lr 1e-3
+    ("lung_seg", "unetplusplus-sgd"): dict(optimizer="sgd", lr=1e-3, momentum=0.0),
+    ("lung_seg", "unet-shenzhen"): dict(train_split="shenzhen", val_split="montgomery"),
 }
 
 
 def deviation_notes(task: str, saved: dict, progress: dict) -> str:
     """Model-card paragraph: how this run differs from the published system (written into every card)."""
-    if task != "breast_us_seg":
-        return ""
+    writer = {"breast_us_seg": _busi_notes, "lung_seg": _lung_notes}.get(task)
+    return writer(saved, progress) if writer else ""
+
+
+def _lung_notes(saved: dict, progress: dict) -> str:
+    size = saved["image_size"]
+    opt = saved["optimizer"]
+    opt_text = (
+        f"Adam lr {saved['lr']:g}"
+        if opt == "adam"
+        else f"SGD lr {saved['lr']:g}, momentum {saved.get('momentum', 0.0):g} (the report gives no SGD settings)"
+    )
+    lines = [
+        "## Deviations from the student report (SYSTEMS.md §2)",
+        "",
+        f"* Encoder initialisation: **{'ImageNet' if saved.get('pretrained') else 'random (from scratch)'}**"
+        + ("" if saved.get("pretrained") else "; the report used ImageNet weights, which cannot be downloaded here")
+        + f". Trained on {saved.get('hardware', 'unknown hardware')} (the report: a GPU), {progress['epoch']} epochs "
+        f"in {progress['train_seconds'] / 60:.1f} min.",
+        f"* Input **{size}x{size}**"
+        + (
+            " instead of 256x256, to fit the CPU budget (the same for all runs of the study). Test metrics are "
+            "computed at the data's 256x256 resolution: logits are resized bilinearly, then thresholded at 0.5."
+            if size != 256
+            else ", as in the report."
+        ),
+        f"* {opt_text}, smp `DiceLoss('binary', from_logits=True)` (inferred from the logged loss), batch "
+        f"{saved['batch_size']}, no augmentation, seed {saved['seed']}; the model after the last epoch is kept "
+        "(the test split never chooses an epoch).",
+        f"* Data: Shenzhen + Montgomery, 704 pairs squashed to 256x256 (the report: 'about 600'); trained on the "
+        f"**{saved['train_split']}** split, scored on **{saved['val_split']}**"
+        + (
+            " (the fixed 563/141 split stratified by hospital, `training/splits/lung_80_20.json`)."
+            if saved["train_split"] == "train"
+            else " (cross-hospital: no Montgomery image is seen in training)."
+        ),
+        "* Normalisation (ImageNet mean/std on the grey image repeated to 3 channels) and the split seed are "
+        "project choices; the report's epoch Dice is of unknown split, so history.csv logs train and test Dice.",
+    ]
+    return "\n".join(lines)
+
+
+def _busi_notes(saved: dict, progress: dict) -> str:
     size = saved["image_size"]
     lines = [
         "## Deviations from the thesis (SYSTEMS.md §5)",
@@ -111,6 +176,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--pretrained", action="store_true", help="ImageNet encoder weights (needs the internet)")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int)
     p.add_argument("--max-steps", type=int)
@@ -128,6 +194,8 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
     args = get_args_parser().parse_args(argv)
     spec = get_task(args.task)
     values = {"task": args.task, **TASK_PRESETS.get(args.task, {})}
+    variant = args.model or values.get("model") or spec.default_variant
+    values.update(VARIANT_PRESETS.get((args.task, variant), {}))
     known = {f.name for f in fields(TrainConfig)}
     for key, value in vars(args).items():
         if key in known and value not in (None, False):

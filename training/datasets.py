@@ -168,3 +168,117 @@ class BusiSegDataset(Dataset):
     def class_pixel_fractions(self) -> list[float]:
         counts = torch.bincount(torch.cat([m.flatten() for m in self.masks]), minlength=3).double()
         return (counts / counts.sum()).tolist()
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Lung X-rays (SYSTEMS.md §2): Shenzhen (CHNCXR_*) + Montgomery (MCUCXR_*)
+
+LUNG_SPLIT_FILE = SPLITS_DIR / "lung_80_20.json"
+LUNG_HOSPITALS = {"CHNCXR": "shenzhen", "MCUCXR": "montgomery"}
+LUNG_SPLITS = ("train", "test", "all", "shenzhen", "montgomery")
+
+
+@dataclass(frozen=True)
+class LungSample:
+    name: str  # image stem, e.g. "CHNCXR_0001_0" (last digit: upstream TB label)
+    hospital: str  # "shenzhen" | "montgomery"
+    image: Path
+    mask: Path
+
+
+def lung_hospital(name: str) -> str:
+    prefix = name.split("_", 1)[0].upper()
+    if prefix not in LUNG_HOSPITALS:
+        raise ValueError(f"{name}: expected a CHNCXR_ (Shenzhen) or MCUCXR_ (Montgomery) file name")
+    return LUNG_HOSPITALS[prefix]
+
+
+def find_lung(root: str | Path) -> list[LungSample]:
+    """Image/mask pairs under ``root`` in either layout, sorted by name.
+
+    * ``images/<name>.png`` + ``masks/<name>.png`` (../shared/data/chest_xray_lung);
+    * Kaggle "Chest Xray Masks and Labels": ``CXR_png/<name>.png`` + ``masks/<name>_mask.png`` (Shenzhen) or
+      ``masks/<name>.png`` (Montgomery), also one level down in ``Lung Segmentation/`` or ``data/``. Images without
+      a mask (the Kaggle ``test/`` folder) are skipped.
+    """
+    root = Path(root)
+    for sub in ("", "Lung Segmentation", "data"):
+        base = root / sub if sub else root
+        img_dir = next((base / d for d in ("images", "CXR_png", "cxr") if (base / d).is_dir()), None)
+        if img_dir is not None and (base / "masks").is_dir():
+            break
+    else:
+        raise FileNotFoundError(
+            f"no lung X-rays under {root}: expected images/ + masks/ or the Kaggle CXR_png/ + masks/ layout"
+        )
+    mask_dir = base / "masks"
+    samples = []
+    for img in sorted(img_dir.glob("*.png")):
+        mask = next((m for m in (mask_dir / f"{img.stem}_mask.png", mask_dir / img.name) if m.exists()), None)
+        if mask is not None:
+            samples.append(LungSample(img.stem, lung_hospital(img.stem), img, mask))
+    if not samples:
+        raise FileNotFoundError(f"no image/mask pairs in {img_dir} and {mask_dir}")
+    return samples
+
+
+def make_lung_split(samples: list[LungSample], test_size: float = 0.2, seed: int = 0) -> dict[str, list[str]]:
+    """Seeded 80/20 split stratified by hospital (``train_test_split(stratify=hospital, random_state=seed)``)."""
+    from sklearn.model_selection import train_test_split
+
+    names = [s.name for s in samples]
+    train, test = train_test_split(
+        names, test_size=test_size, random_state=seed, shuffle=True, stratify=[s.hospital for s in samples]
+    )
+    return {"train": sorted(train), "test": sorted(test)}
+
+
+def lung_split(samples: list[LungSample], split: str) -> list[LungSample]:
+    """Samples of ``split``: "train"/"test" (the saved 80/20 split), "all", or one hospital.
+
+    The 704-pair set uses ``splits/lung_80_20.json`` (written on first use), so every model sees the same test images;
+    any other collection gets the same recipe on the fly.
+    """
+    if split not in LUNG_SPLITS:
+        raise KeyError(f"unknown split {split!r}; valid: {', '.join(LUNG_SPLITS)}")
+    if split == "all":
+        return samples
+    if split in ("shenzhen", "montgomery"):
+        return [s for s in samples if s.hospital == split]
+    names = {s.name for s in samples}
+    lists = json.loads(LUNG_SPLIT_FILE.read_text()) if LUNG_SPLIT_FILE.exists() else None
+    if lists is None and len(samples) == 704:
+        lists = make_lung_split(samples)
+        SPLITS_DIR.mkdir(exist_ok=True)
+        LUNG_SPLIT_FILE.write_text(json.dumps(lists, indent=1) + "\n")
+    if lists is None or set(lists["train"]) | set(lists["test"]) != names:
+        lists = make_lung_split(samples)
+    wanted = set(lists[split])
+    return [s for s in samples if s.name in wanted]
+
+
+def read_lung_mask(sample: LungSample) -> torch.Tensor:
+    """Binary lung mask ``(H, W)`` int64 (grey edges of resampled masks thresholded at 127)."""
+    with Image.open(sample.mask) as m:
+        return torch.from_numpy((np.asarray(m.convert("L")) > 127).astype(np.int64))
+
+
+class LungSegDataset(Dataset):
+    """Lung X-rays pre-decoded into memory: ``EvalPreset`` (grey repeated to 3 channels, ImageNet-normalised) at
+    ``size`` and the nearest-resized binary mask. The report trains without augmentation, so train and test items
+    are prepared the same way. Items are ``(image float (3, S, S), mask int64 (S, S))``.
+    """
+
+    def __init__(self, samples: list[LungSample], size: int = 256):
+        from models.registry import get_task
+
+        self.samples = samples
+        self.preset = EvalPreset.for_task(get_task("lung_seg"), size)
+        self.images = [self.preset(pil_to_uint8_tensor(read_grey(s.image), 3)) for s in samples]
+        self.masks = [self.preset.resize_mask(read_lung_mask(s)) for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        return self.images[i], self.masks[i]

@@ -78,7 +78,68 @@ def evaluate_busi(model, data_dir: str | Path, split: str) -> dict:
     }
 
 
-EVALUATORS = {"breast_us_seg": evaluate_busi}
+LUNG_PROTOCOL = (
+    "per-image binary Dice and IoU at the data's resolution (256x256): logits resized bilinearly from the model "
+    "resolution, mask = sigmoid > 0.5; mean over images (SYSTEMS.md §2)"
+)
+
+
+@torch.inference_mode()
+def lung_predictions(model, samples, batch: int = 16):
+    """Yield ``(sample, grey image uint8 (H, W), predicted mask bool (H, W), ground truth bool (H, W))``."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from models.transforms import EvalPreset, pil_to_uint8_tensor
+    from training.datasets import read_grey, read_lung_mask
+
+    preset = EvalPreset.for_task(get_task("lung_seg"), model.input_size)
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        greys = [read_grey(s.image) for s in chunk]
+        x = torch.stack([preset(pil_to_uint8_tensor(g, 3)) for g in greys])
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+        for s, g, lg in zip(chunk, greys, logits):
+            gt = read_lung_mask(s).numpy() > 0
+            up = F.interpolate(lg[None], size=gt.shape, mode="bilinear", align_corners=False)[0, 0]
+            yield s, np.asarray(g), (up > 0).numpy(), gt
+
+
+def evaluate_lung(model, data_dir: str | Path, split: str) -> dict:
+    from training.datasets import find_lung, lung_split
+
+    samples = lung_split(find_lung(data_dir), split)
+    rows = []
+    for s, _, pred, gt in lung_predictions(model, samples):
+        inter, total, union = (pred & gt).sum(), pred.sum() + gt.sum(), (pred | gt).sum()
+        dice = 1.0 if total == 0 else 2 * inter / total
+        iou = 1.0 if union == 0 else inter / union
+        rows.append({"name": s.name, "hospital": s.hospital, "dice": float(dice), "iou": float(iou)})
+    dice = torch.tensor([r["dice"] for r in rows], dtype=torch.float64)
+    iou = torch.tensor([r["iou"] for r in rows], dtype=torch.float64)
+    by_hospital = {}
+    for h in sorted({r["hospital"] for r in rows}):
+        d = [r["dice"] for r in rows if r["hospital"] == h]
+        by_hospital[h] = {"n": len(d), "dice": sum(d) / len(d)}
+    hospitals = " + ".join(f"{v['n']} {h}" for h, v in by_hospital.items())
+    return {
+        "n": len(rows),
+        "dataset": f"Shenzhen + Montgomery chest X-rays, {split} split ({hospitals})",
+        "protocol": LUNG_PROTOCOL,
+        "metrics": {
+            "dice": float(dice.mean()),
+            "iou": float(iou.mean()),
+            "dice_median": float(dice.median()),
+            "dice_std": float(dice.std()) if len(dice) > 1 else 0.0,
+            "dice_min": float(dice.min()),
+            "by_hospital": by_hospital,
+            "per_image": rows,
+        },
+    }
+
+
+HELD_OUT = {"lung_seg": "test"}
+EVALUATORS = {"breast_us_seg": evaluate_busi, "lung_seg": evaluate_lung}
 
 
 def evaluate_model(task: str, model, data_dir, split: str) -> dict:
@@ -117,11 +178,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("task")
     p.add_argument("--model", help="variant (default: the task's default)")
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--split", default="val", help="val, train, test or all (every sample)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="val, train, test, all (every sample), or a hospital for lung_seg (default: the task's held-out split)",
+    )
     p.add_argument("--checkpoint", help="model folder or Hub repo id (default: the checkpoint store)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     args = p.parse_args(argv)
-    result = evaluate_checkpoint(args.task, args.model, args.checkpoint, args.data_dir, args.split)
+    split = args.split or HELD_OUT.get(args.task, "val")
+    result = evaluate_checkpoint(args.task, args.model, args.checkpoint, args.data_dir, split)
     if not args.json:
         m = result["metrics"]
         for k, v in m.items():

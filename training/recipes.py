@@ -26,8 +26,8 @@ class SegmentationRecipe:
         from training.datasets import BusiSegDataset, busi_split, find_busi
 
         samples = find_busi(self.cfg.data_dir)
-        train = BusiSegDataset(busi_split(samples, "train"), self.cfg.image_size, train=True)
-        val = BusiSegDataset(busi_split(samples, "val"), self.cfg.image_size, train=False)
+        train = BusiSegDataset(busi_split(samples, self.cfg.train_split), self.cfg.image_size, train=True)
+        val = BusiSegDataset(busi_split(samples, self.cfg.val_split), self.cfg.image_size, train=False)
         return train, val
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -70,7 +70,65 @@ class SegmentationRecipe:
         }
 
 
-RECIPES = {"breast_us_seg": SegmentationRecipe}
+def per_image_dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary Dice per image of ``(B, H, W)`` bool/0-1 tensors; 1.0 where both masks are empty."""
+    pred, target = pred.flatten(1).float(), target.flatten(1).float()
+    inter = (pred * target).sum(1)
+    total = pred.sum(1) + target.sum(1)
+    return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+
+
+class BinarySegmentationRecipe:
+    """One-logit segmentation with smp's binary Dice loss (the lung U-Net / U-Net++ study, SYSTEMS.md §2).
+
+    Logs the hard Dice (``sigmoid > 0.5``) of the training batches as ``train_dice``, as the report's log line
+    apparently did, and the test-split Dice per epoch as ``val_dice``.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.cfg = cfg
+        self.spec = get_task(cfg.task)
+        self.dice_loss = DiceLoss("binary", from_logits=True)
+
+    def datasets(self):
+        from training.datasets import LungSegDataset, find_lung, lung_split
+
+        samples = find_lung(self.cfg.data_dir)
+        train = LungSegDataset(lung_split(samples, self.cfg.train_split), self.cfg.image_size)
+        val = LungSegDataset(lung_split(samples, self.cfg.val_split), self.cfg.image_size)
+        return train, val
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            dice = per_image_dice(logits[:, 0] > 0, target > 0).mean()
+        return {"loss": self.dice_loss(logits, target[:, None]), "dice": dice}
+
+    def optimizer(self, model):
+        cfg = self.cfg
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def scheduler(self, optimizer):
+        return None
+
+    @torch.inference_mode()
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        model.eval()
+        loss_sum, dices = 0.0, []
+        for x, y in loader:
+            logits = model(x)
+            loss = self.dice_loss(logits, y[:, None])
+            dice = per_image_dice(logits[:, 0] > 0, y > 0)
+            loss_sum += float(accelerator.gather_for_metrics(loss.detach()[None]).mean()) * len(x)
+            dices.append(accelerator.gather_for_metrics(dice))
+        dice = torch.cat(dices)
+        return {"val_loss": loss_sum / max(len(dice), 1), "val_dice": float(dice.mean())}
+
+
+RECIPES = {"breast_us_seg": SegmentationRecipe, "lung_seg": BinarySegmentationRecipe}
 
 
 def get_recipe(cfg: TrainConfig):

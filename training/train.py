@@ -92,6 +92,12 @@ def main(cfg: TrainConfig) -> Path:
     accelerator.print(f"run folder: {run_dir}")
 
     model = build_model(cfg.task, cfg.model, input_size=cfg.image_size)
+    if cfg.pretrained and progress["epoch"] == 0:
+        if not hasattr(model, "load_pretrained_encoder"):
+            raise SystemExit(f"--pretrained is not available for {cfg.task}/{cfg.model}")
+        model.load_pretrained_encoder()  # downloads ImageNet weights: needs the internet
+    # models over 20 MB are stored in fp16 (evaluation then scores exactly the weights that ship)
+    model.save_half = sum(p.numel() for p in model.parameters()) * 4 > 20e6
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = recipe.optimizer(model)
@@ -113,16 +119,17 @@ def main(cfg: TrainConfig) -> Path:
         epoch = progress["epoch"] + 1
         t0 = time.time()
         model.train()
-        loss_sum, seen = 0.0, 0
+        sums, seen = {}, 0
         for x, y in train_loader:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with accelerator.accumulate(model):
-                loss = recipe.loss(model(x), y)["loss"]
-                accelerator.backward(loss)
+                parts = recipe.loss(model(x), y)
+                accelerator.backward(parts["loss"])
                 optimizer.step()
                 optimizer.zero_grad()
-            loss_sum += float(loss.detach()) * len(x)
+            for key, value in parts.items():  # "loss" plus whatever the recipe logs (e.g. the batch Dice)
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(x)
             seen += len(x)
             if accelerator.sync_gradients:
                 progress["steps"] += 1
@@ -136,9 +143,10 @@ def main(cfg: TrainConfig) -> Path:
         seconds = time.time() - t0
         progress["train_seconds"] += seconds
         progress["epoch"] = epoch
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(seen, 1), **val, "seconds": seconds}
+        train = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        row = {"epoch": epoch, "lr": lr, **train, **val, "seconds": seconds}
         history.append(row)
-        improved = val["val_loss"] < progress["best_val_loss"]
+        improved = cfg.select == "last" or val["val_loss"] < progress["best_val_loss"]
         if improved:
             progress.update(best_val_loss=val["val_loss"], best_epoch=epoch)
         accelerator.wait_for_everyone()
@@ -150,7 +158,9 @@ def main(cfg: TrainConfig) -> Path:
         if accelerator.is_main_process:
             progress_file.write_text(json.dumps(progress, indent=2))
         accelerator.print(
-            f"Epoch {epoch}/{cfg.epochs}, Loss: {row['train_loss']:.4f}, Val loss: {val['val_loss']:.4f}, "
+            f"Epoch {epoch}/{cfg.epochs}, Loss: {row['train_loss']:.4f}, "
+            + "".join(f"{k[6:].capitalize()}: {v:.4f}, " for k, v in train.items() if k != "train_loss")
+            + f"Val loss: {val['val_loss']:.4f}, "
             + ", ".join(f"{k[4:]}: {v:.4f}" for k, v in val.items() if k != "val_loss")
             + f", Time: {seconds:.1f} seconds"
             + (" *" if improved else "")
@@ -173,14 +183,18 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
     if not (run_dir / "model" / "model.safetensors").exists():
         print("no model was saved (no completed epoch)")
         return
-    result = evaluate_checkpoint(cfg.task, cfg.model, run_dir / "model", cfg.data_dir, split="val")
+    result = evaluate_checkpoint(cfg.task, cfg.model, run_dir / "model", cfg.data_dir, split=cfg.val_split)
     saved_cfg = json.loads((run_dir / "config.json").read_text())
     training = {
         **{
-            k: saved_cfg[k]
+            k: saved_cfg.get(k)
             for k in (
                 "optimizer",
                 "lr",
+                "momentum",
+                "pretrained",
+                "select",
+                "train_split",
                 "weight_decay",
                 "scheduler",
                 "scheduler_kwargs",
@@ -208,7 +222,13 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
     result["notes"] = deviation_notes(cfg.task, saved_cfg, progress)
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
-    print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, dict)}))
+    print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, (dict, list))}))
+    if cfg.task == "lung_seg":  # the report's figures: best/worst galleries and the Dice histogram
+        from models.hub import load_model_from
+        from training.lung_analysis import analyze
+
+        model = load_model_from(cfg.task, cfg.model, run_dir / "model")
+        analyze(model, cfg.data_dir, cfg.val_split, run_dir / "model" / "analysis")
     if cfg.export:
         dest = Path(cfg.checkpoints_dir) / cfg.task / cfg.model
         if dest.exists():

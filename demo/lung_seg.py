@@ -1,0 +1,248 @@
+"""Lung X-ray tab (SYSTEMS.md §2): two of the study's models side by side on one X-ray, and the study's curves.
+
+*Compare* runs any two models on an upload or a real test-split example: an image slider between the two masks, a
+disagreement map, lung areas and latency, and with a ground-truth mask each model's Dice and yellow/red/green map.
+*Training curves* shows Adam vs SGD and U-Net vs U-Net++ per epoch beside the report's logged values, the test
+metrics of every run, the per-image Dice histograms and the 5 best / 5 worst test images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from demo.common import (
+    comparison_map,
+    disagreement_map,
+    get_seg_predictor,
+    image_upload,
+    legend_html,
+    overlay_mask,
+    read_upload,
+    user_errors,
+)
+from leaderboard import lung
+from models.hub import model_source
+from models.metrics import binary_dice_iou
+from models.registry import get_task
+
+TASK = "lung_seg"
+EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
+DIFF_COLORS = {"only model A": (255, 0, 255), "only model B": (0, 255, 255)}
+
+
+def model_choices() -> list[tuple[str, str]]:
+    spec = get_task(TASK)
+    choices = []
+    for name, v in spec.variants.items():
+        run = lung.load_run(name)
+        available = run["has_weights"] or model_source() != "local"
+        choices.append((v.title + ("" if available else " (weights not shipped)"), name))
+    return choices
+
+
+def summary() -> str:
+    spec = get_task(TASK)
+    runs = {v: lung.load_run(v) for v in spec.variants}
+    parts = []
+    for v in ("unet", "unetplusplus"):
+        r = runs[v]["metrics"]
+        if r:
+            parts.append(f"{lung.title(v)} test Dice **{r['metrics']['dice']:.4f}**")
+    measured = "; ".join(parts) or "no trained model yet"
+    r = runs["unet"]["metrics"] or {}
+    tr = r.get("training", {})
+    dev = (
+        f" **Deviations:** trained from scratch (no ImageNet weights offline) on {tr.get('hardware', '?')}, "
+        f"{tr.get('epochs_run', '?')} epochs at {r.get('resolution', '?')} px instead of 256; scored at 256 px on "
+        "the fixed 141-image test split. See each model card."
+        if r
+        else f" Train with `{spec.train_hint}` (or `scripts/train_lung_study.sh` for all runs)."
+    )
+    return (
+        f"### {spec.title}\n{spec.system}. smp resnet34 U-Net (24,436,369 params) and U-Net++ (26,078,609), one "
+        f"logit, mask = sigmoid > 0.5. Measured here: {measured}. The report logged 0.975 / 0.985 "
+        f"(epoch 25, split unknown).{dev}"
+    )
+
+
+def _examples() -> list[list]:
+    rows = []
+    for img in sorted(EXAMPLES_DIR.glob("*.png")):
+        if not img.stem.endswith("_mask"):
+            mask = img.with_name(f"{img.stem}_mask.png")
+            rows.append([str(img), str(mask) if mask.exists() else None])
+    return rows
+
+
+def _gt(path, size) -> np.ndarray:
+    gt_img, _ = read_upload(path)
+    if gt_img.size != size:
+        gt_img = gt_img.resize(size, Image.NEAREST)
+    return np.asarray(gt_img.convert("L")) > 127
+
+
+@user_errors
+def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_seg_predictor):
+    image, notes = read_upload(image_path)
+    spec = get_task(TASK)
+    preds = {}
+    for key, variant in (("A", model_a), ("B", model_b)):
+        if variant not in spec.variants:
+            raise gr.Error(f"Choose model {key} from the list.")
+        preds[key] = get_predictor(TASK, variant)(image)
+    a, b = (preds[k].mask > 0 for k in "AB")
+    agree_dice, _ = binary_dice_iou(a, b)
+    name_a, name_b = lung.title(model_a), lung.title(model_b)
+    slider = (
+        overlay_mask(image, preds["A"].mask, spec.labels, 0.4),
+        overlay_mask(image, preds["B"].mask, spec.labels, 0.4),
+    )
+    rows = [
+        f"| {name} | {100 * p.class_areas()['lung']['fraction']:.1f} % | {p.model_ms:.0f} ms | {p.latency_ms:.0f} ms |"
+        for name, p in ((f"A: {name_a}", preds["A"]), (f"B: {name_b}", preds["B"]))
+    ]
+    stats = (
+        "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
+        f"(Dice between them {agree_dice:.4f}). CPU latency, image {image.width}x{image.height}."
+        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+    )
+    map_a = map_b = None
+    gt_text = ""
+    if gt_path:
+        gt = _gt(gt_path, image.size)
+        scores = {k: binary_dice_iou(m, gt) for k, m in (("A", a), ("B", b))}
+        map_a, map_b = comparison_map(image, a, gt), comparison_map(image, b, gt)
+        gt_text = (
+            f"Against the uploaded mask: **A ({name_a}) Dice {scores['A'][0]:.4f}**, IoU {scores['A'][1]:.4f}; "
+            f"**B ({name_b}) Dice {scores['B'][0]:.4f}**, IoU {scores['B'][1]:.4f}. "
+            "Yellow = correct, red = false positive, green = missed."
+        )
+    return slider, disagreement_map(image, a, b), stats, map_a, map_b, gt_text
+
+
+def study_view(comparison: str, analysis_model: str):
+    runs = [lung.load_run(v) for v in lung.COMPARISONS[comparison]]
+    run = lung.load_run(analysis_model)
+    best = run["folder"] / "analysis" / "best5.png"
+    worst = run["folder"] / "analysis" / "worst5.png"
+    return (
+        lung.curves_figure(runs, "loss"),
+        lung.curves_figure(runs, "dice"),
+        lung.histogram_figure([lung.load_run(v) for v in (*lung.STUDY, lung.CROSS)]),
+        str(best) if best.exists() else None,
+        str(worst) if worst.exists() else None,
+    )
+
+
+def results_table():
+    spec = get_task(TASK)
+    return lung.results_table([lung.load_run(v) for v in spec.variants]).round(4)
+
+
+def build_tab(get_predictor=get_seg_predictor) -> None:
+    spec = get_task(TASK)
+    gr.Markdown(summary())
+    with gr.Tabs():
+        with gr.Tab("Compare two models"):
+            choices = model_choices()
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image_in = image_upload(
+                        label="Chest X-ray", sources=["upload", "clipboard"], height=300, elem_id="lung-input"
+                    )
+                    gt_in = image_upload(
+                        label="Ground-truth lung mask (optional)", sources=["upload"], height=150, elem_id="lung-gt"
+                    )
+                    with gr.Row():
+                        model_a = gr.Dropdown(choices, value="unet", label="Model A", elem_id="lung-model-a")
+                        model_b = gr.Dropdown(choices, value="unetplusplus", label="Model B", elem_id="lung-model-b")
+                    run = gr.Button("Compare", variant="primary", elem_id="lung-run")
+                    gr.Examples(
+                        _examples(),
+                        inputs=[image_in, gt_in],
+                        label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) with masks",
+                    )
+                with gr.Column(scale=1):
+                    slider = gr.ImageSlider(
+                        label="Model A | Model B (drag the handle)",
+                        type="numpy",
+                        format="png",
+                        height=380,
+                        interactive=False,
+                        elem_id="lung-slider",
+                    )
+                    gr.HTML(legend_html(spec.labels), elem_id="lung-legend")
+                    stats = gr.Markdown(elem_id="lung-stats")
+            with gr.Row():
+                diff = gr.Image(
+                    label="Where A and B disagree",
+                    type="numpy",
+                    format="png",
+                    height=280,
+                    interactive=False,
+                    elem_id="lung-disagree",
+                )
+                map_a = gr.Image(
+                    label="A against the ground truth",
+                    type="numpy",
+                    format="png",
+                    height=280,
+                    interactive=False,
+                    elem_id="lung-compare-a",
+                )
+                map_b = gr.Image(
+                    label="B against the ground truth",
+                    type="numpy",
+                    format="png",
+                    height=280,
+                    interactive=False,
+                    elem_id="lung-compare-b",
+                )
+            gr.HTML(legend_html(["background"], DIFF_COLORS))
+            gt_stats = gr.Markdown(elem_id="lung-gt-stats")
+
+            def _compare(image_path, gt_path, a, b):
+                return compare(image_path, gt_path, a, b, get_predictor=get_predictor)
+
+            inputs = [image_in, gt_in, model_a, model_b]
+            outputs = [slider, diff, stats, map_a, map_b, gt_stats]
+            run.click(_compare, inputs, outputs, api_name="compare_lung", concurrency_limit=2)
+            image_in.upload(_compare, inputs, outputs, api_name=False, concurrency_limit=2)
+        with gr.Tab("Training curves and analysis"):
+            gr.Markdown(
+                "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "
+                "stars: the student report's logged values, split unknown). The report's conclusion: the "
+                "architecture hardly matters, the optimiser does."
+            )
+            with gr.Row():
+                comparison = gr.Radio(
+                    list(lung.COMPARISONS), value="Adam vs SGD (U-Net)", label="Compare", elem_id="lung-curve-choice"
+                )
+                analysis_model = gr.Dropdown(
+                    [(lung.title(v), v) for v in spec.variants],
+                    value="unet",
+                    label="Best / worst test images of",
+                    elem_id="lung-analysis-model",
+                )
+            with gr.Row():
+                loss_plot = gr.Plot(label="Loss", elem_id="lung-loss-plot")
+                dice_plot = gr.Plot(label="Dice", elem_id="lung-dice-plot")
+            table = gr.DataFrame(interactive=False, wrap=True, elem_id="lung-results")
+            hist = gr.Plot(label="Per-image test Dice", elem_id="lung-hist")
+            best = gr.Image(
+                label="5 best test images (yellow correct, red false positive, green missed)",
+                interactive=False,
+                elem_id="lung-best",
+            )
+            worst = gr.Image(label="5 worst test images", interactive=False, elem_id="lung-worst")
+            figures = [loss_plot, dice_plot, hist, best, worst]
+            for control in (comparison, analysis_model):
+                control.change(study_view, [comparison, analysis_model], figures, api_name=False)
+            demo = gr.context.Context.root_block
+            demo.load(study_view, [comparison, analysis_model], figures, api_name="lung_study")
+            demo.load(results_table, None, table, api_name="lung_results")

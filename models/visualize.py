@@ -1,0 +1,86 @@
+"""Rendering helpers on numpy arrays (no gradio): class overlays and the yellow/red/green ground-truth comparison.
+
+Used by the app (``demo/``) and by the analysis steps of ``training/`` (galleries), so both draw the same pictures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+# class colours (RGB); chosen to stay distinct from the yellow/red/green of the ground-truth comparison map
+CLASS_COLORS = {
+    "background": (0, 0, 0),
+    "benign": (0, 190, 255),
+    "malignant": (255, 0, 200),
+    "lung": (0, 190, 255),
+    "tumour": (255, 0, 200),
+}
+FALLBACK_COLORS = [(0, 190, 255), (255, 0, 200), (255, 160, 0), (120, 80, 255), (0, 220, 140)]
+COMPARISON_COLORS = {"correct": (255, 255, 0), "false positive": (255, 0, 0), "missed": (0, 255, 0)}
+
+
+def class_colors(labels) -> np.ndarray:
+    """``(C, 3)`` uint8 colours, index = label value; background black."""
+    colors = []
+    for i, name in enumerate(labels):
+        colors.append(CLASS_COLORS.get(name, FALLBACK_COLORS[(i - 1) % len(FALLBACK_COLORS)]) if i else (0, 0, 0))
+    return np.array(colors, dtype=np.uint8)
+
+
+def to_rgb_array(image) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        return np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image.astype(np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def overlay_mask(image, mask: np.ndarray, labels, opacity: float = 0.4) -> np.ndarray:
+    """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7)."""
+    base = to_rgb_array(image).astype(np.float32)
+    colors = class_colors(labels).astype(np.float32)[mask]
+    fg = (mask > 0)[..., None]
+    out = np.where(fg, (1 - opacity) * base + opacity * colors, base)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def comparison_map(image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5) -> np.ndarray:
+    """Yellow = predicted and true (correct), red = predicted only (false positive), green = missed (GT only).
+
+    The prediction goes in the R channel and the ground truth in G, alpha-blended over the image (the lung report's
+    "third form of segmentation").
+    """
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    base = to_rgb_array(image).astype(np.float32)
+    color = np.zeros_like(base)
+    color[..., 0] = pred * 255
+    color[..., 1] = gt * 255
+    any_ = (pred | gt)[..., None]
+    out = np.where(any_, (1 - opacity) * base + opacity * color, base)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def disagreement_map(image, a: np.ndarray, b: np.ndarray, opacity: float = 0.6) -> np.ndarray:
+    """Where two binary masks disagree: magenta = only the first model, cyan = only the second; agreement unchanged."""
+    a, b = a.astype(bool), b.astype(bool)
+    base = to_rgb_array(image).astype(np.float32)
+    color = np.zeros_like(base)
+    color[a & ~b] = (255, 0, 255)
+    color[b & ~a] = (0, 255, 255)
+    diff = (a ^ b)[..., None]
+    out = np.where(diff, (1 - opacity) * base + opacity * color, base)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def image_grid(tiles: list[np.ndarray], captions: list[str], tile: int = 192, cols: int = 5) -> Image.Image:
+    """Tiles (RGB arrays) resized to ``tile`` px, in rows of ``cols``, each with a caption strip below."""
+    from PIL import ImageDraw
+
+    rows = (len(tiles) + cols - 1) // cols
+    cap = 18
+    grid = Image.new("RGB", (cols * tile, rows * (tile + cap)), "white")
+    draw = ImageDraw.Draw(grid)
+    for i, (arr, text) in enumerate(zip(tiles, captions)):
+        r, c = divmod(i, cols)
+        grid.paste(Image.fromarray(arr).resize((tile, tile), Image.Resampling.BILINEAR), (c * tile, r * (tile + cap)))
+        draw.text((c * tile + 4, r * (tile + cap) + tile + 3), text, fill="black")
+    return grid
