@@ -34,7 +34,9 @@ def _module_tab(module: str) -> Callable[[], None]:
     return build
 
 
-BUILT = {"breast_us_seg": "demo.breast_us_seg", "lung_seg": "demo.lung_seg"}
+BUILT = {"breast_us_seg": "demo.breast_us_seg", "lung_seg": "demo.lung_seg", "organsmnist": "demo.organsmnist"}
 TABS: dict[str, Callable[[], None]] = {
-    name: (_module_tab(BUILT[name]) if name in BUILT else placeholder_tab(name)) for name in TASKS
+    name: (_module_tab(BUILT[name]) if name in BUILT else placeholder_tab(name))
+    for name, spec in TASKS.items()
+    if spec.shown_in is None  # tasks shown inside another task's tab get no tab of their own
 }

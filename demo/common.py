@@ -108,6 +108,14 @@ def get_seg_predictor(task: str, variant: str | None = None):
     return SegmentationPredictor(load_model(task, variant), get_task(task))
 
 
+@lru_cache(maxsize=32)
+def get_cls_predictor(task: str, variant: str | None = None):
+    """Cached predictor for a MedMNIST-style classification task (loads on first use)."""
+    from models.predict import ClassificationPredictor
+
+    return ClassificationPredictor(load_model(task, variant), get_task(task))
+
+
 def checkpoint_status(task: str, variant: str | None = None) -> str:
     """Markdown line about the checkpoint, without loading any weights."""
     from models.hub import checkpoint_dir, model_source

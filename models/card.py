@@ -33,7 +33,7 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def build_card(task: str, variant: str, result: dict) -> ModelCard:
+def build_card(task: str, variant: str, result: dict, folder: str | Path | None = None) -> ModelCard:
     spec = get_task(task)
     vspec = get_variant(task, variant)
     tr = result.get("training", {})
@@ -67,6 +67,12 @@ def build_card(task: str, variant: str, result: dict) -> ModelCard:
     per_class = metrics.get("per_class", {})
     class_rows = "\n".join(f"| {c} | {_fmt(m['iou'])} | {_fmt(m['dice'])} |" for c, m in per_class.items())
     class_table = f"| class | IoU | Dice |\n|---|---|---|\n{class_rows}\n" if class_rows else ""
+    analysis = ""
+    if (Path(folder) / "analysis" / "best5.png").exists() if folder else False:
+        analysis = (
+            "\n## Best and worst test images\n\nYellow = correct, red = false positive, green = missed.\n\n"
+            "![5 best](analysis/best5.png)\n\n![5 worst](analysis/worst5.png)\n"
+        )
     prov = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in tr.items())
     body = f"""
 # {name}
@@ -99,7 +105,7 @@ Dataset: {result.get("dataset", spec.dataset)}. Protocol: {result.get("protocol"
 {prov}
 
 {result.get("notes", "")}
-"""
+{analysis}"""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
 
@@ -109,6 +115,6 @@ def write_model_folder(
     """Write ``metrics.json``, the card ``README.md`` and (if given) ``history.csv`` into a saved model folder."""
     folder = Path(folder)
     (folder / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    build_card(task, variant, result).save(folder / "README.md")
+    build_card(task, variant, result, folder).save(folder / "README.md")
     if history_csv and Path(history_csv).exists():
         shutil.copyfile(history_csv, folder / "history.csv")

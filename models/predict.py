@@ -90,3 +90,44 @@ class SegmentationPredictor:
             latency_ms=(t3 - t0) * 1e3,
             image=image,
         )
+
+
+@dataclass
+class ClassPrediction:
+    """Classification result: ``probs`` per label (softmax), the ``seen`` uint8 image the model actually got."""
+
+    probs: dict[str, float]
+    seen: np.ndarray
+    model_ms: float
+    latency_ms: float
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probs.items(), key=lambda kv: kv[1], reverse=True)[:k]
+
+
+class ClassificationPredictor:
+    """Classify one image with a MedMNIST-style 28 px model (``MedMNISTPreset``: box resize, mean/std 0.5)."""
+
+    def __init__(self, model: torch.nn.Module, spec):
+        from models.transforms import MedMNISTPreset
+
+        self.model = model.eval()
+        self.labels = tuple(getattr(model, "labels", None) or spec.labels)
+        self.preset = MedMNISTPreset(model.input_size)
+
+    @torch.inference_mode()
+    def __call__(self, image) -> ClassPrediction:
+        t0 = time.perf_counter()
+        if not isinstance(image, Image.Image) or image.mode not in ("L", "RGB"):
+            image, _ = load_image(image)
+        seen = self.preset.thumbnail(image)
+        x = self.preset(image)[None]
+        t1 = time.perf_counter()
+        probs = self.model(x).softmax(1)[0]
+        t2 = time.perf_counter()
+        return ClassPrediction(
+            probs={name: float(p) for name, p in zip(self.labels, probs)},
+            seen=seen,
+            model_ms=(t2 - t1) * 1e3,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+        )

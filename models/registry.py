@@ -56,8 +56,21 @@ class TaskSpec:
     dataset: str
     system: str  # which published system (SYSTEMS.md section) it reproduces
     ready: bool = False
+    shown_in: str | None = None  # the task whose tab shows this one (no tab of its own)
     train_hint: str = ""
 
+
+# the OrganSMNIST ablation ladder (SYSTEMS.md §3): one named configuration per step, two model classes
+ABLATION_VARIANTS = {
+    "base": VariantSpec("models.organ_cnn:OrganCNN", {"size": "base"}, "Base CNN"),
+    "es": VariantSpec("models.organ_cnn:OrganCNN", {"size": "base"}, "+ Early stopping"),
+    "big": VariantSpec("models.organ_cnn:OrganCNN", {"size": "big"}, "+ Bigger CNN"),
+    "aug": VariantSpec("models.organ_cnn:OrganCNN", {"size": "big"}, "+ Data augmentation"),
+    "bn": VariantSpec("models.organ_cnn:OrganCNN", {"size": "big", "batchnorm": True}, "+ BatchNorm"),
+    "resnet50": VariantSpec("models.organ_cnn:ResNetClassifier", {"depth": 50}, "ResNet-50"),
+    "resnet101": VariantSpec("models.organ_cnn:ResNetClassifier", {"depth": 101}, "ResNet-101"),
+    "resnet152": VariantSpec("models.organ_cnn:ResNetClassifier", {"depth": 152}, "ResNet-152"),
+}
 
 TASKS: dict[str, TaskSpec] = {
     "breast_us_seg": TaskSpec(
@@ -132,13 +145,34 @@ TASKS: dict[str, TaskSpec] = {
         input_size=28,
         mean=(0.5,),
         std=(0.5,),
-        variants={"bn": VariantSpec("models.organ_cnn:OrganCNN", {"size": "big", "batchnorm": True}, "Big+BN CNN")},
+        variants=ABLATION_VARIANTS,
         default_variant="bn",
         metrics=("acc", "auc", "f1_weighted"),
         primary_metric="acc",
-        dataset="OrganSMNIST 28 px (MedMNIST v2)",
+        dataset="OrganSMNIST 28 px (MedMNIST v2 file, 13,940 / 2,452 / 8,829)",
         system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
-        train_hint="python -m training.ablate --dataset organsmnist",
+        ready=True,
+        train_hint="python -m training.ablate --dataset organsmnist --export (needs the internet once, or the .npz)",
+    ),
+    "breastmnist_standin": TaskSpec(
+        name="breastmnist_standin",
+        title="BreastMNIST-style stand-in (from BUSI)",
+        kind="classification",
+        labels=("malignant", "normal, benign"),
+        in_channels=1,
+        input_size=28,
+        mean=(0.5,),
+        std=(0.5,),
+        variants=ABLATION_VARIANTS,
+        default_variant="bn",
+        metrics=("acc", "auc", "f1_weighted"),
+        primary_metric="acc",
+        dataset="BreastMNIST-style stand-in built from BUSI (28 px, 546 / 78 / 156), not OrganSMNIST",
+        system="S3's ablation ladder run on a stand-in dataset (SYSTEMS.md §3; BreastMNIST recipe)",
+        ready=True,
+        shown_in="organsmnist",
+        train_hint="python -m training.medmnist_standin --busi ../shared/data/busi --out data/breastmnist_standin.npz"
+        " && python -m training.ablate --dataset data/breastmnist_standin.npz --export",
     ),
     "skin_lesion": TaskSpec(
         name="skin_lesion",

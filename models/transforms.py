@@ -73,3 +73,20 @@ class BusiTrainPreset:
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         img, msk = self.transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor).long()
+
+
+class MedMNISTPreset:
+    """MedMNIST-style input: greyscale, PIL box-filter (area) resize to ``size``x``size``, then mean 0.5 / std 0.5.
+
+    Shared by the BUSI stand-in builder (``training.medmnist_standin``) and the app's classifier, so an uploaded image
+    is reduced exactly as the training images were. ``thumbnail`` gives the uint8 image the model sees.
+    """
+
+    def __init__(self, size: int = 28):
+        self.size = size
+
+    def thumbnail(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("L").resize((self.size, self.size), Image.Resampling.BOX), dtype=np.uint8)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(self.thumbnail(image).copy()).float().div(255).sub(0.5).div(0.5)[None]

@@ -159,8 +159,23 @@ def tiny_lung_models(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_ablation_models(tmp_path_factory) -> Path:
+    """The ablation CLI run once (steps base and bn, 1 epoch) on a synthetic 2-class MedMNIST-format file, exported
+    as checkpoints/breastmnist_standin/{base,bn}/ (curves, metrics, weights)."""
+    from test_ablation import make_medmnist_file
+
+    from training.ablate import main
+
+    tmp = tmp_path_factory.mktemp("ablation")
+    path = make_medmnist_file(tmp / "standin.npz", n_classes=2, counts=(40, 10, 12))
+    main(["--dataset", str(path), "--task", "breastmnist_standin", "--steps", "base,bn", "--max-epochs", "1",
+          "--out", str(tmp / "run"), "--export", "--checkpoints-dir", str(tmp / "ck")])  # fmt: skip
+    return tmp / "ck" / "breastmnist_standin"
+
+
 @pytest.fixture
-def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models) -> Path:
+def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_models) -> Path:
     """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store, plus the
     session's tiny lung models (linked as checkpoints/lung_seg)."""
     from models.card import write_model_folder
@@ -184,13 +199,15 @@ def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models) -> Path:
     }
     write_model_folder(folder, "breast_us_seg", "efsnet", result)
     (root / "lung_seg").symlink_to(tiny_lung_models, target_is_directory=True)
+    (root / "breastmnist_standin").symlink_to(tiny_ablation_models, target_is_directory=True)
     monkeypatch.setenv("CHECKPOINTS_DIR", str(root))
     monkeypatch.setenv("MODEL_SOURCE", "local")
     clear_cache()
     try:
-        from demo.common import get_seg_predictor
+        from demo.common import get_cls_predictor, get_seg_predictor
 
         get_seg_predictor.cache_clear()
+        get_cls_predictor.cache_clear()
     except ImportError:
         pass
     yield root

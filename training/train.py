@@ -221,14 +221,14 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
     result["training"] = training
     result["notes"] = deviation_notes(cfg.task, saved_cfg, progress)
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
-    print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, (dict, list))}))
     if cfg.task == "lung_seg":  # the report's figures: best/worst galleries and the Dice histogram
         from models.hub import load_model_from
         from training.lung_analysis import analyze
 
         model = load_model_from(cfg.task, cfg.model, run_dir / "model")
         analyze(model, cfg.data_dir, cfg.val_split, run_dir / "model" / "analysis")
+    write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
+    print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, (dict, list))}))
     if cfg.export:
         dest = Path(cfg.checkpoints_dir) / cfg.task / cfg.model
         if dest.exists():

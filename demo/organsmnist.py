@@ -1,0 +1,179 @@
+"""OrganSMNIST ablation tab (SYSTEMS.md §3): the ladder's curves, bars and confusion matrices beside the report's
+table, and upload-and-predict with the shipped models (28x28 preview, top-k probabilities).
+
+Two datasets: the BUSI-built BreastMNIST-style stand-in (trained here, shipped) and OrganSMNIST itself (its file
+cannot be downloaded here; its models appear as soon as a checkpoint trained on the official file is present,
+locally or on the Hub). Every series is labelled with its dataset and source.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from demo.common import get_cls_predictor, image_upload, read_upload, user_errors
+from leaderboard import ablation
+from models.hub import model_source
+from models.registry import get_task
+
+TASK = "organsmnist"
+STANDIN = "breastmnist_standin"
+DATASETS = {ablation.dataset_label(STANDIN): STANDIN, ablation.dataset_label(TASK): TASK}
+REPRODUCE = (
+    "On a machine with internet: `python -m training.ablate --dataset organsmnist --export` (the `medmnist` package "
+    "downloads the file; the report's v2 file, MD5 `e5c39f1a...`, is recognised, the newer v3 file is labelled as "
+    "such), then restart the app."
+)
+
+
+def _available(task: str) -> dict[str, dict]:
+    return ablation.load_steps(task)
+
+
+def summary() -> str:
+    standin = _available(STANDIN)
+    organ = _available(TASK)
+    best = standin.get("ensemble") or standin.get("bn")
+    measured = (
+        f"On the stand-in (measured here): {ablation.STEP_TITLES['base']} test acc "
+        f"**{standin['base']['metrics']['metrics']['acc']:.3f}** → {ablation.STEP_TITLES[best['metrics']['variant']]} "
+        f"**{best['metrics']['metrics']['acc']:.3f}**."
+        if standin.get("base") and best
+        else "No stand-in run yet: " + get_task(STANDIN).train_hint
+    )
+    organ_text = (
+        f"OrganSMNIST run present ({len(organ)} steps)."
+        if organ
+        else "**No model trained on the official OrganSMNIST file is present** (it cannot be downloaded here). "
+        + REPRODUCE
+    )
+    return (
+        f"### {get_task(TASK).title}\n{get_task(TASK).system}: Base CNN (106,239 params) → + early stopping → bigger "
+        "CNN (1,662,939) → + augmentation → + BatchNorm (1,664,555) → ensemble with ResNet-50/101/152. The report: "
+        "test accuracy 0.680 → 0.811 on OrganSMNIST. "
+        f"{measured} {organ_text}\n\nThe **stand-in** is a MedMNIST-format file built here from BUSI by the "
+        "BreastMNIST recipe (28x28, malignant vs normal+benign, 546/78/156): a real dataset run through the same "
+        "ladder, **not OrganSMNIST**; compare it with the MedMNIST BreastMNIST rows in the leaderboard. ResNets are "
+        "trained from scratch here (no ImageNet weights offline)."
+    )
+
+
+def study_view(dataset: str, step: str, split: str):
+    task = DATASETS.get(dataset, STANDIN)
+    steps = _available(task)
+    if not steps:
+        empty = ablation.report_table()
+        return None, ablation.bars_figure(task, {}, True), None, empty, f"No {dataset} run present. {REPRODUCE}"
+    table = ablation.results_table(task, steps)
+    combined = gr_table(table)
+    return (
+        ablation.curves_figure(task, steps),
+        ablation.bars_figure(task, steps, show_report=True),
+        ablation.confusion_figure(task, steps, step, split),
+        combined,
+        f"{len(steps)} steps of the {dataset} run; the report's table is OrganSMNIST.",
+    )
+
+
+def gr_table(measured):
+    import pandas as pd
+
+    return pd.concat([measured, ablation.report_table()], ignore_index=True).round(4)
+
+
+def model_choices() -> list[tuple[str, str]]:
+    choices = []
+    for task in (STANDIN, TASK):
+        for step, run in _available(task).items():
+            if run["has_weights"] or model_source() != "local":
+                choices.append((f"{ablation.STEP_TITLES[step]} ({ablation.dataset_label(task)})", f"{task}/{step}"))
+    return choices
+
+
+@user_errors
+def classify(image_path, choice: str, get_predictor=get_cls_predictor):
+    if not choice or "/" not in choice:
+        raise gr.Error("No trained model is available: train one first (see the note above).")
+    task, step = choice.split("/", 1)
+    if task not in (TASK, STANDIN):
+        raise gr.Error("Choose a model from the list.")
+    image, notes = read_upload(image_path)
+    pred = get_predictor(task, step)(image)
+    preview = np.asarray(Image.fromarray(pred.seen).resize((168, 168), Image.Resampling.NEAREST))
+    text = (
+        f"**{ablation.STEP_TITLES[step]}** trained on the {ablation.dataset_label(task)}; the model sees the "
+        f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image on the left (box-filter resize of the "
+        f"{image.width}x{image.height} upload). CPU: {pred.latency_ms:.1f} ms in all, forward {pred.model_ms:.1f} ms."
+        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+        + (
+            "\n\nThe stand-in model only knows breast-ultrasound classes (malignant vs normal/benign); other images "
+            "get an answer that means nothing."
+            if task == STANDIN
+            else ""
+        )
+    )
+    return preview, dict(pred.top(5)), text
+
+
+def build_tab(get_predictor=get_cls_predictor) -> None:
+    gr.Markdown(summary())
+    with gr.Tabs():
+        with gr.Tab("Ablation curves"):
+            with gr.Row():
+                dataset = gr.Radio(list(DATASETS), value=list(DATASETS)[0], label="Dataset", elem_id="organ-dataset")
+                step = gr.Dropdown(
+                    [(t, s) for s, t in ablation.STEP_TITLES.items()], value="bn", label="Confusion matrix of"
+                )
+                split = gr.Radio(["train", "val", "test"], value="test", label="Split")
+            status = gr.Markdown(elem_id="organ-status")
+            curves = gr.Plot(label="Accuracy per step", elem_id="organ-curves")
+            with gr.Row():
+                bars = gr.Plot(label="Train / val / test accuracy", elem_id="organ-bars")
+                confusion = gr.Plot(label="Confusion matrix", elem_id="organ-confusion")
+            table = gr.DataFrame(interactive=False, wrap=True, elem_id="organ-table")
+            outputs = [curves, bars, confusion, table, status]
+            for control in (dataset, step, split):
+                control.change(study_view, [dataset, step, split], outputs, api_name=False)
+            gr.context.Context.root_block.load(study_view, [dataset, step, split], outputs, api_name="ablation")
+        with gr.Tab("Predict"):
+            choices = model_choices()
+            with gr.Row():
+                with gr.Column():
+                    image_in = image_upload(label="Image", sources=["upload", "clipboard"], height=260,
+                                            elem_id="organ-input")  # fmt: skip
+                    model = gr.Dropdown(
+                        choices,
+                        value=choices[-1][1] if choices else None,
+                        label="Model (shipped weights)",
+                        elem_id="organ-model",
+                    )
+                    run = gr.Button("Classify", variant="primary", elem_id="organ-run")
+                    examples = _examples()
+                    if examples:
+                        gr.Examples(
+                            examples, inputs=[image_in], label="Real BUSI images from the stand-in's test split"
+                        )
+                with gr.Column():
+                    preview = gr.Image(
+                        label="What the model sees (28x28, enlarged)",
+                        type="numpy",
+                        format="png",
+                        interactive=False,
+                        height=200,
+                        elem_id="organ-preview",
+                    )
+                    label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
+                    info = gr.Markdown(elem_id="organ-info")
+
+            def _classify(path, choice):
+                return classify(path, choice, get_predictor=get_predictor)
+
+            run.click(_classify, [image_in, model], [preview, label, info], api_name="classify_organ")
+
+
+def _examples() -> list[list[str]]:
+    from pathlib import Path
+
+    folder = Path(__file__).with_name("examples") / "organsmnist"
+    return [[str(p)] for p in sorted(folder.glob("*.png"))]

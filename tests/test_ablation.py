@@ -1,0 +1,228 @@
+"""OrganSMNIST ablation (SYSTEMS.md §3): parameter counts, the MedMNIST-format loader and MD5 identification, the
+BUSI stand-in builder, the ablation CLI end to end on a synthetic file in the official format, and our metrics
+against the ``medmnist`` package's own Evaluator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+
+
+@pytest.mark.parametrize(
+    "variant, expected",
+    [("base", 106_239), ("big", 1_662_939), ("bn", 1_664_555), ("resnet50", 23_530_571),
+     ("resnet101", 42_522_699), ("resnet152", 58_166_347)],
+)  # fmt: skip
+def test_parameter_counts_match_the_report(variant, expected):
+    from models.base import count_parameters
+    from models.registry import build_model
+
+    model = build_model("organsmnist", variant)
+    assert count_parameters(model) == expected
+    assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 11)
+
+
+def test_steps_are_named_configurations_of_two_classes():
+    from models.registry import get_task
+    from training.ablate import ALL_STEPS, STEPS
+
+    variants = get_task("organsmnist").variants
+    assert [s.name for s in STEPS] == [v for v in variants]
+    assert {v.model for v in variants.values()} == {"models.organ_cnn:OrganCNN", "models.organ_cnn:ResNetClassifier"}
+    assert STEPS[0].fixed_epochs == 5 and not STEPS[0].early_stopping and ALL_STEPS[-1] == "ensemble"
+    assert [s.augment for s in STEPS] == [False, False, False, True, True, True, True, True]
+
+
+def make_medmnist_file(path, n_classes: int = 11, counts=(60, 20, 30), seed: int = 0):
+    """A synthetic file in the official MedMNIST format: class-dependent bright squares on noise."""
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), counts):
+        labels = np.arange(n) % n_classes
+        rng.shuffle(labels)
+        images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+        for img, y in zip(images, labels):
+            r, c = divmod(int(y), 4)
+            img[2 + 6 * r : 8 + 6 * r, 2 + 6 * c : 8 + 6 * c] = 230
+        arrays[f"{split}_images"] = images
+        arrays[f"{split}_labels"] = labels.reshape(-1, 1).astype(np.uint8)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_loader_reads_official_format_and_rejects_others(tmp_path):
+    from training.medmnist import OFFICIAL, identify, load_npz
+
+    path = make_medmnist_file(tmp_path / "organsmnist.npz")
+    data = load_npz(path)
+    assert [len(v[1]) for v in data.values()] == [60, 20, 30] and data["train"][0].dtype == np.uint8
+    assert data["train"][1].ndim == 1 and data["train"][1].max() == 10
+    info = identify(path)
+    assert info["version"] is None and info["md5"] not in OFFICIAL  # synthetic: labelled unofficial
+    np.savez(tmp_path / "bad.npz", train_images=np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match="missing"):
+        load_npz(tmp_path / "bad.npz")
+    (tmp_path / "text.npz").write_text("no")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_npz(tmp_path / "text.npz")
+    assert {v["version"] for v in OFFICIAL.values()} == {"v2", "v3"}
+
+
+def test_official_md5_is_recognised(tmp_path, monkeypatch):
+    from training import medmnist
+
+    path = make_medmnist_file(tmp_path / "organsmnist.npz", counts=(13940, 2452, 8829))
+    monkeypatch.setitem(medmnist.OFFICIAL, medmnist.md5sum(path), medmnist.OFFICIAL["e5c39f1af030238290b9557d9503af9d"])
+    assert medmnist.identify(path)["version"] == "v2"
+    wrong = make_medmnist_file(tmp_path / "wrong.npz", counts=(10, 2, 3))
+    monkeypatch.setitem(
+        medmnist.OFFICIAL, medmnist.md5sum(wrong), medmnist.OFFICIAL["e5c39f1af030238290b9557d9503af9d"]
+    )
+    with pytest.raises(ValueError, match="do not match"):
+        medmnist.identify(wrong)
+
+
+def test_download_without_network_says_what_to_do(tmp_path, monkeypatch):
+    import medmnist as package
+
+    from training.medmnist import resolve_dataset
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(package, "OrganSMNIST", offline)
+    with pytest.raises(SystemExit, match="could not download organsmnist.*--dataset FILE.npz"):
+        resolve_dataset("organsmnist", tmp_path)
+    assert resolve_dataset(str(make_medmnist_file(tmp_path / "x.npz"))).name == "x.npz"
+
+
+def test_metrics_agree_with_the_medmnist_evaluator(tmp_path):
+    from medmnist import Evaluator
+
+    from training.ablate import classification_metrics
+
+    make_medmnist_file(tmp_path / "organsmnist.npz")
+    labels = np.load(tmp_path / "organsmnist.npz")["test_labels"][:, 0].astype(np.int64)
+    logits = torch.randn(len(labels), 11) + 3 * torch.nn.functional.one_hot(torch.from_numpy(labels), 11)
+    ours = classification_metrics(labels, logits, list(range(11)))
+    theirs = Evaluator("organsmnist", "test", root=str(tmp_path)).evaluate(logits.softmax(1).numpy())
+    assert ours["acc"] == pytest.approx(theirs.ACC) and ours["auc"] == pytest.approx(theirs.AUC)
+    assert ours["recall_weighted"] == pytest.approx(ours["acc"])  # the report's sanity check
+
+
+def test_auc_is_not_applicable_when_a_class_is_missing():
+    from training.ablate import classification_metrics
+
+    m = classification_metrics(np.array([0, 0, 1, 1]), torch.randn(4, 3), ["a", "b", "c"])
+    assert m["auc"] is None and len(m["confusion_matrix"]) == 3
+
+
+def test_ablation_cli_end_to_end_and_resumable(tmp_path):
+    from training.ablate import main
+
+    path = make_medmnist_file(tmp_path / "organsmnist.npz")
+    out = tmp_path / "abl"
+    args = ["--dataset", str(path), "--task", "organsmnist", "--out", str(out), "--max-epochs", "3",
+            "--checkpoints-dir", str(tmp_path / "ck")]  # fmt: skip
+    summary = main([*args, "--steps", "base,es,bn"])
+    assert [r["step"] for r in summary["steps"]] == ["base", "es", "bn"]
+    r = json.loads((out / "bn" / "metrics.json").read_text())
+    assert set(r["splits"]) == {"train", "val", "test"} and r["params"] == 1_664_555
+    assert {"acc", "precision_weighted", "recall_weighted", "f1_weighted", "auc", "confusion_matrix"} <= set(
+        r["metrics"]
+    )
+    assert r["training"]["seed"] == 1 and r["training"]["augment"] and "not an official" in r["dataset"]
+    steps = (out / "bn" / "steps.csv").read_text().splitlines()
+    assert steps[0].startswith("step,epoch,train_loss,train_acc,val_loss,val_acc") and "val_acc_smooth" in steps[0]
+    assert json.loads((out / "base" / "metrics.json").read_text())["training"]["epochs_run"] == 5  # fixed
+    before = (out / "base" / "metrics.json").stat().st_mtime_ns
+    main([*args, "--steps", "base", "--export"])  # a finished step is not trained again
+    assert (out / "base" / "metrics.json").stat().st_mtime_ns == before
+    assert (tmp_path / "ck" / "organsmnist" / "bn" / "model.safetensors").exists()
+    assert (tmp_path / "ck" / "organsmnist" / "ablation.json").exists()
+
+
+def test_ensemble_is_the_mean_of_raw_logits():
+    from models.organ_cnn import LogitEnsemble
+
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x = torch.randn(2, 4)
+    assert torch.allclose(LogitEnsemble([a, b])(x), (a(x) + b(x)) / 2)
+
+
+def test_standin_follows_the_breastmnist_recipe(tmp_path):
+    from conftest import make_synthetic_busi
+    from training.medmnist import load_npz
+    from training.medmnist_standin import main
+
+    busi = make_synthetic_busi(tmp_path / "busi", n_per_class=10)
+    out = main(["--busi", str(busi), "--out", str(tmp_path / "s.npz")])
+    data = load_npz(out)
+    assert [len(v[1]) for v in data.values()] == [21, 3, 6]  # 7:1:2 of 30
+    assert data["train"][0].shape[1:] == (28, 28)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["labels"] == {"0": "malignant", "1": "normal, benign"}
+    all_labels = np.concatenate([v[1] for v in data.values()])
+    assert (all_labels == 0).sum() == 10  # the malignant images
+
+
+def test_real_standin_has_breastmnist_sizes(tmp_path):
+    busi = SHARED_DATA / "busi"
+    if not (busi / "benign").is_dir():
+        pytest.skip("real BUSI data not found")
+    from training.medmnist_standin import build
+
+    arrays, meta = build(busi)
+    assert meta["counts"] == {"train": 546, "val": 78, "test": 156}  # BreastMNIST's own sizes
+    assert "malignant (145)" in meta["members"]["train"] and "benign (433)" in meta["members"]["train"]
+
+
+@pytest.fixture
+def client(tiny_checkpoints):
+    from gradio_client import Client
+
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+
+
+def test_tab_shows_curves_and_the_report_table(client):
+    curves, bars, confusion, table, status = client.predict(
+        "BreastMNIST-style stand-in (BUSI)", "bn", "test", api_name="/ablation"
+    )
+    text = json.dumps([curves, bars, confusion])
+    assert "+ BatchNorm: val" in text and "student report (OrganSMNIST v2" in text and "Confusion matrix" in text
+    sources = {row[1] for row in table["data"]}
+    assert "BreastMNIST-style stand-in (BUSI), measured here" in sources
+    assert any("student report" in s for s in sources)
+    *_, status = client.predict("OrganSMNIST", "bn", "test", api_name="/ablation")
+    assert "No OrganSMNIST run present" in status and "training.ablate --dataset organsmnist" in status
+
+
+def test_tab_predicts_with_a_28px_preview(client):
+    from pathlib import Path
+
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    example = Path(__file__).resolve().parents[1] / "demo" / "examples" / "organsmnist" / "malignant_10.png"
+    preview, label, info = client.predict(
+        handle_file(str(example)), "breastmnist_standin/bn", api_name="/classify_organ"
+    )
+    from PIL import Image
+
+    assert Image.open(preview).size == (168, 168)
+    assert {c["label"] for c in label["confidences"]} == {"malignant", "normal, benign"}
+    assert "28x28" in info
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(__file__), "breastmnist_standin/bn", api_name="/classify_organ")
