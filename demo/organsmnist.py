@@ -83,11 +83,18 @@ def gr_table(measured):
 
 
 def model_choices() -> list[tuple[str, str]]:
+    """Models with shipped weights; with ``MODEL_SOURCE=hf://OWNER`` also every OrganSMNIST step on the Hub."""
     choices = []
     for task in (STANDIN, TASK):
-        for step, run in _available(task).items():
-            if run["has_weights"] or model_source() != "local":
-                choices.append((f"{ablation.STEP_TITLES[step]} ({ablation.dataset_label(task)})", f"{task}/{step}"))
+        local = _available(task)
+        for step in ablation.STEP_ORDER:
+            if step == "ensemble":
+                continue
+            name = f"{ablation.STEP_TITLES[step]} ({ablation.dataset_label(task)})"
+            if step in local and local[step]["has_weights"]:
+                choices.append((name, f"{task}/{step}"))
+            elif model_source() != "local" and (task == TASK or step in local):
+                choices.append((f"{name}, from the Hub", f"{task}/{step}"))
     return choices
 
 
@@ -144,7 +151,7 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                                             elem_id="organ-input")  # fmt: skip
                     model = gr.Dropdown(
                         choices,
-                        value=choices[-1][1] if choices else None,
+                        value=next((v for _, v in choices if v.endswith("/bn")), choices[0][1] if choices else None),
                         label="Model (shipped weights)",
                         elem_id="organ-model",
                     )

@@ -1,11 +1,16 @@
-"""Print the README's EFSNet results table from the shipped checkpoint's metrics.json (numbers copied, not typed)."""
+"""Print the README's results tables from the checkpoints' metrics.json (numbers copied, not typed).
+
+python scripts/results_table.py [breast|lung|ablation]
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 THESIS = {
     "dsc": 70.44,
     "acc": 94.06,
@@ -23,7 +28,43 @@ THESIS = {
 }
 
 
+def markdown(df) -> str:
+    counts = {"epochs", "px", "params", "stop epoch"}
+
+    def cell(col, v):
+        if isinstance(v, float):
+            return "" if v != v else (f"{v:,.0f}" if col in counts else f"{v:.4f}")
+        return "" if v is None else (f"{v:,}" if isinstance(v, int) and col in counts else str(v))
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += [
+        "| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |" for row in df.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+def lung() -> None:
+    from leaderboard import lung as study
+    from models.registry import get_task
+
+    runs = [study.load_run(v) for v in get_task("lung_seg").variants]
+    print(markdown(study.results_table(runs)))
+
+
+def ablation() -> None:
+    from leaderboard import ablation as abl
+
+    print(markdown(abl.results_table("breastmnist_standin", abl.load_steps("breastmnist_standin"))))
+    print()
+    print(markdown(abl.report_table()))
+
+
 def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "breast"
+    {"breast": breast, "lung": lung, "ablation": ablation}[which]()
+
+
+def breast() -> None:
     r = json.loads((ROOT / "checkpoints/breast_us_seg/efsnet/metrics.json").read_text())
     m, tr = r["metrics"], r["training"]
     pc, pt, ti = m["per_class"], m["per_class_t"], m["tumour_images"]

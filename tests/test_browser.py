@@ -190,3 +190,37 @@ def test_lung_comparison_side_by_side(page, lung_app_url):
     expected = "U-Net++, Adam: test" if model_b == "unetplusplus" else "U-Net, Adam: test"
     expect(page.locator("#lung-dice-plot")).to_contain_text(expected, timeout=30_000)
     _shot(page, "app_lung_curves.png")
+
+
+def test_ablation_tab_shows_curves_and_predicts(page, tmp_path, monkeypatch, request):
+    from playwright.sync_api import expect
+
+    from demo.common import get_cls_predictor
+    from models.hub import checkpoint_dir, clear_cache
+
+    if not (checkpoint_dir("breastmnist_standin", "bn") / "model.safetensors").exists():
+        request.getfixturevalue("tiny_checkpoints")
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_cls_predictor.cache_clear()
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+    try:
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="OrganSMNIST ablation").click()
+        expect(page.locator("#organ-curves .js-plotly-plot")).to_have_count(1, timeout=30_000)
+        expect(page.locator("#organ-curves")).to_contain_text("+ BatchNorm: val", timeout=30_000)
+        expect(page.locator("#organ-bars")).to_contain_text("student report")
+        expect(page.locator("#organ-table")).to_contain_text("measured here")
+        _shot(page, "app_ablation.png")
+        page.get_by_role("tab", name="Predict").click()
+        page.locator("button.gallery-item").filter(visible=True).nth(1).click()  # malignant_10
+        page.locator("#organ-input img").wait_for(timeout=30_000)
+        page.locator("#organ-run").click()
+        expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=60_000)
+        page.locator("#organ-preview img").wait_for(timeout=30_000)
+        expect(page.locator("#organ-label")).to_contain_text("malignant")
+    finally:
+        demo.close()
