@@ -10,7 +10,7 @@ EXPECTED = {"breast_us_seg", "lung_seg", "organsmnist", "skin_lesion", "ultrasou
 
 
 def test_registry_has_the_five_tasks():
-    assert set(TASKS) == EXPECTED
+    assert {t for t, s in TASKS.items() if s.shown_in is None} == EXPECTED  # + the stand-in, inside a task's tab
     for name, spec in TASKS.items():
         assert spec.name == name
         assert spec.default_variant in spec.variants
