@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.hub import checkpoints_root
-from models.registry import get_task
+from models.registry import get_task, get_variant
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 SPEED = Path(__file__).with_name("speed.json")  # written by the project's own benchmarks (bench/)
@@ -28,13 +28,20 @@ COLUMNS = list(SCHEMA)
 NUMERIC = [name for name, numeric in SCHEMA.items() if numeric]
 
 
+def variant_title(task: str, variant: str) -> str:
+    try:
+        return get_variant(task, variant).title or variant
+    except KeyError:
+        return variant
+
+
 def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
     m, tr = result["metrics"], result.get("training", {})
     speed = speed or {}
     tumour = m.get("tumour_images", {})
     return {
         "task": result["task"],
-        "model": f"{result.get('title') or result['variant']} (ours)",
+        "model": f"{result.get('title') or variant_title(result['task'], result['variant'])} (ours)",
         "source": "measured here",
         "dataset": result.get("dataset", get_task(result["task"]).dataset),
         "split": result.get("split"),

@@ -27,7 +27,7 @@ def test_measured_rows_come_from_checkpoint_metrics(tiny_checkpoints):
     efsnet = ours[ours["task"] == "breast_us_seg"]
     assert len(efsnet) == 1 and efsnet.iloc[0]["dsc"] == 0.5 and efsnet.iloc[0]["resolution"] == 64
     lung = ours[ours["task"] == "lung_seg"].set_index("model")
-    assert lung.loc["unet (ours)", "dice"] == 0.6 and lung["dice"].dtype.kind == "f"
+    assert lung.loc["U-Net, Adam (ours)", "dice"] == 0.6 and lung["dice"].dtype.kind == "f"
     standin = ours[ours["task"] == "breastmnist_standin"]
     assert set(standin["model"]) == {"Base CNN (ours)", "+ BatchNorm (ours)"} and standin["acc"].notna().all()
     # numeric sort, not lexicographic: as strings "81.6" would beat "650.5"
