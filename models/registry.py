@@ -186,6 +186,9 @@ TASKS: dict[str, TaskSpec] = {
         variants={
             "customnet": VariantSpec("models.custom_net:CustomNet", {}, "CustomNet"),
             "resnet18": VariantSpec("models.custom_net:ResNet18Classifier", {}, "ResNet18"),
+            "efficientnet-lite0": VariantSpec(
+                "models.custom_net:EfficientNetLite0Classifier", {}, "EfficientNet-Lite0 (ImageNet fine-tune)"
+            ),
         },
         default_variant="resnet18",
         metrics=("isic_score", "auc_melanoma", "auc_sk", "acc", "balanced_acc"),

@@ -282,3 +282,55 @@ class LungSegDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.images[i], self.masks[i]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# ISIC 2017 Part 3 (SYSTEMS.md §4): official folders and ground-truth CSVs
+
+ISIC_SPLITS = {"train": "Training", "val": "Validation", "test": "Test_v2"}
+
+
+@dataclass(frozen=True)
+class IsicSample:
+    image_id: str
+    label: int  # 0 nevus, 1 melanoma, 2 seborrheic keratosis
+    image: Path
+
+
+def isic_label(melanoma: float, keratosis: float) -> int:
+    """The official two binary columns -> 0 nevus, 1 melanoma, 2 seborrheic keratosis."""
+    if melanoma and keratosis:
+        raise ValueError("an image labelled both melanoma and seborrheic keratosis")
+    return 1 if melanoma else 2 if keratosis else 0
+
+
+def find_isic(root: str | Path, split: str) -> list[IsicSample]:
+    """Samples of ``split`` (train / val / test) in the official layout: ``ISIC-2017_<Split>_Data/<id>.jpg`` and
+    ``ISIC-2017_<Split>_Part3_GroundTruth.csv`` (``image_id, melanoma, seborrheic_keratosis``). The test split also
+    accepts the names without ``_v2``."""
+    import csv
+
+    if split not in ISIC_SPLITS:
+        raise KeyError(f"unknown split {split!r}; valid: {', '.join(ISIC_SPLITS)}")
+    root = Path(root)
+    names = [ISIC_SPLITS[split]] + (["Test"] if split == "test" else [])
+    for name in names:
+        csv_path, img_dir = root / f"ISIC-2017_{name}_Part3_GroundTruth.csv", root / f"ISIC-2017_{name}_Data"
+        if csv_path.exists() and img_dir.is_dir():
+            break
+    else:
+        raise FileNotFoundError(
+            f"ISIC 2017 {split} split not found under {root}: expected ISIC-2017_{names[0]}_Data/ and "
+            f"ISIC-2017_{names[0]}_Part3_GroundTruth.csv (the official layout)"
+        )
+    samples = []
+    with csv_path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            image = img_dir / f"{row['image_id']}.jpg"
+            if not image.exists():
+                image = next(img_dir.glob(f"{row['image_id']}.*"), image)
+            if not image.exists():
+                raise FileNotFoundError(f"{image} is listed in {csv_path.name} but missing")
+            label = isic_label(float(row["melanoma"]), float(row["seborrheic_keratosis"]))
+            samples.append(IsicSample(row["image_id"], label, image))
+    return samples

