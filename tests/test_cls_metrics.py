@@ -76,3 +76,34 @@ def test_isic_labels_from_the_official_columns(tmp_path):
     assert [s.label for s in find_isic(tmp_path, "val")] == [0, 1, 2]
     with pytest.raises(FileNotFoundError, match="official layout"):
         find_isic(tmp_path, "test")
+
+
+def test_grad_cam_points_at_the_evidence():
+    import torch
+    from PIL import Image
+    from torch import nn
+
+    from models.explain import grad_cam, heatmap_overlay
+
+    class Tiny(nn.Module):  # class-0 logit = mean activation of a positive 1x1 conv: CAM = the activation map
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 1, 1)
+            nn.init.constant_(self.conv.weight, 1.0)
+            nn.init.zeros_(self.conv.bias)
+
+        def gradcam_layer(self):
+            return self.conv
+
+        def forward(self, x):
+            pooled = self.conv(x).mean((2, 3))
+            return torch.cat([pooled, -pooled], 1)
+
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 20:28, 4:12] = 1.0
+    cam = grad_cam(Tiny(), x, target=0)
+    assert cam.shape == (32, 32) and cam.max() == 1.0
+    assert cam[20:28, 4:12].min() > 0.9 and cam[:16].max() < 0.1  # the bright square, nothing else
+    assert grad_cam(Tiny(), x, target=1).max() == 0.0  # negative evidence only: an empty map, not noise
+    out = heatmap_overlay(Image.new("RGB", (100, 80)), cam)
+    assert out.shape == (80, 100, 3)
