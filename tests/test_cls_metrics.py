@@ -107,3 +107,24 @@ def test_grad_cam_points_at_the_evidence():
     assert grad_cam(Tiny(), x, target=1).max() == 0.0  # negative evidence only: an empty map, not noise
     out = heatmap_overlay(Image.new("RGB", (100, 80)), cam)
     assert out.shape == (80, 100, 3)
+
+
+def test_mahalanobis_ood_flags_far_away_features(tmp_path):
+    import torch
+    from torch import nn
+
+    from models.ood import MahalanobisOOD, penultimate_features
+
+    torch.manual_seed(0)
+    train, val = torch.randn(400, 8), torch.randn(100, 8)
+    ood = MahalanobisOOD.fit(train, val)
+    assert (ood.distance(val) > ood.threshold).float().mean() <= 0.02  # ~1 % of in-distribution flagged
+    assert bool((ood.distance(torch.full((3, 8), 6.0)) > ood.threshold).all())  # far away: flagged
+    ood.save(tmp_path)
+    back = MahalanobisOOD.load(tmp_path)
+    assert torch.allclose(back.distance(val), ood.distance(val)) and back.threshold == ood.threshold
+    assert MahalanobisOOD.load(tmp_path / "none") is None
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
+    feats, logits = penultimate_features(model, torch.randn(2, 3, 2, 2))
+    assert feats.shape == (2, 5) and logits.shape == (2, 3) and bool((feats >= 0).all())  # after the ReLU
