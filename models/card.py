@@ -23,6 +23,10 @@ METRIC_NAMES = {
     "dsc_t": ("dice", "DSC, normal/tumour"),
     "dice": ("dice", "Dice, mean over images"),
     "iou": ("jaccard", "IoU, mean over images"),
+    "isic_score": ("roc_auc", "ISIC 2017 score: mean of melanoma and seborrheic-keratosis ROC AUC"),
+    "balanced_acc": ("balanced_accuracy", "Balanced accuracy"),
+    "f1_weighted": ("f1", "F1, weighted"),
+    "auc": ("roc_auc", "ROC AUC"),
     "miou_t": ("mean_iou", "mIoU, normal/tumour"),
 }
 

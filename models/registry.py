@@ -195,6 +195,7 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="isic_score",
         dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
         system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
+        ready=True,
         train_hint="python -m training.train skin_lesion --model resnet18 --data-dir ../shared/data/isic2017",
     ),
     "ultrasound_multitask": TaskSpec(

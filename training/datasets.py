@@ -334,3 +334,23 @@ def find_isic(root: str | Path, split: str) -> list[IsicSample]:
             label = isic_label(float(row["melanoma"]), float(row["seborrheic_keratosis"]))
             samples.append(IsicSample(row["image_id"], label, image))
     return samples
+
+
+class IsicDataset(Dataset):
+    """ISIC images pre-decoded as uint8 at ``round(size * 8 / 7)`` (the template's Rescale 256 -> crop 224), then
+    ``RandomCrop`` + the augmentation preset (train) or ``CenterCrop`` (eval), ImageNet-normalised.
+    Items are ``(image float (3, S, S), label int64)``."""
+
+    def __init__(self, samples: list[IsicSample], size: int = 224, train: bool = False, augment: str = "default"):
+        from models.transforms import IsicPreset
+
+        self.samples = samples
+        self.preset = IsicPreset(size, train=train, augment=augment)
+        self.images = [self.preset.decode(s.image) for s in samples]
+        self.labels = torch.tensor([s.label for s in samples], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        return self.preset(self.images[i]), self.labels[i]

@@ -138,8 +138,47 @@ def evaluate_lung(model, data_dir: str | Path, split: str) -> dict:
     }
 
 
-HELD_OUT = {"lung_seg": "test"}
-EVALUATORS = {"breast_us_seg": evaluate_busi, "lung_seg": evaluate_lung}
+ISIC_PROTOCOL = (
+    "ISIC 2017 Part 3 official score = mean of the melanoma-vs-rest AUC (P[:,1]) and the seborrheic-keratosis-vs-rest "
+    "AUC (P[:,2]); accuracy and balanced accuracy on the arg-max; ECE (10 bins, top label); centre crop, one view"
+)
+
+
+@torch.inference_mode()
+def evaluate_isic(model, data_dir: str | Path, split: str) -> dict:
+    from models.cls_metrics import isic_metrics
+    from training.datasets import IsicDataset, find_isic
+
+    samples = find_isic(data_dir, split)
+    ds = IsicDataset(samples, model.input_size, train=False)
+    logits = torch.cat([model(torch.stack([ds[j][0] for j in range(i, min(i + 64, len(ds)))])) for i in
+                        range(0, len(ds), 64)])  # fmt: skip
+    probs = logits.float().softmax(1)
+    metrics = isic_metrics(ds.labels.numpy(), probs.numpy())
+    counts = torch.bincount(ds.labels, minlength=3).tolist()
+    return {
+        "n": len(samples),
+        "dataset": f"ISIC 2017 Part 3, {split} split ({counts[0]} nevus / {counts[1]} melanoma / {counts[2]} SK)",
+        "protocol": ISIC_PROTOCOL,
+        "metrics": {
+            **metrics,
+            "per_image": [
+                {"image_id": s.image_id, "label": s.label, "probs": [round(float(v), 6) for v in p]}
+                for s, p in zip(samples, probs)
+            ],
+        },
+    }
+
+
+def write_challenge_csv(result: dict, path: str | Path) -> None:
+    """The challenge submission: an N x 3 softmax matrix in label order, header-less, one row per image."""
+    with open(path, "w") as f:
+        for row in result["metrics"]["per_image"]:
+            f.write(",".join(f"{v:.6f}" for v in row["probs"]) + "\n")
+
+
+HELD_OUT = {"lung_seg": "test", "skin_lesion": "val"}
+EVALUATORS = {"breast_us_seg": evaluate_busi, "lung_seg": evaluate_lung, "skin_lesion": evaluate_isic}
 
 
 def evaluate_model(task: str, model, data_dir, split: str) -> dict:
@@ -185,9 +224,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--checkpoint", help="model folder or Hub repo id (default: the checkpoint store)")
     p.add_argument("--json", action="store_true", help="print only the JSON object")
+    p.add_argument("--export-csv", help="skin_lesion: write the challenge's header-less N x 3 softmax CSV here")
     args = p.parse_args(argv)
     split = args.split or HELD_OUT.get(args.task, "val")
     result = evaluate_checkpoint(args.task, args.model, args.checkpoint, args.data_dir, split)
+    if args.export_csv:
+        if "per_image" not in result["metrics"] or "probs" not in result["metrics"]["per_image"][0]:
+            raise SystemExit("--export-csv is for classification tasks (skin_lesion)")
+        write_challenge_csv(result, args.export_csv)
     if not args.json:
         m = result["metrics"]
         for k, v in m.items():

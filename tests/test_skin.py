@@ -1,0 +1,97 @@
+"""Skin-lesion study (SYSTEMS.md §4): the training options end to end on a tiny ISIC-layout folder, early stopping,
+the evaluation CLI and the challenge CSV export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_isic(root: Path, n: int = 9) -> Path:
+    """Train and validation splits in the official layout: nevus dark, melanoma red, SK bright."""
+    rng = np.random.default_rng(0)
+    colours = {0: (60, 40, 30), 1: (170, 30, 30), 2: (200, 190, 150)}
+    for split in ("Training", "Validation"):
+        folder = root / f"ISIC-2017_{split}_Data"
+        folder.mkdir(parents=True)
+        rows = ["image_id,melanoma,seborrheic_keratosis"]
+        for i in range(n):
+            label = i % 3
+            arr = np.clip(rng.normal(colours[label], 20, (48, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(folder / f"ISIC_{split[0]}{i:03d}.jpg")
+            rows.append(f"ISIC_{split[0]}{i:03d},{float(label == 1)},{float(label == 2)}")
+        (root / f"ISIC-2017_{split}_Part3_GroundTruth.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_options_train_select_on_the_official_score_and_export(tmp_path):
+    from training.config import resolve_config
+    from training.train import main
+
+    data = make_isic(tmp_path / "isic")
+    args = ["skin_lesion", "--model", "resnet18", "--data-dir", str(data), "--image-size", "32", "--batch-size", "6",
+            "--runs-dir", str(tmp_path / "runs"), "--checkpoints-dir", str(tmp_path / "ck"), "--export"]  # fmt: skip
+    cfg = resolve_config([*args, "--epochs", "3", "--sampler", "weighted", "--mixup-alpha", "0.3", "--optimizer",
+                          "adam", "--scheduler", "plateau", "--patience", "1", "--augment", "geometric",
+                          "--tag", "opts"])  # fmt: skip
+    assert (cfg.select, cfg.class_weighting, cfg.seed) == ("max:val_isic_score", "inverse_frequency", 42)
+    run = main(cfg)
+    assert run.name.endswith("-opts")
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert {"val_isic_score", "val_auc_melanoma", "val_auc_sk", "val_balanced_acc"} <= set(rows[0])
+    progress = json.loads((run / "progress.json").read_text())
+    scores = [float(r["val_isic_score"]) for r in rows]
+    assert progress["best_epoch"] == 1 + scores.index(max(scores))  # best by the official score
+    if len(rows) < 3:
+        assert progress["stopped_early"] == len(rows)
+    result = json.loads((run / "metrics.json").read_text())
+    assert result["split"] == "val" and len(result["metrics"]["per_image"]) == 9
+    assert result["training"]["mixup_alpha"] == 0.3 and result["training"]["sampler"] == "weighted"
+
+    folder = tmp_path / "ck" / "skin_lesion" / "resnet18"
+    out = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "skin_lesion", "--model", "resnet18", "--data-dir", str(data),
+         "--checkpoint", str(folder), "--json", "--export-csv", str(tmp_path / "sub.csv")],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert abs(last["metrics"]["isic_score"] - result["metrics"]["isic_score"]) < 1e-9
+    lines = (tmp_path / "sub.csv").read_text().splitlines()
+    assert len(lines) == 9 and all(abs(sum(map(float, line.split(","))) - 1) < 1e-4 for line in lines)  # no header
+
+
+def test_sgd_step_preset_and_variant_overrides():
+    from training.config import resolve_config
+
+    base = ["skin_lesion", "--data-dir", "x"]
+    resnet = resolve_config([*base])
+    custom = resolve_config([*base, "--model", "customnet"])
+    lite = resolve_config([*base, "--model", "efficientnet-lite0"])
+    assert (resnet.optimizer, resnet.momentum, resnet.lr, resnet.scheduler) == ("sgd", 0.9, 1e-3, "step")
+    assert resnet.scheduler_kwargs == {"step_size": 7, "gamma": 0.1} and resnet.batch_size == 64
+    assert custom.lr == 1e-2 and lite.pretrained and not resnet.pretrained
+
+
+def test_mixup_mixes_images_and_labels_alike():
+    import torch
+
+    from training.config import resolve_config
+    from training.recipes import SkinLesionRecipe
+
+    recipe = SkinLesionRecipe(resolve_config(["skin_lesion", "--data-dir", "x", "--mixup-alpha", "0.4"]))
+    x = torch.stack([torch.zeros(3, 2, 2), torch.ones(3, 2, 2)])
+    y = torch.tensor([0, 2])
+    torch.manual_seed(0)
+    mx, my = recipe.prepare_batch(x, y)
+    lam = my[0, 0] if my[0, 0] != 0 else 1 - my[0, 2]
+    assert torch.allclose(my.sum(1), torch.ones(2)) and my.shape == (2, 3)
+    assert torch.allclose(mx[:, 0, 0, 0], my[:, 2])  # pixel value = share of the 'ones' image = share of label 2
+    assert 0 <= float(lam) <= 1
