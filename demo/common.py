@@ -116,6 +116,18 @@ def get_cls_predictor(task: str, variant: str | None = None):
     return ClassificationPredictor(load_model(task, variant), get_task(task))
 
 
+@lru_cache(maxsize=8)
+def get_skin_predictor(task: str, variant: str | None = None):
+    """Cached skin-lesion predictor with its OOD statistics (``ood.safetensors`` beside the weights), if any."""
+    from models.hub import companion_file
+    from models.ood import FILENAME, MahalanobisOOD
+    from models.predict import SkinPredictor
+
+    model = load_model(task, variant)
+    stats = companion_file(model, FILENAME)
+    return SkinPredictor(model, get_task(task), MahalanobisOOD.load(stats.parent) if stats else None)
+
+
 def checkpoint_status(task: str, variant: str | None = None) -> str:
     """Markdown line about the checkpoint, without loading any weights."""
     from models.hub import checkpoint_dir, model_source

@@ -113,3 +113,20 @@ def load_model(task: str, variant: str | None = None, source: str | None = None)
 
 def clear_cache() -> None:
     _load_cached.cache_clear()
+
+
+def companion_file(model, filename: str) -> Path | None:
+    """A file shipped beside a loaded model's weights (e.g. ``ood.safetensors``), from its folder or Hub repo;
+    ``None`` when it has none or it cannot be fetched."""
+    location = getattr(model, "loaded_from", None)
+    if location is None:
+        return None
+    if Path(location).is_dir():
+        path = Path(location) / filename
+        return path if path.exists() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(location, filename))
+    except Exception:  # not in the repo, offline, ...: the caller goes without it
+        return None

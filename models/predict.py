@@ -131,3 +131,74 @@ class ClassificationPredictor:
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(time.perf_counter() - t0) * 1e3,
         )
+
+
+@dataclass
+class SkinPrediction:
+    """Skin-lesion result: softmax ``probs`` per label, the model ``input`` tensor (for Grad-CAM), the OOD distance
+    and threshold (``None`` when the checkpoint has no OOD statistics)."""
+
+    probs: dict[str, float]
+    input: torch.Tensor
+    ood_distance: float | None
+    ood_threshold: float | None
+    model_ms: float
+    latency_ms: float
+    image: Image.Image
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(list(self.probs.values())))
+
+    @property
+    def looks_out_of_distribution(self) -> bool:
+        return self.ood_distance is not None and self.ood_distance > self.ood_threshold
+
+
+class SkinPredictor:
+    """Classify a dermoscopy image (``IsicPreset``: resize to 8/7 of the input size, centre crop, ImageNet
+    normalisation) and score how far its features are from the training images (``models.ood``)."""
+
+    def __init__(self, model: torch.nn.Module, spec, ood=None):
+        from models.transforms import IsicPreset
+
+        self.model = model.eval()
+        self.labels = tuple(getattr(model, "labels", None) or spec.labels)
+        self.preset = IsicPreset(model.input_size, train=False)
+        self.ood = ood
+
+    @torch.inference_mode()
+    def __call__(self, image) -> SkinPrediction:
+        from models.ood import penultimate_features
+
+        t0 = time.perf_counter()
+        if not isinstance(image, Image.Image) or image.mode not in ("L", "RGB"):
+            image, _ = load_image(image)
+        image = image.convert("RGB")
+        x = self.preset(image)[None]
+        t1 = time.perf_counter()
+        features, logits = penultimate_features(self.model, x)
+        t2 = time.perf_counter()
+        probs = logits.float().softmax(1)[0]
+        distance = float(self.ood.distance(features)[0]) if self.ood is not None else None
+        return SkinPrediction(
+            probs={name: float(p) for name, p in zip(self.labels, probs)},
+            input=x,
+            ood_distance=distance,
+            ood_threshold=self.ood.threshold if self.ood is not None else None,
+            model_ms=(t2 - t1) * 1e3,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            image=image,
+        )
+
+    def grad_cam(self, prediction: SkinPrediction, target: int) -> np.ndarray:
+        """Grad-CAM of ``target`` over the original image (RGB uint8)."""
+        from models.explain import grad_cam, heatmap_overlay
+
+        cam = grad_cam(self.model, prediction.input.clone(), target)
+        # the CAM covers the centre crop; place it on the resized full frame, then on the original image
+        base, size = self.preset.base, self.preset.size
+        full = np.zeros((base, base), np.float32)
+        off = (base - size) // 2
+        full[off : off + size, off : off + size] = cam
+        return heatmap_overlay(prediction.image, full)

@@ -269,6 +269,11 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
 
         model = load_model_from(cfg.task, cfg.model, run_dir / "model")
         analyze(model, cfg.data_dir, cfg.val_split, run_dir / "model" / "analysis")
+    if cfg.task == "skin_lesion":  # the app's "does this look like dermoscopy?" statistics
+        from models.hub import load_model_from
+        from training.ood_fit import fit
+
+        fit(load_model_from(cfg.task, cfg.model, run_dir / "model"), cfg.data_dir).save(run_dir / "model")
     write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
     print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, (dict, list))}))
     if cfg.export:

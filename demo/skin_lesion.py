@@ -1,0 +1,147 @@
+"""Skin-lesion tab (SYSTEMS.md §4): ISIC 2017 Part 3, nevus / melanoma / seborrheic keratosis.
+
+*Classify*: upload or pick a real validation image; top-3 probabilities, a Grad-CAM heat map for the chosen class
+(Captum ``LayerGradCam`` on the model's last convolutional stage), the model switch, and a warning when the image's
+features are far from the training images' (Mahalanobis distance, ``models.ood``). *Validation results*: ROC curves,
+confusion matrices, calibration, the option sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from demo.common import get_skin_predictor, image_upload, read_upload, user_errors
+from leaderboard import skin
+from models.hub import checkpoint_dir, model_source
+from models.registry import get_task
+
+TASK = "skin_lesion"
+EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
+CAM_CHOICES = ("predicted class", "nevus", "melanoma", "seborrheic keratosis")
+OOD_TEXT = (
+    "*Out-of-distribution check:* the Mahalanobis distance of the image's penultimate features from the training "
+    "images' (Ledoit-Wolf covariance); above the 99th percentile of the validation images' distances the image is "
+    "flagged. It tells whether the image looks like the training data, not whether the answer is right."
+)
+
+
+def model_choices() -> list[tuple[str, str]]:
+    spec = get_task(TASK)
+    results = skin.available()
+    return [
+        (v.title, name)
+        for name, v in spec.variants.items()
+        if model_source() != "local"
+        or (name in results and (checkpoint_dir(TASK, name) / "model.safetensors").exists())
+    ]
+
+
+def summary() -> str:
+    spec = get_task(TASK)
+    results = skin.available()
+    if not results:
+        return (
+            f"### {spec.title}\n{spec.system}.\n\n**No trained skin-lesion model is present**, so this tab cannot "
+            f"classify. Train one with `{spec.train_hint} --export`."
+        )
+    parts = [
+        f"{spec.variants[v].title}: ISIC score **{r['metrics']['isic_score']:.3f}**"
+        for v, r in results.items()
+        if r["metrics"]["isic_score"] is not None
+    ]
+    return (
+        f"### {spec.title}\n{spec.system}. Validation (150 images, measured here): {'; '.join(parts)}. "
+        "The ISIC 2017 score is the mean of the melanoma-vs-rest and keratosis-vs-rest ROC AUCs; the challenge's "
+        "figures are on its 600-image test set (leaderboard). Research and teaching demo, not for clinical use."
+    )
+
+
+@user_errors
+def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_predictor):
+    if variant not in get_task(TASK).variants:
+        raise gr.Error("Choose a model from the list.")
+    image, notes = read_upload(image_path)
+    predictor = get_predictor(TASK, variant)
+    pred = predictor(image)
+    labels = list(pred.probs)
+    target = pred.predicted if cam_for not in labels else labels.index(cam_for)
+    cam = predictor.grad_cam(pred, target)
+    if pred.ood_distance is None:
+        ood = "No out-of-distribution statistics ship with this checkpoint."
+    elif pred.looks_out_of_distribution:
+        ood = (
+            f"⚠️ **This image does not look like the dermoscopy images the model was trained on** (feature distance "
+            f"{pred.ood_distance:.1f}, threshold {pred.ood_threshold:.1f}): treat the probabilities as meaningless."
+        )
+    else:
+        ood = f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ {pred.ood_threshold:.1f})."
+    text = (
+        f"Grad-CAM for **{labels[target]}** (red = evidence for it). CPU: {pred.latency_ms:.0f} ms in all, forward "
+        f"{pred.model_ms:.0f} ms; Grad-CAM adds one backward pass."
+        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+    )
+    return pred.probs, cam, ood, text
+
+
+def results_view(variant: str):
+    results = skin.available()
+    return (
+        skin.roc_figure(results),
+        skin.confusion_figure(results.get(variant), variant),
+        skin.reliability_figure(results),
+        skin.results_table(results).round(4),
+        skin.options_table().round(4),
+    )
+
+
+def _examples() -> list[list[str]]:
+    return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
+
+
+def build_tab(get_predictor=get_skin_predictor) -> None:
+    gr.Markdown(summary())
+    spec = get_task(TASK)
+    with gr.Tabs():
+        with gr.Tab("Classify"):
+            choices = model_choices()
+            with gr.Row():
+                with gr.Column():
+                    image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=300,
+                                            elem_id="skin-input")  # fmt: skip
+                    model = gr.Radio(choices, value=choices[0][1] if choices else None, label="Model",
+                                     elem_id="skin-model")  # fmt: skip
+                    cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
+                                       elem_id="skin-cam-for")  # fmt: skip
+                    run = gr.Button("Classify", variant="primary", elem_id="skin-run")
+                    examples = _examples()
+                    if examples:
+                        gr.Examples(examples, inputs=[image_in], label="Real ISIC 2017 validation images")
+                with gr.Column():
+                    label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
+                    cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=320,
+                                   elem_id="skin-cam")  # fmt: skip
+                    ood = gr.Markdown(elem_id="skin-ood")
+                    info = gr.Markdown(elem_id="skin-info")
+                    gr.Markdown(OOD_TEXT)
+
+            def _classify(path, variant, target):
+                return classify(path, variant, target, get_predictor=get_predictor)
+
+            inputs = [image_in, model, cam_for]
+            run.click(_classify, inputs, [label, cam, ood, info], api_name="classify_skin", concurrency_limit=2)
+            cam_for.change(_classify, inputs, [label, cam, ood, info], api_name=False)
+        with gr.Tab("Validation results"):
+            which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
+                             label="Confusion matrix of")  # fmt: skip
+            with gr.Row():
+                roc = gr.Plot(label="ROC", elem_id="skin-roc")
+                confusion = gr.Plot(label="Confusion matrix", elem_id="skin-confusion")
+            reliability = gr.Plot(label="Calibration", elem_id="skin-reliability")
+            table = gr.DataFrame(interactive=False, wrap=True, elem_id="skin-results")
+            gr.Markdown("Options tried (validation ISIC score of each run):")
+            options = gr.DataFrame(interactive=False, wrap=True, elem_id="skin-options")
+            outputs = [roc, confusion, reliability, table, options]
+            which.change(results_view, [which], outputs, api_name=False)
+            gr.context.Context.root_block.load(results_view, [which], outputs, api_name="skin_results")

@@ -1,0 +1,129 @@
+"""The skin-lesion study's figures (SYSTEMS.md §4) from ``checkpoints/skin_lesion/<model>/metrics.json`` (validation
+split, per-image softmax scores). Plotly + scikit-learn, no gradio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from models.hub import checkpoint_dir
+from models.registry import get_task
+
+TASK = "skin_lesion"
+COLORS = {"customnet": "#ff7f0e", "resnet18": "#1f77b4", "efficientnet-lite0": "#2ca02c"}
+
+
+def load_result(variant: str) -> dict | None:
+    path = checkpoint_dir(TASK, variant) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def available() -> dict[str, dict]:
+    return {v: r for v in get_task(TASK).variants if (r := load_result(v))}
+
+
+def roc_figure(results: dict[str, dict]) -> go.Figure:
+    """Melanoma-vs-rest (solid) and keratosis-vs-rest (dashed) ROC curves per model: the two official AUCs."""
+    from sklearn.metrics import roc_curve
+
+    fig = go.Figure()
+    for variant, r in results.items():
+        rows = r["metrics"]["per_image"]
+        labels = np.array([row["label"] for row in rows])
+        probs = np.array([row["probs"] for row in rows])
+        title = get_task(TASK).variants[variant].title
+        for cls, name, dash, key in ((1, "melanoma", "solid", "auc_melanoma"), (2, "SK", "dash", "auc_sk")):
+            fpr, tpr, _ = roc_curve(labels == cls, probs[:, cls])
+            auc = r["metrics"][key]
+            fig.add_scatter(
+                x=fpr,
+                y=tpr,
+                name=f"{title}: {name} vs rest (AUC {auc:.3f})" if auc is not None else f"{title}: {name} (n/a)",
+                line=dict(color=COLORS.get(variant), dash=dash),
+            )
+    fig.add_scatter(x=[0, 1], y=[0, 1], name="chance", line=dict(color="#aaa", dash="dot"))
+    fig.update_layout(
+        title="Validation ROC (ISIC 2017, 150 images)",
+        xaxis_title="false positive rate",
+        yaxis_title="true positive rate",
+        legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.2),
+        margin=dict(l=40, r=10, t=40, b=40),
+        height=480,
+    )
+    return fig
+
+
+def confusion_figure(result: dict | None, variant: str) -> go.Figure:
+    labels = list(get_task(TASK).labels)
+    fig = go.Figure()
+    if result:
+        pct = result["metrics"]["confusion_matrix_pct"]
+        counts = result["metrics"]["confusion_matrix"]
+        text = [[f"{p:.1f} % ({c})" for p, c in zip(pr, cr)] for pr, cr in zip(pct, counts)]
+        fig.add_heatmap(z=pct, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues",
+                        zmin=0, zmax=100, showscale=False)  # fmt: skip
+    fig.update_layout(
+        title=f"Confusion matrix, % of each true class: {get_task(TASK).variants[variant].title}",
+        xaxis_title="predicted",
+        yaxis=dict(title="true", autorange="reversed"),
+        margin=dict(l=40, r=10, t=40, b=40),
+        height=380,
+        title_font_size=13,
+    )
+    return fig
+
+
+def reliability_figure(results: dict[str, dict]) -> go.Figure:
+    fig = go.Figure()
+    for variant, r in results.items():
+        bins = r["metrics"].get("calibration_bins", [])
+        title = get_task(TASK).variants[variant].title
+        fig.add_scatter(
+            x=[b["confidence"] for b in bins],
+            y=[b["accuracy"] for b in bins],
+            mode="lines+markers",
+            name=f"{title} (ECE {r['metrics']['calibration_ece']:.3f})",
+            line=dict(color=COLORS.get(variant)),
+        )
+    fig.add_scatter(x=[0, 1], y=[0, 1], name="perfect calibration", line=dict(color="#aaa", dash="dot"))
+    fig.update_layout(
+        title="Reliability diagram (top label, 10 bins)",
+        xaxis_title="confidence",
+        yaxis_title="accuracy",
+        margin=dict(l=40, r=10, t=40, b=40),
+        height=380,
+    )
+    return fig
+
+
+def results_table(results: dict[str, dict]) -> pd.DataFrame:
+    rows = []
+    for variant, r in results.items():
+        m, tr = r["metrics"], r.get("training", {})
+        rows.append(
+            {
+                "model": get_task(TASK).variants[variant].title,
+                "ISIC score": m["isic_score"],
+                "AUC melanoma": m["auc_melanoma"],
+                "AUC SK": m["auc_sk"],
+                "accuracy": m["acc"],
+                "balanced acc": m["balanced_acc"],
+                "ECE": m["calibration_ece"],
+                "params": r.get("params"),
+                "px": r.get("resolution"),
+                "init": "ImageNet" if tr.get("pretrained") else "random",
+                "epochs": tr.get("epochs_run"),
+                "best epoch": tr.get("best_epoch"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def options_table(path: Path | None = None) -> pd.DataFrame:
+    """The option sweep (``checkpoints/skin_lesion/options.csv``, written by ``scripts/skin_options.py``), if any."""
+    path = path or checkpoint_dir(TASK, "resnet18").parent / "options.csv"
+    return pd.read_csv(path) if path.exists() else pd.DataFrame()
