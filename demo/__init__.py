@@ -34,7 +34,12 @@ def _module_tab(module: str) -> Callable[[], None]:
     return build
 
 
-BUILT = {"breast_us_seg": "demo.breast_us_seg", "lung_seg": "demo.lung_seg", "organsmnist": "demo.organsmnist"}
+BUILT = {
+    "breast_us_seg": "demo.breast_us_seg",
+    "lung_seg": "demo.lung_seg",
+    "organsmnist": "demo.organsmnist",
+    "skin_lesion": "demo.skin_lesion",
+}
 TABS: dict[str, Callable[[], None]] = {
     name: (_module_tab(BUILT[name]) if name in BUILT else placeholder_tab(name))
     for name, spec in TASKS.items()

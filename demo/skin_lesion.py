@@ -60,6 +60,8 @@ def summary() -> str:
 
 @user_errors
 def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_predictor):
+    if not variant:
+        raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint} --export")
     if variant not in get_task(TASK).variants:
         raise gr.Error("Choose a model from the list.")
     image, notes = read_upload(image_path)

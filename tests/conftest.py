@@ -174,8 +174,37 @@ def tiny_ablation_models(tmp_path_factory) -> Path:
     return tmp / "ck" / "breastmnist_standin"
 
 
+@pytest.fixture(scope="session")
+def tiny_skin_models(tmp_path_factory) -> Path:
+    """An untrained CustomNet (160 px) saved as checkpoints/skin_lesion/customnet with validation metrics (random
+    scores over 9 images) and OOD statistics fitted on random features. Built once per session."""
+    from models.card import write_model_folder
+    from models.cls_metrics import isic_metrics
+    from models.ood import MahalanobisOOD, penultimate_features
+    from models.registry import build_model
+
+    root = tmp_path_factory.mktemp("skin_models") / "skin_lesion"
+    torch.manual_seed(0)
+    model = build_model("skin_lesion", "customnet", input_size=160).eval()
+    folder = root / "customnet"
+    model.save_pretrained(folder)
+    x = torch.randn(40, 3, 160, 160)
+    feats, _ = penultimate_features(model, x)
+    MahalanobisOOD.fit(feats[:30], feats[30:]).save(folder)
+    labels = np.arange(9) % 3
+    probs = torch.rand(9, 3).softmax(1).numpy()
+    metrics = isic_metrics(labels, probs)
+    metrics["per_image"] = [
+        {"image_id": f"ISIC_{i}", "label": int(y), "probs": p.tolist()} for i, (y, p) in enumerate(zip(labels, probs))
+    ]
+    result = {"task": "skin_lesion", "variant": "customnet", "split": "val", "n": 9, "params": 420675,
+              "resolution": 160, "metrics": metrics, "training": {"epochs_run": 1, "pretrained": False}}  # fmt: skip
+    write_model_folder(folder, "skin_lesion", "customnet", result)
+    return root
+
+
 @pytest.fixture
-def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_models) -> Path:
+def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_models, tiny_skin_models) -> Path:
     """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store, plus the
     session's tiny lung models (linked as checkpoints/lung_seg)."""
     from models.card import write_model_folder
@@ -200,14 +229,16 @@ def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_mode
     write_model_folder(folder, "breast_us_seg", "efsnet", result)
     (root / "lung_seg").symlink_to(tiny_lung_models, target_is_directory=True)
     (root / "breastmnist_standin").symlink_to(tiny_ablation_models, target_is_directory=True)
+    (root / "skin_lesion").symlink_to(tiny_skin_models, target_is_directory=True)
     monkeypatch.setenv("CHECKPOINTS_DIR", str(root))
     monkeypatch.setenv("MODEL_SOURCE", "local")
     clear_cache()
     try:
-        from demo.common import get_cls_predictor, get_seg_predictor
+        from demo.common import get_cls_predictor, get_seg_predictor, get_skin_predictor
 
         get_seg_predictor.cache_clear()
         get_cls_predictor.cache_clear()
+        get_skin_predictor.cache_clear()
     except ImportError:
         pass
     yield root

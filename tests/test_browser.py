@@ -224,3 +224,37 @@ def test_ablation_tab_shows_curves_and_predicts(page, tmp_path, monkeypatch, req
         expect(page.locator("#organ-label")).to_contain_text("malignant")
     finally:
         demo.close()
+
+
+def test_skin_tab_shows_a_grad_cam(page, monkeypatch, request):
+    from playwright.sync_api import expect
+
+    from demo.common import get_skin_predictor
+    from models.hub import checkpoint_dir, clear_cache
+
+    shipped = [v for v in ("resnet18", "customnet", "efficientnet-lite0")
+               if (checkpoint_dir("skin_lesion", v) / "model.safetensors").exists()]  # fmt: skip
+    if not shipped:
+        request.getfixturevalue("tiny_checkpoints")
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_skin_predictor.cache_clear()
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+    try:
+        page.goto(demo.local_url)
+        page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
+        page.locator("button.gallery-item").filter(visible=True).nth(2).click()  # a melanoma example
+        page.locator("#skin-input img").wait_for(timeout=30_000)
+        page.locator("#skin-run").click()
+        expect(page.locator("#skin-info")).to_contain_text("Grad-CAM for", timeout=90_000)
+        cam = page.locator("#skin-cam img")
+        cam.wait_for(timeout=30_000)
+        assert cam.evaluate("img => img.naturalWidth") == 256  # over the original 256x256 image
+        expect(page.locator("#skin-label")).to_contain_text("melanoma")
+        expect(page.locator("#skin-ood")).to_contain_text("distance")
+        _shot(page, "app_skin.png")
+    finally:
+        demo.close()

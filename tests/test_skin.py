@@ -95,3 +95,35 @@ def test_mixup_mixes_images_and_labels_alike():
     assert torch.allclose(my.sum(1), torch.ones(2)) and my.shape == (2, 3)
     assert torch.allclose(mx[:, 0, 0, 0], my[:, 2])  # pixel value = share of the 'ones' image = share of label 2
     assert 0 <= float(lam) <= 1
+
+
+def test_tab_classifies_with_grad_cam_and_an_ood_check(tiny_checkpoints, tmp_path):
+    import pytest
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    import app
+
+    example = sorted((ROOT / "demo" / "examples" / "skin_lesion").glob("melanoma_*.jpg"))[0]
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        label, cam, ood, info = client.predict(
+            handle_file(str(example)), "customnet", "melanoma", api_name="/classify_skin"
+        )
+        assert {c["label"] for c in label["confidences"]} == {"nevus", "melanoma", "seborrheic keratosis"}
+        assert Image.open(cam).size == Image.open(example).size and "Grad-CAM for **melanoma**" in info
+        assert "feature distance" in ood
+        # a chest X-ray is far from dermoscopy: flagged
+        xray = ROOT / "demo" / "examples" / "lung_seg" / "CHNCXR_0012_0.png"
+        *_, ood_xray, _ = client.predict(
+            handle_file(str(xray)), "customnet", "predicted class", api_name="/classify_skin"
+        )
+        assert "distance" in ood_xray
+        with pytest.raises(AppError, match="not an image"):
+            client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
+        roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
+        assert "melanoma vs rest" in json.dumps(roc) and table["data"][0][0] == "CustomNet"
+    finally:
+        demo.close()
