@@ -19,7 +19,8 @@ SPEED = Path(__file__).with_name("speed.json")  # written by the project's own b
 # the table's columns, in order, defined once: name -> numeric (numeric columns stay float for sorting)
 SCHEMA = {
     "task": False, "model": False, "source": False, "dataset": False, "split": False, "resolution": True,
-    "dice": True, "iou": True, "auc": True, "f1_weighted": True,
+    "dice": True, "iou": True, "auc": True, "f1_weighted": True, "isic_score": True, "auc_melanoma": True,
+    "auc_sk": True,
     "dsc": True, "miou": True, "acc": True, "dsc_t": True, "miou_t": True, "lesion_dice": True, "lesion_iou": True,
     "params": True, "fps": True, "hardware": False, "train_time_min": True, "citation": False, "unverified": False,
     "protocol": False,
@@ -46,7 +47,11 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
         "dataset": result.get("dataset", get_task(result["task"]).dataset),
         "split": result.get("split"),
         "resolution": result.get("resolution"),
-        **{k: m.get(k) for k in ("dice", "iou", "auc", "f1_weighted", "dsc", "miou", "acc", "dsc_t", "miou_t")},
+        **{
+            k: m.get(k)
+            for k in ("dice", "iou", "auc", "f1_weighted", "isic_score", "auc_melanoma", "auc_sk", "dsc", "miou")
+        },
+        **{k: m.get(k) for k in ("acc", "dsc_t", "miou_t")},
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
         "params": result.get("params"),
