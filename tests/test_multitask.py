@@ -40,3 +40,79 @@ def test_heads_and_shapes(tmp_path):
     net.save_pretrained(tmp_path)
     back = MultiTaskNet.from_pretrained(tmp_path)
     assert back.tasks == net.tasks and torch.equal(back(x, "cls"), net(x, "cls"))
+
+
+def make_hc18(root, subjects=("000", "001", "002", "003", "004")):
+    """HC18-shaped folder: ellipse outlines (1 px), an extra frame for the first subject, the pixel-size CSV."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    folder = root / "training_set"
+    folder.mkdir(parents=True)
+    rows = ["filename,pixel size(mm),head circumference (mm)"]
+    names = [f"{s}_HC.png" for s in subjects] + [f"{subjects[0]}_2HC.png"]
+    for i, name in enumerate(names):
+        img = np.full((120, 160), 40, np.uint8)
+        outline = np.zeros_like(img)
+        cv2.ellipse(outline, ((80, 60), (90 - 4 * i, 60), 20 * i), 255, 1)
+        cv2.ellipse(img, ((80, 60), (90 - 4 * i, 60), 20 * i), 200, -1)
+        Image.fromarray(img).save(folder / name)
+        Image.fromarray(outline).save(folder / name.replace(".png", "_Annotation.png"))
+        rows.append(f"{name},0.1,0")
+    (root / "training_set_pixel_size_and_HC.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_converter_writes_the_challenge_schema(tmp_path):
+    import csv
+    import json
+
+    from PIL import Image
+
+    from conftest import make_synthetic_busi
+    from training.fmc_convert import circumference_from_points, ellipse_circumference, main
+
+    busi = make_synthetic_busi(tmp_path / "busi")
+    hc18 = make_hc18(tmp_path / "hc18")
+    out = tmp_path / "fmc"
+    counts = main(["--busi", str(busi), "--hc18", str(hc18), "--out", str(out)])
+    assert counts == {"breast_lesion": 12, "breast_3cls": 12, "breast_lesion_det": 8, "fetal_head": 6,
+                      "fetal_head_det": 6, "fetal_head_axes": 6}  # fmt: skip
+    rows = {t: list(csv.DictReader((out / "csv_files" / f"{t}.csv").open())) for t in counts}
+    assert {r["task_name"] for r in rows["fetal_head_axes"]} == {"Regression"}  # the challenge's capital R
+    for task_rows in rows.values():
+        for r in task_rows:
+            assert (out / "csv_files" / r["image_path"]).resolve().exists()  # paths relative to csv_files/
+    seg = rows["breast_lesion"][0]
+    mask = Image.open(out / "csv_files" / seg["mask_path"])
+    assert set(mask.getdata()) <= {0, 1}  # pixel value = class index
+    assert {r["mask"] for r in rows["breast_3cls"]} == {"0", "1", "2"}
+    # by subject: the extra frame 000_2HC stays on the side of 000_HC
+    split = {r["image_path"].split("/")[-1]: r["split"] for r in rows["fetal_head"]}
+    assert split["000_HC.png"] == split["000_2HC.png"]
+    r = next(r for r in rows["fetal_head_axes"] if r["image_path"].endswith("/000_HC.png"))
+    pts = [json.loads(r[f"point_{k}_xy"]) for k in range(1, 5)]
+    assert abs(circumference_from_points(pts) - ellipse_circumference(45, 30)) < 3  # the drawn 90x60 ellipse
+    assert abs(ellipse_circumference(1, 1) - 2 * 3.141592653589793) < 1e-12
+
+
+def test_real_hc18_ellipses_reproduce_the_official_circumference(tmp_path):
+    import csv
+    import json
+
+    from conftest import SHARED_DATA
+    from training.fmc_convert import circumference_from_points, main
+
+    hc18 = SHARED_DATA / "hc18"
+    if not (hc18 / "training_set").is_dir():
+        pytest.skip("real HC18 data not found")
+    main(["--hc18", str(hc18), "--out", str(tmp_path / "fmc")])
+    ref = {r["filename"]: float(r["head circumference (mm)"]) for r in
+           csv.DictReader((hc18 / "training_set_pixel_size_and_HC.csv").open())}  # fmt: skip
+    errors = []
+    for r in csv.DictReader((tmp_path / "fmc" / "csv_files" / "fetal_head_axes.csv").open()):
+        pts = [json.loads(r[f"point_{k}_xy"]) for k in range(1, 5)]
+        hc = circumference_from_points(pts) * float(r["pixel_size_mm"])
+        errors.append(abs(hc - ref[r["image_path"].rsplit("/", 1)[-1]]))
+    assert len(errors) == 400 and max(errors) < 0.1  # mm: the fitted ellipse is the annotated one
