@@ -116,3 +116,37 @@ def test_real_hc18_ellipses_reproduce_the_official_circumference(tmp_path):
         hc = circumference_from_points(pts) * float(r["pixel_size_mm"])
         errors.append(abs(hc - ref[r["image_path"].rsplit("/", 1)[-1]]))
     assert len(errors) == 400 and max(errors) < 0.1  # mm: the fitted ellipse is the annotated one
+
+
+def test_official_segmentation_rules_on_hand_made_masks():
+    import numpy as np
+
+    from models.fmc_metrics import dice, hausdorff, segmentation_scores
+
+    empty = np.zeros((3, 4), bool)
+    one = empty.copy()
+    one[0, 0] = True
+    far = empty.copy()
+    far[2, 3] = True
+    assert dice(empty, empty) == 1.0 and hausdorff(empty, empty) == 0.0  # both empty
+    assert dice(one, empty) == 0.0 and hausdorff(one, empty) == 5.0  # one empty: the diagonal sqrt(3^2 + 4^2)
+    assert hausdorff(one, far) == pytest.approx((2**2 + 3**2) ** 0.5)
+    two = one.copy()
+    two[0, 1] = True
+    assert dice(two, one) == pytest.approx(2 / 3) and hausdorff(two, one) == 1.0
+    pred, gt = two.astype(int), one.astype(int)
+    s = segmentation_scores([pred], [gt], 2)
+    assert s["dice"] == pytest.approx(2 / 3) and s["per_class"][0]["dice"] == pytest.approx(2 * 10 / 21)
+
+
+def test_classification_detection_regression_rules():
+    import numpy as np
+
+    from models.fmc_metrics import box_iou, classification_scores, mean_radial_error
+
+    s = classification_scores([0, 1, 1, 0], np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]), 2)
+    assert s["acc"] == 0.75 and s["auc"] == 1.0 and s["auc_official"] == 1.0
+    missing = classification_scores([0, 1, 1], np.full((3, 3), 1 / 3), 3)  # class 2 absent: AUC undefined
+    assert missing["auc"] is None and missing["auc_official"] == 0.0  # n/a here, 0.0 in the official evaluator
+    assert box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7) and box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0
+    assert mean_radial_error([[0, 0], [3, 4]], [[0, 0], [0, 0]]) == 2.5

@@ -1,0 +1,96 @@
+"""The FMC-UIA challenge's official metrics (SYSTEMS.md §1), as its evaluator defines them. No gradio, no I/O.
+
+* **Segmentation**, per image and class (background included), after resizing the prediction to the ground truth
+  with nearest neighbour: Dice = 2|P∩G|/(|P|+|G|), **1.0 when both are empty**; HD = the maximum symmetric Hausdorff
+  distance in original pixels (unit spacing; not HD95), **0 when both are empty, the image diagonal when exactly one
+  is**. Per class the mean over images; per task the mean over the foreground classes.
+* **Classification**: accuracy, macro-F1, weighted-F1, MCC and AUC (binary: ``P[:, 1]``; multi-class: one-vs-rest
+  macro). Where ``roc_auc_score`` raises the official evaluator writes **0.0**; we report **n/a** (``None``) and keep
+  ``auc_official`` (the 0.0) beside it, so the distortion it causes is visible.
+* **Detection**: the pixel IoU of the single predicted box, averaged per task.
+* **Regression**: MRE = mean Euclidean point distance in original pixels (the README calls it MAE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def dice(pred: np.ndarray, gt: np.ndarray) -> float:
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    total = pred.sum() + gt.sum()
+    return 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
+
+
+def hausdorff(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Maximum symmetric Hausdorff distance between the two pixel sets (unit spacing), with the evaluator's rules."""
+    from scipy.spatial.distance import directed_hausdorff
+
+    pred, gt = pred.astype(bool), gt.astype(bool)
+    if not pred.any() and not gt.any():
+        return 0.0
+    if not pred.any() or not gt.any():
+        return float(math.hypot(*gt.shape))
+    a, b = np.argwhere(pred), np.argwhere(gt)
+    return float(max(directed_hausdorff(a, b)[0], directed_hausdorff(b, a)[0]))
+
+
+def segmentation_scores(preds: list[np.ndarray], gts: list[np.ndarray], num_classes: int) -> dict:
+    """Label maps at the ground truth's size -> per-class mean Dice / HD and the task's foreground means."""
+    per_class = {}
+    for c in range(num_classes):
+        d = [dice(p == c, g == c) for p, g in zip(preds, gts)]
+        h = [hausdorff(p == c, g == c) for p, g in zip(preds, gts)]
+        per_class[c] = {"dice": float(np.mean(d)), "hd": float(np.mean(h))}
+    fg = [per_class[c] for c in range(1, num_classes)]
+    return {
+        "dice": float(np.mean([m["dice"] for m in fg])),
+        "hd": float(np.mean([m["hd"] for m in fg])),
+        "per_class": per_class,
+    }
+
+
+def classification_scores(labels, probs, num_classes: int) -> dict:
+    import warnings
+
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, float)
+    pred = probs.argmax(1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            auc = float(
+                roc_auc_score(labels, probs[:, 1])
+                if num_classes == 2
+                else roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(num_classes)))
+            )
+        auc = None if math.isnan(auc) else auc
+    except ValueError:
+        auc = None
+    return {
+        "acc": float(accuracy_score(labels, pred)),
+        "f1_macro": float(f1_score(labels, pred, average="macro", zero_division=0)),
+        "f1_weighted": float(f1_score(labels, pred, average="weighted", zero_division=0)),
+        "mcc": float(matthews_corrcoef(labels, pred)),
+        "auc": auc,  # n/a where undefined
+        "auc_official": 0.0 if auc is None else auc,  # what the challenge's evaluator writes
+    }
+
+
+def box_iou(a, b) -> float:
+    """IoU of two ``(x1, y1, x2, y2)`` boxes in pixels."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return 0.0 if union <= 0 else float(inter / union)
+
+
+def mean_radial_error(pred_points, gt_points) -> float:
+    """Mean Euclidean distance over all points of all images (original pixels)."""
+    p, g = np.asarray(pred_points, float).reshape(-1, 2), np.asarray(gt_points, float).reshape(-1, 2)
+    return float(np.linalg.norm(p - g, axis=1).mean())
