@@ -150,3 +150,33 @@ def test_classification_detection_regression_rules():
     assert missing["auc"] is None and missing["auc_official"] == 0.0  # n/a here, 0.0 in the official evaluator
     assert box_iou((0, 0, 2, 2), (1, 1, 3, 3)) == pytest.approx(1 / 7) and box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0
     assert mean_radial_error([[0, 0], [3, 4]], [[0, 0], [0, 0]]) == 2.5
+
+
+def test_reader_dataset_and_uniform_sampler(tmp_path):
+    from collections import Counter
+
+    from conftest import make_synthetic_busi
+    from training.fmc_convert import main
+    from training.fmc_data import FMCDataset, MultiTaskUniformSampler, read_fmc, split_samples, task_list
+
+    main(["--busi", str(make_synthetic_busi(tmp_path / "busi")), "--hc18", str(make_hc18(tmp_path / "hc18")),
+          "--out", str(tmp_path / "fmc")])  # fmt: skip
+    samples = read_fmc(tmp_path / "fmc")
+    tasks = task_list(samples)
+    assert [t[:2] for t in tasks][:2] == [["breast_3cls", "classification"], ["breast_lesion", "segmentation"]]
+    train, val = split_samples(samples)
+    assert len(train) + len(val) == len(samples) and val
+    ds = FMCDataset(samples, size=64, train=True)
+    shapes = {}
+    for i in range(len(ds)):
+        x, target, task = ds[i]
+        shapes[task] = (tuple(x.shape), tuple(target.shape), target.dtype)
+    assert shapes["breast_lesion"] == ((3, 64, 64), (64, 64), torch.int64)
+    assert shapes["fetal_head_axes"][1] == (8,) and shapes["fetal_head_det"][1] == (4,)
+    sampler = MultiTaskUniformSampler([s.task_id for s in samples], batch_size=5, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(samples) // 5 and all(len(b) == 5 for b in batches)
+    assert all(len({samples[i].task_id for i in b}) == 1 for b in batches)  # one task per batch
+    ids = [s.task_id for s in samples] * 40
+    many = Counter(ids[b[0]] for b in MultiTaskUniformSampler(ids, 5))
+    assert len(many) == 6 and max(many.values()) < 3 * min(many.values())  # tasks drawn uniformly
