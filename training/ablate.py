@@ -127,13 +127,17 @@ def classification_metrics(labels: np.ndarray, logits: torch.Tensor, names) -> d
     }
 
 
-def train_step_model(step: Step, task: str, data: dict, out: Path, max_epochs: int, accelerator) -> dict:
+def train_step_model(
+    step: Step, task: str, data: dict, out: Path, max_epochs: int, accelerator, pretrained: bool = False
+) -> dict:
     from accelerate.utils import set_seed
 
     from training.medmnist import MedMNISTDataset
 
     set_seed(SEED)  # before each model, as the notebook's seed_everything(1)
     model = build_model(task, step.name)
+    if pretrained and hasattr(model, "load_imagenet"):  # the report's ResNets: ImageNet V1 (downloads)
+        model.load_imagenet()
     train_ds = MedMNISTDataset(*data["train"], transform=augmentation() if step.augment else None)
     val = MedMNISTDataset(*data["val"])
     loader = DataLoader(train_ds, batch_size=128, shuffle=True)
@@ -318,7 +322,7 @@ def run(args) -> dict:
             title = "Ensemble (BN CNN + ResNet-50/101/152)"
         else:
             step = next(s for s in STEPS if s.name == name)
-            training = train_step_model(step, task, data, out, args.max_epochs, accelerator)
+            training = train_step_model(step, task, data, out, args.max_epochs, accelerator, args.pretrained)
             training.update({k: v for k, v in asdict(step).items() if k not in ("name", "title")})
             training.update(optimizer="adam", lr=1e-3, batch_size=128, seed=SEED, patience=PATIENCE)
             model = load_step_model(task, name, out_root)  # score exactly what was saved
@@ -336,10 +340,10 @@ def run(args) -> dict:
                 **training,
                 "hardware": hardware,
                 "git_commit": git_commit(),
-                "pretrained": False,
+                "pretrained": bool(args.pretrained and name.startswith(("resnet", "ensemble"))),
                 "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
-            "notes": deviation_notes(task, name, identity),
+            "notes": deviation_notes(task, name, identity, args.pretrained),
         }
         (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         if name != "ensemble":
@@ -358,7 +362,7 @@ def run(args) -> dict:
     return summary
 
 
-def deviation_notes(task: str, step: str, identity: dict) -> str:
+def deviation_notes(task: str, step: str, identity: dict, pretrained: bool = False) -> str:
     lines = ["## Deviations from the report (SYSTEMS.md §3)", ""]
     if task != "organsmnist":
         lines.append(
@@ -368,7 +372,7 @@ def deviation_notes(task: str, step: str, identity: dict) -> str:
         )
     elif identity.get("version") != "v2":
         lines.append(f"* Data file: {identity.get('note')} (MD5 {identity.get('md5')}).")
-    if step.startswith("resnet") or step == "ensemble":
+    if (step.startswith("resnet") or step == "ensemble") and not pretrained:
         lines.append(
             "* ResNets from **random initialisation** (the report: ImageNet V1 weights, unreachable offline); "
             "the 28x28 input is not resized and uses the stock stem, as in the report."
@@ -429,6 +433,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--export", action="store_true", help="copy every step into checkpoints/<task>/<step>/")
     p.add_argument("--checkpoints-dir", default="checkpoints")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--pretrained", action="store_true", help="ImageNet V1 weights for the ResNets (downloads)")
     summary = run(p.parse_args(argv))
     print(json.dumps(summary))
     return summary
