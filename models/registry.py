@@ -72,6 +72,22 @@ ABLATION_VARIANTS = {
     "resnet152": VariantSpec("models.organ_cnn:ResNetClassifier", {"depth": 152}, "ResNet-152"),
 }
 
+# the tasks training.fmc_convert writes (BUSI + HC18 in the FMC-UIA format), in read_fmc's order
+FMC_STANDIN_TASKS = [
+    ["breast_3cls", "classification", 3],
+    ["breast_lesion", "segmentation", 2],
+    ["breast_lesion_det", "detection", 1],
+    ["fetal_head", "segmentation", 2],
+    ["fetal_head_axes", "Regression", 4],
+    ["fetal_head_det", "detection", 1],
+]
+FMC_STANDIN_LABELS = {
+    "breast_3cls": ["normal", "benign", "malignant"],
+    "breast_lesion": ["background", "lesion"],
+    "fetal_head": ["background", "fetal head"],
+    "fetal_head_axes": ["major axis end 1", "major axis end 2", "minor axis end 1", "minor axis end 2"],
+}
+
 TASKS: dict[str, TaskSpec] = {
     "breast_us_seg": TaskSpec(
         name="breast_us_seg",
@@ -207,12 +223,20 @@ TASKS: dict[str, TaskSpec] = {
         input_size=256,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
-        variants={"baseline": VariantSpec("models.multitask:MultiTaskNet", {}, "EfficientNet-B4 + FPN + heads")},
-        default_variant="baseline",
+        variants={
+            "busi-hc18": VariantSpec(
+                "models.multitask:MultiTaskNet",
+                {"tasks": FMC_STANDIN_TASKS, "labels": FMC_STANDIN_LABELS},
+                "EfficientNet-B4 + FPN + 6 heads (BUSI + HC18 in the challenge format)",
+            ),
+            "baseline": VariantSpec("models.multitask:MultiTaskNet", {}, "EfficientNet-B4 + FPN + 26 heads (baseline)"),
+        },
+        default_variant="busi-hc18",
         metrics=("dsc", "hd", "acc", "auc", "iou", "mre"),
         primary_metric="dsc",
         dataset="FMC-UIA-format stand-in built from BUSI + HC18",
         system="S1: multitask ultrasound model, FMC-UIA baseline style (SYSTEMS.md §1)",
+        ready=True,
         train_hint="python -m training.fmc_convert --busi ../shared/data/busi --hc18 ../shared/data/hc18 "
         "--out data/fmc",
     ),

@@ -180,3 +180,41 @@ def test_reader_dataset_and_uniform_sampler(tmp_path):
     ids = [s.task_id for s in samples] * 40
     many = Counter(ids[b[0]] for b in MultiTaskUniformSampler(ids, 5))
     assert len(many) == 6 and max(many.values()) < 3 * min(many.values())  # tasks drawn uniformly
+
+
+def test_challenge_format_round_trip_convert_train_evaluate(tmp_path):
+    import json
+
+    from conftest import make_synthetic_busi
+    from training.config import resolve_config
+    from training.fmc_convert import main as convert
+    from training.train import main as train
+
+    data = tmp_path / "fmc"
+    convert(["--busi", str(make_synthetic_busi(tmp_path / "busi")), "--hc18", str(make_hc18(tmp_path / "hc18")),
+             "--out", str(data)])  # fmt: skip
+    cfg = resolve_config(["ultrasound_multitask", "--data-dir", str(data), "--image-size", "64", "--epochs", "1",
+                          "--batch-size", "4", "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
+    assert (cfg.model, cfg.select, cfg.fpn_quirk) == ("busi-hc18", "max:val_score", False)
+    run = train(cfg)
+    result = json.loads((run / "metrics.json").read_text())
+    m = result["metrics"]
+    assert set(m["tasks"]) == {"breast_3cls", "breast_lesion", "breast_lesion_det", "fetal_head", "fetal_head_axes",
+                               "fetal_head_det"}  # fmt: skip
+    assert 0 <= m["dsc"] <= 1 and m["hd"] >= 0 and 0 <= m["iou"] <= 1 and m["mre"] >= 0
+    assert "hc_abs_error_mm" in m["tasks"]["fetal_head_axes"]
+    assert m["tasks"]["breast_3cls"]["auc_official"] == (m["tasks"]["breast_3cls"]["auc"] or 0.0)
+
+
+def test_fpn_quirk_leaves_the_decoder_untrained():
+    from models.multitask import MultiTaskNet
+    from training.config import resolve_config
+    from training.recipes import MultiTaskRecipe
+
+    net = MultiTaskNet([["seg", "segmentation", 2]], input_size=64)
+    base = ["ultrasound_multitask", "--data-dir", "x"]
+    quirk = {id(p) for g in MultiTaskRecipe(resolve_config([*base, "--fpn-quirk"])).optimizer(net).param_groups
+             for p in g["params"]}  # fmt: skip
+    fixed = {id(p) for g in MultiTaskRecipe(resolve_config(base)).optimizer(net).param_groups for p in g["params"]}
+    decoder = {id(p) for p in net.decoder.parameters()}
+    assert decoder.isdisjoint(quirk) and decoder <= fixed

@@ -35,6 +35,7 @@ class TrainConfig:
     class_weighting: str = "none"  # "none" or "inverse_frequency" (cross-entropy weights)
     mixup_alpha: float = 0.0  # > 0: Mixup with lambda ~ Beta(alpha, alpha)
     augment: str = "default"  # the recipe's augmentation preset
+    fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
     val_split: str = "val"
     pretrained: bool = False  # ImageNet encoder weights (needs the internet); offline default: from scratch
@@ -94,6 +95,14 @@ TASK_PRESETS: dict[str, dict] = {
         select="max:val_isic_score",  # best-by-val-AUC deep copy, as the course's train_model
         augment="default",
         val_split="val",
+        seed=42,
+    ),
+    "ultrasound_multitask": dict(
+        model="busi-hc18",
+        epochs=70,  # the report's run (the baseline: 50)
+        image_size=256,
+        batch_size=20,
+        select="max:val_score",  # the baseline keeps the best quick-validation score
         seed=42,
     ),
 }
@@ -212,6 +221,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", choices=["none", "inverse_frequency"])
     p.add_argument("--mixup-alpha", type=float)
     p.add_argument("--augment", help="the recipe's augmentation preset")
+    p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
     p.add_argument("--tag", help="names the run folder (<time>-<tag>); --resume continues the newest with this tag")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int)

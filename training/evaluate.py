@@ -177,8 +177,113 @@ def write_challenge_csv(result: dict, path: str | Path) -> None:
             f.write(",".join(f"{v:.6f}" for v in row["probs"]) + "\n")
 
 
-HELD_OUT = {"lung_seg": "test", "skin_lesion": "val"}
-EVALUATORS = {"breast_us_seg": evaluate_busi, "lung_seg": evaluate_lung, "skin_lesion": evaluate_isic}
+FMC_PROTOCOL = (
+    "FMC-UIA official rules at original resolution: per-class Dice (1 when both empty) and max symmetric Hausdorff "
+    "in pixels (0 both empty, image diagonal one empty), foreground mean per task; accuracy / macro-F1 / "
+    "weighted-F1 / MCC / AUC (n/a where undefined; the official 0.0 kept as auc_official); box IoU from the arg-max "
+    "objectness cell; MRE in pixels; head circumference error in mm from the fitted ellipse"
+)
+
+
+@torch.inference_mode()
+def fmc_predictions(model, samples, size: int):
+    """Yield ``(sample, prediction in original pixels)`` per image: seg label map (H, W) / cls probs / det box /
+    reg points."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from training.fmc_data import FMCDataset
+
+    ds = FMCDataset(samples, size, train=False)
+    for i, s in enumerate(samples):
+        x, _, task_id = ds[i]
+        out = model(x[None], task_id)[0]
+        from PIL import Image
+
+        with Image.open(s.image) as im:
+            w, h = im.size
+        if s.task_name == "segmentation":
+            with Image.open(s.mask) as m:
+                gh, gw = m.size[1], m.size[0]
+            pred = F.interpolate(out.argmax(0)[None, None].float(), size=(gh, gw), mode="nearest")[0, 0]
+            yield s, pred.long().numpy()
+        elif s.task_name == "classification":
+            yield s, out.float().softmax(0).numpy()
+        elif s.task_name == "detection":
+            flat = int(out[4].flatten().argmax())
+            box = out[:4].flatten(1)[:, flat].numpy()
+            yield s, np.array([box[0] * w, box[1] * h, box[2] * w, box[3] * h])
+        else:
+            yield s, out.view(-1, 2).numpy() * np.array([w, h])
+
+
+def evaluate_fmc(model, data_dir: str | Path, split: str) -> dict:
+    import numpy as np
+    from PIL import Image
+
+    from models import fmc_metrics as fm
+    from training.fmc_convert import circumference_from_points
+    from training.fmc_data import read_fmc, split_samples
+
+    samples = read_fmc(data_dir)
+    if split in ("train", "val"):
+        samples = split_samples(samples)[0 if split == "train" else 1]
+    by_task: dict[str, list] = {}
+    for s, pred in fmc_predictions(model, samples, model.input_size):
+        by_task.setdefault(s.task_id, []).append((s, pred))
+    tasks = {}
+    for task_id, items in by_task.items():
+        s0 = items[0][0]
+        if s0.task_name == "segmentation":
+            gts = [np.asarray(Image.open(s.mask).convert("L"), dtype=np.int64) for s, _ in items]
+            scores = fm.segmentation_scores([p for _, p in items], gts, s0.num_classes)
+        elif s0.task_name == "classification":
+            scores = fm.classification_scores([s.label for s, _ in items], np.stack([p for _, p in items]),
+                                              s0.num_classes)  # fmt: skip
+        elif s0.task_name == "detection":
+            scores = {"iou": float(np.mean([fm.box_iou(p, s.box) for s, p in items]))}
+        else:
+            scores = {"mre": fm.mean_radial_error([p for _, p in items], [s.points for s, _ in items])}
+            sizes = [float(s.extra["pixel_size_mm"]) for s, _ in items if "pixel_size_mm" in s.extra]
+            if len(sizes) == len(items) and s0.num_classes == 4:  # fetal_head_axes: head circumference in mm
+                err = [abs(circumference_from_points(p) - circumference_from_points(s.points)) * float(
+                    s.extra["pixel_size_mm"]) for s, p in items]  # fmt: skip
+                scores["hc_abs_error_mm"] = float(np.mean(err))
+        tasks[task_id] = {"task_name": s0.task_name, "n": len(items), **scores}
+    groups = {}
+    for kind, keys in (("segmentation", ("dice", "hd")), ("classification", ("acc", "f1_macro", "f1_weighted", "mcc",
+                       "auc", "auc_official")), ("detection", ("iou",)), ("Regression", ("mre",))):  # fmt: skip
+        members = [t for t in tasks.values() if t["task_name"] == kind]
+        if members:
+            groups[kind] = {
+                k: (float(np.mean(vals)) if (vals := [t[k] for t in members if t.get(k) is not None]) else None)
+                for k in keys
+            }
+    seg, cls = groups.get("segmentation", {}), groups.get("classification", {})
+    return {
+        "n": len(samples),
+        "dataset": f"FMC-UIA-format data at {Path(data_dir).name}, {split} split ({len(tasks)} tasks)",
+        "protocol": FMC_PROTOCOL,
+        "metrics": {
+            "dsc": seg.get("dice"),
+            "hd": seg.get("hd"),
+            "acc": cls.get("acc"),
+            "auc": cls.get("auc"),
+            "iou": groups.get("detection", {}).get("iou"),
+            "mre": groups.get("Regression", {}).get("mre"),
+            "groups": groups,
+            "tasks": tasks,
+        },
+    }
+
+
+HELD_OUT = {"lung_seg": "test", "skin_lesion": "val", "ultrasound_multitask": "val"}
+EVALUATORS = {
+    "breast_us_seg": evaluate_busi,
+    "lung_seg": evaluate_lung,
+    "skin_lesion": evaluate_isic,
+    "ultrasound_multitask": evaluate_fmc,
+}
 
 
 def evaluate_model(task: str, model, data_dir, split: str) -> dict:

@@ -208,10 +208,151 @@ class SkinLesionRecipe:
         }
 
 
+def collate_single_task(items):
+    """Items of one task -> ``((images, task_id), targets)``."""
+    tasks = {t for _, _, t in items}
+    if len(tasks) != 1:
+        raise ValueError(f"a batch mixes tasks {sorted(tasks)}")
+    return (torch.stack([x for x, _, _ in items]), tasks.pop()), torch.stack([y for _, y, _ in items])
+
+
+class MultiTaskRecipe:
+    """FMC-UIA baseline training (SYSTEMS.md §1): single-task batches from ``MultiTaskUniformSampler``; seg smp
+    ``DiceLoss("multiclass")``, cls CE, reg MSE on coordinates normalised by the original size, det BCE-with-logits on
+    the objectness and 8 x L1 on the box, both read only at the grid cell holding the ground-truth box centre; AdamW
+    with the encoder at 1e-4 and the heads at 1e-3; cosine annealing per epoch. The FPN decoder trains with the heads
+    (lr 1e-3) unless ``fpn_quirk`` reproduces the baseline's bug of leaving it out of every group."""
+
+    DET_L1_WEIGHT = 8.0
+
+    def __init__(self, cfg: TrainConfig):
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.cfg = cfg
+        self.dice = DiceLoss("multiclass", from_logits=True)
+        self.task_names: dict[str, str] = {}
+
+    def datasets(self):
+        from models.registry import get_variant
+        from training.fmc_data import FMCDataset, read_fmc, split_samples
+
+        samples = read_fmc(self.cfg.data_dir)
+        self.task_names = {s.task_id: s.task_name for s in samples}
+        model_tasks = {t[0] for t in get_variant(self.cfg.task, self.cfg.model).kwargs.get("tasks") or []}
+        if model_tasks and not set(self.task_names) <= model_tasks:
+            raise SystemExit(
+                f"the data has tasks {sorted(set(self.task_names) - model_tasks)} that model {self.cfg.model} has "
+                f"no head for (its tasks: {sorted(model_tasks)})"
+            )
+        train, val = split_samples(samples, seed=42)
+        return FMCDataset(train, self.cfg.image_size, train=True), FMCDataset(val, self.cfg.image_size)
+
+    def loaders(self, train_ds, val_ds):
+        from torch.utils.data import DataLoader
+
+        from training.fmc_data import MultiTaskUniformSampler
+
+        sampler = MultiTaskUniformSampler([s.task_id for s in train_ds.samples], self.cfg.micro_batch, self.cfg.seed)
+        val_batches, by_task = [], {}
+        for i, s in enumerate(val_ds.samples):  # validation: every image once, in single-task batches of 8
+            by_task.setdefault(s.task_id, []).append(i)
+        for idx in by_task.values():
+            val_batches += [idx[i : i + 8] for i in range(0, len(idx), 8)]
+        kw = {"collate_fn": collate_single_task, "num_workers": self.cfg.num_workers}
+        return DataLoader(train_ds, batch_sampler=sampler, **kw), DataLoader(val_ds, batch_sampler=val_batches, **kw)
+
+    def forward(self, model, batch):
+        images, task_id = batch
+        return model(images, task_id), task_id
+
+    def loss(self, output, target) -> dict[str, torch.Tensor]:
+        out, task_id = output
+        kind = self.task_names[task_id]
+        if kind == "segmentation":
+            loss = self.dice(out, target)
+        elif kind == "classification":
+            loss = F.cross_entropy(out, target)
+        elif kind == "Regression":
+            loss = F.mse_loss(out, target)
+        else:
+            loss = self.detection_loss(out, target)
+        return {"loss": loss}
+
+    def detection_loss(self, out: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        """Objectness BCE toward 1 and 8 x L1 on the box, both at the GT-centre cell only (the baseline's rule)."""
+        b, _, gh, gw = out.shape
+        cx = ((box[:, 0] + box[:, 2]) / 2 * gw).long().clamp(0, gw - 1)
+        cy = ((box[:, 1] + box[:, 3]) / 2 * gh).long().clamp(0, gh - 1)
+        cell = out[torch.arange(b), :, cy, cx]  # (B, 5)
+        objectness = F.binary_cross_entropy_with_logits(cell[:, 4], torch.ones_like(cell[:, 4]))
+        return objectness + self.DET_L1_WEIGHT * F.l1_loss(cell[:, :4], box)
+
+    def optimizer(self, model):
+        groups = [{"params": model.encoder.parameters(), "lr": 1e-4}, {"params": model.heads.parameters(), "lr": 1e-3}]
+        if not self.cfg.fpn_quirk:  # our default: the shared decoder learns too
+            groups.append({"params": model.decoder.parameters(), "lr": 1e-3})
+        return torch.optim.AdamW(groups)
+
+    def scheduler(self, optimizer):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cfg.epochs, eta_min=1e-6)
+
+    @torch.inference_mode()
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        """The baseline's quick validation at 256 px: per task fg Dice / acc + macro-F1 / box IoU / point MAE; the
+        score is the mean of every column except the MAE."""
+        from sklearn.metrics import f1_score
+
+        from models.fmc_metrics import box_iou
+
+        model.eval()
+        per_task: dict[str, dict[str, list]] = {}
+        loss_sum, n = 0.0, 0
+        for (images, task_id), target in loader:
+            out = model(images, task_id)
+            loss_sum += float(self.loss((out, task_id), target)["loss"]) * len(target)
+            n += len(target)
+            acc = per_task.setdefault(task_id, {"pred": [], "true": []})
+            kind = self.task_names[task_id]
+            if kind == "detection":
+                flat = out[:, 4].flatten(1).argmax(1)
+                boxes = out[:, :4].flatten(2)[torch.arange(len(out)), :, flat]
+                acc["pred"] += boxes.cpu().tolist()
+            elif kind in ("segmentation", "classification"):
+                acc["pred"] += list(out.argmax(1).cpu())
+            else:
+                acc["pred"] += list(out.cpu())
+            acc["true"] += list(target.cpu())
+        columns: dict[str, float] = {}
+        for task_id, acc in per_task.items():
+            kind = self.task_names[task_id]
+            if kind == "segmentation":
+                dices = []
+                for p, t in zip(acc["pred"], acc["true"]):
+                    for c in range(1, int(max(p.max(), t.max())) + 1):
+                        inter, total = ((p == c) & (t == c)).sum(), (p == c).sum() + (t == c).sum()
+                        dices.append(1.0 if total == 0 else float(2 * inter / total))
+                columns[f"{task_id}_dice"] = sum(dices) / max(len(dices), 1)
+            elif kind == "classification":
+                y, p = [int(v) for v in acc["true"]], [int(v) for v in acc["pred"]]
+                columns[f"{task_id}_acc"] = sum(a == b for a, b in zip(y, p)) / len(y)
+                columns[f"{task_id}_f1"] = float(f1_score(y, p, average="macro", zero_division=0))
+            elif kind == "detection":
+                ious = [box_iou(p, t.tolist()) for p, t in zip(acc["pred"], acc["true"])]
+                columns[f"{task_id}_iou"] = sum(ious) / len(ious)
+            else:
+                err = [float((p - t).view(-1, 2).norm(dim=1).mean() * self.cfg.image_size) for p, t in
+                       zip(acc["pred"], acc["true"])]  # fmt: skip
+                columns[f"{task_id}_mae256"] = sum(err) / len(err)
+        scored = [v for k, v in columns.items() if not k.endswith("_mae256")]
+        return {"val_loss": loss_sum / max(n, 1), "val_score": sum(scored) / max(len(scored), 1),
+                **{f"val_{k}": v for k, v in columns.items()}}  # fmt: skip
+
+
 RECIPES = {
     "breast_us_seg": SegmentationRecipe,
     "lung_seg": BinarySegmentationRecipe,
     "skin_lesion": SkinLesionRecipe,
+    "ultrasound_multitask": MultiTaskRecipe,
 }
 
 

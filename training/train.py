@@ -121,11 +121,14 @@ def main(cfg: TrainConfig) -> Path:
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
     train_ds, val_ds = recipe.datasets()
-    sampler = recipe.sampler(train_ds) if hasattr(recipe, "sampler") else None  # e.g. WeightedRandomSampler
-    train_loader = DataLoader(
-        train_ds, batch_size=cfg.micro_batch, shuffle=sampler is None, sampler=sampler, num_workers=cfg.num_workers
-    )
-    val_loader = DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
+    if hasattr(recipe, "loaders"):  # e.g. single-task batches from MultiTaskUniformSampler
+        train_loader, val_loader = recipe.loaders(train_ds, val_ds)
+    else:
+        sampler = recipe.sampler(train_ds) if hasattr(recipe, "sampler") else None  # e.g. WeightedRandomSampler
+        train_loader = DataLoader(
+            train_ds, batch_size=cfg.micro_batch, shuffle=sampler is None, sampler=sampler, num_workers=cfg.num_workers
+        )
+        val_loader = DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     sel_key, sel_mode = selection(cfg)
     if "best_score" not in progress:  # runs started before selection rules existed selected by val loss
@@ -145,18 +148,19 @@ def main(cfg: TrainConfig) -> Path:
         model.train()
         sums, seen = {}, 0
         for x, y in train_loader:
-            if cfg.channels_last:
+            if cfg.channels_last and isinstance(x, torch.Tensor):
                 x = x.contiguous(memory_format=torch.channels_last)
             if hasattr(recipe, "prepare_batch"):  # batch-level augmentation such as Mixup
                 x, y = recipe.prepare_batch(x, y)
             with accelerator.accumulate(model):
-                parts = recipe.loss(model(x), y)
+                out = recipe.forward(model, x) if hasattr(recipe, "forward") else model(x)  # e.g. (images, task)
+                parts = recipe.loss(out, y)
                 accelerator.backward(parts["loss"])
                 optimizer.step()
                 optimizer.zero_grad()
             for key, value in parts.items():  # "loss" plus whatever the recipe logs (e.g. the batch Dice)
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(x)
-            seen += len(x)
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(y)
+            seen += len(y)
             if accelerator.sync_gradients:
                 progress["steps"] += 1
                 if cfg.max_steps and progress["steps"] >= cfg.max_steps:
