@@ -144,6 +144,10 @@ def results_table():
     return lung.results_table([lung.load_run(v) for v in spec.variants]).round(4)
 
 
+def _map_image(label: str, elem_id: str) -> gr.Image:
+    return gr.Image(label=label, type="numpy", format="png", height=280, interactive=False, elem_id=elem_id)
+
+
 def build_tab(get_predictor=get_seg_predictor) -> None:
     spec = get_task(TASK)
     gr.Markdown(summary())
@@ -179,30 +183,9 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     gr.HTML(legend_html(spec.labels), elem_id="lung-legend")
                     stats = gr.Markdown(elem_id="lung-stats")
             with gr.Row():
-                diff = gr.Image(
-                    label="Where A and B disagree",
-                    type="numpy",
-                    format="png",
-                    height=280,
-                    interactive=False,
-                    elem_id="lung-disagree",
-                )
-                map_a = gr.Image(
-                    label="A against the ground truth",
-                    type="numpy",
-                    format="png",
-                    height=280,
-                    interactive=False,
-                    elem_id="lung-compare-a",
-                )
-                map_b = gr.Image(
-                    label="B against the ground truth",
-                    type="numpy",
-                    format="png",
-                    height=280,
-                    interactive=False,
-                    elem_id="lung-compare-b",
-                )
+                diff = _map_image("Where A and B disagree", "lung-disagree")
+                map_a = _map_image("A against the ground truth", "lung-compare-a")
+                map_b = _map_image("B against the ground truth", "lung-compare-b")
             gr.HTML(legend_html(["background"], DIFF_COLORS))
             gt_stats = gr.Markdown(elem_id="lung-gt-stats")
 

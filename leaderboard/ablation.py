@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.plots import confusion_heatmap
 from models.hub import checkpoints_root
 from models.registry import get_task
 
@@ -123,21 +124,10 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
 
 
 def confusion_figure(task: str, steps: dict[str, dict], step: str, split: str) -> go.Figure:
-    labels = list(get_task(task).labels)
     run = steps.get(step)
-    fig = go.Figure()
-    if run:
-        cm = run["metrics"]["splits"][split]["confusion_matrix"]
-        fig.add_heatmap(z=cm, x=labels, y=labels, colorscale="Blues", text=cm, texttemplate="%{text}", showscale=False)
-    fig.update_layout(
-        title=f"Confusion matrix: {STEP_TITLES.get(step, step)}, {split} split ({dataset_label(task)})",
-        xaxis_title="predicted",
-        yaxis=dict(title="true", autorange="reversed"),
-        margin=dict(l=40, r=10, t=40, b=40),
-        height=420,
-        title_font_size=13,
-    )
-    return fig
+    cm = run["metrics"]["splits"][split]["confusion_matrix"] if run else None
+    title = f"Confusion matrix: {STEP_TITLES.get(step, step)}, {split} split ({dataset_label(task)})"
+    return confusion_heatmap(cm, list(get_task(task).labels), cm, title)
 
 
 def results_table(task: str, steps: dict[str, dict]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.plots import confusion_heatmap
 from models.hub import checkpoint_dir
 from models.registry import get_task
 
@@ -58,23 +59,13 @@ def roc_figure(results: dict[str, dict]) -> go.Figure:
 
 
 def confusion_figure(result: dict | None, variant: str) -> go.Figure:
-    labels = list(get_task(TASK).labels)
-    fig = go.Figure()
+    pct = text = None
     if result:
         pct = result["metrics"]["confusion_matrix_pct"]
         counts = result["metrics"]["confusion_matrix"]
         text = [[f"{p:.1f} % ({c})" for p, c in zip(pr, cr)] for pr, cr in zip(pct, counts)]
-        fig.add_heatmap(z=pct, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues",
-                        zmin=0, zmax=100, showscale=False)  # fmt: skip
-    fig.update_layout(
-        title=f"Confusion matrix, % of each true class: {get_task(TASK).variants[variant].title}",
-        xaxis_title="predicted",
-        yaxis=dict(title="true", autorange="reversed"),
-        margin=dict(l=40, r=10, t=40, b=40),
-        height=380,
-        title_font_size=13,
-    )
-    return fig
+    title = f"Confusion matrix, % of each true class: {get_task(TASK).variants[variant].title}"
+    return confusion_heatmap(pct, list(get_task(TASK).labels), text, title, zmax=100)
 
 
 def reliability_figure(results: dict[str, dict]) -> go.Figure:

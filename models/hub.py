@@ -53,6 +53,8 @@ def repo_id(task: str, variant: str, owner: str) -> str:
 def _missing_message(task: str, variant: str, where: str) -> str:
     spec = get_task(task)
     hint = spec.train_hint or f"python -m training.train {task} --model {variant} --data-dir DIR --export"
+    if f"--model {spec.default_variant} " in hint:  # the task's hint names its default model: name this one
+        hint = hint.replace(f"--model {spec.default_variant} ", f"--model {variant} ")
     return f"No trained {variant} checkpoint for '{spec.title}' ({where}). Train and export one with: {hint}"
 
 

@@ -33,7 +33,9 @@ def markdown(df) -> str:
 
     def cell(col, v):
         if isinstance(v, float):
-            return "" if v != v else (f"{v:,.0f}" if col in counts else f"{v:.4f}")
+            if v != v:
+                return ""
+            return f"{v:,.0f}" if col in counts else f"{v:.1f}" if col in ("train min", "train s") else f"{v:.4f}"
         return "" if v is None else (f"{v:,}" if isinstance(v, int) and col in counts else str(v))
 
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]

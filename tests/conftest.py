@@ -243,3 +243,23 @@ def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_mode
         pass
     yield root
     clear_cache()
+
+
+@pytest.fixture
+def app_url(tiny_checkpoints):
+    """The app (``app.build_demo()``) served on 127.0.0.1 over the tiny checkpoints."""
+    import app
+
+    demo = app.build_demo()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

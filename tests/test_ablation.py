@@ -182,20 +182,6 @@ def test_real_standin_has_breastmnist_sizes(tmp_path):
     assert "malignant (145)" in meta["members"]["train"] and "benign (433)" in meta["members"]["train"]
 
 
-@pytest.fixture
-def client(tiny_checkpoints):
-    from gradio_client import Client
-
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
-
-
 def test_tab_shows_curves_and_the_report_table(client):
     curves, bars, confusion, table, status = client.predict(
         "BreastMNIST-style stand-in (BUSI)", "bn", "test", api_name="/ablation"

@@ -14,25 +14,6 @@ from conftest import make_image, make_mask
 EXAMPLES = Path(__file__).resolve().parents[1] / "demo" / "examples" / "breast_us_seg"
 
 
-@pytest.fixture
-def app_url(tiny_checkpoints):
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
-
-
-@pytest.fixture
-def client(app_url):
-    from gradio_client import Client
-
-    return Client(app_url, verbose=False)
-
-
 def test_build_demo_loads_no_model(tiny_checkpoints):
     import app
     from models.hub import _load_cached

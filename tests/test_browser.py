@@ -59,24 +59,38 @@ def page(tmp_path):
 
 
 @pytest.fixture
-def app_url(tmp_path, monkeypatch, request):
-    """The app on the shipped EFSNet checkpoint when present, else on an untrained tiny one."""
-    from demo.common import get_seg_predictor
-    from models.hub import checkpoint_dir, clear_cache
+def serve(monkeypatch, request):
+    """``serve(*needed)`` starts the app on the shipped checkpoints when every ``(task, variant)`` in ``needed`` has
+    weights, else on the tiny untrained ones; returns ``(url, shipped)``. Servers close at teardown."""
+    demos = []
 
-    if not (checkpoint_dir("breast_us_seg") / "model.safetensors").exists():
-        request.getfixturevalue("tiny_checkpoints")
-    monkeypatch.setenv("MODEL_SOURCE", "local")
-    clear_cache()
-    get_seg_predictor.cache_clear()
-    import app
+    def start(*needed):
+        from demo.common import get_cls_predictor, get_seg_predictor, get_skin_predictor
+        from models.hub import checkpoint_dir, clear_cache
 
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
-    try:
-        yield demo.local_url
-    finally:
+        shipped = all((checkpoint_dir(t, v) / "model.safetensors").exists() for t, v in needed)
+        if not shipped:
+            request.getfixturevalue("tiny_checkpoints")
+        monkeypatch.setenv("MODEL_SOURCE", "local")
+        clear_cache()
+        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor):
+            cached.cache_clear()
+        import app
+
+        demo = app.build_demo()
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+        demos.append(demo)
+        return demo.local_url, shipped
+
+    yield start
+    for demo in demos:
         demo.close()
+
+
+@pytest.fixture
+def app_url(serve):
+    """The app on the shipped EFSNet checkpoint when present, else on an untrained tiny one."""
+    return serve(("breast_us_seg", "efsnet"))[0]
 
 
 def _shot(page, name: str):
@@ -138,25 +152,10 @@ def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
 
 
 @pytest.fixture
-def lung_app_url(tmp_path, monkeypatch, request):
+def lung_app_url(serve):
     """The app on the shipped lung checkpoints when present, else on the tiny untrained ones."""
-    from demo.common import get_seg_predictor
-    from models.hub import checkpoint_dir, clear_cache
-
-    shipped = all((checkpoint_dir("lung_seg", v) / "model.safetensors").exists() for v in ("unet", "unetplusplus"))
-    if not shipped:
-        request.getfixturevalue("tiny_checkpoints")
-    monkeypatch.setenv("MODEL_SOURCE", "local")
-    clear_cache()
-    get_seg_predictor.cache_clear()
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
-    try:
-        yield demo.local_url, ("unetplusplus" if shipped else "unet-sgd")
-    finally:
-        demo.close()
+    url, shipped = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"))
+    return url, ("unetplusplus" if shipped else "unet-sgd")
 
 
 def test_lung_comparison_side_by_side(page, lung_app_url):
@@ -192,69 +191,39 @@ def test_lung_comparison_side_by_side(page, lung_app_url):
     _shot(page, "app_lung_curves.png")
 
 
-def test_ablation_tab_shows_curves_and_predicts(page, tmp_path, monkeypatch, request):
+def test_ablation_tab_shows_curves_and_predicts(page, serve):
     from playwright.sync_api import expect
 
-    from demo.common import get_cls_predictor
-    from models.hub import checkpoint_dir, clear_cache
-
-    if not (checkpoint_dir("breastmnist_standin", "bn") / "model.safetensors").exists():
-        request.getfixturevalue("tiny_checkpoints")
-    monkeypatch.setenv("MODEL_SOURCE", "local")
-    clear_cache()
-    get_cls_predictor.cache_clear()
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
-    try:
-        page.goto(demo.local_url)
-        page.get_by_role("tab", name="OrganSMNIST ablation").click()
-        expect(page.locator("#organ-curves .js-plotly-plot")).to_have_count(1, timeout=30_000)
-        expect(page.locator("#organ-curves")).to_contain_text("+ BatchNorm: val", timeout=30_000)
-        expect(page.locator("#organ-bars")).to_contain_text("student report")
-        expect(page.locator("#organ-table")).to_contain_text("measured here")
-        _shot(page, "app_ablation.png")
-        page.get_by_role("tab", name="Predict").click()
-        page.locator("button.gallery-item").filter(visible=True).nth(1).click()  # malignant_10
-        page.locator("#organ-input img").wait_for(timeout=30_000)
-        page.locator("#organ-run").click()
-        expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=60_000)
-        page.locator("#organ-preview img").wait_for(timeout=30_000)
-        expect(page.locator("#organ-label")).to_contain_text("malignant")
-    finally:
-        demo.close()
+    url, _ = serve(("breastmnist_standin", "bn"))
+    page.goto(url)
+    page.get_by_role("tab", name="OrganSMNIST ablation").click()
+    expect(page.locator("#organ-curves .js-plotly-plot")).to_have_count(1, timeout=30_000)
+    expect(page.locator("#organ-curves")).to_contain_text("+ BatchNorm: val", timeout=30_000)
+    expect(page.locator("#organ-bars")).to_contain_text("student report")
+    expect(page.locator("#organ-table")).to_contain_text("measured here")
+    _shot(page, "app_ablation.png")
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("button.gallery-item").filter(visible=True).nth(1).click()  # malignant_10
+    page.locator("#organ-input img").wait_for(timeout=30_000)
+    page.locator("#organ-run").click()
+    expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=60_000)
+    page.locator("#organ-preview img").wait_for(timeout=30_000)
+    expect(page.locator("#organ-label")).to_contain_text("malignant")
 
 
-def test_skin_tab_shows_a_grad_cam(page, monkeypatch, request):
+def test_skin_tab_shows_a_grad_cam(page, serve):
     from playwright.sync_api import expect
 
-    from demo.common import get_skin_predictor
-    from models.hub import checkpoint_dir, clear_cache
-
-    shipped = [v for v in ("resnet18", "customnet", "efficientnet-lite0")
-               if (checkpoint_dir("skin_lesion", v) / "model.safetensors").exists()]  # fmt: skip
-    if not shipped:
-        request.getfixturevalue("tiny_checkpoints")
-    monkeypatch.setenv("MODEL_SOURCE", "local")
-    clear_cache()
-    get_skin_predictor.cache_clear()
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
-    try:
-        page.goto(demo.local_url)
-        page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
-        page.locator("button.gallery-item").filter(visible=True).nth(2).click()  # a melanoma example
-        page.locator("#skin-input img").wait_for(timeout=30_000)
-        page.locator("#skin-run").click()
-        expect(page.locator("#skin-info")).to_contain_text("Grad-CAM for", timeout=90_000)
-        cam = page.locator("#skin-cam img")
-        cam.wait_for(timeout=30_000)
-        assert cam.evaluate("img => img.naturalWidth") == 256  # over the original 256x256 image
-        expect(page.locator("#skin-label")).to_contain_text("melanoma")
-        expect(page.locator("#skin-ood")).to_contain_text("distance")
-        _shot(page, "app_skin.png")
-    finally:
-        demo.close()
+    url, _ = serve(("skin_lesion", "customnet"))
+    page.goto(url)
+    page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
+    page.locator("button.gallery-item").filter(visible=True).nth(2).click()  # a melanoma example
+    page.locator("#skin-input img").wait_for(timeout=30_000)
+    page.locator("#skin-run").click()
+    expect(page.locator("#skin-info")).to_contain_text("Grad-CAM for", timeout=90_000)
+    cam = page.locator("#skin-cam img")
+    cam.wait_for(timeout=30_000)
+    assert cam.evaluate("img => img.naturalWidth") == 256  # over the original 256x256 image
+    expect(page.locator("#skin-label")).to_contain_text("melanoma")
+    expect(page.locator("#skin-ood")).to_contain_text("distance")
+    _shot(page, "app_skin.png")

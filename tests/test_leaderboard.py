@@ -23,7 +23,7 @@ def test_published_rows_are_cited_and_numeric():
 def test_measured_rows_come_from_checkpoint_metrics(tiny_checkpoints):
     df = collect(root=tiny_checkpoints)
     ours = df[df["source"] == "measured here"]
-    assert set(ours["task"]) == {"breast_us_seg", "lung_seg", "breastmnist_standin"}  # one row per checkpoint
+    assert set(ours["task"]) == {"breast_us_seg", "lung_seg", "breastmnist_standin", "skin_lesion"}  # per checkpoint
     efsnet = ours[ours["task"] == "breast_us_seg"]
     assert len(efsnet) == 1 and efsnet.iloc[0]["dsc"] == 0.5 and efsnet.iloc[0]["resolution"] == 64
     lung = ours[ours["task"] == "lung_seg"].set_index("model")

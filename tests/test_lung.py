@@ -158,20 +158,6 @@ def test_comparison_and_disagreement_colours():
     assert diff[0].tolist() == [[0, 0, 0], [255, 0, 255], [0, 255, 255]]
 
 
-@pytest.fixture
-def client(tiny_checkpoints):
-    from gradio_client import Client
-
-    import app
-
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
-
-
 def test_tab_compares_two_models_with_ground_truth(client):
     from gradio_client import handle_file
 

@@ -97,33 +97,23 @@ def test_mixup_mixes_images_and_labels_alike():
     assert 0 <= float(lam) <= 1
 
 
-def test_tab_classifies_with_grad_cam_and_an_ood_check(tiny_checkpoints, tmp_path):
+def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
     import pytest
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    import app
-
     example = sorted((ROOT / "demo" / "examples" / "skin_lesion").glob("melanoma_*.jpg"))[0]
-    demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
-        label, cam, ood, info = client.predict(
-            handle_file(str(example)), "customnet", "melanoma", api_name="/classify_skin"
-        )
-        assert {c["label"] for c in label["confidences"]} == {"nevus", "melanoma", "seborrheic keratosis"}
-        assert Image.open(cam).size == Image.open(example).size and "Grad-CAM for **melanoma**" in info
-        assert "feature distance" in ood
-        # a chest X-ray is far from dermoscopy: flagged
-        xray = ROOT / "demo" / "examples" / "lung_seg" / "CHNCXR_0012_0.png"
-        *_, ood_xray, _ = client.predict(
-            handle_file(str(xray)), "customnet", "predicted class", api_name="/classify_skin"
-        )
-        assert "distance" in ood_xray
-        with pytest.raises(AppError, match="not an image"):
-            client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
-        roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
-        assert "melanoma vs rest" in json.dumps(roc) and table["data"][0][0] == "CustomNet"
-    finally:
-        demo.close()
+    label, cam, ood, info = client.predict(
+        handle_file(str(example)), "customnet", "melanoma", api_name="/classify_skin"
+    )
+    assert {c["label"] for c in label["confidences"]} == {"nevus", "melanoma", "seborrheic keratosis"}
+    assert Image.open(cam).size == Image.open(example).size and "Grad-CAM for **melanoma**" in info
+    assert "feature distance" in ood
+    # any image gets its distance (whether it is flagged needs a trained model's statistics, not these tiny ones)
+    xray = ROOT / "demo" / "examples" / "lung_seg" / "CHNCXR_0012_0.png"
+    *_, ood_xray, _ = client.predict(handle_file(str(xray)), "customnet", "predicted class", api_name="/classify_skin")
+    assert "distance" in ood_xray
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
+    roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
+    assert "melanoma vs rest" in json.dumps(roc) and table["data"][0][0] == "CustomNet"
