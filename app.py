@@ -13,12 +13,14 @@ import gradio as gr
 from demo import TABS
 from demo.common import CSS
 from demo.leaderboard_tab import build_tab as build_leaderboard
+from leaderboard.plots import warm_up
 from models.registry import get_task
 
 TITLE = "Biomedical image models: demo and comparison dashboard"
 
 
 def build_demo() -> gr.Blocks:
+    warm_up()  # plotly's lazy imports, before concurrent load events race for them
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
             f"# {TITLE}\nFive published student systems re-implemented and compared. "

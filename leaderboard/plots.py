@@ -20,3 +20,14 @@ def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) ->
         title_font_size=13,
     )
     return fig
+
+
+def warm_up() -> None:
+    """Import plotly's lazily loaded modules (narwhals, the JSON encoder) once, on the calling thread.
+
+    Several tabs build figures in ``demo.load`` events that Gradio runs on concurrent worker threads; their first
+    lazy imports raced and deadlocked (``_DeadlockError`` on ``narwhals.stable.v2``). ``app.build_demo`` calls this.
+    """
+    import pandas as pd
+
+    go.Figure(go.Scatter(x=pd.Series([0.0]), y=pd.Series([0.0]))).add_heatmap(z=[[0]]).to_json()
