@@ -78,6 +78,13 @@ def per_image_dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
 
 
+def adam_or_sgd(model, cfg: TrainConfig):
+    """``cfg.optimizer``: "sgd" (with ``cfg.momentum``) or "adam", at ``cfg.lr`` and ``cfg.weight_decay``."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 class BinarySegmentationRecipe:
     """One-logit segmentation with smp's binary Dice loss (the lung U-Net / U-Net++ study, SYSTEMS.md §2).
 
@@ -106,10 +113,7 @@ class BinarySegmentationRecipe:
         return {"loss": self.dice_loss(logits, target[:, None]), "dice": dice}
 
     def optimizer(self, model):
-        cfg = self.cfg
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return adam_or_sgd(model, self.cfg)
 
     def scheduler(self, optimizer):
         return None
@@ -172,10 +176,7 @@ class SkinLesionRecipe:
         return {"loss": F.cross_entropy(logits, target, weight=weight)}
 
     def optimizer(self, model):
-        cfg = self.cfg
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return adam_or_sgd(model, self.cfg)
 
     def scheduler(self, optimizer):
         kw = self.cfg.scheduler_kwargs or {}
