@@ -35,6 +35,7 @@ class TrainConfig:
     class_weighting: str = "none"  # "none" or "inverse_frequency" (cross-entropy weights)
     mixup_alpha: float = 0.0  # > 0: Mixup with lambda ~ Beta(alpha, alpha)
     augment: str = "default"  # the recipe's augmentation preset
+    steps_per_epoch: int | None = None  # multitask: cap the sampler's len(dataset) // batch steps (CPU budgets)
     fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
     val_split: str = "val"
@@ -221,6 +222,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", choices=["none", "inverse_frequency"])
     p.add_argument("--mixup-alpha", type=float)
     p.add_argument("--augment", help="the recipe's augmentation preset")
+    p.add_argument("--steps-per-epoch", type=int, help="multitask: cap the steps of an epoch (CPU budgets)")
     p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
     p.add_argument("--tag", help="names the run folder (<time>-<tag>); --resume continues the newest with this tag")
     p.add_argument("--seed", type=int)

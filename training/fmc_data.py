@@ -92,12 +92,12 @@ class MultiTaskUniformSampler(Sampler[list[int]]):
     which draws a task **uniformly** and yields that task's next ``batch`` indices, wrapping around with a reshuffle.
     Every batch holds one task; small tasks are heavily oversampled."""
 
-    def __init__(self, task_ids: list[str], batch_size: int = 20, seed: int = 0):
+    def __init__(self, task_ids: list[str], batch_size: int = 20, seed: int = 0, steps: int | None = None):
         self.batch_size = batch_size
         self.groups: dict[str, list[int]] = {}
         for i, t in enumerate(task_ids):
             self.groups.setdefault(t, []).append(i)
-        self.steps = len(task_ids) // batch_size
+        self.steps = min(len(task_ids) // batch_size, steps or len(task_ids))
         self.rng = random.Random(seed)
 
     def __len__(self) -> int:
@@ -123,9 +123,10 @@ class MultiTaskUniformSampler(Sampler[list[int]]):
 class FMCDataset(Dataset):
     """Items ``(image float (3, S, S), target, task_id)``: seg -> mask int64 (S, S); cls -> int64; det -> float
     (4,) normalised box; reg -> float (2k,) normalised points. Train mode adds the baseline's only augmentations:
-    brightness/contrast (p 0.2) and Gaussian noise (p 0.1)."""
+    brightness/contrast (p 0.2) and Gaussian noise (p 0.1). ``cache=True`` keeps every image (and mask) decoded and
+    resized in memory as uint8, which is what the resize-first pipeline would recompute each epoch anyway."""
 
-    def __init__(self, samples: list[FMCSample], size: int = 256, train: bool = False):
+    def __init__(self, samples: list[FMCSample], size: int = 256, train: bool = False, cache: bool = False):
         from torchvision.transforms import v2
 
         from models.registry import IMAGENET_MEAN, IMAGENET_STD
@@ -141,23 +142,39 @@ class FMCDataset(Dataset):
             + aug[1:]
             + [v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
         )
+        self._cache: dict[int, tuple] = {} if cache else None
+
+    def _load(self, i: int):
+        """``(image uint8 (3, S, S), mask int64 (S, S) | None, (w, h))``, resized from the original."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.v2 import functional as TF
+
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        s = self.samples[i]
+        with Image.open(s.image) as im:
+            rgb = im.convert("RGB")
+        size = [self.size, self.size]
+        image = TF.resize(TF.pil_to_tensor(rgb), size, antialias=True)
+        mask = None
+        if s.task_name == "segmentation":
+            with Image.open(s.mask) as m:
+                mask = torch.from_numpy(np.asarray(m.convert("L"), dtype=np.uint8).copy())
+            mask = TF.resize(mask[None], size, InterpolationMode.NEAREST_EXACT)[0]
+        item = (image, mask, rgb.size)
+        if self._cache is not None:
+            self._cache[i] = item
+        return item
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        from torchvision.transforms import InterpolationMode
-        from torchvision.transforms.v2 import functional as TF
-
         s = self.samples[i]
-        with Image.open(s.image) as im:
-            rgb = im.convert("RGB")
-        w, h = rgb.size
-        x = self.transform(TF.pil_to_tensor(rgb))
+        image, mask, (w, h) = self._load(i)
+        x = self.transform(image)  # the resize inside is a no-op now
         if s.task_name == "segmentation":
-            with Image.open(s.mask) as m:
-                mask = torch.from_numpy(np.asarray(m.convert("L"), dtype=np.int64).copy())
-            target = TF.resize(mask[None], [self.size, self.size], InterpolationMode.NEAREST_EXACT)[0]
+            target = mask.long()
         elif s.task_name == "classification":
             target = torch.tensor(s.label)
         elif s.task_name == "detection":

@@ -246,14 +246,16 @@ class MultiTaskRecipe:
                 f"no head for (its tasks: {sorted(model_tasks)})"
             )
         train, val = split_samples(samples, seed=42)
-        return FMCDataset(train, self.cfg.image_size, train=True), FMCDataset(val, self.cfg.image_size)
+        size = self.cfg.image_size
+        return FMCDataset(train, size, train=True, cache=True), FMCDataset(val, size, cache=True)
 
     def loaders(self, train_ds, val_ds):
         from torch.utils.data import DataLoader
 
         from training.fmc_data import MultiTaskUniformSampler
 
-        sampler = MultiTaskUniformSampler([s.task_id for s in train_ds.samples], self.cfg.micro_batch, self.cfg.seed)
+        task_ids = [s.task_id for s in train_ds.samples]
+        sampler = MultiTaskUniformSampler(task_ids, self.cfg.micro_batch, self.cfg.seed, self.cfg.steps_per_epoch)
         val_batches, by_task = [], {}
         for i, s in enumerate(val_ds.samples):  # validation: every image once, in single-task batches of 8
             by_task.setdefault(s.task_id, []).append(i)
