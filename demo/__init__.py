@@ -39,6 +39,7 @@ BUILT = {
     "lung_seg": "demo.lung_seg",
     "organsmnist": "demo.organsmnist",
     "skin_lesion": "demo.skin_lesion",
+    "ultrasound_multitask": "demo.ultrasound_multitask",
 }
 TABS: dict[str, Callable[[], None]] = {
     name: (_module_tab(BUILT[name]) if name in BUILT else placeholder_tab(name))

@@ -140,3 +140,11 @@ def checkpoint_status(task: str, variant: str | None = None) -> str:
             f"Train one with `{spec.train_hint}`."
         )
     return ""
+
+
+@lru_cache(maxsize=4)
+def get_multitask_predictor(task: str, variant: str | None = None):
+    """Cached multitask predictor (loads the model on first use)."""
+    from models.predict import MultiTaskPredictor
+
+    return MultiTaskPredictor(load_model(task, variant))

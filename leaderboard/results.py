@@ -20,7 +20,7 @@ SPEED = Path(__file__).with_name("speed.json")  # written by the project's own b
 SCHEMA = {
     "task": False, "model": False, "source": False, "dataset": False, "split": False, "resolution": True,
     "dice": True, "iou": True, "auc": True, "f1_weighted": True, "isic_score": True, "auc_melanoma": True,
-    "auc_sk": True,
+    "auc_sk": True, "hd": True, "mre": True, "hc_error_mm": True,
     "dsc": True, "miou": True, "acc": True, "dsc_t": True, "miou_t": True, "lesion_dice": True, "lesion_iou": True,
     "params": True, "fps": True, "hardware": False, "train_time_min": True, "citation": False, "unverified": False,
     "protocol": False,
@@ -51,7 +51,8 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
             k: m.get(k)
             for k in ("dice", "iou", "auc", "f1_weighted", "isic_score", "auc_melanoma", "auc_sk", "dsc", "miou")
         },
-        **{k: m.get(k) for k in ("acc", "dsc_t", "miou_t")},
+        **{k: m.get(k) for k in ("acc", "dsc_t", "miou_t", "hd", "mre")},
+        "hc_error_mm": m.get("tasks", {}).get("fetal_head_axes", {}).get("hc_abs_error_mm"),
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
         "params": result.get("params"),

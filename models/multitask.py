@@ -124,3 +124,17 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
         if self.tasks[task_id][0] in ("segmentation", "detection"):
             return self.heads[task_id](self.decoder(features))
         return self.heads[task_id](features[-1])
+
+    def forward_tasks(self, x: torch.Tensor, task_ids: list[str]) -> dict[str, torch.Tensor]:
+        """Several heads on one image batch, the encoder (and the FPN, if needed) run once: the app's "all heads"."""
+        unknown = [t for t in task_ids if t not in self.heads]
+        if unknown:
+            raise KeyError(f"unknown task(s) {unknown}; this model has {', '.join(self.heads)}")
+        features, decoded, out = self.encoder(x), None, {}
+        for task_id in task_ids:
+            if self.tasks[task_id][0] in ("segmentation", "detection"):
+                decoded = self.decoder(features) if decoded is None else decoded
+                out[task_id] = self.heads[task_id](decoded)
+            else:
+                out[task_id] = self.heads[task_id](features[-1])
+        return out

@@ -202,3 +202,105 @@ class SkinPredictor:
         off = (base - size) // 2
         full[off : off + size, off : off + size] = cam
         return heatmap_overlay(prediction.image, full)
+
+
+@dataclass
+class TaskOutput:
+    """One head's answer in original pixels: ``mask`` (H, W) int labels (seg), ``probs`` (cls), ``box``
+    ``(x1, y1, x2, y2)`` + ``score`` (det, the objectness of the arg-max cell), ``points`` (k, 2) (reg)."""
+
+    task_id: str
+    kind: str
+    labels: tuple[str, ...] = ()
+    mask: np.ndarray | None = None
+    probs: dict[str, float] | None = None
+    box: tuple[float, float, float, float] | None = None
+    score: float | None = None
+    points: np.ndarray | None = None
+
+
+@dataclass
+class MultiTaskPrediction:
+    image: Image.Image
+    outputs: dict[str, TaskOutput]
+    model_ms: float
+    latency_ms: float
+
+    def head_circumference_px(self) -> float | None:
+        """The ellipse through the four axis end points of a 4-point regression head (HC18's), in pixels."""
+        from models.fmc_metrics import circumference_from_points
+
+        for out in self.outputs.values():
+            if out.kind == "Regression" and out.points is not None and len(out.points) == 4:
+                return circumference_from_points(out.points)
+        return None
+
+
+def organ_of(task_id: str) -> str:
+    """The organ a task belongs to, from its id (``breast_3cls`` -> ``breast``, ``fetal_head_axes`` -> ``fetal``)."""
+    return task_id.split("_")[0]
+
+
+class MultiTaskPredictor:
+    """Run chosen heads of a ``MultiTaskNet`` on one image (the evaluator's preprocessing: resize to the model's
+    input size, ImageNet mean/std) and map every answer back to original pixels, as the challenge's inference does
+    (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points)."""
+
+    def __init__(self, model: torch.nn.Module):
+        from torchvision.transforms import v2
+
+        from models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+        self.model = model.eval()
+        self.size = model.input_size
+        self.transform = v2.Compose([
+            v2.PILToTensor(), v2.Resize((self.size, self.size), antialias=True),
+            v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+        ])  # fmt: skip
+
+    @property
+    def organs(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {}
+        for task_id in self.model.tasks:
+            groups.setdefault(organ_of(task_id), []).append(task_id)
+        return groups
+
+    def labels(self, task_id: str) -> tuple[str, ...]:
+        kind, n = self.model.tasks[task_id]
+        names = self.model.labels.get(task_id)
+        if names:
+            return tuple(names)
+        return (
+            tuple(f"point {i + 1}" for i in range(n)) if kind == "Regression" else tuple(f"class {i}" for i in range(n))
+        )
+
+    @torch.inference_mode()
+    def __call__(self, image, task_ids: list[str]) -> MultiTaskPrediction:
+        t0 = time.perf_counter()
+        if not isinstance(image, Image.Image) or image.mode not in ("L", "RGB"):
+            image, _ = load_image(image)
+        image = image.convert("RGB")
+        w, h = image.size
+        x = self.transform(image)[None]
+        t1 = time.perf_counter()
+        raw = self.model.forward_tasks(x, list(task_ids))
+        t2 = time.perf_counter()
+        outputs = {}
+        for task_id, out in raw.items():
+            kind = self.model.tasks[task_id][0]
+            o = TaskOutput(task_id, kind, self.labels(task_id))
+            out = out.float()
+            if kind == "segmentation":
+                labels = out.argmax(1, keepdim=True).float()
+                o.mask = F.interpolate(labels, size=(h, w), mode="nearest")[0, 0].long().numpy()
+            elif kind == "classification":
+                o.probs = {name: float(p) for name, p in zip(o.labels, out.softmax(1)[0])}
+            elif kind == "detection":
+                cell = int(out[0, 4].flatten().argmax())
+                x1, y1, x2, y2 = out[0, :4].flatten(1)[:, cell].tolist()
+                o.box = (min(x1, x2) * w, min(y1, y2) * h, max(x1, x2) * w, max(y1, y2) * h)
+                o.score = float(out[0, 4].flatten()[cell].sigmoid())
+            else:
+                o.points = out[0].view(-1, 2).numpy() * np.array([w, h])
+            outputs[task_id] = o
+        return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3)

@@ -84,3 +84,34 @@ def image_grid(tiles: list[np.ndarray], captions: list[str], tile: int = 192, co
         grid.paste(Image.fromarray(arr).resize((tile, tile), Image.Resampling.BILINEAR), (c * tile, r * (tile + cap)))
         draw.text((c * tile + 4, r * (tile + cap) + tile + 3), text, fill="black")
     return grid
+
+
+def draw_multitask(image, outputs) -> np.ndarray:
+    """Every head's answer on one picture: segmentation masks tinted, detection boxes as rectangles (with their
+    objectness), regression points as numbered dots, and the two axes when there are four points (HC18's)."""
+    from PIL import ImageDraw
+
+    canvas = to_rgb_array(image)
+    palette = [(255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120)]
+    for i, out in enumerate(o for o in outputs if o.mask is not None):
+        n = max(int(out.mask.max()), 1)
+        colors = np.array([(0, 0, 0)] + [palette[(i + k) % len(palette)] for k in range(n)], np.uint8)
+        fg = (out.mask > 0)[..., None]
+        canvas = np.where(fg, 0.6 * canvas + 0.4 * colors[out.mask], canvas).round().astype(np.uint8)
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    width = max(2, round(max(picture.size) / 250))
+    for out in outputs:
+        if out.box is not None:
+            draw.rectangle(out.box, outline=(0, 255, 0), width=width)
+            draw.text((out.box[0] + 3, out.box[1] + 2), f"{out.task_id} {out.score:.2f}", fill=(0, 255, 0))
+        if out.points is not None:
+            pts = [tuple(map(float, p)) for p in out.points]
+            if len(pts) == 4:
+                draw.line([pts[0], pts[1]], fill=(255, 0, 255), width=width)
+                draw.line([pts[2], pts[3]], fill=(0, 255, 255), width=width)
+            r = 2 * width
+            for k, (px, py) in enumerate(pts, 1):
+                draw.ellipse((px - r, py - r, px + r, py + r), fill=(255, 255, 0), outline=(0, 0, 0))
+                draw.text((px + r + 1, py - r), str(k), fill=(255, 255, 0))
+    return np.asarray(picture)

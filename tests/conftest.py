@@ -203,8 +203,35 @@ def tiny_skin_models(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_multitask_models(tmp_path_factory) -> Path:
+    """An untrained 6-head multitask model (the busi-hc18 heads on a resnet18 encoder, 64 px, so it is quick) saved
+    as checkpoints/ultrasound_multitask/busi-hc18 with official-format metrics. Built once per session."""
+    from models.card import write_model_folder
+    from models.multitask import MultiTaskNet
+    from models.registry import FMC_STANDIN_LABELS, FMC_STANDIN_TASKS
+
+    root = tmp_path_factory.mktemp("multitask_models") / "ultrasound_multitask"
+    torch.manual_seed(0)
+    model = MultiTaskNet(FMC_STANDIN_TASKS, encoder_name="resnet18", input_size=64, labels=FMC_STANDIN_LABELS)
+    folder = root / "busi-hc18"
+    model.eval().save_pretrained(folder)
+    tasks = {
+        "breast_lesion": {"task_name": "segmentation", "n": 3, "dice": 0.5, "hd": 40.0},
+        "breast_3cls": {"task_name": "classification", "n": 3, "acc": 0.33, "auc": None, "auc_official": 0.0},
+        "fetal_head_axes": {"task_name": "Regression", "n": 3, "mre": 50.0, "hc_abs_error_mm": 20.0},
+    }
+    result = {"task": "ultrasound_multitask", "variant": "busi-hc18", "split": "val", "n": 9, "resolution": 64,
+              "metrics": {"dsc": 0.5, "hd": 40.0, "acc": 0.33, "auc": None, "iou": 0.1, "mre": 50.0, "tasks": tasks},
+              "training": {"epochs_run": 1, "image_size": 64}}  # fmt: skip
+    write_model_folder(folder, "ultrasound_multitask", "busi-hc18", result)
+    return root
+
+
 @pytest.fixture
-def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_models, tiny_skin_models) -> Path:
+def tiny_checkpoints(
+    tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_models, tiny_skin_models, tiny_multitask_models
+) -> Path:
     """An untrained EFSNet at 64 px saved as checkpoints/breast_us_seg/efsnet, made the default store, plus the
     session's tiny lung models (linked as checkpoints/lung_seg)."""
     from models.card import write_model_folder
@@ -230,15 +257,15 @@ def tiny_checkpoints(tmp_path, monkeypatch, tiny_lung_models, tiny_ablation_mode
     (root / "lung_seg").symlink_to(tiny_lung_models, target_is_directory=True)
     (root / "breastmnist_standin").symlink_to(tiny_ablation_models, target_is_directory=True)
     (root / "skin_lesion").symlink_to(tiny_skin_models, target_is_directory=True)
+    (root / "ultrasound_multitask").symlink_to(tiny_multitask_models, target_is_directory=True)
     monkeypatch.setenv("CHECKPOINTS_DIR", str(root))
     monkeypatch.setenv("MODEL_SOURCE", "local")
     clear_cache()
     try:
-        from demo.common import get_cls_predictor, get_seg_predictor, get_skin_predictor
+        from demo.common import get_cls_predictor, get_multitask_predictor, get_seg_predictor, get_skin_predictor
 
-        get_seg_predictor.cache_clear()
-        get_cls_predictor.cache_clear()
-        get_skin_predictor.cache_clear()
+        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor, get_multitask_predictor):
+            cached.cache_clear()
     except ImportError:
         pass
     yield root

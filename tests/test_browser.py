@@ -65,7 +65,7 @@ def serve(monkeypatch, request):
     demos = []
 
     def start(*needed):
-        from demo.common import get_cls_predictor, get_seg_predictor, get_skin_predictor
+        from demo.common import get_cls_predictor, get_multitask_predictor, get_seg_predictor, get_skin_predictor
         from models.hub import checkpoint_dir, clear_cache
 
         shipped = all((checkpoint_dir(t, v) / "model.safetensors").exists() for t, v in needed)
@@ -73,7 +73,7 @@ def serve(monkeypatch, request):
             request.getfixturevalue("tiny_checkpoints")
         monkeypatch.setenv("MODEL_SOURCE", "local")
         clear_cache()
-        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor):
+        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor, get_multitask_predictor):
             cached.cache_clear()
         import app
 
@@ -227,3 +227,30 @@ def test_skin_tab_shows_a_grad_cam(page, serve):
     expect(page.locator("#skin-label")).to_contain_text("melanoma")
     expect(page.locator("#skin-ood")).to_contain_text("distance")
     _shot(page, "app_skin.png")
+
+
+def test_multitask_tab_shows_all_four_output_kinds(page, serve):
+    from playwright.sync_api import expect
+
+    url, _ = serve(("ultrasound_multitask", "busi-hc18"))
+    page.goto(url)
+    page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
+    # breast: segmentation + classification + detection
+    page.locator("button.gallery-item").filter(visible=True).filter(has_text="benign_17").first.click()
+    page.locator("#mt-input img").wait_for(timeout=30_000)
+    page.locator("#mt-run").click()
+    info = page.locator("#mt-info")
+    expect(info).to_contain_text("(segmentation)", timeout=90_000)
+    expect(info).to_contain_text("(classification)")
+    expect(info).to_contain_text("(detection)")
+    expect(page.locator("#mt-label")).to_contain_text("malignant")
+    picture = page.locator("#mt-picture img")
+    picture.wait_for(timeout=30_000)
+    assert picture.evaluate("img => img.naturalWidth") > 64  # drawn at the original size
+    # fetal head: keypoints and the head circumference in mm (the example carries its pixel size)
+    page.locator("button.gallery-item").filter(visible=True).filter(has_text="004_HC").first.click()
+    expect(page.locator("#mt-heads")).to_contain_text("fetal_head_axes", timeout=30_000)
+    page.locator("#mt-run").click()
+    expect(info).to_contain_text("(keypoints)", timeout=90_000)
+    expect(info).to_contain_text("mm")
+    _shot(page, "app_multitask.png")

@@ -218,3 +218,56 @@ def test_fpn_quirk_leaves_the_decoder_untrained():
     fixed = {id(p) for g in MultiTaskRecipe(resolve_config(base)).optimizer(net).param_groups for p in g["params"]}
     decoder = {id(p) for p in net.decoder.parameters()}
     assert decoder.isdisjoint(quirk) and decoder <= fixed
+
+
+def test_predictor_maps_every_head_to_original_pixels(tiny_multitask_models):
+    import numpy as np
+    from PIL import Image
+
+    from models.multitask import MultiTaskNet
+    from models.predict import MultiTaskPredictor
+    from models.visualize import draw_multitask
+
+    model = MultiTaskNet.from_pretrained(tiny_multitask_models / "busi-hc18")
+    predictor = MultiTaskPredictor(model)
+    assert predictor.organs == {"breast": ["breast_3cls", "breast_lesion", "breast_lesion_det"],
+                                "fetal": ["fetal_head", "fetal_head_axes", "fetal_head_det"]}  # fmt: skip
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120), np.uint8))
+    pred = predictor(image, list(model.tasks))
+    out = pred.outputs
+    assert out["breast_lesion"].mask.shape == (90, 120)
+    assert set(out["breast_3cls"].probs) == {"normal", "benign", "malignant"}
+    assert abs(sum(out["breast_3cls"].probs.values()) - 1) < 1e-5
+    x1, y1, x2, y2 = out["fetal_head_det"].box
+    assert 0 <= x1 <= x2 <= 120 and 0 <= y1 <= y2 <= 90 and 0 <= out["fetal_head_det"].score <= 1
+    assert out["fetal_head_axes"].points.shape == (4, 2)
+    assert pred.head_circumference_px() > 0
+    # one encoder pass for all heads gives the same answers as one forward per head
+    import torch
+
+    x = torch.randn(1, 3, 64, 64)
+    together = model.forward_tasks(x, list(model.tasks))
+    for task_id in model.tasks:
+        torch.testing.assert_close(together[task_id], model(x, task_id))
+    assert draw_multitask(image, list(out.values())).shape == (90, 120, 3)
+
+
+def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
+    import gradio as gr
+    import pytest
+
+    from demo import ultrasound_multitask as tab
+
+    example = str(tab.EXAMPLES_DIR / "004_HC.png")
+    picture, probs, text = tab.predict(example, "fetal", [], 0.0612398400539)
+    assert picture.ndim == 3 and probs is None
+    assert "(segmentation)" in text and "(detection)" in text and "(keypoints)" in text
+    assert "Head circumference:" in text and " mm" in text
+    _, probs, text = tab.predict(str(tab.EXAMPLES_DIR / "benign_17.png"), "breast", ["breast_3cls"], None)
+    assert set(probs) == {"normal", "benign", "malignant"} and "(classification)" in text
+    with pytest.raises(gr.Error, match="pixel size"):
+        tab.predict(example, "fetal", [], -1)
+    with pytest.raises(gr.Error, match="Upload an image"):
+        tab.predict(None, "fetal", [], None)
+    table = tab.results_view()
+    assert {"measured here", tab.board.REPORT_SOURCE} <= set(table["source"])

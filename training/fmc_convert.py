@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from models.fmc_metrics import circumference_from_points, ellipse_circumference  # noqa: F401 (re-export)
+
 COLUMNS = ["image_path", "task_id", "task_name", "num_classes", "mask_path", "mask", "point_1_xy", "point_2_xy",
            "point_3_xy", "point_4_xy", "x_min", "y_min", "x_max", "y_max", "split", "pixel_size_mm"]  # fmt: skip
 
@@ -74,18 +76,6 @@ def axis_points(ellipse) -> list[tuple[float, float]]:
     a = [(cx + ux * w / 2, cy + uy * w / 2), (cx - ux * w / 2, cy - uy * w / 2)]
     b = [(cx + vx * h / 2, cy + vy * h / 2), (cx - vx * h / 2, cy - vy * h / 2)]
     return a + b if w >= h else b + a
-
-
-def ellipse_circumference(semi_a: float, semi_b: float) -> float:
-    """Ramanujan's second approximation (error < 1e-9 relative for head-like ellipses)."""
-    h = ((semi_a - semi_b) / (semi_a + semi_b)) ** 2
-    return math.pi * (semi_a + semi_b) * (1 + 3 * h / (10 + math.sqrt(4 - 3 * h)))
-
-
-def circumference_from_points(points) -> float:
-    """Head circumference in pixels from the four axis end points (major 1, major 2, minor 1, minor 2)."""
-    p = np.asarray(points, float)
-    return ellipse_circumference(np.linalg.norm(p[0] - p[1]) / 2, np.linalg.norm(p[2] - p[3]) / 2)
 
 
 def _split_subjects(subjects: list[str], val_fraction: float, seed: int, keep_train=()) -> dict[str, str]:
