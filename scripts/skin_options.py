@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     args, extra = p.parse_known_args(argv)  # anything else goes to every training run (e.g. --patience 6)
     for option in args.options.split(","):
         cmd = [sys.executable, "-m", "training.train", "skin_lesion", "--model", args.model, "--data-dir",
-               args.data_dir, "--runs-dir", args.runs_dir, "--tag", option, "--resume", *extra, *OPTIONS[option]]  # fmt: skip
+               args.data_dir, "--runs-dir", args.runs_dir, "--tag", option, "--resume",
+               *extra, *OPTIONS[option]]  # fmt: skip
         if args.image_size:
             cmd += ["--image-size", str(args.image_size)]
         if args.epochs:

