@@ -65,6 +65,17 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
     }
 
 
+def task_rows(result: dict, base: dict) -> list[dict]:
+    """One more row per task of a multitask model (``metrics.tasks``), the official metrics under the table's names."""
+    rows = []
+    for task_id, t in result["metrics"].get("tasks", {}).items():
+        rows.append({**base, "model": f"{base['model']}: {task_id}", "params": None, "fps": None,
+                     "dsc": t.get("dice"), "hd": t.get("hd"), "acc": t.get("acc"), "auc": t.get("auc"),
+                     "f1_weighted": t.get("f1_weighted"), "iou": t.get("iou"), "mre": t.get("mre"),
+                     "hc_error_mm": t.get("hc_abs_error_mm")})  # fmt: skip
+    return rows
+
+
 def collect(root: str | Path | None = None, published: str | Path | None = PUBLISHED) -> pd.DataFrame:
     """One row per shipped checkpoint plus one per published figure; columns in ``COLUMNS`` order."""
     root = Path(root) if root else checkpoints_root()
@@ -73,7 +84,9 @@ def collect(root: str | Path | None = None, published: str | Path | None = PUBLI
     for path in sorted(root.glob("*/*/metrics.json")):
         key = f"{path.parent.parent.name}/{path.parent.name}"
         try:
-            rows.append(row_from_metrics(json.loads(path.read_text()), speeds.get(key)))
+            result = json.loads(path.read_text())
+            rows.append(row_from_metrics(result, speeds.get(key)))
+            rows += task_rows(result, rows[-1])
         except (ValueError, KeyError) as exc:  # a broken file must not take the table down
             rows.append(
                 {

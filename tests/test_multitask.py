@@ -271,3 +271,15 @@ def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
         tab.predict(None, "fetal", [], None)
     table = tab.results_view()
     assert {"measured here", tab.board.REPORT_SOURCE} <= set(table["source"])
+
+
+def test_leaderboard_has_a_row_per_task(tiny_multitask_models):
+    from leaderboard.results import collect
+
+    df = collect(root=tiny_multitask_models.parent, published=None)
+    models = list(df["model"])
+    assert any(m.endswith("(ours)") for m in models)
+    per_task = df[df["model"].str.endswith(": fetal_head_axes")].iloc[0]
+    assert per_task["mre"] == 50.0 and per_task["hc_error_mm"] == 20.0
+    cls = df[df["model"].str.endswith(": breast_3cls")].iloc[0]
+    assert cls["acc"] == 0.33 and cls["auc"] != cls["auc"]  # n/a stays NaN, never 0
