@@ -11,6 +11,7 @@ import os
 import gradio as gr
 
 from demo import TABS
+from demo.about import build_tab as build_about
 from demo.common import CSS
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
@@ -32,6 +33,8 @@ def build_demo() -> gr.Blocks:
                     build_tab()
             with gr.Tab("Leaderboard", id="leaderboard"):
                 build_leaderboard()
+            with gr.Tab("About", id="about"):
+                build_about()
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

@@ -1,49 +1,144 @@
-"""Leaderboard tab: measured rows from the shipped checkpoints beside published figures, with protocol columns.
+"""Leaderboard tab: the comparison dashboard.
 
-The table is read when the page loads (``demo.load``), never at import, and a failure shows a message instead.
+*Table*: measured rows (every checkpoint's ``metrics.json``, latency from ``bench.model_speed``) beside cited figures
+(``leaderboard/published.csv``), with filters by task and source, a search box, sortable numeric columns and a CSV
+download. The table is the file ``python -m leaderboard.build`` wrote (fast start-up), read when the page loads,
+never at import; *Refresh* re-collects it from the checkpoints. *Trade-offs*: each task's primary metric against
+parameters and CPU latency with the Pareto front. *Studies*: the OrganSMNIST-style ablation, Adam vs SGD and
+U-Net vs U-Net++ curves, and the multitask model's per-task bars. A failure shows a message instead of a table.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import gradio as gr
 import pandas as pd
 
-from leaderboard.results import collect
+from leaderboard import ablation, dashboard, lung
+from leaderboard import multitask as mt
+from leaderboard.results import collect, load_built
 from models.registry import TASKS
 
 INTRO = (
     "Numbers **measured here** come from this project's own runs (each checkpoint's `metrics.json`); "
-    "**student report** / **publication** rows are cited figures, with their protocol. Rows with different "
-    "protocols (split, classes counted, hardware) are not directly comparable: read the *protocol* column. "
-    "FPS figures are batch-1 latencies on the stated hardware."
+    "**student report** / **publication** rows are cited figures, with their citation and protocol; *unverified* "
+    "marks figures not checked against their source. Rows with different protocols (split, classes counted, "
+    "hardware) are not directly comparable: read the *protocol* column. Latency is batch-1 CPU time measured by "
+    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. Click a column header "
+    "to sort."
 )
+SOURCES = ["all", "measured here", "student report", "publication"]
+_cache: dict[str, pd.DataFrame] = {}
 
 
-def load_table(task: str = "all", source: str = "all", get_results=collect) -> tuple[pd.DataFrame, str]:
-    try:
-        df = get_results()
-    except Exception as exc:  # the tab fails soft
-        return pd.DataFrame(), f"Could not build the leaderboard: {type(exc).__name__}: {exc}"
+def default_results() -> pd.DataFrame:
+    """The built table when serving the shipped checkpoints, else (a custom ``CHECKPOINTS_DIR``) collected now."""
+    if os.environ.get("CHECKPOINTS_DIR"):
+        return collect()
+    if "table" not in _cache:
+        _cache["table"] = load_built()
+    return _cache["table"]
+
+
+def refresh_results() -> pd.DataFrame:
+    _cache["table"] = collect()
+    return _cache["table"]
+
+
+def filter_table(df: pd.DataFrame, task: str = "all", source: str = "all", query: str = "") -> pd.DataFrame:
     if task != "all":
         df = df[df["task"] == task]
     if source != "all":
         df = df[df["source"] == source]
-    df = df.dropna(axis=1, how="all")
-    return df.round(4), f"{len(df)} rows."
+    if query and query.strip():
+        text = df.astype(str).agg(" ".join, axis=1).str.lower()
+        for word in query.lower().split():
+            df = df[text.loc[df.index].str.contains(word, regex=False)]
+    return df.dropna(axis=1, how="all")
 
 
-def build_tab(get_results=collect) -> None:
-    gr.Markdown(INTRO)
-    with gr.Row():
-        task = gr.Dropdown(["all", *TASKS], value="all", label="Task")
-        source = gr.Dropdown(["all", "measured here", "student report", "publication"], value="all", label="Source")
-    status = gr.Markdown()
-    table = gr.DataFrame(interactive=False, wrap=True, elem_id="leaderboard-table")
+def _csv(df: pd.DataFrame) -> str:
+    path = Path(tempfile.mkdtemp(prefix="leaderboard-")) / "leaderboard.csv"
+    df.to_csv(path, index=False)
+    return str(path)
 
-    def _load(t, s):
-        return load_table(t, s, get_results)
 
-    for control in (task, source):
-        control.change(_load, [task, source], [table, status], api_name=False)
+def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results):
+    """``(table, status, csv path)``; the table keeps numeric columns numeric (sorting) and is rounded for display."""
+    try:
+        df = filter_table(get_results(), task, source, query)
+    except Exception as exc:  # the tab fails soft
+        return pd.DataFrame(), f"Could not build the leaderboard: {type(exc).__name__}: {exc}", None
+    return df.round(4), f"{len(df)} rows.", _csv(df)
+
+
+def tradeoffs(task: str, get_results=default_results):
+    df = get_results()
+    return dashboard.tradeoff_figure(df, task, "params"), dashboard.tradeoff_figure(df, task, "latency_ms")
+
+
+def studies():
+    steps = ablation.load_steps("breastmnist_standin")
+    adam_sgd = [lung.load_run(v) for v in lung.COMPARISONS["Adam vs SGD (U-Net)"]]
+    arch = [lung.load_run(v) for v in lung.COMPARISONS["U-Net vs U-Net++ (Adam)"]]
+    return (
+        ablation.bars_figure("breastmnist_standin", steps, True),
+        lung.curves_figure(adam_sgd, "dice"),
+        lung.curves_figure(arch, "dice"),
+        dashboard.multitask_bars(mt.load_result("busi-hc18")),
+    )
+
+
+def build_tab(get_results=default_results) -> None:
     demo = gr.context.Context.root_block
-    demo.load(_load, [task, source], [table, status], api_name="leaderboard")
+    with gr.Tabs():
+        with gr.Tab("Table"):
+            gr.Markdown(INTRO)
+            with gr.Row():
+                task = gr.Dropdown(["all", *TASKS], value="all", label="Task", elem_id="lb-task")
+                source = gr.Dropdown(SOURCES, value="all", label="Source", elem_id="lb-source")
+                query = gr.Textbox(label="Search", placeholder="e.g. unet, isic, cpu", elem_id="lb-search")
+            with gr.Row():
+                status = gr.Markdown(elem_id="lb-status")
+                refresh = gr.Button("Refresh from the checkpoints", size="sm", elem_id="lb-refresh")
+                download = gr.DownloadButton("Download CSV", size="sm", elem_id="lb-download")
+            table = gr.DataFrame(interactive=False, wrap=True, elem_id="leaderboard-table")
+
+            def _load(t, s, q):
+                return load_table(t, s, q, get_results)
+
+            def _refresh(t, s, q):
+                refresh_results()
+                return _load(t, s, q)
+
+            inputs, outputs = [task, source, query], [table, status, download]
+            for control in (task, source):
+                control.change(_load, inputs, outputs, api_name=False)
+            query.submit(_load, inputs, outputs, api_name=False)
+            refresh.click(_refresh, inputs, outputs, api_name="leaderboard_refresh")
+            demo.load(_load, inputs, outputs, api_name="leaderboard")
+        with gr.Tab("Trade-offs"):
+            gr.Markdown("Each task's primary metric against model size and measured CPU latency; the dashed line is "
+                        "the Pareto front (no other row is both smaller/faster and better).")  # fmt: skip
+            which = gr.Dropdown([(spec.title, name) for name, spec in TASKS.items() if spec.shown_in is None],
+                                value="lung_seg", label="Task", elem_id="lb-tradeoff-task")  # fmt: skip
+            with gr.Row():
+                by_params = gr.Plot(label="vs parameters", elem_id="lb-params")
+                by_latency = gr.Plot(label="vs latency", elem_id="lb-latency")
+
+            def _tradeoffs(t):
+                return tradeoffs(t, get_results)
+
+            which.change(_tradeoffs, [which], [by_params, by_latency], api_name=False)
+            demo.load(_tradeoffs, [which], [by_params, by_latency], api_name=False)
+        with gr.Tab("Studies"):
+            with gr.Row():
+                ladder = gr.Plot(label="Ablation progression (BUSI stand-in)", elem_id="lb-ablation")
+                per_task = gr.Plot(label="Multitask, per task", elem_id="lb-multitask")
+            with gr.Row():
+                adam_sgd = gr.Plot(label="Adam vs SGD (U-Net)", elem_id="lb-adam-sgd")
+                arch = gr.Plot(label="U-Net vs U-Net++", elem_id="lb-arch")
+            demo.load(studies, None, [ladder, adam_sgd, arch, per_task], api_name=False)

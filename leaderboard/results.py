@@ -15,6 +15,7 @@ from models.hub import checkpoints_root
 from models.registry import get_task, get_variant
 
 PUBLISHED = Path(__file__).with_name("published.csv")
+BUILT = Path(__file__).with_name("table.csv")  # written by ``python -m leaderboard.build``; read by the app at start-up
 SPEED = Path(__file__).with_name("speed.json")  # written by the project's own benchmarks (bench/)
 # the table's columns, in order, defined once: name -> numeric (numeric columns stay float for sorting)
 SCHEMA = {
@@ -22,7 +23,8 @@ SCHEMA = {
     "dice": True, "iou": True, "auc": True, "f1_weighted": True, "isic_score": True, "auc_melanoma": True,
     "auc_sk": True, "hd": True, "mre": True, "hc_error_mm": True,
     "dsc": True, "miou": True, "acc": True, "dsc_t": True, "miou_t": True, "lesion_dice": True, "lesion_iou": True,
-    "params": True, "fps": True, "hardware": False, "train_time_min": True, "citation": False, "unverified": False,
+    "params": True, "latency_ms": True, "fps": True, "hardware": False, "train_time_min": True, "citation": False,
+    "unverified": False,
     "protocol": False,
 }  # fmt: skip
 COLUMNS = list(SCHEMA)
@@ -56,8 +58,10 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
         "params": result.get("params"),
+        "latency_ms": speed.get("latency_ms"),
         "fps": speed.get("fps"),
-        "hardware": f"trained: {tr.get('hardware')}" + (f"; FPS: {speed['hardware']}, batch 1" if speed else ""),
+        "hardware": f"trained: {tr.get('hardware')}"
+        + (f"; latency/FPS: {speed['hardware']}, batch 1" if speed else ""),
         "train_time_min": tr.get("train_wall_time_s", float("nan")) / 60,
         "citation": f"this project, git {tr.get('git_commit', '?')}",
         "unverified": False,
@@ -69,7 +73,7 @@ def task_rows(result: dict, base: dict) -> list[dict]:
     """One more row per task of a multitask model (``metrics.tasks``), the official metrics under the table's names."""
     rows = []
     for task_id, t in result["metrics"].get("tasks", {}).items():
-        rows.append({**base, "model": f"{base['model']}: {task_id}", "params": None, "fps": None,
+        rows.append({**base, "model": f"{base['model']}: {task_id}", "params": None, "fps": None, "latency_ms": None,
                      "dsc": t.get("dice"), "hd": t.get("hd"), "acc": t.get("acc"), "auc": t.get("auc"),
                      "f1_weighted": t.get("f1_weighted"), "iou": t.get("iou"), "mre": t.get("mre"),
                      "hc_error_mm": t.get("hc_abs_error_mm")})  # fmt: skip
@@ -100,6 +104,18 @@ def collect(root: str | Path | None = None, published: str | Path | None = PUBLI
     if published and Path(published).exists():
         frames.append(pd.read_csv(published))
     df = pd.concat([f for f in frames if len(f)], ignore_index=True).reindex(columns=COLUMNS)
+    for col in NUMERIC:
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["unverified"] = df["unverified"].fillna(False).astype(bool)
+    return df
+
+
+def load_built(path: str | Path = BUILT) -> pd.DataFrame:
+    """The table ``leaderboard.build`` wrote (fast start-up), else collected now; same columns and types."""
+    path = Path(path)
+    if not path.exists():
+        return collect()
+    df = pd.read_csv(path).reindex(columns=COLUMNS)
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["unverified"] = df["unverified"].fillna(False).astype(bool)

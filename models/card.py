@@ -30,6 +30,16 @@ METRIC_NAMES = {
     "miou_t": ("mean_iou", "mIoU, normal/tumour"),
 }
 
+# per task kind, names that differ from METRIC_NAMES (the same key means another thing there)
+KIND_METRIC_NAMES = {
+    "classification": {"acc": "Accuracy"},
+    "multitask": {
+        "dsc": "DSC, mean over segmentation tasks (foreground classes)",
+        "acc": "Accuracy, mean over classification tasks",
+        "iou": "Box IoU, mean over detection tasks",
+        "auc": "ROC AUC, mean over classification tasks where defined",
+    },
+}
 PIPELINE = {"segmentation": "image-segmentation", "classification": "image-classification"}
 
 
@@ -52,7 +62,7 @@ def build_card(task: str, variant: str, result: dict, folder: str | Path | None 
             dataset_name=result.get("dataset", spec.dataset),
             dataset_split="validation" if split == "val" else split,
             metric_type=mtype,
-            metric_name=mname,
+            metric_name=KIND_METRIC_NAMES.get(spec.kind, {}).get(key, mname),
             metric_value=round(float(metrics[key]), 4),
         )
         for key, (mtype, mname) in METRIC_NAMES.items()
@@ -64,7 +74,7 @@ def build_card(task: str, variant: str, result: dict, folder: str | Path | None 
         library_name="pytorch",
         pipeline_tag=PIPELINE.get(spec.kind),
         tags=["medical-imaging", "pytorch_model_hub_mixin", "model_hub_mixin", task, variant],
-        metrics=sorted({m for m, _ in METRIC_NAMES.values()}),
+        metrics=sorted({r.metric_type for r in eval_results}) or None,
         eval_results=eval_results or None,
     )
     rows = "\n".join(f"| {k} | {_fmt(v)} |" for k, v in metrics.items() if not isinstance(v, (dict, list)))

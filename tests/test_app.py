@@ -128,7 +128,7 @@ def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):
             client.predict(
                 handle_file(str(EXAMPLES / "benign_83.png")), None, 0.4, "Overlay", api_name="/segment_breast"
             )
-        table = client.predict("all", "all", api_name="/leaderboard")  # the leaderboard still works
+        table = client.predict("all", "all", "", api_name="/leaderboard")  # the leaderboard still works
         assert "rows" in table[1]
     finally:
         demo.close()

@@ -1,0 +1,44 @@
+"""About tab: what each task is, its data and licence, the exact commands behind every number, the protocol caveats
+that make rows incomparable (ANCHORS.md §6), and the not-for-clinical-use statement. Static markdown."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+ABOUT = """
+### What this is
+Five published student systems in biomedical imaging, re-implemented from their specs, trained here on real public
+data (CPU budgets, no ImageNet downloads: see each model card), and compared with the published figures. **Research
+and teaching demo, not for clinical use**: no model here is validated for diagnosis.
+
+| Tab | Task | Data (licence) | Reproduce the shipped numbers |
+|---|---|---|---|
+| Breast ultrasound | S5: EFSNet lesion segmentation, 178,887 params | BUSI, Al-Dhabyani et al. 2020 (no licence file; Kaggle mirror listed CC0) | `python -m training.train breast_us_seg --data-dir ../shared/data/busi --image-size 128 --export` |
+| Lung X-ray | S2: U-Net vs U-Net++ (resnet34), Adam vs SGD | Shenzhen + Montgomery, Jaeger et al. 2014; Shenzhen masks CC BY-NC-SA 4.0 | `SIZE=96 scripts/train_lung_study.sh` |
+| OrganSMNIST ablation | S3: small CNN ladder -> ensemble with ResNet-50/101/152 | OrganSMNIST (MedMNIST, CC BY 4.0; needs the internet); here a BreastMNIST-style stand-in built from BUSI | `python -m training.medmnist_standin --busi ../shared/data/busi --out data/breastmnist_standin.npz && python -m training.ablate --dataset data/breastmnist_standin.npz --export` |
+| Skin lesion | S4: CustomNet vs ResNet18 (+ EfficientNet-Lite0 fine-tune) | ISIC 2017 Part 3, Codella et al. 2017 (ISIC Archive terms) | `scripts/train_skin_study.sh` |
+| Multitask ultrasound | S1: EfficientNet-B4 + shared FPN + seg/cls/det/keypoint heads | BUSI + HC18 (van den Heuvel et al. 2018) converted to the FMC-UIA CSV format | `scripts/train_multitask.sh` |
+
+Evaluate any checkpoint with `python -m training.evaluate TASK --model VARIANT --data-dir DIR --split SPLIT --json`;
+rebuild this dashboard's table with `python -m leaderboard.build` and the latency columns with
+`python -m bench.model_speed --write-leaderboard`.
+
+### Why rows are not directly comparable (read the *protocol* column)
+* **BUSI**: whether normal images (empty masks) are counted, 3 random splits vs one fixed split, GPU vs CPU and batch
+  size behind FPS.
+* **Lung**: which hospital(s), 256 px, threshold 0.5, and the split; the report's Dice was logged on training batches.
+* **OrganSMNIST**: MedMNIST file version (v2 vs v3), "224" in MedMNIST v2 means an upsampled 28 px image, ensemble vs
+  single model; our ladder ran on a stand-in dataset, not OrganSMNIST.
+* **ISIC 2017**: our numbers are on the 150-image validation set (which also chose the epoch); the challenge ranked
+  the 600-image test set, and entries used external data.
+* **FMC-UIA**: the report scored its own training subset; an undefined AUC was written as 0.0 (we show n/a); HD and
+  MRE are in pixels of images of different sizes; our data is a BUSI + HC18 stand-in in the challenge's format.
+
+### Provenance
+Every measured row links to a checkpoint folder with `model.safetensors`, `config.json`, a model card (training
+settings, deviations from the published system, metrics) and `metrics.json`. Weights load from safetensors only.
+"""
+
+
+def build_tab() -> None:
+    gr.Markdown(ABOUT, elem_id="about")

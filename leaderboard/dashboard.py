@@ -1,0 +1,83 @@
+"""The dashboard's cross-task figures (Plotly, no gradio): each task's primary metric against parameters and against
+measured CPU latency, with the Pareto front, and the multitask model's per-task bars.
+
+Rows come from the leaderboard table (``leaderboard.results``); points are coloured by source so measured and cited
+figures are never confused. Latency is only plotted for rows this project measured (``bench.model_speed``): the
+published speeds are GPU figures of a different protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from models.registry import get_task
+
+SOURCE_STYLE = {
+    "measured here": dict(color="#1f77b4", symbol="circle"),
+    "student report": dict(color="#ff7f0e", symbol="star"),
+    "publication": dict(color="#2ca02c", symbol="diamond"),
+}
+AXES = {"params": "parameters (log scale)", "latency_ms": "CPU latency, batch 1 (ms, log scale; measured here)"}
+
+
+def primary_metric(task: str) -> str:
+    return get_task(task).primary_metric
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both axes (smaller x, larger y), sorted by x."""
+    order = np.lexsort((-y, x))
+    front, best = [], -np.inf
+    for i in order:
+        if y[i] > best:
+            front.append(i)
+            best = y[i]
+    return np.array(front, dtype=int)
+
+
+def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure:
+    """``task``'s primary metric against ``x`` (``params`` or ``latency_ms``); the dashed line is the Pareto front."""
+    metric = primary_metric(task)
+    rows = df[(df["task"] == task) & df[metric].notna() & df[x].notna() & (df[x] > 0)]
+    if x == "latency_ms":
+        rows = rows[rows["source"] == "measured here"]
+    fig = go.Figure()
+    for source, style in SOURCE_STYLE.items():
+        part = rows[rows["source"] == source]
+        if len(part):
+            fig.add_scatter(x=part[x], y=part[metric], mode="markers", name=source, text=part["model"],
+                            marker=dict(size=11, **style), hovertemplate="%{text}<br>%{x:,.4g}, %{y:.4f}")  # fmt: skip
+    if len(rows) > 1:
+        idx = pareto_front(rows[x].to_numpy(float), rows[metric].to_numpy(float))
+        front = rows.iloc[idx]
+        fig.add_scatter(x=front[x], y=front[metric], mode="lines", name="Pareto front",
+                        line=dict(color="#888", dash="dash", shape="hv"), hoverinfo="skip")  # fmt: skip
+    title = get_task(task).title
+    fig.update_layout(
+        title=f"{title}: {metric} vs {x}" + ("" if len(rows) else " (no rows with both)"),
+        xaxis_title=AXES.get(x, x), yaxis_title=metric, xaxis_type="log", height=420,
+        margin=dict(l=50, r=10, t=50, b=40), legend=dict(orientation="h", yanchor="top", y=-0.18),
+    )  # fmt: skip
+    return fig
+
+
+def multitask_bars(result: dict | None) -> go.Figure:
+    """The multitask model's per-task scores on its held-out split (higher is better; HD and MRE are in the table)."""
+    fig = go.Figure()
+    tasks = (result or {}).get("metrics", {}).get("tasks", {})
+    key = {"segmentation": ("dice", "DSC"), "classification": ("acc", "Acc"), "detection": ("iou", "IoU")}
+    names, values, labels = [], [], []
+    for task_id, t in tasks.items():
+        if t["task_name"] in key and t.get(key[t["task_name"]][0]) is not None:
+            k, label = key[t["task_name"]]
+            names.append(task_id)
+            values.append(t[k])
+            labels.append(f"{label} {t[k]:.3f}")
+    fig.add_bar(x=names, y=values, text=labels, textposition="outside", marker_color="#1f77b4", name="measured here")
+    fig.update_layout(title="Multitask model, per task (held-out split, official metrics)", yaxis_range=[0, 1.1],
+                      height=380, margin=dict(l=40, r=10, t=50, b=40))  # fmt: skip
+    if not names:
+        fig.update_layout(title="Multitask model: no trained checkpoint yet")
+    return fig
