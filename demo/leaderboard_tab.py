@@ -54,7 +54,7 @@ def filter_table(df: pd.DataFrame, task: str = "all", source: str = "all", query
     if source != "all":
         df = df[df["source"] == source]
     if query and query.strip():
-        text = df.astype(str).agg(" ".join, axis=1).str.lower()
+        text = df.apply(lambda row: " ".join(map(str, row.to_numpy())), axis=1).str.lower()
         for word in query.lower().split():
             df = df[text.loc[df.index].str.contains(word, regex=False)]
     return df.dropna(axis=1, how="all")

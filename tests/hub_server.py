@@ -92,8 +92,8 @@ class HubServer:
                 if path == "/api/validate-yaml":
                     errors = validate_card_yaml(json.loads(body).get("content", ""))
                     return self._send(400 if errors else 200, {"errors": errors, "warnings": []})
-                parts = path.split("/")  # ['', 'api', 'models', ns, name, action, rev]
-                if len(parts) >= 7 and parts[1:3] == ["api", "models"]:
+                parts = path.split("/")  # ['', 'api', 'models' | 'datasets', ns, name, action, rev]
+                if len(parts) >= 7 and parts[1] == "api" and parts[2] in ("models", "datasets"):
                     repo_id, action = f"{parts[3]}/{parts[4]}", parts[5]
                     repo = self._repo(repo_id)
                     if repo is None:

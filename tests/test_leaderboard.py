@@ -23,7 +23,13 @@ def test_published_rows_are_cited_and_numeric():
 def test_measured_rows_come_from_checkpoint_metrics(tiny_checkpoints):
     df = collect(root=tiny_checkpoints)
     ours = df[df["source"] == "measured here"]
-    assert set(ours["task"]) == {"breast_us_seg", "lung_seg", "breastmnist_standin", "skin_lesion"}  # per checkpoint
+    assert set(ours["task"]) == {
+        "breast_us_seg",
+        "lung_seg",
+        "breastmnist_standin",
+        "skin_lesion",
+        "ultrasound_multitask",
+    }
     efsnet = ours[ours["task"] == "breast_us_seg"]
     assert len(efsnet) == 1 and efsnet.iloc[0]["dsc"] == 0.5 and efsnet.iloc[0]["resolution"] == 64
     lung = ours[ours["task"] == "lung_seg"].set_index("model")
@@ -38,3 +44,53 @@ def test_a_broken_metrics_file_does_not_take_the_table_down(tiny_checkpoints):
     (tiny_checkpoints / "breast_us_seg" / "efsnet" / "metrics.json").write_text(json.dumps({"task": "x"}))
     df = collect(root=tiny_checkpoints)
     assert df["protocol"].str.contains("unreadable").any()
+
+
+def test_build_writes_the_table_the_app_reads(tmp_path, tiny_checkpoints):
+    from leaderboard.build import main as build
+    from leaderboard.results import load_built
+
+    out = build(["--out", str(tmp_path / "table.csv")])
+    built, live = load_built(out), collect()
+    assert list(built.columns) == COLUMNS and len(built) == len(live)
+    for col in NUMERIC:
+        assert pd.api.types.is_numeric_dtype(built[col]), col
+    pd.testing.assert_series_equal(built["dice"], live["dice"], check_dtype=False)
+
+
+def test_filters_search_and_pareto_front():
+    import numpy as np
+
+    from demo.leaderboard_tab import filter_table, load_table
+    from leaderboard.dashboard import pareto_front, tradeoff_figure
+
+    df = collect(root="/nonexistent")
+    lung = filter_table(df, "lung_seg", "publication", "idiap")
+    assert len(lung) and (lung["task"] == "lung_seg").all() and lung["citation"].str.contains("Idiap").all()
+    assert len(filter_table(df, query="no such words anywhere")) == 0
+    table, status, csv = load_table("skin_lesion", "all", "", get_results=lambda: df)
+    assert status == f"{len(table)} rows." and pd.read_csv(csv).shape[0] == len(table)
+    assert list(pareto_front(np.array([1.0, 2, 3, 4]), np.array([0.5, 0.4, 0.7, 0.6]))) == [0, 2]
+    fig = tradeoff_figure(df, "lung_seg", "params")
+    assert any(t.name == "Pareto front" for t in fig.data)
+    _, message, _ = load_table(get_results=lambda: 1 / 0)
+    assert "Could not build the leaderboard" in message
+
+
+def test_table_publishes_as_a_hub_dataset(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hub_server import HubServer
+
+    root = Path(__file__).resolve().parents[1]
+    with HubServer() as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_test",
+               "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1", "PYTHONPATH": str(root)}  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "leaderboard.build", "--out", str(tmp_path / "t.csv"),
+                              "--push-to-hub", "tester/leaderboard"], cwd=root, env=env, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert hub.repos["tester/leaderboard"].files["leaderboard.csv"] == (tmp_path / "t.csv").read_bytes()
