@@ -31,6 +31,7 @@ INTRO = (
     "to sort."
 )
 SOURCES = ["all", "measured here", "student report", "publication"]
+TRAILING = ["dataset", "split", "hardware", "citation", "protocol"]  # long text: shown after the numbers
 _cache: dict[str, pd.DataFrame] = {}
 
 
@@ -72,7 +73,8 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
         df = filter_table(get_results(), task, source, query)
     except Exception as exc:  # the tab fails soft
         return pd.DataFrame(), f"Could not build the leaderboard: {type(exc).__name__}: {exc}", None
-    return df.round(4), f"{len(df)} rows.", _csv(df)
+    shown = df[[c for c in df.columns if c not in TRAILING] + [c for c in TRAILING if c in df.columns]]
+    return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 
 def tradeoffs(task: str, get_results=default_results):

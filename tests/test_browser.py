@@ -254,3 +254,32 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     expect(info).to_contain_text("(keypoints)", timeout=90_000)
     expect(info).to_contain_text("mm")
     _shot(page, "app_multitask.png")
+
+
+def test_dashboard_filters_searches_and_sorts(page, app_url):
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.get_by_role("tab", name="Leaderboard").click()
+    table = page.locator("#leaderboard-table")
+    expect(table).to_contain_text("EFSNet (thesis)", timeout=30_000)
+    page.locator("#lb-source input").click()
+    page.get_by_role("option", name="publication", exact=True).click()
+    page.locator("#lb-search textarea, #lb-search input").first.fill("idiap shenzhen")
+    page.locator("#lb-search textarea, #lb-search input").first.press("Enter")
+    expect(page.locator("#lb-status")).to_contain_text("rows.")
+    expect(table).not_to_contain_text("EFSNet (thesis)", timeout=30_000)
+    expect(table).not_to_contain_text("measured here")
+    rows = table.locator("tbody tr")
+    expect(rows.first).to_contain_text("Idiap")
+    n = rows.count()
+    assert n >= 3
+    # sort by Dice, descending, through the column's menu: numbers sort as numbers
+    header = table.locator("th[title='dice']").first
+    header.hover()
+    header.locator("button.cell-menu-button").click()
+    page.get_by_text("Sort descending", exact=False).first.click()
+    cells = table.locator(f"tbody tr td:nth-child({int(header.get_attribute('aria-colindex'))})")
+    values = [float(t) for t in cells.all_inner_texts()[:n] if t.strip()]
+    assert values == sorted(values, reverse=True) and len(values) >= 3
+    _shot(page, "app_leaderboard.png")

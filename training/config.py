@@ -35,6 +35,7 @@ class TrainConfig:
     class_weighting: str = "none"  # "none" or "inverse_frequency" (cross-entropy weights)
     mixup_alpha: float = 0.0  # > 0: Mixup with lambda ~ Beta(alpha, alpha)
     augment: str = "default"  # the recipe's augmentation preset
+    encoder_lr: float | None = None  # multitask: the encoder's AdamW lr (baseline 1e-4, for an ImageNet encoder)
     steps_per_epoch: int | None = None  # multitask: cap the sampler's len(dataset) // batch steps (CPU budgets)
     fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
@@ -223,6 +224,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--class-weighting", choices=["none", "inverse_frequency"])
     p.add_argument("--mixup-alpha", type=float)
     p.add_argument("--augment", help="the recipe's augmentation preset")
+    p.add_argument("--encoder-lr", type=float, help="multitask: the encoder's lr (baseline 1e-4)")
     p.add_argument("--steps-per-epoch", type=int, help="multitask: cap the steps of an epoch (CPU budgets)")
     p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
     p.add_argument("--tag", help="names the run folder (<time>-<tag>); --resume continues the newest with this tag")
@@ -319,7 +321,13 @@ def _multitask_notes(saved: dict, progress: dict) -> str:
         + (" as in the baseline" if size == 256 else " instead of 256x256 (CPU budget)")
         + f"; batch {saved['batch_size']} (baseline 20)"
         + (f"; **{steps} single-task steps per epoch** instead of len(train) // batch" if steps else "")
-        + ". MultiTaskUniformSampler, the baseline's losses, AdamW (encoder 1e-4, heads 1e-3), cosine annealing.",
+        + f". MultiTaskUniformSampler, the baseline's losses, AdamW (encoder {saved.get('encoder_lr') or 1e-4:g}"
+        + (
+            " instead of the baseline's 1e-4, which assumes an ImageNet encoder"
+            if (saved.get("encoder_lr") or 1e-4) != 1e-4
+            else ""
+        )
+        + ", heads 1e-3), cosine annealing.",  # fmt: skip
         "* The shared FPN decoder "
         + (
             "is left out of the optimiser, reproducing the baseline's bug (`--fpn-quirk`)."

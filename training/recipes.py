@@ -291,7 +291,11 @@ class MultiTaskRecipe:
         return objectness + self.DET_L1_WEIGHT * F.l1_loss(cell[:, :4], box)
 
     def optimizer(self, model):
-        groups = [{"params": model.encoder.parameters(), "lr": 1e-4}, {"params": model.heads.parameters(), "lr": 1e-3}]
+        encoder_lr = self.cfg.encoder_lr or 1e-4  # the baseline's, for an ImageNet encoder
+        groups = [
+            {"params": model.encoder.parameters(), "lr": encoder_lr},
+            {"params": model.heads.parameters(), "lr": 1e-3},
+        ]
         if not self.cfg.fpn_quirk:  # our default: the shared decoder learns too
             groups.append({"params": model.decoder.parameters(), "lr": 1e-3})
         return torch.optim.AdamW(groups)
