@@ -239,6 +239,7 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     url, _ = serve(("ultrasound_multitask", "busi-hc18"))
     page.goto(url)
     page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
+
     # breast: segmentation + classification + detection
     def example(name: str):  # rows of the examples table (image, organ, pixel size)
         page.locator("tr.tr-body").filter(has=page.locator(f"img[src*='{name}']")).first.click()
