@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    from leaderboard.results import weights_digest
     from models.efsnet import EFSNet
-    from models.hub import CheckpointError, load_model
+    from models.hub import CheckpointError, checkpoint_dir, load_model
     from models.predict import SegmentationPredictor
     from models.registry import get_task
     from training.provenance import hardware_summary
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
             "input": bare["input"],
             "app_latency_ms": results["app_path"]["latency_ms"],
             **env,
+            "weights_sha256": weights_digest(checkpoint_dir("breast_us_seg", "efsnet")) if shipped else None,
         }
         speed_file.write_text(json.dumps(speed, indent=2) + "\n")
     return results

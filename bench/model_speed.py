@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from leaderboard.results import SPEED
+from leaderboard.results import SPEED, weights_digest
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
 from models.registry import get_task
 from training.provenance import hardware_summary
@@ -63,6 +63,7 @@ def measure(task: str, variant: str, n: int) -> dict:
         "torch": torch.__version__,
         "batch": 1,
         "checkpoint": "shipped",
+        "weights_sha256": weights_digest(checkpoint_dir(task, variant)),
         "benchmark": f"bench.model_speed, median of {n} forward passes",
     }
 
