@@ -186,35 +186,30 @@ FMC_PROTOCOL = (
 
 
 @torch.inference_mode()
-def fmc_predictions(model, samples, size: int):
-    """Yield ``(sample, prediction in original pixels)`` per image: seg label map (H, W) / cls probs / det box /
-    reg points."""
+def fmc_predictions(model, samples):
+    """Yield ``(sample, prediction in original pixels)`` per image through the app's ``MultiTaskPredictor`` (the
+    challenge's inference rules): seg label map at the GT mask's size / cls probs / det box / reg points."""
     import numpy as np
-    import torch.nn.functional as F
+    from PIL import Image
 
-    from training.fmc_data import FMCDataset
+    from models.predict import MultiTaskPredictor
 
-    ds = FMCDataset(samples, size, train=False)
-    for i, s in enumerate(samples):
-        x, _, task_id = ds[i]
-        out = model(x[None], task_id)[0]
-        from PIL import Image
-
+    predictor = MultiTaskPredictor(model)
+    for s in samples:
         with Image.open(s.image) as im:
-            w, h = im.size
+            out = predictor(im.convert("RGB"), [s.task_id]).outputs[s.task_id]
         if s.task_name == "segmentation":
+            mask = out.mask
             with Image.open(s.mask) as m:
-                gh, gw = m.size[1], m.size[0]
-            pred = F.interpolate(out.argmax(0)[None, None].float(), size=(gh, gw), mode="nearest")[0, 0]
-            yield s, pred.long().numpy()
+                if m.size != (mask.shape[1], mask.shape[0]):  # the evaluator resizes to the GT (nearest)
+                    mask = np.asarray(Image.fromarray(mask.astype(np.int32)).resize(m.size, Image.NEAREST))
+            yield s, mask.astype(np.int64)
         elif s.task_name == "classification":
-            yield s, out.float().softmax(0).numpy()
+            yield s, np.array(list(out.probs.values()))
         elif s.task_name == "detection":
-            flat = int(out[4].flatten().argmax())
-            box = out[:4].flatten(1)[:, flat].numpy()
-            yield s, np.array([box[0] * w, box[1] * h, box[2] * w, box[3] * h])
+            yield s, np.array(out.box)
         else:
-            yield s, out.view(-1, 2).numpy() * np.array([w, h])
+            yield s, out.points
 
 
 def evaluate_fmc(model, data_dir: str | Path, split: str) -> dict:
@@ -229,7 +224,7 @@ def evaluate_fmc(model, data_dir: str | Path, split: str) -> dict:
     if split in ("train", "val"):
         samples = split_samples(samples)[0 if split == "train" else 1]
     by_task: dict[str, list] = {}
-    for s, pred in fmc_predictions(model, samples, model.input_size):
+    for s, pred in fmc_predictions(model, samples):
         by_task.setdefault(s.task_id, []).append((s, pred))
     tasks = {}
     for task_id, items in by_task.items():
