@@ -16,7 +16,7 @@ import gradio as gr
 from demo.common import get_multitask_predictor, image_upload, read_upload, user_errors
 from leaderboard import multitask as board
 from models.hub import checkpoint_dir, model_source
-from models.predict import organ_of
+from models.predict import tasks_by_organ
 from models.registry import get_task, get_variant
 from models.visualize import draw_multitask
 
@@ -32,10 +32,7 @@ def variant_name() -> str:
 
 def heads_by_organ() -> dict[str, list[str]]:
     """From the registry (no weights loaded): organ -> its task heads."""
-    groups: dict[str, list[str]] = {}
-    for task_id, _, _ in get_variant(TASK, variant_name()).kwargs.get("tasks") or []:
-        groups.setdefault(organ_of(task_id), []).append(task_id)
-    return groups
+    return tasks_by_organ(t[0] for t in get_variant(TASK, variant_name()).kwargs.get("tasks") or [])
 
 
 def available() -> bool:

@@ -4,11 +4,9 @@ Pandas only, no gradio."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from models.hub import checkpoint_dir
+from leaderboard.results import load_metrics
 
 TASK = "ultrasound_multitask"
 TASK_COLUMNS = {
@@ -31,8 +29,7 @@ REPORT_SOURCE = "student report, reproduced run (26 tasks, scored on its trainin
 
 
 def load_result(variant: str) -> dict | None:
-    path = checkpoint_dir(TASK, variant) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_metrics(TASK, variant)
 
 
 def task_table(result: dict | None) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.hub import checkpoints_root
+from models.hub import checkpoint_dir, checkpoints_root
 from models.registry import get_task, get_variant
 
 PUBLISHED = Path(__file__).with_name("published.csv")
@@ -29,6 +29,12 @@ SCHEMA = {
 }  # fmt: skip
 COLUMNS = list(SCHEMA)
 NUMERIC = [name for name, numeric in SCHEMA.items() if numeric]
+
+
+def load_metrics(task: str, variant: str) -> dict | None:
+    """A checkpoint's ``metrics.json`` from the current store, or ``None`` when it has none."""
+    path = checkpoint_dir(task, variant) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def weights_digest(folder: str | Path) -> str | None:

@@ -3,7 +3,6 @@ split, per-image softmax scores). Plotly + scikit-learn, no gradio."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from leaderboard.plots import confusion_heatmap
+from leaderboard.results import load_metrics
 from models.hub import checkpoint_dir
 from models.registry import get_task
 
@@ -19,8 +19,7 @@ COLORS = {"customnet": "#ff7f0e", "resnet18": "#1f77b4", "efficientnet-lite0": "
 
 
 def load_result(variant: str) -> dict | None:
-    path = checkpoint_dir(TASK, variant) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return load_metrics(TASK, variant)
 
 
 def available() -> dict[str, dict]:

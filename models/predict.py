@@ -236,9 +236,13 @@ class MultiTaskPrediction:
         return None
 
 
-def organ_of(task_id: str) -> str:
-    """The organ a task belongs to, from its id (``breast_3cls`` -> ``breast``, ``fetal_head_axes`` -> ``fetal``)."""
-    return task_id.split("_")[0]
+def tasks_by_organ(task_ids) -> dict[str, list[str]]:
+    """Task ids grouped by organ, the first part of the id (``breast_3cls`` -> ``breast``, ``fetal_head`` ->
+    ``fetal``), in the given order."""
+    groups: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        groups.setdefault(task_id.split("_")[0], []).append(task_id)
+    return groups
 
 
 class MultiTaskPredictor:
@@ -260,10 +264,7 @@ class MultiTaskPredictor:
 
     @property
     def organs(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
-        for task_id in self.model.tasks:
-            groups.setdefault(organ_of(task_id), []).append(task_id)
-        return groups
+        return tasks_by_organ(self.model.tasks)
 
     def labels(self, task_id: str) -> tuple[str, ...]:
         kind, n = self.model.tasks[task_id]
