@@ -3,9 +3,10 @@
 *Table*: measured rows (every checkpoint's ``metrics.json``, latency from ``bench.model_speed``) beside cited figures
 (``leaderboard/published.csv``), with filters by task and source, a search box, sortable numeric columns and a CSV
 download. The table is the file ``python -m leaderboard.build`` wrote (fast start-up), read when the page loads,
-never at import; *Refresh* re-collects it from the checkpoints. *Trade-offs*: each task's primary metric against
-parameters and CPU latency with the Pareto front. *Studies*: the OrganSMNIST-style ablation, Adam vs SGD and
-U-Net vs U-Net++ curves, and the multitask model's per-task bars. A failure shows a message instead of a table.
+never at import; *Refresh* re-collects it from the checkpoints (and the Hub repos of ``MODEL_SOURCE=hf://OWNER``).
+*Trade-offs*: each task's primary metric against parameters and CPU latency with the Pareto front. *Studies*: the
+OrganSMNIST-style ablation, Adam vs SGD and U-Net vs U-Net++ curves, and the multitask model's per-task bars. A
+failure shows a message instead of a table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from leaderboard import ablation, dashboard, lung
 from leaderboard import multitask as mt
-from leaderboard.results import collect, load_built
+from leaderboard.results import collect, hub_owner, load_built
 from models.registry import TASKS
 
 INTRO = (
@@ -36,11 +37,12 @@ _cache: dict[str, pd.DataFrame] = {}
 
 
 def default_results() -> pd.DataFrame:
-    """The built table when serving the shipped checkpoints, else (a custom ``CHECKPOINTS_DIR``) collected now."""
+    """The built table when serving the shipped checkpoints, else (a custom ``CHECKPOINTS_DIR``) collected now; with
+    ``MODEL_SOURCE=hf://OWNER`` collected once with OWNER's Hub repos merged in."""
     if os.environ.get("CHECKPOINTS_DIR"):
         return collect()
     if "table" not in _cache:
-        _cache["table"] = load_built()
+        _cache["table"] = collect() if hub_owner() else load_built()
     return _cache["table"]
 
 

@@ -7,12 +7,15 @@ happens only for display.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
 
-from models.hub import checkpoint_dir, checkpoints_root
-from models.registry import get_task, get_variant
+from models.hub import checkpoint_dir, checkpoints_root, hub_reachable, model_source, repo_id
+from models.registry import TASKS, get_task, get_variant
+
+log = logging.getLogger(__name__)
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 BUILT = Path(__file__).with_name("table.csv")  # written by ``python -m leaderboard.build``; read by the app at start-up
@@ -101,11 +104,50 @@ def task_rows(result: dict, base: dict) -> list[dict]:
     return rows
 
 
-def collect(root: str | Path | None = None, published: str | Path | None = PUBLISHED) -> pd.DataFrame:
-    """One row per shipped checkpoint plus one per published figure; columns in ``COLUMNS`` order."""
+def hub_owner() -> str | None:
+    """The Hub owner whose model repos join the table: ``MODEL_SOURCE=hf://OWNER`` (None for local stores)."""
+    source = model_source()
+    return (source[len("hf://") :].strip("/") or None) if source.startswith("hf://") else None
+
+
+def hub_results(owner: str, root: Path) -> list[tuple[str, dict]]:
+    """``(repo, metrics)`` of every registry task/variant that ``owner`` has on the Hub and whose ``metrics.json``
+    differs from the local folder's (identical ones are already in the table). Missing repos are skipped; when the Hub
+    cannot be reached only its local cache is read, so the table never waits on the network."""
+    from huggingface_hub import hf_hub_download
+
+    offline = not hub_reachable()  # then the local Hub cache only
+    found = []
+    for task, spec in TASKS.items():
+        for variant in spec.variants:
+            repo = repo_id(task, variant, owner)
+            try:
+                path = hf_hub_download(repo, "metrics.json", local_files_only=offline)
+                result = json.loads(Path(path).read_text())
+            except Exception as exc:  # missing repo or file, offline, unreachable: not part of the table
+                log.info("no Hub metrics for %s: %s", repo, type(exc).__name__)
+                continue
+            local = root / task / variant / "metrics.json"
+            if not (local.exists() and json.loads(local.read_text()) == result):
+                found.append((repo, result))
+    return found
+
+
+def collect(
+    root: str | Path | None = None, published: str | Path | None = PUBLISHED, owner: str | None = None
+) -> pd.DataFrame:
+    """One row per checkpoint (the local store, plus ``owner``'s Hub repos when given or set by
+    ``MODEL_SOURCE=hf://OWNER``) and one per published figure; columns in ``COLUMNS`` order."""
     root = Path(root) if root else checkpoints_root()
     speeds = json.loads(SPEED.read_text()) if SPEED.exists() else {}
     rows = []
+    for repo, result in hub_results(owner, root) if (owner := owner or hub_owner()) else []:
+        try:
+            row = row_from_metrics(result)  # no latency: the benchmark measured the shipped weights only
+            row["citation"] = f"Hub model repo {repo}; {row['citation']}"
+            rows += [row, *task_rows(result, row)]
+        except (KeyError, TypeError) as exc:
+            log.warning("skipping %s: unreadable metrics.json (%s)", repo, exc)
     for path in sorted(root.glob("*/*/metrics.json")):
         key = f"{path.parent.parent.name}/{path.parent.name}"
         try:

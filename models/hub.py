@@ -50,6 +50,31 @@ def repo_id(task: str, variant: str, owner: str) -> str:
     return f"{owner}/{task.replace('_', '-')}-{variant}"
 
 
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hub endpoint (``HF_ENDPOINT``) accepts a TCP connection within ``timeout`` s; remembered for a
+    minute. huggingface_hub retries a refused connection for ~20 s per file, so callers ask this first and read only
+    the local Hub cache (``local_files_only``) when it is down."""
+    import time
+
+    now = time.monotonic()
+    if _reachable["until"] > now:
+        return _reachable["ok"]
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        ok = True
+    except OSError:
+        ok = False
+    _reachable.update(ok=ok, until=now + 60)
+    return ok
+
+
+_reachable = {"ok": True, "until": 0.0}
+
+
 def _missing_message(task: str, variant: str, where: str) -> str:
     spec = get_task(task)
     hint = spec.train_hint or f"python -m training.train {task} --model {variant} --data-dir DIR --export"
@@ -58,8 +83,9 @@ def _missing_message(task: str, variant: str, where: str) -> str:
     return f"No trained {variant} checkpoint for '{spec.title}' ({where}). Train and export one with: {hint}"
 
 
-def load_model_from(task: str, variant: str | None, location: str | Path):
-    """Load from a local folder or a Hub repo id (strict, safetensors only), raising ``CheckpointError``."""
+def load_model_from(task: str, variant: str | None, location: str | Path, local_files_only: bool = False):
+    """Load from a local folder or a Hub repo id (strict, safetensors only), raising ``CheckpointError``.
+    ``local_files_only``: a Hub repo comes from the local Hub cache only (no network)."""
     variant = variant or get_task(task).default_variant
     vspec = get_variant(task, variant)
     location = str(location)
@@ -71,7 +97,8 @@ def load_model_from(task: str, variant: str | None, location: str | Path):
     if not get_task(task).ready:
         raise CheckpointError(f"'{get_task(task).title}' is not built yet: no model class or training recipe.")
     try:
-        model = vspec.model_class().from_pretrained(location, strict=True, map_location="cpu")
+        extra = {} if is_dir else {"local_files_only": local_files_only}
+        model = vspec.model_class().from_pretrained(location, strict=True, map_location="cpu", **extra)
     except Exception as exc:  # corrupt file, wrong architecture, unreachable Hub, ...
         kind = "folder" if is_dir else "Hub repo"
         raise CheckpointError(
@@ -87,8 +114,8 @@ def _load_cached(task: str, variant: str, source: str):
     local = checkpoint_dir(task, variant)
     if source.startswith("hf://"):
         repo = repo_id(task, variant, source[len("hf://") :].strip("/"))
-        try:
-            return load_model_from(task, variant, repo)
+        try:  # an unreachable Hub: its local cache only, without huggingface_hub's ~20 s of retries
+            return load_model_from(task, variant, repo, local_files_only=not hub_reachable())
         except CheckpointError as exc:
             if not (local / "model.safetensors").exists():
                 raise

@@ -20,6 +20,41 @@ def test_published_rows_are_cited_and_numeric():
     assert (thesis["dsc"], thesis["miou"], thesis["acc"], thesis["params"]) == (0.7044, 0.5814, 0.9406, 178887)
 
 
+# every published anchor of ANCHORS.md (sections 1-5): (task, model, column, value)
+ANCHORS = [
+    ("organsmnist", "AutoKeras", "acc", 0.813), ("organsmnist", "ResNet-50 (224)", "acc", 0.785),
+    ("organsmnist", "auto-sklearn", "acc", 0.672), ("organsmnist", "Google AutoML Vision", "auc", 0.964),
+    ("organsmnist", "End-to-end DenseNet-121 @64 (MedMNIST+)", "acc", 0.8347),
+    ("organsmnist", "End-to-end ViT-B/16 @128 (MedMNIST+)", "auc", 0.985),
+    ("organsmnist", "kNN (k = 11), DINO ViT-B/16 @224 (MedMNIST+)", "acc", 0.7482),
+    ("organsmnist", "ResNet-18 (224) on OrganAMNIST (sibling task)", "acc", 0.951),
+    ("lung_seg", "Little W-Net (Idiap)", "dice", 0.950),
+    ("lung_seg", "U-Net trained on Shenzhen (Idiap)", "dice", 0.942),
+    ("lung_seg", "U-Net-style (imlab-uiip)", "dice", 0.985),
+    ("lung_seg", "DenseNet201-U-Net (Tam et al. 2025)", "dice", 0.9887),
+    ("lung_seg", "Multi-dataset + pseudo-label fine-tuning (Dediu & Udrea 2025)", "dice", 0.9916),
+    ("breast_us_seg", "CMUNeXt", "lesion_dice", 0.7986), ("breast_us_seg", "MedT", "lesion_iou", 0.6336),
+    ("breast_us_seg", "RFS-UNet (EFSNet thesis table)", "dsc", 0.7704),
+    ("breast_us_seg", "U-Net / U-Net++, malignant images only", "lesion_dice", 0.709),
+    ("skin_lesion", "RECOD Titans (3rd)", "auc_melanoma", 0.874),
+    ("skin_lesion", "Casio + Shinshu Univ. (1st)", "isic_score", 0.911),
+    ("skin_lesion", "DermaKNet, González-Díaz (2nd)", "auc_sk", 0.965),
+    ("skin_lesion", "Mahbod et al., hybrid deep networks", "auc_sk", 0.936),
+    ("ultrasound_multitask", "EfficientNet-B4 + FPN multitask (report): fetal_head", "dsc", 0.9249),
+]  # fmt: skip
+UNVERIFIED = ["Casio + Shinshu Univ. (1st)", "DermaKNet, González-Díaz (2nd)", "U-Net / U-Net++, benign images only"]
+
+
+def test_every_anchor_is_in_the_table_with_its_citation():
+    df = collect(root="/nonexistent").set_index("model")
+    for task, model, col, value in ANCHORS:
+        row = df.loc[[model]]
+        assert (row["task"] == task).all() and row["citation"].str.len().gt(5).all(), model
+        assert (row[col] - value).abs().min() < 1e-4, (model, col)
+    assert df.loc[UNVERIFIED, "unverified"].all()
+    assert df.loc[df["protocol"].fillna("").str.contains("abstract only"), "unverified"].all()
+
+
 def test_measured_rows_come_from_checkpoint_metrics(tiny_checkpoints):
     df = collect(root=tiny_checkpoints)
     ours = df[df["source"] == "measured here"]
@@ -94,3 +129,49 @@ def test_table_publishes_as_a_hub_dataset(tmp_path):
                              text=True, timeout=300)  # fmt: skip
         assert out.returncode == 0, out.stderr[-2000:]
         assert hub.repos["tester/leaderboard"].files["leaderboard.csv"] == (tmp_path / "t.csv").read_bytes()
+
+
+def test_hub_checkpoints_join_the_table(tmp_path, tiny_checkpoints):
+    """Hub model repos of ``--hub-owner`` whose metrics differ from the local folder's get rows of their own; a repo
+    identical to the local folder adds none; an unreachable Hub costs no retries and adds none."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+
+    from hub_server import HubServer
+
+    root = Path(__file__).resolve().parents[1]
+    changed = tmp_path / "efsnet"
+    shutil.copytree(tiny_checkpoints / "breast_us_seg" / "efsnet", changed)
+    metrics = json.loads((changed / "metrics.json").read_text())
+    metrics["metrics"]["dice"] = 0.9876
+    (changed / "metrics.json").write_text(json.dumps(metrics))
+    with HubServer() as hub:
+        env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_test",
+               "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_XET": "1", "PYTHONPATH": str(root),
+               "CHECKPOINTS_DIR": str(tiny_checkpoints)}  # fmt: skip
+
+        def run(*args, **extra):
+            out = subprocess.run([sys.executable, *args], cwd=root, env={**env, **extra}, capture_output=True,
+                                 text=True, timeout=300)  # fmt: skip
+            assert out.returncode == 0, out.stderr[-2000:]
+
+        run("-m", "training.push", str(changed), "--repo", "tester/breast-us-seg-efsnet")
+        run("-m", "training.push", str(tiny_checkpoints / "lung_seg" / "unet"), "--repo", "tester/lung-seg-unet")
+        run("-m", "leaderboard.build", "--out", str(tmp_path / "t.csv"), "--hub-owner", "tester")
+        table = pd.read_csv(tmp_path / "t.csv")
+        hub_rows = table[table.citation.fillna("").str.startswith("Hub model repo")]
+        assert list(hub_rows.citation.str.split(";").str[0]) == ["Hub model repo tester/breast-us-seg-efsnet"]
+        assert hub_rows.dice.iloc[0] == 0.9876 and hub_rows.source.iloc[0] == "measured here"
+        start = time.monotonic()  # the Hub goes away: no ~20 s of retries per repo, the cached repo still counts
+        run("-m", "leaderboard.build", "--out", str(tmp_path / "u.csv"), MODEL_SOURCE="hf://tester",
+            HF_ENDPOINT="http://127.0.0.1:9")  # fmt: skip
+        assert time.monotonic() - start < 60
+        cached = pd.read_csv(tmp_path / "u.csv")
+        assert cached.citation.fillna("").str.startswith("Hub model repo tester/breast-us-seg-efsnet").sum() == 1
