@@ -1,13 +1,16 @@
-"""Batch-1 CPU latency of every shipped model, for the leaderboard's latency / FPS columns.
+"""Batch-1 CPU latency of every trained model, for the leaderboard's latency / FPS columns.
 
     python -m bench.model_speed [--n 30] [--threads 2] [--only TASK/VARIANT ...] [--write-leaderboard]
 
-For each ``checkpoints/<task>/<variant>/model.safetensors``: load it as the app does (``models.hub``), build a random
-batch-1 input at the model's own input size and channel count, run 3 warm-up passes, then ``--n`` timed forward
-passes in eval mode without gradients; print the median latency, the p90 and FPS = 1000 / median. The multitask
-model runs all its heads on one encoder pass (the app's "all heads"). Figures carry the hardware, thread count and
-torch version. ``--write-leaderboard`` merges them into ``leaderboard/speed.json`` (EFSNet's own benchmark,
-``bench.efsnet_speed``, keeps its entry unless ``--only`` names it).
+For each ``checkpoints/<task>/<variant>/``: load ``model.safetensors`` as the app does (``models.hub``); for a trained
+model whose weights are not shipped (200 MB budget), build its architecture from its ``config.json`` (latency depends
+on the architecture and input size, not on weight values; the entry says so); an ensemble is the sum of its members'
+latencies (they run one after another). Build a random batch-1 input at the model's own input size and channel count,
+run 3 warm-up passes, then ``--n`` timed forward passes in eval mode without gradients; print the median latency, the
+p90 and FPS = 1000 / median. The multitask model runs all its heads on one encoder pass (the app's "all heads").
+Figures carry the hardware, thread count and torch version. ``--write-leaderboard`` merges them into
+``leaderboard/speed.json`` (EFSNet's own benchmark, ``bench.efsnet_speed``, keeps its entry unless ``--only`` names
+it).
 """
 
 from __future__ import annotations
@@ -19,14 +22,32 @@ import time
 
 import torch
 
-from leaderboard.results import SPEED, weights_digest
+from leaderboard.results import SPEED, speed_identity
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
-from models.registry import get_task
+from models.registry import get_task, get_variant
 from training.provenance import hardware_summary
 
 
-def shipped() -> list[tuple[str, str]]:
-    return [(p.parent.parent.name, p.parent.name) for p in sorted(checkpoints_root().glob("*/*/model.safetensors"))]
+def trained() -> list[tuple[str, str]]:
+    """Every checkpoint folder with a ``metrics.json`` (a trained, evaluated model), ensembles last."""
+    keys = [(p.parent.parent.name, p.parent.name) for p in sorted(checkpoints_root().glob("*/*/metrics.json"))]
+    return sorted(keys, key=lambda k: bool(_members(*k)))
+
+
+def _members(task: str, variant: str) -> list[str]:
+    folder = checkpoint_dir(task, variant)
+    if (folder / "config.json").exists() or (folder / "model.safetensors").exists():
+        return []
+    return json.loads((folder / "metrics.json").read_text()).get("training", {}).get("members", [])
+
+
+def _load(task: str, variant: str):
+    folder = checkpoint_dir(task, variant)
+    if (folder / "model.safetensors").exists():
+        return load_model_from(task, variant, folder), "shipped"
+    config = json.loads((folder / "config.json").read_text())
+    model = get_variant(task, variant).model_class()(**config)  # untrained weights, same architecture and input
+    return model, "architecture only: weights not shipped (latency does not depend on weight values)"
 
 
 def _input(task: str, model) -> tuple[torch.Tensor, callable]:
@@ -40,8 +61,17 @@ def _input(task: str, model) -> tuple[torch.Tensor, callable]:
 
 
 @torch.inference_mode()
-def measure(task: str, variant: str, n: int) -> dict:
-    model = load_model_from(task, variant, checkpoint_dir(task, variant)).float().eval()
+def measure(task: str, variant: str, n: int, measured: dict | None = None) -> dict:
+    folder = checkpoint_dir(task, variant)
+    key, digest = speed_identity(folder)
+    if members := _members(task, variant):
+        parts = [(measured or {}).get(f"{task}/{m}") or measure(task, m, n) for m in members]
+        latency = sum(p["latency_ms"] for p in parts)
+        return {**parts[0], "latency_ms": latency, "p90_ms": sum(p["p90_ms"] for p in parts), "fps": 1000 / latency,
+                "params": sum(p["params"] for p in parts), "checkpoint": f"ensemble of {', '.join(members)}",
+                "benchmark": f"sum of its members' latencies ({parts[0]['benchmark']})", key: digest}  # fmt: skip
+    model, checkpoint = _load(task, variant)
+    model = model.float().eval()
     x, run = _input(task, model)
     for _ in range(3):
         run()
@@ -62,8 +92,8 @@ def measure(task: str, variant: str, n: int) -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "batch": 1,
-        "checkpoint": "shipped",
-        "weights_sha256": weights_digest(checkpoint_dir(task, variant)),
+        "checkpoint": checkpoint,
+        key: digest,
         "benchmark": f"bench.model_speed, median of {n} forward passes",
     }
 
@@ -72,11 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser("python -m bench.model_speed", description=__doc__)
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--only", nargs="*", help="task/variant keys (default: every shipped model)")
+    p.add_argument("--only", nargs="*", help="task/variant keys (default: every trained model)")
     p.add_argument("--write-leaderboard", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    keys = [tuple(k.split("/")) for k in args.only] if args.only else shipped()
+    keys = [tuple(k.split("/")) for k in args.only] if args.only else trained()
     existing = json.loads(SPEED.read_text()) if SPEED.exists() else {}
     results = {}
     print(f"{'model':45s} {'input':>14s} {'params':>12s} {'median ms':>10s} {'p90 ms':>8s} {'FPS':>7s}")
@@ -85,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.only and key in existing and "bench.model_speed" not in existing[key].get("benchmark", ""):
             results[key] = existing[key]  # measured by its own, more thorough benchmark
             continue
-        r = measure(task, variant, args.n)
+        r = measure(task, variant, args.n, results)
         results[key] = r
         print(f"{key:45s} {r['input']:>14s} {r['params']:>12,d} {r['latency_ms']:>10.1f} {r['p90_ms']:>8.1f} "
               f"{r['fps']:>7.1f}")  # fmt: skip

@@ -48,11 +48,25 @@ def weights_digest(folder: str | Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
+def speed_identity(folder: str | Path) -> tuple[str, str] | None:
+    """What a latency figure of this folder is tied to: ``("weights_sha256", sha)`` of its weights; for a folder whose
+    weights are not shipped, ``("config_sha256", sha)`` of its ``config.json`` (latency depends on the architecture
+    and input size, not on weight values); for an ensemble (``metrics.json`` only), ``("metrics_sha256", sha)``."""
+    import hashlib
+
+    for name, key in (("model.safetensors", "weights_sha256"), ("config.json", "config_sha256"),
+                      ("metrics.json", "metrics_sha256")):  # fmt: skip
+        path = Path(folder) / name
+        if path.exists():
+            return key, hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
+
+
 def measured_speed(speeds: dict, key: str, folder: Path) -> dict | None:
-    """The benchmark entry of ``key`` when it was measured on these very weights (so another checkpoint store, such
-    as the tests' tiny models, never inherits the shipped models' latency)."""
-    entry = speeds.get(key)
-    return entry if entry and entry.get("weights_sha256") == weights_digest(folder) else None
+    """The benchmark entry of ``key`` when it was measured on this very folder (so another checkpoint store, such as
+    the tests' tiny models, never inherits the shipped models' latency)."""
+    entry, identity = speeds.get(key), speed_identity(folder)
+    return entry if entry and identity and entry.get(identity[0]) == identity[1] else None
 
 
 def variant_title(task: str, variant: str) -> str:
@@ -85,7 +99,8 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
         "latency_ms": speed.get("latency_ms"),
         "fps": speed.get("fps"),
         "hardware": f"trained: {tr.get('hardware')}"
-        + (f"; latency/FPS: {speed['hardware']}, batch 1" if speed else ""),
+        + (f"; latency/FPS: {speed['hardware']}, batch 1" if speed else "")
+        + (f" ({speed['checkpoint']})" if speed.get("checkpoint", "shipped") != "shipped" else ""),
         "train_time_min": tr.get("train_wall_time_s", float("nan")) / 60,
         "citation": f"this project, git {tr.get('git_commit', '?')}",
         "unverified": False,

@@ -293,3 +293,19 @@ def test_dashboard_filters_searches_and_sorts(page, app_url):
     values = [float(t) for t in cells.all_inner_texts()[:n] if t.strip()]
     assert values == sorted(values, reverse=True) and len(values) >= 3
     _shot(page, "app_leaderboard.png")
+
+
+def test_dashboard_tradeoffs_and_studies_draw_their_plots(page, app_url):
+    """Trade-offs: the metric-vs-params and vs-latency scatters with a Pareto front; Studies: four Plotly charts."""
+    from playwright.sync_api import expect
+
+    page.goto(app_url)
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.get_by_role("tab", name="Trade-offs").click()
+    for plot in ("#lb-params", "#lb-latency"):
+        expect(page.locator(f"{plot} .js-plotly-plot")).to_be_visible(timeout=30_000)
+    expect(page.locator("#lb-params")).to_contain_text("Pareto front")
+    expect(page.locator("#lb-params .scatterlayer .point").first).to_be_attached()
+    page.get_by_role("tab", name="Studies").click()
+    for plot in ("#lb-ablation", "#lb-multitask", "#lb-adam-sgd", "#lb-arch"):
+        expect(page.locator(f"{plot} .js-plotly-plot")).to_be_visible(timeout=30_000)

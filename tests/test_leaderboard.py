@@ -175,3 +175,23 @@ def test_hub_checkpoints_join_the_table(tmp_path, tiny_checkpoints):
         assert time.monotonic() - start < 60
         cached = pd.read_csv(tmp_path / "u.csv")
         assert cached.citation.fillna("").str.startswith("Hub model repo tester/breast-us-seg-efsnet").sum() == 1
+
+
+def test_latency_is_tied_to_the_weights_or_the_architecture_it_was_measured_on(tmp_path):
+    """A speed entry applies to the weights it was measured on; where weights are not shipped, to the architecture
+    (config.json); for an ensemble (metrics.json only), to its metrics file. Any change drops the figure."""
+    from leaderboard.results import measured_speed, speed_identity
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    assert speed_identity(folder) is None
+    (folder / "metrics.json").write_text("{}")
+    (folder / "config.json").write_text('{"depth": 50}')
+    key, digest = speed_identity(folder)
+    assert key == "config_sha256"
+    speeds = {"t/m": {"latency_ms": 3.0, key: digest}}
+    assert measured_speed(speeds, "t/m", folder)["latency_ms"] == 3.0
+    (folder / "config.json").write_text('{"depth": 101}')
+    assert measured_speed(speeds, "t/m", folder) is None
+    (folder / "model.safetensors").write_bytes(b"weights")
+    assert speed_identity(folder)[0] == "weights_sha256"
