@@ -18,6 +18,7 @@ from leaderboard.plots import warm_up
 from models.registry import get_task
 
 TITLE = "Biomedical image models: demo and comparison dashboard"
+MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM series frame or a 16-bit X-ray is far smaller)
 
 
 def build_demo() -> gr.Blocks:
@@ -39,9 +40,15 @@ def build_demo() -> gr.Blocks:
     return demo
 
 
+def launch(blocks: gr.Blocks, **kwargs):
+    """Serve with the app's settings: uploads above ``MAX_FILE_SIZE`` are refused by the server before any tab sees
+    them; errors are shown to the user; ``GRADIO_SERVER_NAME`` (a Space sets 0.0.0.0) picks the interface."""
+    settings = {"server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), "css": CSS,
+                "max_file_size": MAX_FILE_SIZE, "show_error": True}  # fmt: skip
+    return blocks.launch(**{**settings, **kwargs})
+
+
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(
-        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), css=CSS, max_file_size="50mb", show_error=True
-    )
+    launch(demo)

@@ -19,9 +19,11 @@ from PIL import Image
 from demo.common import (
     checkpoint_status,
     comparison_map,
+    footnotes,
     get_seg_predictor,
     image_upload,
     legend_html,
+    medical_import,
     overlay_mask,
     probability_rgb,
     read_upload,
@@ -102,7 +104,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     stats = (
         f"{verdict}\n\n| class | pixels | area |\n|---|---|---|\n{rows}\n\n"
         f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms), "
-        f"image {image.width}x{image.height}." + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+        f"image {image.width}x{image.height}." + footnotes(notes, get_predictor(TASK))
     )
     state = {"image": pred.image, "mask": pred.mask, "labels": labels, "prob_rgb": probability_rgb(pred.probs)}
     compare, gt_text = None, ""
@@ -178,6 +180,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     image_in = image_upload(
                         label="Ultrasound image", sources=["upload", "clipboard"], height=320, elem_id="breast-input"
                     )
+                    medical_import(image_in, "breast-medical")
                     gt_in = image_upload(
                         label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="breast-gt"
                     )

@@ -5,10 +5,12 @@ Only ``demo/`` and ``app.py`` import gradio. Rendering helpers work on numpy arr
 
 from __future__ import annotations
 
+import errno
 import functools
 import html
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
@@ -27,6 +29,7 @@ from models.visualize import (  # noqa: F401  (re-exported for the tabs)
 )
 
 log = logging.getLogger(__name__)
+MIN_FREE_MB = 50  # below this much free disk space, results are not written (see ``check_disk``)
 
 CSS = """
 .legend-swatch {display:inline-block;width:14px;height:14px;border-radius:3px;margin:0 6px -2px 12px;
@@ -57,17 +60,100 @@ def image_upload(**kwargs) -> RawImage:
     return RawImage(type="filepath", image_mode=None, **kwargs)
 
 
+MEDICAL_TYPES = [".dcm", ".dicom", ".nii", ".gz", ".tif", ".tiff", ".png", ".ima"]
+
+
+@functools.cache
+def _converted_dir() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="medical_import_"))
+
+
+def convert_medical(path, centre=None, width=None, slice_index=None) -> tuple[str, str]:
+    """DICOM / NIfTI / 16-bit file -> an 8-bit PNG for the tab's image box, plus a note on the window and slice.
+
+    The PNG gets a fresh random name in the app's own temporary folder: the user's file name never reaches the
+    filesystem."""
+    import uuid
+
+    if not path:
+        raise ImageInputError("Choose a DICOM, NIfTI or 16-bit TIFF/PNG file first.")
+    window = (centre, width) if centre is not None and width else None
+    image, notes = load_image(path, window=window, slice_index=None if slice_index is None else int(slice_index))
+    check_disk(_converted_dir())
+    out = _converted_dir() / f"{uuid.uuid4().hex}.png"
+    image.save(out)
+    return str(out), (
+        f"Loaded as an 8-bit {image.width}x{image.height} image: {'; '.join(notes)}. "
+        "Now press the tab's button to predict."
+    )
+
+
+def medical_import(target, elem_id: str) -> None:
+    """An accordion under a tab's image box: upload DICOM / NIfTI / 16-bit TIFF, set window/level and slice, and the
+    converted 8-bit image lands in ``target`` (``gr.Image`` cannot show these formats; the server converts them)."""
+    with gr.Accordion("DICOM, NIfTI or 16-bit TIFF", open=False, elem_id=elem_id):
+        file = gr.File(label="Medical image file", file_types=MEDICAL_TYPES, type="filepath", elem_id=f"{elem_id}-file")
+        with gr.Row():
+            centre = gr.Number(label="Window centre", value=None, info="blank: the file's own, else automatic")
+            width = gr.Number(label="Window width", value=None, minimum=0)
+            slice_index = gr.Number(label="Slice / frame", value=None, precision=0, minimum=0, info="blank: middle")
+        note = gr.Markdown(elem_id=f"{elem_id}-note")
+    convert = user_errors(convert_medical)
+    for event in (file.upload, centre.submit, width.submit, slice_index.submit):
+        event(convert, [file, centre, width, slice_index], [target, note], api_name=False)
+
+
+def result_cache() -> str:
+    """Where Gradio caches uploads and output files (``GRADIO_TEMP_DIR``)."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
+
+
+def check_disk(folder, min_free_mb: int = MIN_FREE_MB) -> None:
+    """Refuse to write results when ``folder``'s disk has less than ``min_free_mb`` free (a clear message, not a
+    half-written file): Gradio also writes every output image to its cache there."""
+    import shutil
+
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:  # the cache folder is created on first use
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free / 2**20
+    except OSError:
+        return
+    if free < min_free_mb:
+        raise DiskFullError(
+            f"The server's disk is full ({free:.0f} MB free where results are cached), so results cannot be saved "
+            "right now. Nothing was lost; try again later. The leaderboard and the other pages still work."
+        )
+
+
+class DiskFullError(RuntimeError):
+    """No room to write results; the message is meant for the user."""
+
+
 def user_errors(fn):
     """Turn expected failures into a clear ``gr.Error`` for the user; log unexpected ones, never crash the app."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            check_disk(result_cache())  # Gradio writes every output image there after we return
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ImageInputError, CheckpointError) as exc:
+        except (ImageInputError, CheckpointError, DiskFullError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise gr.Error(f"The server's disk is full ({exc.strerror}); results cannot be saved right now. "
+                               "The other pages still work.", print_exception=False) from None  # fmt: skip
+            log.exception("request failed")
+            raise gr.Error(f"The server could not read or write a file ({type(exc).__name__}). The app is still "
+                           "running; try again.", print_exception=False) from None  # fmt: skip
         except Exception as exc:
             log.exception("request failed")
             raise gr.Error(
@@ -77,6 +163,18 @@ def user_errors(fn):
             ) from None
 
     return wrapper
+
+
+def footnotes(notes: list[str], *predictors) -> str:
+    """Markdown after a result: what was done to the input, and where a model came from when it is not the one
+    asked for (the Hub was unreachable, so the shipped checkpoint served)."""
+    text = f"\n\nInput: {'; '.join(notes)}." if notes else ""
+    for predictor in predictors:
+        reason = getattr(getattr(predictor, "model", None), "fallback_reason", None)
+        if reason:
+            text += (f"\n\n⚠️ Served by the shipped checkpoint `{Path(predictor.model.loaded_from).name}`: the Hub "
+                     f"copy could not be loaded ({reason[:200]}).")  # fmt: skip
+    return text
 
 
 def read_upload(path) -> tuple[Image.Image, list[str]]:

@@ -17,9 +17,11 @@ from PIL import Image
 from demo.common import (
     comparison_map,
     disagreement_map,
+    footnotes,
     get_seg_predictor,
     image_upload,
     legend_html,
+    medical_import,
     overlay_mask,
     read_upload,
     user_errors,
@@ -109,7 +111,7 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_s
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
         f"(Dice between them {agree_dice:.4f}). CPU latency, image {image.width}x{image.height}."
-        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+        + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
     )
     map_a = map_b = None
     gt_text = ""
@@ -159,6 +161,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     image_in = image_upload(
                         label="Chest X-ray", sources=["upload", "clipboard"], height=300, elem_id="lung-input"
                     )
+                    medical_import(image_in, "lung-medical")
                     gt_in = image_upload(
                         label="Ground-truth lung mask (optional)", sources=["upload"], height=150, elem_id="lung-gt"
                     )

@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo.common import get_cls_predictor, image_upload, read_upload, user_errors
+from demo.common import footnotes, get_cls_predictor, image_upload, medical_import, read_upload, user_errors
 from leaderboard import ablation
 from models.hub import model_source
 from models.registry import get_task
@@ -112,7 +112,7 @@ def classify(image_path, choice: str, get_predictor=get_cls_predictor):
         f"**{ablation.STEP_TITLES[step]}** trained on the {ablation.dataset_label(task)}; the model sees the "
         f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image on the left (box-filter resize of the "
         f"{image.width}x{image.height} upload). CPU: {pred.latency_ms:.1f} ms in all, forward {pred.model_ms:.1f} ms."
-        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+        + footnotes(notes, get_predictor(task, step))
         + (
             "\n\nThe stand-in model only knows breast-ultrasound classes (malignant vs normal/benign); other images "
             "get an answer that means nothing."
@@ -149,6 +149,7 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                 with gr.Column():
                     image_in = image_upload(label="Image", sources=["upload", "clipboard"], height=260,
                                             elem_id="organ-input")  # fmt: skip
+                    medical_import(image_in, "organ-medical")
                     model = gr.Dropdown(
                         choices,
                         value=next((v for _, v in choices if v.endswith("/bn")), choices[0][1] if choices else None),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import get_skin_predictor, image_upload, read_upload, user_errors
+from demo.common import footnotes, get_skin_predictor, image_upload, medical_import, read_upload, user_errors
 from leaderboard import skin
 from models.hub import checkpoint_dir, model_source
 from models.registry import get_task
@@ -81,8 +81,7 @@ def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_pred
         ood = f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ {pred.ood_threshold:.1f})."
     text = (
         f"Grad-CAM for **{labels[target]}** (red = evidence for it). CPU: {pred.latency_ms:.0f} ms in all, forward "
-        f"{pred.model_ms:.0f} ms; Grad-CAM adds one backward pass."
-        + (f"\n\nInput: {'; '.join(notes)}." if notes else "")
+        f"{pred.model_ms:.0f} ms; Grad-CAM adds one backward pass." + footnotes(notes, predictor)
     )
     return pred.probs, cam, ood, text
 
@@ -112,6 +111,7 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                 with gr.Column():
                     image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=300,
                                             elem_id="skin-input")  # fmt: skip
+                    medical_import(image_in, "skin-medical")
                     model = gr.Radio(choices, value=choices[0][1] if choices else None, label="Model",
                                      elem_id="skin-model")  # fmt: skip
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import get_multitask_predictor, image_upload, read_upload, user_errors
+from demo.common import footnotes, get_multitask_predictor, image_upload, medical_import, read_upload, user_errors
 from leaderboard import multitask as board
 from models.hub import checkpoint_dir, model_source
 from models.predict import tasks_by_organ
@@ -103,8 +103,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         else:
             lines.append(f"* **Head circumference: {hc_px:.0f} px**; enter the pixel size to get millimetres")
     lines.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
-    if notes:
-        lines.append(f"Input: {'; '.join(notes)}.")
+    lines.append(footnotes(notes, predictor))
     return picture, probs, "\n".join(lines)
 
 
@@ -131,6 +130,7 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                 with gr.Column():
                     image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=300,
                                             elem_id="mt-input")  # fmt: skip
+                    medical_import(image_in, "mt-medical")
                     organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
                     heads = gr.CheckboxGroup(
                         groups.get(first, []),

@@ -278,7 +278,7 @@ def app_url(tiny_checkpoints):
     import app
 
     demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         yield demo.local_url
     finally:

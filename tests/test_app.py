@@ -121,7 +121,7 @@ def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):
     clear_cache()
     get_seg_predictor.cache_clear()
     demo = app.build_demo()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
         with pytest.raises(AppError, match="No trained efsnet checkpoint"):

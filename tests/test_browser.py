@@ -78,7 +78,7 @@ def serve(monkeypatch, request):
         import app
 
         demo = app.build_demo()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, css=app.CSS)
+        app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
         demos.append(demo)
         return demo.local_url, shipped
 
