@@ -135,6 +135,25 @@ class DiskFullError(RuntimeError):
     """No room to write results; the message is meant for the user."""
 
 
+def lazy_caching() -> bool:
+    """Whether example clicks are answered from Gradio's lazy example cache: on a Space (``SPACE_ID``) unless
+    ``CACHE_EXAMPLES=off``, elsewhere only with ``CACHE_EXAMPLES=lazy``. Lazy, never eager: the Space starts without
+    running a model, and the first visitor's click fills the cache for everyone (``GRADIO_EXAMPLES_CACHE``)."""
+    import os
+
+    default = "lazy" if os.environ.get("SPACE_ID") else "off"
+    return os.environ.get("CACHE_EXAMPLES", default).strip().lower() == "lazy"
+
+
+def examples(rows, inputs, label: str, fn=None, outputs=None) -> gr.Examples:
+    """``gr.Examples`` that, with ``lazy_caching()``, shows a clicked example's result at once (computed by ``fn`` on
+    the first click only); otherwise a click fills the inputs and the user presses the tab's button."""
+    if fn is not None and outputs is not None and lazy_caching():
+        return gr.Examples(rows, inputs=inputs, outputs=outputs, fn=fn, label=label, cache_examples=True,
+                           cache_mode="lazy")  # fmt: skip
+    return gr.Examples(rows, inputs=inputs, label=label, cache_examples=False)
+
+
 def user_errors(fn):
     """Turn expected failures into a clear ``gr.Error`` for the user; log unexpected ones, never crash the app."""
 

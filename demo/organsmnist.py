@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo.common import footnotes, get_cls_predictor, image_upload, medical_import, read_upload, user_errors
+from demo.common import examples, footnotes, get_cls_predictor, image_upload, medical_import, read_upload, user_errors
 from leaderboard import ablation
 from models.hub import model_source
 from models.registry import get_task
@@ -157,11 +157,7 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                         elem_id="organ-model",
                     )
                     run = gr.Button("Classify", variant="primary", elem_id="organ-run")
-                    examples = _examples()
-                    if examples:
-                        gr.Examples(
-                            examples, inputs=[image_in], label="Real BUSI images from the stand-in's test split"
-                        )
+                    example_column = gr.Column()
                 with gr.Column():
                     preview = gr.Image(
                         label="What the model sees (28x28, enlarged)",
@@ -177,6 +173,11 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
             def _classify(path, choice):
                 return classify(path, choice, get_predictor=get_predictor)
 
+            with example_column:
+                if (rows := _examples()) and choices:
+                    examples([[r[0], model.value] for r in rows], [image_in, model],
+                             "Real BUSI images from the stand-in's test split", fn=_classify,
+                             outputs=[preview, label, info])  # fmt: skip
             run.click(_classify, [image_in, model], [preview, label, info], api_name="classify_organ")
 
 

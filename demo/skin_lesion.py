@@ -12,7 +12,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import footnotes, get_skin_predictor, image_upload, medical_import, read_upload, user_errors
+from demo.common import examples, footnotes, get_skin_predictor, image_upload, medical_import, read_upload, user_errors
 from leaderboard import skin
 from models.hub import checkpoint_dir, model_source
 from models.registry import get_task
@@ -117,9 +117,7 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
                     run = gr.Button("Classify", variant="primary", elem_id="skin-run")
-                    examples = _examples()
-                    if examples:
-                        gr.Examples(examples, inputs=[image_in], label="Real ISIC 2017 validation images")
+                    example_column = gr.Column()
                 with gr.Column():
                     label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
                     cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=320,
@@ -131,6 +129,13 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
             def _classify(path, variant, target):
                 return classify(path, variant, target, get_predictor=get_predictor)
 
+            def _example(path, variant):
+                return classify(path, variant, CAM_CHOICES[0], get_predictor=get_predictor)
+
+            with example_column:
+                if (rows := _examples()) and choices:
+                    examples([[r[0], model.value] for r in rows], [image_in, model], "Real ISIC 2017 validation "
+                             "images", fn=_example, outputs=[label, cam, ood, info])  # fmt: skip
             inputs = [image_in, model, cam_for]
             run.click(_classify, inputs, [label, cam, ood, info], api_name="classify_skin", concurrency_limit=2)
             cam_for.change(_classify, inputs, [label, cam, ood, info], api_name=False)

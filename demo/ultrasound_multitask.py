@@ -13,7 +13,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import footnotes, get_multitask_predictor, image_upload, medical_import, read_upload, user_errors
+from demo.common import (
+    examples,
+    footnotes,
+    get_multitask_predictor,
+    image_upload,
+    medical_import,
+    read_upload,
+    user_errors,
+)
 from leaderboard import multitask as board
 from models.hub import checkpoint_dir, model_source
 from models.predict import tasks_by_organ
@@ -141,10 +149,7 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                     pixel = gr.Number(label="Pixel size (mm per pixel, optional: gives the HC in mm)", value=None,
                                       elem_id="mt-pixel")  # fmt: skip
                     run = gr.Button("Run", variant="primary", elem_id="mt-run")
-                    examples = _examples()
-                    if examples:
-                        gr.Examples(examples, inputs=[image_in, organ, pixel],
-                                    label="Real validation images (BUSI, HC18 with its pixel size)")  # fmt: skip
+                    example_column = gr.Column()
                 with gr.Column():
                     picture = gr.Image(label="All answers on the image", type="numpy", format="png",
                                        interactive=False, height=360, elem_id="mt-picture")  # fmt: skip
@@ -157,6 +162,13 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
             def _predict(path, o, h, px):
                 return predict(path, o, h, px, get_predictor=get_predictor)
 
+            def _example(path, o, px):
+                return predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
+
+            with example_column:
+                if rows := _examples():
+                    examples(rows, [image_in, organ, pixel], "Real validation images (BUSI, HC18 with its pixel size)",
+                             fn=_example, outputs=[picture, label, info])  # fmt: skip
             organ.change(_heads_for, [organ], [heads], api_name=False)
             run.click(_predict, [image_in, organ, heads, pixel], [picture, label, info], api_name="multitask",
                       concurrency_limit=2)  # fmt: skip

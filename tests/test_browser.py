@@ -207,7 +207,7 @@ def test_ablation_tab_shows_curves_and_predicts(page, serve):
     expect(page.locator("#organ-table")).to_contain_text("measured here")
     _shot(page, "app_ablation.png")
     page.get_by_role("tab", name="Predict").click()
-    page.locator("button.gallery-item").filter(visible=True).nth(1).click()  # malignant_10
+    page.locator("tr.tr-body").filter(visible=True).nth(1).click()  # malignant_10 (image + model: a table)
     page.locator("#organ-input img").wait_for(timeout=30_000)
     page.locator("#organ-run").click()
     expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=60_000)
@@ -221,7 +221,7 @@ def test_skin_tab_shows_a_grad_cam(page, serve):
     url, _ = serve(("skin_lesion", "customnet"))
     page.goto(url)
     page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
-    page.locator("button.gallery-item").filter(visible=True).nth(2).click()  # a melanoma example
+    page.locator("tr.tr-body").filter(visible=True).nth(2).click()  # a melanoma example
     page.locator("#skin-input img").wait_for(timeout=30_000)
     page.locator("#skin-run").click()
     expect(page.locator("#skin-info")).to_contain_text("Grad-CAM for", timeout=90_000)
@@ -309,3 +309,21 @@ def test_dashboard_tradeoffs_and_studies_draw_their_plots(page, app_url):
     page.get_by_role("tab", name="Studies").click()
     for plot in ("#lb-ablation", "#lb-multitask", "#lb-adam-sgd", "#lb-arch"):
         expect(page.locator(f"{plot} .js-plotly-plot")).to_be_visible(timeout=30_000)
+
+
+def test_lazy_example_cache_answers_an_example_click(page, serve, monkeypatch, tmp_path):
+    """On a Space (or with CACHE_EXAMPLES=lazy) an example click shows its result without pressing Run; the first
+    click computes it and fills Gradio's example cache, nothing is computed at start-up."""
+    from playwright.sync_api import expect
+
+    cache = tmp_path / "examples_cache"
+    monkeypatch.setenv("CACHE_EXAMPLES", "lazy")
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(cache))
+    url, _ = serve(("ultrasound_multitask", "busi-hc18"))
+    assert not any(cache.rglob("*.csv"))  # lazy: nothing cached at start-up
+    page.goto(url)
+    page.get_by_role("tab", name="Multitask ultrasound").click()
+    page.locator("tr.tr-body").filter(has=page.locator("img[src*='004_HC']")).first.click()
+    expect(page.locator("#mt-info")).to_contain_text("Head circumference", timeout=90_000)  # no Run pressed
+    page.locator("#mt-picture img").wait_for(timeout=30_000)
+    assert any(cache.rglob("*")), "the example's result was not cached"
