@@ -21,6 +21,7 @@ from demo.common import (
     comparison_map,
     footnotes,
     get_seg_predictor,
+    gpu,
     image_upload,
     legend_html,
     medical_import,
@@ -92,6 +93,7 @@ def _read_gt(path, size: tuple[int, int]) -> tuple[np.ndarray, str]:
     return np.asarray(gt_img.convert("L")) > 127, note
 
 
+@gpu
 @user_errors
 def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_seg_predictor):
     image, notes = read_upload(image_path)
@@ -120,6 +122,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     return _render(state, opacity, view), stats, state, compare, gt_text
 
 
+@gpu(duration=120)
 @user_errors
 def segment_video(video_path, opacity: float, get_predictor=get_seg_predictor):
     """Segment every frame (up to MAX_VIDEO_FRAMES) and return a WebM plus the measured throughput."""

@@ -135,6 +135,24 @@ class DiskFullError(RuntimeError):
     """No room to write results; the message is meant for the user."""
 
 
+def gpu(fn=None, *, duration: int = 60):
+    """ZeroGPU: ``spaces.GPU(duration=...)`` around a request handler on a ZeroGPU Space (``SPACES_ZERO_GPU`` set and
+    the ``spaces`` package present), where the predictors then run on the GPU attached to the call
+    (``models.predict.runtime_device``); everywhere else the function itself, unchanged."""
+    import os
+
+    def wrap(f):
+        if not os.environ.get("SPACES_ZERO_GPU"):
+            return f
+        try:
+            import spaces
+        except ImportError:
+            return f
+        return spaces.GPU(duration=duration)(f)
+
+    return wrap(fn) if fn is not None else wrap
+
+
 def lazy_caching() -> bool:
     """Whether example clicks are answered from Gradio's lazy example cache: on a Space (``SPACE_ID``) unless
     ``CACHE_EXAMPLES=off``, elsewhere only with ``CACHE_EXAMPLES=lazy``. Lazy, never eager: the Space starts without

@@ -19,6 +19,7 @@ from demo.common import (
     disagreement_map,
     footnotes,
     get_seg_predictor,
+    gpu,
     image_upload,
     legend_html,
     medical_import,
@@ -87,6 +88,7 @@ def _gt(path, size) -> np.ndarray:
     return np.asarray(gt_img.convert("L")) > 127
 
 
+@gpu
 @user_errors
 def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_seg_predictor):
     image, notes = read_upload(image_path)

@@ -12,7 +12,16 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from demo.common import examples, footnotes, get_cls_predictor, image_upload, medical_import, read_upload, user_errors
+from demo.common import (
+    examples,
+    footnotes,
+    get_cls_predictor,
+    gpu,
+    image_upload,
+    medical_import,
+    read_upload,
+    user_errors,
+)
 from leaderboard import ablation
 from models.hub import model_source
 from models.registry import get_task
@@ -98,6 +107,7 @@ def model_choices() -> list[tuple[str, str]]:
     return choices
 
 
+@gpu
 @user_errors
 def classify(image_path, choice: str, get_predictor=get_cls_predictor):
     if not choice or "/" not in choice:

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from demo.common import examples, footnotes, get_skin_predictor, image_upload, medical_import, read_upload, user_errors
+from demo.common import (
+    examples,
+    footnotes,
+    get_skin_predictor,
+    gpu,
+    image_upload,
+    medical_import,
+    read_upload,
+    user_errors,
+)
 from leaderboard import skin
 from models.hub import checkpoint_dir, model_source
 from models.registry import get_task
@@ -58,6 +67,7 @@ def summary() -> str:
     )
 
 
+@gpu
 @user_errors
 def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_predictor):
     if not variant:

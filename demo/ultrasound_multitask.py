@@ -17,6 +17,7 @@ from demo.common import (
     examples,
     footnotes,
     get_multitask_predictor,
+    gpu,
     image_upload,
     medical_import,
     read_upload,
@@ -74,6 +75,7 @@ def _fmt_box(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
 
+@gpu
 @user_errors
 def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=get_multitask_predictor):
     if not available():

@@ -24,7 +24,7 @@ def grad_cam(model: torch.nn.Module, x: torch.Tensor, target: int) -> np.ndarray
         attr = cam.attribute(x.requires_grad_(True), target=int(target), relu_attributions=True)
     attr = F.interpolate(attr.detach(), size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     peak = float(attr.max())
-    return (attr / peak).clamp(0, 1).numpy() if peak > 0 else np.zeros(tuple(x.shape[-2:]), np.float32)
+    return (attr / peak).clamp(0, 1).cpu().numpy() if peak > 0 else np.zeros(tuple(x.shape[-2:]), np.float32)
 
 
 def heatmap_overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:

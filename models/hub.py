@@ -33,6 +33,9 @@ class CheckpointError(RuntimeError):
     """A model that cannot be loaded; the message is meant for the user."""
 
 
+HUB_OWNER = "biomedical-image-demo"  # the project's Hub namespace: the Space's ``models:`` list and scripts/push_all.py
+
+
 def checkpoints_root() -> Path:
     return Path(os.environ.get("CHECKPOINTS_DIR", ROOT / "checkpoints"))
 

@@ -26,6 +26,21 @@ from models.image_io import load_image
 from models.transforms import EvalPreset
 
 
+def runtime_device() -> torch.device:
+    """CUDA inside a ZeroGPU call (``SPACES_ZERO_GPU`` set and a GPU attached to this request), else the CPU."""
+    import os
+
+    return torch.device("cuda" if os.environ.get("SPACES_ZERO_GPU") and torch.cuda.is_available() else "cpu")
+
+
+def on_device(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Move ``model`` (once) and ``x`` to ``runtime_device()``; a no-op on the CPU."""
+    device = runtime_device()
+    if next(model.parameters()).device != device:
+        model.to(device)
+    return x.to(device)
+
+
 @dataclass
 class SegPrediction:
     """Segmentation result.
@@ -72,7 +87,7 @@ class SegmentationPredictor:
             image, _ = load_image(image)
         x = self.preset(image)[None].contiguous(memory_format=torch.channels_last)
         t1 = time.perf_counter()
-        logits = self.model(x)
+        logits = self.model(on_device(self.model, x)).cpu()
         t2 = time.perf_counter()
         logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
         if logits.shape[1] == 1:  # one-logit binary model: sigmoid > 0.5 <=> arg-max of (1 - p, p)
@@ -123,7 +138,7 @@ class ClassificationPredictor:
         seen = self.preset.thumbnail(image)
         x = self.preset(image)[None]
         t1 = time.perf_counter()
-        probs = self.model(x).softmax(1)[0]
+        probs = self.model(on_device(self.model, x)).cpu().softmax(1)[0]
         t2 = time.perf_counter()
         return ClassPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
@@ -177,7 +192,7 @@ class SkinPredictor:
         image = image.convert("RGB")
         x = self.preset(image)[None]
         t1 = time.perf_counter()
-        features, logits = penultimate_features(self.model, x)
+        features, logits = (t.cpu() for t in penultimate_features(self.model, on_device(self.model, x)))
         t2 = time.perf_counter()
         probs = logits.float().softmax(1)[0]
         distance = float(self.ood.distance(features)[0]) if self.ood is not None else None
@@ -195,7 +210,7 @@ class SkinPredictor:
         """Grad-CAM of ``target`` over the original image (RGB uint8)."""
         from models.explain import grad_cam, heatmap_overlay
 
-        cam = grad_cam(self.model, prediction.input.clone(), target)
+        cam = grad_cam(self.model, on_device(self.model, prediction.input.clone()), target)
         # the CAM covers the centre crop; place it on the resized full frame, then on the original image
         base, size = self.preset.base, self.preset.size
         full = np.zeros((base, base), np.float32)
@@ -284,7 +299,7 @@ class MultiTaskPredictor:
         w, h = image.size
         x = self.transform(image)[None]
         t1 = time.perf_counter()
-        raw = self.model.forward_tasks(x, list(task_ids))
+        raw = {k: v.cpu() for k, v in self.model.forward_tasks(on_device(self.model, x), list(task_ids)).items()}
         t2 = time.perf_counter()
         outputs = {}
         for task_id, out in raw.items():

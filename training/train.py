@@ -74,11 +74,24 @@ def selection(cfg: TrainConfig) -> tuple[str, str]:
     return cfg.select, "min"
 
 
+def use_cpu(cfg: TrainConfig) -> bool:
+    """Train on the CPU: ``--cpu``, ``ACCELERATE_USE_CPU``, or a multi-process launch (torchrun, ``accelerate launch
+    --multi_gpu``) on a machine without CUDA, which then trains as MULTI_CPU over gloo. Decided before the first
+    ``PartialState``: accelerate fixes the distributed type there, and without ``cpu=True`` a CUDA-less multi-process
+    launch would silently train N unconnected copies."""
+    import os
+
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    env = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return bool(cfg.cpu or env or (distributed and not torch.cuda.is_available()))
+
+
 def main(cfg: TrainConfig) -> Path:
+    processes = PartialState(cpu=use_cpu(cfg)).num_processes
     accelerator = Accelerator(
-        cpu=cfg.cpu,
+        cpu=use_cpu(cfg),
         # the batch is per process: accumulate so that processes x micro-batch x steps = the effective batch
-        gradient_accumulation_steps=max(1, cfg.batch_size // (cfg.micro_batch * PartialState().num_processes)),
+        gradient_accumulation_steps=max(1, cfg.batch_size // (cfg.micro_batch * processes)),
         step_scheduler_with_optimizer=False,  # the per-epoch schedulers are stepped by hand
     )
     set_seed(cfg.seed)
