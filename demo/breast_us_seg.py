@@ -79,8 +79,8 @@ def _examples() -> list[list]:
 def _render(state: dict | None, opacity: float, view: str):
     if not state:
         return None
-    if view == VIEWS[1]:
-        return state["prob_rgb"]
+    if view == VIEWS[1]:  # probabilities are computed on first use (most clicks never need them)
+        return probability_rgb(state["prediction"].probs)
     return overlay_mask(state["image"], state["mask"], state["labels"], opacity)
 
 
@@ -108,7 +108,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
         f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms), "
         f"image {image.width}x{image.height}." + footnotes(notes, get_predictor(TASK))
     )
-    state = {"image": pred.image, "mask": pred.mask, "labels": labels, "prob_rgb": probability_rgb(pred.probs)}
+    state = {"image": pred.image, "mask": pred.mask, "labels": labels, "prediction": pred}
     compare, gt_text = None, ""
     if gt_path:
         gt, note = _read_gt(gt_path, image.size)

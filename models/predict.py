@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -47,17 +48,26 @@ class SegPrediction:
 
     Attributes:
         mask: ``(H, W)`` uint8 label map at the original image size (0 = background).
-        probs: ``(C, H, W)`` float32 softmax probabilities at the original size.
+        logits: ``(C, H, W)`` float32 logits resized to the original size (``C == 1`` for a one-logit binary model).
+        probs: ``(C', H, W)`` float32 probabilities at the original size, computed on first access (the tabs need
+            them only for the probability view): softmax, or ``(1 - p, p)`` for a one-logit model.
         labels: class names, index = label value.
-        model_ms: forward pass only; latency_ms: the whole call (decode, preprocess, forward, resize back).
+        model_ms: forward pass only; latency_ms: the whole call (decode, preprocess, forward, resize back, mask).
     """
 
     mask: np.ndarray
-    probs: np.ndarray
+    logits: torch.Tensor
     labels: tuple[str, ...]
     model_ms: float
     latency_ms: float
     image: Image.Image
+
+    @functools.cached_property
+    def probs(self) -> np.ndarray:
+        if self.logits.shape[0] == 1:
+            p = self.logits.sigmoid()
+            return torch.cat([1 - p, p], 0).numpy()
+        return self.logits.softmax(0).numpy()
 
     def class_areas(self) -> dict[str, dict[str, float]]:
         """Pixels and fraction of the image per class."""
@@ -89,17 +99,18 @@ class SegmentationPredictor:
         t1 = time.perf_counter()
         logits = self.model(on_device(self.model, x)).cpu()
         t2 = time.perf_counter()
-        logits = F.interpolate(logits, size=(image.height, image.width), mode="bilinear", align_corners=False)
-        if logits.shape[1] == 1:  # one-logit binary model: sigmoid > 0.5 <=> arg-max of (1 - p, p)
-            p = logits.sigmoid()
-            probs = torch.cat([1 - p, p], 1)[0]
-        else:
-            probs = logits.softmax(1)[0]
-        mask = probs.argmax(0).to(torch.uint8).numpy()
+        # back to a plain layout first: resizing, softmax and arg-max over a channels-last tensor are 10-20x slower
+        logits = F.interpolate(logits.contiguous(), size=(image.height, image.width), mode="bilinear",
+                               align_corners=False)  # fmt: skip
+        logits = logits[0]
+        if logits.shape[0] == 1:  # one-logit binary model: sigmoid > 0.5 <=> logit > 0
+            mask = (logits[0] > 0).to(torch.uint8).numpy()
+        else:  # arg-max of the logits = arg-max of the softmax; max().indices is ~25x faster than argmax(0) here
+            mask = logits.max(0).indices.to(torch.uint8).numpy()
         t3 = time.perf_counter()
         return SegPrediction(
             mask=mask,
-            probs=probs.numpy(),
+            logits=logits,
             labels=self.labels,
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(t3 - t0) * 1e3,
@@ -136,7 +147,7 @@ class ClassificationPredictor:
         if not isinstance(image, Image.Image) or image.mode not in ("L", "RGB"):
             image, _ = load_image(image)
         seen = self.preset.thumbnail(image)
-        x = self.preset(image)[None]
+        x = self.preset.normalize(seen)[None]  # from the thumbnail: the image is reduced once, not twice
         t1 = time.perf_counter()
         probs = self.model(on_device(self.model, x)).cpu().softmax(1)[0]
         t2 = time.perf_counter()
@@ -307,7 +318,7 @@ class MultiTaskPredictor:
             o = TaskOutput(task_id, kind, self.labels(task_id))
             out = out.float()
             if kind == "segmentation":
-                labels = out.argmax(1, keepdim=True).float()
+                labels = out.max(1, keepdim=True).indices.float()  # = argmax, faster over the channel dim
                 o.mask = F.interpolate(labels, size=(h, w), mode="nearest")[0, 0].long().numpy()
             elif kind == "classification":
                 o.probs = {name: float(p) for name, p in zip(o.labels, out.softmax(1)[0])}

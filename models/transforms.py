@@ -88,8 +88,13 @@ class MedMNISTPreset:
     def thumbnail(self, image: Image.Image) -> np.ndarray:
         return np.asarray(image.convert("L").resize((self.size, self.size), Image.Resampling.BOX), dtype=np.uint8)
 
+    @staticmethod
+    def normalize(thumbnail: np.ndarray) -> torch.Tensor:
+        """uint8 ``(size, size)`` -> float ``(1, size, size)`` with mean 0.5 / std 0.5."""
+        return torch.from_numpy(thumbnail.copy()).float().div(255).sub(0.5).div(0.5)[None]
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        return torch.from_numpy(self.thumbnail(image).copy()).float().div(255).sub(0.5).div(0.5)[None]
+        return self.normalize(self.thumbnail(image))
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -34,13 +34,20 @@ def to_rgb_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def _blend(image, where: np.ndarray, color: np.ndarray, opacity: float) -> np.ndarray:
+    """``image`` (uint8 RGB) with the pixels in ``where`` replaced by ``(1 - opacity) * image + opacity * color``
+    (``color``: one RGB per selected pixel), rounded; only those pixels are computed (the rest is a copy)."""
+    out = to_rgb_array(image).copy()
+    if where.any():
+        px = out[where].astype(np.float32)
+        out[where] = np.clip(np.rint((1 - opacity) * px + opacity * color.astype(np.float32)), 0, 255)
+    return out
+
+
 def overlay_mask(image, mask: np.ndarray, labels, opacity: float = 0.4) -> np.ndarray:
     """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7)."""
-    base = to_rgb_array(image).astype(np.float32)
-    colors = class_colors(labels).astype(np.float32)[mask]
-    fg = (mask > 0)[..., None]
-    out = np.where(fg, (1 - opacity) * base + opacity * colors, base)
-    return out.round().clip(0, 255).astype(np.uint8)
+    fg = mask > 0
+    return _blend(image, fg, class_colors(labels)[mask[fg]], opacity)
 
 
 def comparison_map(image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5) -> np.ndarray:
@@ -50,25 +57,18 @@ def comparison_map(image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5
     "third form of segmentation").
     """
     pred, gt = pred.astype(bool), gt.astype(bool)
-    base = to_rgb_array(image).astype(np.float32)
-    color = np.zeros_like(base)
-    color[..., 0] = pred * 255
-    color[..., 1] = gt * 255
-    any_ = (pred | gt)[..., None]
-    out = np.where(any_, (1 - opacity) * base + opacity * color, base)
-    return out.round().clip(0, 255).astype(np.uint8)
+    any_ = pred | gt
+    color = np.zeros((int(any_.sum()), 3), np.uint8)
+    color[:, 0], color[:, 1] = pred[any_] * 255, gt[any_] * 255
+    return _blend(image, any_, color, opacity)
 
 
 def disagreement_map(image, a: np.ndarray, b: np.ndarray, opacity: float = 0.6) -> np.ndarray:
     """Where two binary masks disagree: magenta = only the first model, cyan = only the second; agreement unchanged."""
     a, b = a.astype(bool), b.astype(bool)
-    base = to_rgb_array(image).astype(np.float32)
-    color = np.zeros_like(base)
-    color[a & ~b] = (255, 0, 255)
-    color[b & ~a] = (0, 255, 255)
-    diff = (a ^ b)[..., None]
-    out = np.where(diff, (1 - opacity) * base + opacity * color, base)
-    return out.round().clip(0, 255).astype(np.uint8)
+    diff = a ^ b
+    color = np.where(a[diff][:, None], np.array([255, 0, 255], np.uint8), np.array([0, 255, 255], np.uint8))
+    return _blend(image, diff, color, opacity)
 
 
 def image_grid(tiles: list[np.ndarray], captions: list[str], tile: int = 192, cols: int = 5) -> Image.Image:
