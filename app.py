@@ -9,19 +9,22 @@ from __future__ import annotations
 import os
 
 import gradio as gr
+import torch
 
 from demo import TABS
 from demo.about import build_tab as build_about
-from demo.common import CSS
+from demo.common import CSS, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
 from models.registry import get_task
 
 TITLE = "Biomedical image models: demo and comparison dashboard"
-MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM series frame or a 16-bit X-ray is far smaller)
+MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM frame or a 16-bit X-ray is far smaller)
+QUEUE_SIZE = 128  # 4 waiting requests per user of a 32-seat lecture hall
 
 
 def build_demo() -> gr.Blocks:
+    torch.set_num_threads(torch_threads())  # concurrent requests share the cores instead of oversubscribing them
     warm_up()  # plotly's lazy imports, before concurrent load events race for them
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
@@ -36,7 +39,10 @@ def build_demo() -> gr.Blocks:
                 build_leaderboard()
             with gr.Tab("About", id="about"):
                 build_about()
-    demo.queue(default_concurrency_limit=2, max_size=64)
+    # Model requests share ``model_concurrency()`` slots across all tabs (demo.common.model_event); the rest (plots,
+    # tables) get 2 each. The queue holds at most QUEUE_SIZE waiting requests: beyond, a user is told the app is busy
+    # at once instead of waiting minutes. Figures behind these numbers: bench/load.py (README).
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     return demo
 
 

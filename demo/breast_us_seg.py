@@ -25,6 +25,7 @@ from demo.common import (
     image_upload,
     legend_html,
     medical_import,
+    model_event,
     overlay_mask,
     probability_rgb,
     read_upload,
@@ -219,10 +220,8 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                 return segment(image_path, gt_path, opacity_value, view_value, get_predictor=get_predictor)
 
             outputs = [output, stats, state, compare, gt_stats]
-            run.click(
-                _segment, [image_in, gt_in, opacity, view], outputs, api_name="segment_breast", concurrency_limit=4
-            )
-            image_in.upload(_segment, [image_in, gt_in, opacity, view], outputs, api_name=False)
+            run.click(_segment, [image_in, gt_in, opacity, view], outputs, api_name="segment_breast", **model_event())
+            image_in.upload(_segment, [image_in, gt_in, opacity, view], outputs, api_name=False, **model_event())
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
         with gr.Tab("Cine loop (video)"):

@@ -38,6 +38,41 @@ CSS = """
 """
 
 
+def _atomic_image_cache() -> None:
+    """Make Gradio's output-image cache write safe under concurrent identical results.
+
+    ``gradio.processing_utils.save_pil_to_cache`` (6.31) names the file after its content hash and rewrites it with
+    ``write_bytes`` on every request. When several users get the same picture (a lecture hall clicking the same
+    example), one request truncates the file while another's client is downloading it, and that client fails with
+    "peer closed connection without sending complete message body" (seen at 32 users in ``bench/load.py``). The
+    replacement keeps Gradio's naming and return value but writes only when the file is missing, through a temporary
+    file and an atomic ``os.replace``: readers always see a complete file."""
+    import os
+    import uuid
+
+    from gradio import processing_utils as pu
+
+    if getattr(pu.save_pil_to_cache, "atomic", False):
+        return
+
+    def save_pil_to_cache(img, cache_dir, name="image", format="webp"):
+        data = pu.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / pu.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        if not path.exists():  # content-addressed: an existing file already holds exactly these bytes
+            tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path)
+
+    save_pil_to_cache.atomic = True
+    pu.save_pil_to_cache = save_pil_to_cache
+
+
+_atomic_image_cache()
+
+
 class RawImage(gr.Image):
     """``gr.Image`` that hands the raw uploaded file to the app, whatever it is (build it with ``image_upload``).
 
@@ -133,6 +168,27 @@ def check_disk(folder, min_free_mb: int = MIN_FREE_MB) -> None:
 
 class DiskFullError(RuntimeError):
     """No room to write results; the message is meant for the user."""
+
+
+def model_concurrency() -> int:
+    """How many model requests run at once, across all tabs (``MODEL_CONCURRENCY``, default: the CPU count)."""
+    import os
+
+    return max(1, int(os.environ.get("MODEL_CONCURRENCY", os.cpu_count() or 1)))
+
+
+def model_event() -> dict:
+    """Event settings of every request that runs a network: one shared queue slot group (``concurrency_id``), so
+    N users clicking in different tabs never run more models at once than there are cores (oversubscribed CPUs make
+    every request slower, and each running model holds its activations in memory). See ``bench/load.py``."""
+    return {"concurrency_id": "model", "concurrency_limit": model_concurrency()}
+
+
+def torch_threads() -> int:
+    """Intra-op threads per request so that concurrent requests share the cores instead of oversubscribing them."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // model_concurrency())
 
 
 def gpu(fn=None, *, duration: int = 60):

@@ -23,6 +23,7 @@ from demo.common import (
     image_upload,
     legend_html,
     medical_import,
+    model_event,
     overlay_mask,
     read_upload,
     user_errors,
@@ -199,8 +200,8 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
 
             inputs = [image_in, gt_in, model_a, model_b]
             outputs = [slider, diff, stats, map_a, map_b, gt_stats]
-            run.click(_compare, inputs, outputs, api_name="compare_lung", concurrency_limit=2)
-            image_in.upload(_compare, inputs, outputs, api_name=False, concurrency_limit=2)
+            run.click(_compare, inputs, outputs, api_name="compare_lung", **model_event())
+            image_in.upload(_compare, inputs, outputs, api_name=False, **model_event())
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

@@ -19,6 +19,7 @@ from demo.common import (
     gpu,
     image_upload,
     medical_import,
+    model_event,
     read_upload,
     user_errors,
 )
@@ -188,7 +189,7 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                     examples([[r[0], model.value] for r in rows], [image_in, model],
                              "Real BUSI images from the stand-in's test split", fn=_classify,
                              outputs=[preview, label, info])  # fmt: skip
-            run.click(_classify, [image_in, model], [preview, label, info], api_name="classify_organ")
+            run.click(_classify, [image_in, model], [preview, label, info], api_name="classify_organ", **model_event())
 
 
 def _examples() -> list[list[str]]:

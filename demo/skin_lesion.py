@@ -19,6 +19,7 @@ from demo.common import (
     gpu,
     image_upload,
     medical_import,
+    model_event,
     read_upload,
     user_errors,
 )
@@ -147,8 +148,8 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     examples([[r[0], model.value] for r in rows], [image_in, model], "Real ISIC 2017 validation "
                              "images", fn=_example, outputs=[label, cam, ood, info])  # fmt: skip
             inputs = [image_in, model, cam_for]
-            run.click(_classify, inputs, [label, cam, ood, info], api_name="classify_skin", concurrency_limit=2)
-            cam_for.change(_classify, inputs, [label, cam, ood, info], api_name=False)
+            run.click(_classify, inputs, [label, cam, ood, info], api_name="classify_skin", **model_event())
+            cam_for.change(_classify, inputs, [label, cam, ood, info], api_name=False, **model_event())
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip

@@ -20,6 +20,7 @@ from demo.common import (
     gpu,
     image_upload,
     medical_import,
+    model_event,
     read_upload,
     user_errors,
 )
@@ -142,8 +143,8 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                                             elem_id="mt-input")  # fmt: skip
                     medical_import(image_in, "mt-medical")
                     organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
-                    heads = gr.CheckboxGroup(
-                        groups.get(first, []),
+                    heads = gr.CheckboxGroup(  # every head is valid for the API; the page shows the organ's
+                        [h for hs in groups.values() for h in hs],
                         value=groups.get(first, []),
                         label="Heads to run (default: all of the organ's)",
                         elem_id="mt-heads",
@@ -172,8 +173,9 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                     examples(rows, [image_in, organ, pixel], "Real validation images (BUSI, HC18 with its pixel size)",
                              fn=_example, outputs=[picture, label, info])  # fmt: skip
             organ.change(_heads_for, [organ], [heads], api_name=False)
+            gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
             run.click(_predict, [image_in, organ, heads, pixel], [picture, label, info], api_name="multitask",
-                      concurrency_limit=2)  # fmt: skip
+                      **model_event())  # fmt: skip
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "

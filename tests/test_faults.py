@@ -221,3 +221,36 @@ def test_uploads_above_the_size_limit_are_refused(client, tmp_path):
         client.predict(handle_file(str(big)), None, 0.4, "Overlay", api_name="/segment_breast")
     print("refused with:", err.value)
     assert time.monotonic() - start < 60
+
+
+def test_identical_results_never_expose_a_half_written_file(tmp_path):
+    """Gradio names output images by content hash; 8 threads saving the same picture while 8 others read it back must
+    always read the whole file (Gradio's own write_bytes truncates it in place; demo.common makes it atomic)."""
+    import threading
+
+    from gradio import processing_utils as pu
+    from PIL import Image
+
+    import demo.common  # noqa: F401  (installs the atomic writer)
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8))
+    first = pu.save_pil_to_cache(img, str(tmp_path), format="png")
+    size = Path(first).stat().st_size
+    short_reads = []
+
+    def writer():
+        for _ in range(30):
+            assert pu.save_pil_to_cache(img, str(tmp_path), format="png") == first
+
+    def reader():
+        for _ in range(300):
+            n = len(Path(first).read_bytes())
+            if n != size:
+                short_reads.append(n)
+
+    threads = [threading.Thread(target=f) for f in [writer] * 8 + [reader] * 8]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not short_reads and not list(Path(first).parent.glob(".*.tmp"))

@@ -283,3 +283,16 @@ def test_leaderboard_has_a_row_per_task(tiny_multitask_models):
     assert per_task["mre"] == 50.0 and per_task["hc_error_mm"] == 20.0
     cls = df[df["model"].str.endswith(": breast_3cls")].iloc[0]
     assert cls["acc"] == 0.33 and cls["auc"] != cls["auc"]  # n/a stays NaN, never 0
+
+
+def test_api_can_ask_for_any_organs_heads(client):
+    """The heads box lists every head server-side (the page narrows it to the organ's), so an API call for the
+    fetal heads is valid even though the page opens on another organ."""
+    from gradio_client import handle_file
+
+    from tests.test_faults import ROOT
+
+    image = ROOT / "demo" / "examples" / "ultrasound_multitask" / "004_HC.png"
+    _, _, info = client.predict(handle_file(str(image)), "fetal", ["fetal_head", "fetal_head_axes"], 0.0691,
+                                api_name="/multitask")  # fmt: skip
+    assert "fetal_head" in info and "Head circumference" in info and "breast" not in info

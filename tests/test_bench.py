@@ -1,0 +1,41 @@
+"""The benchmarks run (tiny settings): the load driver against the app with several users and no errors, the app
+overhead on a shipped model, and the queue settings they measure are the ones the app uses."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_model_requests_share_one_concurrency_group(tiny_checkpoints):
+    import app
+    from demo.common import model_concurrency
+
+    demo = app.build_demo()
+    by_api = {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
+    for api in ("segment_breast", "compare_lung", "classify_organ", "classify_skin", "multitask"):
+        assert by_api[api].concurrency_id == "model", api
+        assert by_api[api].concurrency_limit == model_concurrency(), api
+    assert by_api["leaderboard"].concurrency_id != "model"
+    assert demo.max_file_size is None or True  # set at launch (app.launch), checked in test_faults
+    assert demo._queue.max_size == app.QUEUE_SIZE
+
+
+def test_load_driver_several_users_all_tabs_no_errors(app_url):
+    from bench.load import run_users
+
+    result = run_users(app_url, users=3, seconds=4, pid=None, models={"lung_b": "unet-sgd", "skin": "customnet"})
+    assert result["errors"] == 0, result["first_error"]
+    assert result["requests"] >= 3 and result["throughput_rps"] > 0 and result["p95_ms"] >= result["p50_ms"]
+    assert sum(v["n"] for v in result["per_endpoint"].values()) == result["requests"]
+
+
+def test_app_overhead_bench_reports_ratios():
+    from bench.app_overhead import IMAGE, main
+    from models.hub import checkpoint_dir
+
+    if not (checkpoint_dir("breast_us_seg", "efsnet") / "model.safetensors").exists():
+        pytest.skip("no shipped EFSNet checkpoint")
+    assert IMAGE["breast_us_seg"].exists()
+    results = main(["--n", "2", "--only", "breast_us_seg/efsnet"])
+    r = results["breast_us_seg/efsnet"]
+    assert r["forward_ms"] > 0 and r["predictor_ratio"] > 0.5 and r["handler_ms"] >= r["predictor_ms"] * 0.5
