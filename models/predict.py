@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass
 
@@ -183,7 +184,8 @@ class SkinPrediction:
 
 class SkinPredictor:
     """Classify a dermoscopy image (``IsicPreset``: resize to 8/7 of the input size, centre crop, ImageNet
-    normalisation) and score how far its features are from the training images (``models.ood``)."""
+    normalisation) and score how far its features are from the training images (``models.ood``). Thread-safe: the
+    feature hook and Grad-CAM's hooks see every forward of the model, so those run one request at a time (``lock``)."""
 
     def __init__(self, model: torch.nn.Module, spec, ood=None):
         from models.transforms import IsicPreset
@@ -192,6 +194,7 @@ class SkinPredictor:
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = IsicPreset(model.input_size, train=False)
         self.ood = ood
+        self.lock = threading.Lock()
 
     @torch.inference_mode()
     def __call__(self, image) -> SkinPrediction:
@@ -203,7 +206,8 @@ class SkinPredictor:
         image = image.convert("RGB")
         x = self.preset(image)[None]
         t1 = time.perf_counter()
-        features, logits = (t.cpu() for t in penultimate_features(self.model, on_device(self.model, x)))
+        with self.lock:  # the feature hook sees every forward of this model: one request at a time
+            features, logits = (t.cpu() for t in penultimate_features(self.model, on_device(self.model, x)))
         t2 = time.perf_counter()
         probs = logits.float().softmax(1)[0]
         distance = float(self.ood.distance(features)[0]) if self.ood is not None else None
@@ -221,7 +225,8 @@ class SkinPredictor:
         """Grad-CAM of ``target`` over the original image (RGB uint8)."""
         from models.explain import grad_cam, heatmap_overlay
 
-        cam = grad_cam(self.model, on_device(self.model, prediction.input.clone()), target)
+        with self.lock:  # Captum's hooks would capture a concurrent request's activations
+            cam = grad_cam(self.model, on_device(self.model, prediction.input.clone()), target)
         # the CAM covers the centre crop; place it on the resized full frame, then on the original image
         base, size = self.preset.base, self.preset.size
         full = np.zeros((base, base), np.float32)

@@ -117,3 +117,43 @@ def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
         client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
     roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
     assert "melanoma vs rest" in json.dumps(roc) and table["data"][0][0] == "CustomNet"
+
+
+def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoints):
+    """The OOD feature hook and Grad-CAM's hooks see every forward of the shared model: 8 threads classifying two
+    different images (with Grad-CAM) must get exactly the sequential answers, and no Grad-CAM may fail."""
+    import threading
+
+    from PIL import Image
+
+    from demo.common import get_skin_predictor
+
+    get_skin_predictor.cache_clear()
+    predictor = get_skin_predictor("skin_lesion", "customnet")
+    images = [
+        Image.open(p).convert("RGB") for p in sorted((ROOT / "demo" / "examples" / "skin_lesion").glob("*.jpg"))[:2]
+    ]
+    expected = []
+    for im in images:
+        pred = predictor(im)
+        expected.append((pred.ood_distance, pred.probs))
+    failures = []
+
+    def work(i):
+        for _ in range(10):
+            im = images[i % 2]
+            pred = predictor(im)
+            if (pred.ood_distance, pred.probs) != expected[i % 2]:
+                failures.append("features of another request")
+            try:
+                predictor.grad_cam(pred, 1)
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    get_skin_predictor.cache_clear()
+    assert not failures, failures[:3]
