@@ -62,7 +62,6 @@ def paths(task: str, variant: str):
     """(forward, predictor, handler) callables for one shipped model on its task's example image."""
     from PIL import Image
 
-    from demo import common
     from models import predict as P
 
     image_path = IMAGE[task]
@@ -123,7 +122,6 @@ def paths(task: str, variant: str):
         def handler():
             return predict(str(image_path), organ, [h for h in heads if h.startswith(organ)], None, get_predictor=get)
 
-    del common
     return forward, run_predictor, handler
 
 

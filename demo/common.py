@@ -316,7 +316,8 @@ def get_skin_predictor(task: str, variant: str | None = None):
 
     model = load_model(task, variant)
     stats = companion_file(model, FILENAME)
-    return SkinPredictor(model, get_task(task), MahalanobisOOD.load(stats.parent) if stats else None)
+    ood = MahalanobisOOD.load(stats.parent) if stats else None
+    return SkinPredictor(model, get_task(task), ood, replicas=model_concurrency())  # one copy per concurrent request
 
 
 def checkpoint_status(task: str, variant: str | None = None) -> str:

@@ -14,8 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import threading
 import time
 from dataclasses import dataclass
 
@@ -184,17 +184,34 @@ class SkinPrediction:
 
 class SkinPredictor:
     """Classify a dermoscopy image (``IsicPreset``: resize to 8/7 of the input size, centre crop, ImageNet
-    normalisation) and score how far its features are from the training images (``models.ood``). Thread-safe: the
-    feature hook and Grad-CAM's hooks see every forward of the model, so those run one request at a time (``lock``)."""
+    normalisation) and score how far its features are from the training images (``models.ood``).
 
-    def __init__(self, model: torch.nn.Module, spec, ood=None):
+    Thread-safe: the feature hook and Grad-CAM's hooks see every forward of the module they sit on, so each request
+    borrows a module of its own from a pool of ``replicas`` copies (the app sizes it to its model concurrency, so no
+    request waits; a request beyond it waits for a free copy)."""
+
+    def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1):
+        import copy
+        import queue
+
         from models.transforms import IsicPreset
 
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = IsicPreset(model.input_size, train=False)
         self.ood = ood
-        self.lock = threading.Lock()
+        self.pool: queue.Queue = queue.Queue()
+        for i in range(max(1, replicas)):
+            self.pool.put(self.model if i == 0 else copy.deepcopy(self.model))
+
+    @contextlib.contextmanager
+    def borrow(self):
+        """A model copy that no other request uses meanwhile."""
+        model = self.pool.get()
+        try:
+            yield model
+        finally:
+            self.pool.put(model)
 
     @torch.inference_mode()
     def __call__(self, image) -> SkinPrediction:
@@ -206,8 +223,8 @@ class SkinPredictor:
         image = image.convert("RGB")
         x = self.preset(image)[None]
         t1 = time.perf_counter()
-        with self.lock:  # the feature hook sees every forward of this model: one request at a time
-            features, logits = (t.cpu() for t in penultimate_features(self.model, on_device(self.model, x)))
+        with self.borrow() as model:  # the feature hook must see this request's forward only
+            features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, x)))
         t2 = time.perf_counter()
         probs = logits.float().softmax(1)[0]
         distance = float(self.ood.distance(features)[0]) if self.ood is not None else None
@@ -225,8 +242,8 @@ class SkinPredictor:
         """Grad-CAM of ``target`` over the original image (RGB uint8)."""
         from models.explain import grad_cam, heatmap_overlay
 
-        with self.lock:  # Captum's hooks would capture a concurrent request's activations
-            cam = grad_cam(self.model, on_device(self.model, prediction.input.clone()), target)
+        with self.borrow() as model:  # Captum's hooks must see this request's forward only
+            cam = grad_cam(model, on_device(model, prediction.input.clone()), target)
         # the CAM covers the centre crop; place it on the resized full frame, then on the original image
         base, size = self.preset.base, self.preset.size
         full = np.zeros((base, base), np.float32)

@@ -120,16 +120,21 @@ def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
 
 
 def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoints):
-    """The OOD feature hook and Grad-CAM's hooks see every forward of the shared model: 8 threads classifying two
-    different images (with Grad-CAM) must get exactly the sequential answers, and no Grad-CAM may fail."""
+    """The OOD feature hook and Grad-CAM's hooks see every forward of the module they sit on: 8 threads sharing 3
+    model copies, classifying two different images (with Grad-CAM), must get exactly the sequential answers, and no
+    Grad-CAM may fail."""
     import threading
 
     from PIL import Image
 
-    from demo.common import get_skin_predictor
+    from models.hub import checkpoint_dir, load_model
+    from models.ood import MahalanobisOOD
+    from models.predict import SkinPredictor
+    from models.registry import get_task
 
-    get_skin_predictor.cache_clear()
-    predictor = get_skin_predictor("skin_lesion", "customnet")
+    ood = MahalanobisOOD.load(checkpoint_dir("skin_lesion", "customnet"))
+    model = load_model("skin_lesion", "customnet")
+    predictor = SkinPredictor(model, get_task("skin_lesion"), ood, replicas=3)
     images = [
         Image.open(p).convert("RGB") for p in sorted((ROOT / "demo" / "examples" / "skin_lesion").glob("*.jpg"))[:2]
     ]
@@ -137,6 +142,7 @@ def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoint
     for im in images:
         pred = predictor(im)
         expected.append((pred.ood_distance, pred.probs))
+    assert expected[0] != expected[1] and expected[0][0] is not None
     failures = []
 
     def work(i):
@@ -155,5 +161,5 @@ def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoint
         t.start()
     for t in threads:
         t.join()
-    get_skin_predictor.cache_clear()
     assert not failures, failures[:3]
+    assert predictor.pool.qsize() == 3  # every copy returned
