@@ -5,9 +5,10 @@
 For each shipped checkpoint, on one of the tab's real example images (decoded once, so file decoding is excluded
 from both sides):
 
-* **forward**: the network alone on the already-preprocessed batch-1 tensor, in eval mode under
+* **forward**: the network alone in eager PyTorch on the already-preprocessed batch-1 tensor, in eval mode under
   ``torch.inference_mode`` (the multitask model: all its heads on one encoder pass, as the app runs it);
-* **predictor**: the app's predictor on the decoded image: checks, preprocessing from uint8, forward, and the
+* **predictor**: the app's predictor on the decoded image (the segmenters on ONNX Runtime once their export is
+  ready, as the app serves them; ``ONNX_RUNTIME=off`` for PyTorch): checks, preprocessing from uint8, forward, and the
   postprocessing the tab needs (segmentation: logits resized to the original image and arg-max; classification:
   softmax; multitask: every head mapped back to original pixels);
 * **handler**: the tab's request handler on the image file, exactly what a click runs (decode, predictor, overlay /
@@ -71,6 +72,8 @@ def paths(task: str, variant: str):
     model = load_model_from(task, variant, checkpoint_dir(task, variant))
     if task in ("breast_us_seg", "lung_seg"):
         predictor = P.SegmentationPredictor(model, spec)
+        if predictor.onnx is not None:  # measure the app as it serves once warm: on ONNX Runtime when it exports
+            predictor.onnx.wait(600)
         x = predictor.preset(image)[None].contiguous(memory_format=torch.channels_last)
     elif task == "breastmnist_standin":
         predictor = P.ClassificationPredictor(model, spec)

@@ -106,7 +106,8 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     verdict = ("Predicted lesion: **" + " + ".join(present) + "**") if present else "No lesion predicted"
     stats = (
         f"{verdict}\n\n| class | pixels | area |\n|---|---|---|\n{rows}\n\n"
-        f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms), "
+        f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms, "
+        f"{pred.backend}), "
         f"image {image.width}x{image.height}." + footnotes(notes, get_predictor(TASK))
     )
     state = {"image": pred.image, "mask": pred.mask, "labels": labels, "prediction": pred}

@@ -113,8 +113,8 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_s
     stats = (
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
-        f"(Dice between them {agree_dice:.4f}). CPU latency, image {image.width}x{image.height}."
-        + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
+        f"(Dice between them {agree_dice:.4f}). CPU latency ({preds['A'].backend}), image "
+        f"{image.width}x{image.height}." + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
     )
     map_a = map_b = None
     gt_text = ""
