@@ -7,8 +7,8 @@ from both sides):
 
 * **forward**: the network alone in eager PyTorch on the already-preprocessed batch-1 tensor, in eval mode under
   ``torch.inference_mode`` (the multitask model: all its heads on one encoder pass, as the app runs it);
-* **predictor**: the app's predictor on the decoded image (the segmenters on ONNX Runtime once their export is
-  ready, as the app serves them; ``ONNX_RUNTIME=off`` for PyTorch): checks, preprocessing from uint8, forward, and the
+* **predictor**: the app's predictor on the decoded image (with ``ONNX_RUNTIME=on`` the segmenters run on ONNX
+  Runtime once their export is ready, as the app would serve them): checks, preprocessing from uint8, forward, and the
   postprocessing the tab needs (segmentation: logits resized to the original image and arg-max; classification:
   softmax; multitask: every head mapped back to original pixels);
 * **handler**: the tab's request handler on the image file, exactly what a click runs (decode, predictor, overlay /

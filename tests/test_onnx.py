@@ -59,9 +59,9 @@ def test_switch_off_and_weights_digest(monkeypatch):
 
     from models import onnx_runtime
 
-    monkeypatch.setenv("ONNX_RUNTIME", "off")
-    assert not onnx_runtime.enabled()
-    monkeypatch.setenv("ONNX_RUNTIME", "auto")
+    monkeypatch.delenv("ONNX_RUNTIME", raising=False)
+    assert not onnx_runtime.enabled()  # opt-in
+    monkeypatch.setenv("ONNX_RUNTIME", "on")
     assert onnx_runtime.enabled()
     a, b = torch.nn.Conv2d(1, 2, 3), torch.nn.Conv2d(1, 2, 3)
     assert onnx_runtime.weights_digest(a) != onnx_runtime.weights_digest(b)
