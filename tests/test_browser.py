@@ -327,3 +327,25 @@ def test_lazy_example_cache_answers_an_example_click(page, serve, monkeypatch, t
     expect(page.locator("#mt-info")).to_contain_text("Head circumference", timeout=90_000)  # no Run pressed
     page.locator("#mt-picture img").wait_for(timeout=30_000)
     assert any(cache.rglob("*")), "the example's result was not cached"
+
+
+def test_dicom_import_panel_loads_a_windowed_image_and_segments_it(page, app_url, tmp_path):
+    """The DICOM / NIfTI panel under the image box: a 12-bit DICOM with its own window becomes the tab's 8-bit image,
+    and the tab segments it."""
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    from tests.test_image_io import make_dicom
+
+    arr = np.asarray(Image.open(_real_busi_image()).convert("L"), np.uint16) * 16
+    dcm = make_dicom(tmp_path / "US0001.dcm", arr, window=(2048, 4096))
+    page.goto(app_url)
+    page.locator("#breast-medical").get_by_text("DICOM, NIfTI or 16-bit TIFF").click()
+    page.locator("#breast-medical-file input[type=file]").set_input_files(str(dcm))
+    expect(page.locator("#breast-medical-note")).to_contain_text("window centre 2048", timeout=30_000)
+    page.locator("#breast-input img").wait_for(timeout=30_000)
+    page.locator("#breast-run").click()
+    expect(page.locator("#breast-stats")).to_contain_text("Inference on CPU", timeout=60_000)
+    w, h = Image.open(_real_busi_image()).size
+    expect(page.locator("#breast-stats")).to_contain_text(f"image {w}x{h}")  # the DICOM's own pixels
