@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from bench.timing import median_ms
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
 from models.registry import get_task
 from training.provenance import hardware_summary
@@ -46,17 +45,6 @@ IMAGE = {  # a real example of each task, at its native size
 def shipped() -> list[tuple[str, str]]:
     keys = [(p.parent.parent.name, p.parent.name) for p in sorted(checkpoints_root().glob("*/*/model.safetensors"))]
     return [k for k in keys if k[0] in IMAGE]
-
-
-def median_ms(fn, n: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def paths(task: str, variant: str):

@@ -11,31 +11,19 @@ the largest absolute difference between the two outputs.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+from bench.timing import median_ms
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
 from models.onnx_runtime import OrtRunner, export
 from models.registry import get_task
 from training.provenance import hardware_summary
 
 SEGMENTERS = ("breast_us_seg", "lung_seg")
-
-
-def median_ms(fn, n: int) -> float:
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,9 +43,9 @@ def main(argv: list[str] | None = None) -> dict:
             runner = OrtRunner(export(model, channels, size, Path(tmp) / f"{task}-{variant}.onnx"), args.threads)
             x = torch.rand(1, channels, size, size)
             with torch.inference_mode():
-                eager = median_ms(lambda m=model, x=x: m(x), args.n)
+                eager = median_ms(lambda m=model, x=x: m(x), args.n, warmup=5)
                 diff = float((runner(x) - model(x)).abs().max())
-            ort_ms = median_ms(lambda r=runner, x=x: r(x), args.n)
+            ort_ms = median_ms(lambda r=runner, x=x: r(x), args.n, warmup=5)
             results[f"{task}/{variant}"] = {
                 "torch_ms": eager,
                 "ort_ms": ort_ms,

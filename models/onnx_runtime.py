@@ -1,7 +1,7 @@
 """ONNX Runtime for the segmenters: the same network, 1.8-3.1x faster than eager PyTorch on this CPU.
 
-Measured by ``python -m bench.onnx_speed`` at batch 1 and 2 threads: EFSNet 13.4 -> 4.3 ms, U-Net 37.0 -> 15.3 ms,
-U-Net++ 59.9 -> 32.6 ms, with outputs equal to PyTorch's to 1e-4. No gradio.
+Measured by ``python -m bench.onnx_speed`` at batch 1 and 2 threads: EFSNet 19.4 -> 6.5 ms, U-Net 40.5 -> 17.4 ms,
+U-Net++ 62.1 -> 33.7 ms, with outputs equal to PyTorch's to 1e-4. No gradio.
 
 The ONNX file is derived from the loaded safetensors weights on this machine; none is shipped or downloaded. It is
 cached under ``ONNX_CACHE`` (default ``~/.cache/biomed-demo/onnx``) by a digest of the weights, so a retrained model

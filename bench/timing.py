@@ -1,0 +1,18 @@
+"""The benchmarks' shared timer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def median_ms(fn, n: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``n`` calls, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
