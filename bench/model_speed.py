@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from bench.timing import times_ms
 from leaderboard.results import SPEED, speed_identity
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
 from models.registry import get_task, get_variant
@@ -73,14 +73,7 @@ def measure(task: str, variant: str, n: int, measured: dict | None = None) -> di
     model, checkpoint = _load(task, variant)
     model = model.float().eval()
     x, run = _input(task, model)
-    for _ in range(3):
-        run()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
+    times = times_ms(run, n)
     median = statistics.median(times)
     return {
         "latency_ms": median,

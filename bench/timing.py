@@ -6,8 +6,8 @@ import statistics
 import time
 
 
-def median_ms(fn, n: int, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``n`` calls, after ``warmup`` untimed calls."""
+def times_ms(fn, n: int, warmup: int = 3) -> list[float]:
+    """Wall times of ``n`` calls of ``fn()`` in milliseconds, sorted, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -15,4 +15,9 @@ def median_ms(fn, n: int, warmup: int = 3) -> float:
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    return sorted(times)
+
+
+def median_ms(fn, n: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``n`` calls, after ``warmup`` untimed calls."""
+    return statistics.median(times_ms(fn, n, warmup))

@@ -9,6 +9,7 @@ import errno
 import functools
 import html
 import logging
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,7 +48,6 @@ def _atomic_image_cache() -> None:
     "peer closed connection without sending complete message body" (seen at 32 users in ``bench/load.py``). The
     replacement keeps Gradio's naming and return value but writes only when the file is missing, through a temporary
     file and an atomic ``os.replace``: readers always see a complete file."""
-    import os
     import uuid
 
     from gradio import processing_utils as pu
@@ -172,7 +172,6 @@ class DiskFullError(RuntimeError):
 
 def model_concurrency() -> int:
     """How many model requests run at once, across all tabs (``MODEL_CONCURRENCY``, default: the CPU count)."""
-    import os
 
     return max(1, int(os.environ.get("MODEL_CONCURRENCY", os.cpu_count() or 1)))
 
@@ -186,7 +185,6 @@ def model_event() -> dict:
 
 def torch_threads() -> int:
     """Intra-op threads per request so that concurrent requests share the cores instead of oversubscribing them."""
-    import os
 
     return max(1, (os.cpu_count() or 1) // model_concurrency())
 
@@ -195,7 +193,6 @@ def gpu(fn=None, *, duration: int = 60):
     """ZeroGPU: ``spaces.GPU(duration=...)`` around a request handler on a ZeroGPU Space (``SPACES_ZERO_GPU`` set and
     the ``spaces`` package present), where the predictors then run on the GPU attached to the call
     (``models.predict.runtime_device``); everywhere else the function itself, unchanged."""
-    import os
 
     def wrap(f):
         if not os.environ.get("SPACES_ZERO_GPU"):
@@ -213,7 +210,6 @@ def lazy_caching() -> bool:
     """Whether example clicks are answered from Gradio's lazy example cache: on a Space (``SPACE_ID``) unless
     ``CACHE_EXAMPLES=off``, elsewhere only with ``CACHE_EXAMPLES=lazy``. Lazy, never eager: the Space starts without
     running a model, and the first visitor's click fills the cache for everyone (``GRADIO_EXAMPLES_CACHE``)."""
-    import os
 
     default = "lazy" if os.environ.get("SPACE_ID") else "off"
     return os.environ.get("CACHE_EXAMPLES", default).strip().lower() == "lazy"
