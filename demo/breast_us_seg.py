@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from demo.common import (
+    bind_model_run,
     checkpoint_status,
     comparison_map,
     footnotes,
@@ -25,7 +26,6 @@ from demo.common import (
     image_upload,
     legend_html,
     medical_import,
-    model_event,
     overlay_mask,
     probability_rgb,
     read_upload,
@@ -190,7 +190,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="breast-gt"
                     )
                     run = gr.Button("Segment", variant="primary", elem_id="breast-run")
-                    gr.Examples(_examples(), inputs=[image_in, gt_in], label="Real BUSI examples (with masks)")
+                    example_column = gr.Column()
                 with gr.Column(scale=1):
                     output = gr.Image(
                         label="Segmentation",
@@ -204,6 +204,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     with gr.Row():
                         opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Mask opacity")
                         view = gr.Radio(list(VIEWS), value=VIEWS[0], label="View")
+                    message = gr.Markdown(elem_id="breast-message", elem_classes="tab-error")
                     stats = gr.Markdown(elem_id="breast-stats")
             with gr.Row():
                 compare = gr.Image(
@@ -221,8 +222,11 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                 return segment(image_path, gt_path, opacity_value, view_value, get_predictor=get_predictor)
 
             outputs = [output, stats, state, compare, gt_stats]
-            run.click(_segment, [image_in, gt_in, opacity, view], outputs, api_name="segment_breast", **model_event())
-            image_in.upload(_segment, [image_in, gt_in, opacity, view], outputs, api_name=False, **model_event())
+            with example_column:
+                bind_model_run(_segment, [image_in, gt_in, opacity, view], outputs, run=run, message=message,
+                               api_name="segment_breast", upload=image_in, clear=[gt_in], examples_rows=_examples(),
+                               examples_inputs=[image_in, gt_in], examples_label="Real BUSI validation images (with "
+                               "their masks)")  # fmt: skip
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
         with gr.Tab("Cine loop (video)"):

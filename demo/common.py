@@ -10,13 +10,13 @@ import functools
 import html
 import logging
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from models.cache import single_flight
 from models.hub import CheckpointError, load_model
 from models.image_io import ImageInputError, load_image
 from models.registry import get_task
@@ -215,13 +215,25 @@ def lazy_caching() -> bool:
     return os.environ.get("CACHE_EXAMPLES", default).strip().lower() == "lazy"
 
 
-def examples(rows, inputs, label: str, fn=None, outputs=None) -> gr.Examples:
-    """``gr.Examples`` that, with ``lazy_caching()``, shows a clicked example's result at once (computed by ``fn`` on
-    the first click only); otherwise a click fills the inputs and the user presses the tab's button."""
+def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None) -> gr.Examples:
+    """``gr.Examples`` whose click fills ``inputs`` and runs ``fn`` on ``run_inputs`` (default ``inputs``: the tab's
+    model with the current settings). With ``lazy_caching()`` the result is computed on the first click only and
+    then served from Gradio's cache; the settings outside ``inputs`` then take their defaults."""
+    run_inputs = run_inputs or inputs
     if fn is not None and outputs is not None and lazy_caching():
-        return gr.Examples(rows, inputs=inputs, outputs=outputs, fn=fn, label=label, cache_examples=True,
+        extra = [c for c in run_inputs if c not in inputs]
+        defaults = {id(c): c.value for c in extra}
+
+        def cached(*values):
+            given = dict(zip(map(id, inputs), values))
+            return fn(*(given[id(c)] if id(c) in given else defaults[id(c)] for c in run_inputs))
+
+        return gr.Examples(rows, inputs=inputs, outputs=outputs, fn=cached, label=label, cache_examples=True,
                            cache_mode="lazy")  # fmt: skip
-    return gr.Examples(rows, inputs=inputs, label=label, cache_examples=False)
+    made = gr.Examples(rows, inputs=inputs, label=label, cache_examples=False)
+    if fn is not None and outputs is not None:  # run_on_click, in the shared model queue
+        made.load_input_event.then(fn, run_inputs, outputs, api_visibility="private", **model_event())
+    return made
 
 
 def user_errors(fn):
@@ -287,15 +299,15 @@ def legend_html(labels, extra: dict[str, tuple[int, int, int]] | None = None) ->
     )
 
 
-@lru_cache(maxsize=16)
-def get_seg_predictor(task: str, variant: str | None = None):
+@single_flight(maxsize=16)
+def get_seg_predictor(task: str, variant: str | None = None):  # single_flight: built once per key, even at once
     """Cached predictor for a segmentation task (loads the model on first use, not at start-up)."""
     from models.predict import SegmentationPredictor
 
     return SegmentationPredictor(load_model(task, variant), get_task(task))
 
 
-@lru_cache(maxsize=32)
+@single_flight(maxsize=32)
 def get_cls_predictor(task: str, variant: str | None = None):
     """Cached predictor for a MedMNIST-style classification task (loads on first use)."""
     from models.predict import ClassificationPredictor
@@ -303,7 +315,7 @@ def get_cls_predictor(task: str, variant: str | None = None):
     return ClassificationPredictor(load_model(task, variant), get_task(task))
 
 
-@lru_cache(maxsize=8)
+@single_flight(maxsize=8)
 def get_skin_predictor(task: str, variant: str | None = None):
     """Cached skin-lesion predictor with its OOD statistics (``ood.safetensors`` beside the weights), if any."""
     from models.hub import companion_file
@@ -330,9 +342,51 @@ def checkpoint_status(task: str, variant: str | None = None) -> str:
     return ""
 
 
-@lru_cache(maxsize=4)
+@single_flight(maxsize=4)
 def get_multitask_predictor(task: str, variant: str | None = None):
     """Cached multitask predictor (loads the model on first use)."""
     from models.predict import MultiTaskPredictor
 
     return MultiTaskPredictor(load_model(task, variant))
+
+
+def error_markdown(message: str) -> str:
+    """A user-facing error that stays in its tab (``elem_classes="tab-error"`` boxes it in red)."""
+    return f"⚠️ **{message}**" if message else ""
+
+
+def in_tab(fn, n_outputs: int):
+    """The UI form of a tab handler: ``fn``'s outputs plus an empty message; a ``gr.Error`` (bad input, missing
+    weights, ...) clears every output and puts its text in the tab's message box instead of a toast that vanishes
+    beside the previous image's result. The API keeps ``fn`` itself, so clients get an ``AppError``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            out = fn(*args)
+        except gr.Error as exc:
+            return (*([None] * n_outputs), error_markdown(str(exc.message)))
+        return (*(out if isinstance(out, tuple) else (out,)), "")
+
+    return wrapper
+
+
+def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=None, clear=(), examples_rows=None,
+                   examples_inputs=None, examples_label: str = ""):  # fmt: skip
+    """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
+    the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
+    ground-truth mask, an example's pixel size) and every output; errors stay in ``message``. ``api_name`` serves
+    ``fn`` itself (raising ``gr.Error``) from a hidden trigger."""
+    ui = in_tab(fn, len(outputs))
+    ui_outputs = [*outputs, message]
+    api = gr.Button(visible=False, elem_classes="api-only")
+    api.click(fn, inputs, outputs, api_name=api_name, **model_event())
+    run.click(ui, inputs, ui_outputs, api_name=False, **model_event())
+    if upload is not None:
+        reset = [*clear, *ui_outputs]
+        upload.upload(lambda: [None] * len(reset), None, reset, api_name=False, queue=False).then(
+            ui, inputs, ui_outputs, api_name=False, **model_event()
+        )
+    if examples_rows:
+        examples(examples_rows, examples_inputs or inputs, examples_label, fn=ui, outputs=ui_outputs, run_inputs=inputs)
+    return ui

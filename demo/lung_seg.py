@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from demo.common import (
+    bind_model_run,
     comparison_map,
     disagreement_map,
     footnotes,
@@ -23,7 +24,6 @@ from demo.common import (
     image_upload,
     legend_html,
     medical_import,
-    model_event,
     overlay_mask,
     read_upload,
     user_errors,
@@ -172,11 +172,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         model_a = gr.Dropdown(choices, value="unet", label="Model A", elem_id="lung-model-a")
                         model_b = gr.Dropdown(choices, value="unetplusplus", label="Model B", elem_id="lung-model-b")
                     run = gr.Button("Compare", variant="primary", elem_id="lung-run")
-                    gr.Examples(
-                        _examples(),
-                        inputs=[image_in, gt_in],
-                        label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) with masks",
-                    )
+                    example_column = gr.Column()
                 with gr.Column(scale=1):
                     slider = gr.ImageSlider(
                         label="Model A | Model B (drag the handle)",
@@ -187,6 +183,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         elem_id="lung-slider",
                     )
                     gr.HTML(legend_html(spec.labels), elem_id="lung-legend")
+                    message = gr.Markdown(elem_id="lung-message", elem_classes="tab-error")
                     stats = gr.Markdown(elem_id="lung-stats")
             with gr.Row():
                 diff = _map_image("Where A and B disagree", "lung-disagree")
@@ -200,8 +197,11 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
 
             inputs = [image_in, gt_in, model_a, model_b]
             outputs = [slider, diff, stats, map_a, map_b, gt_stats]
-            run.click(_compare, inputs, outputs, api_name="compare_lung", **model_event())
-            image_in.upload(_compare, inputs, outputs, api_name=False, **model_event())
+            with example_column:
+                bind_model_run(_compare, inputs, outputs, run=run, message=message, api_name="compare_lung",
+                               upload=image_in, clear=[gt_in], examples_rows=_examples(), examples_inputs=[image_in,
+                               gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
+                               "with masks")  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

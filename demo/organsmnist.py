@@ -13,13 +13,12 @@ import numpy as np
 from PIL import Image
 
 from demo.common import (
-    examples,
+    bind_model_run,
     footnotes,
     get_cls_predictor,
     gpu,
     image_upload,
     medical_import,
-    model_event,
     read_upload,
     user_errors,
 )
@@ -179,17 +178,17 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                         elem_id="organ-preview",
                     )
                     label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
+                    message = gr.Markdown(elem_id="organ-message", elem_classes="tab-error")
                     info = gr.Markdown(elem_id="organ-info")
 
             def _classify(path, choice):
                 return classify(path, choice, get_predictor=get_predictor)
 
             with example_column:
-                if (rows := _examples()) and choices:
-                    examples([[r[0], model.value] for r in rows], [image_in, model],
-                             "Real BUSI images from the stand-in's test split", fn=_classify,
-                             outputs=[preview, label, info])  # fmt: skip
-            run.click(_classify, [image_in, model], [preview, label, info], api_name="classify_organ", **model_event())
+                bind_model_run(_classify, [image_in, model], [preview, label, info], run=run, message=message,
+                               api_name="classify_organ", upload=image_in, examples_rows=_examples() if choices
+                               else None, examples_inputs=[image_in], examples_label="Real BUSI images from the "
+                               "stand-in's test split")  # fmt: skip
 
 
 def _examples() -> list[list[str]]:

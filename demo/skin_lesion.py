@@ -13,7 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo.common import (
-    examples,
+    bind_model_run,
     footnotes,
     get_skin_predictor,
     gpu,
@@ -134,22 +134,20 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=320,
                                    elem_id="skin-cam")  # fmt: skip
                     ood = gr.Markdown(elem_id="skin-ood")
+                    message = gr.Markdown(elem_id="skin-message", elem_classes="tab-error")
                     info = gr.Markdown(elem_id="skin-info")
                     gr.Markdown(OOD_TEXT)
 
             def _classify(path, variant, target):
                 return classify(path, variant, target, get_predictor=get_predictor)
 
-            def _example(path, variant):
-                return classify(path, variant, CAM_CHOICES[0], get_predictor=get_predictor)
-
-            with example_column:
-                if (rows := _examples()) and choices:
-                    examples([[r[0], model.value] for r in rows], [image_in, model], "Real ISIC 2017 validation "
-                             "images", fn=_example, outputs=[label, cam, ood, info])  # fmt: skip
             inputs = [image_in, model, cam_for]
-            run.click(_classify, inputs, [label, cam, ood, info], api_name="classify_skin", **model_event())
-            cam_for.change(_classify, inputs, [label, cam, ood, info], api_name=False, **model_event())
+            with example_column:
+                ui = bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
+                                    api_name="classify_skin", upload=image_in, examples_rows=_examples() if choices
+                                    else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
+                                    "images")  # fmt: skip
+            cam_for.input(ui, inputs, [label, cam, ood, info, message], api_name=False, **model_event())
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip

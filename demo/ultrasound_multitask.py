@@ -14,13 +14,14 @@ from pathlib import Path
 import gradio as gr
 
 from demo.common import (
+    bind_model_run,
     examples,
     footnotes,
     get_multitask_predictor,
     gpu,
     image_upload,
+    in_tab,
     medical_import,
-    model_event,
     read_upload,
     user_errors,
 )
@@ -76,6 +77,21 @@ def _fmt_box(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
 
+def parse_pixel_size(value) -> float | None:
+    """Empty or 0 means "no pixel size" (HC in px); anything else must be a number of mm per pixel in (0, 10)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error("The pixel size must be a number of millimetres per pixel, e.g. 0.07 (or empty).") from None
+    if number == 0:
+        return None
+    if not 0 < number < 10:  # also refuses NaN and infinities
+        raise gr.Error("The pixel size is in millimetres per pixel, between 0 and 10 (HC18's are about 0.05 to 0.3).")
+    return number
+
+
 @gpu
 @user_errors
 def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=get_multitask_predictor):
@@ -85,8 +101,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     heads = [h for h in (heads or groups.get(organ, [])) if h in groups.get(organ, [])]
     if not heads:
         raise gr.Error("Choose at least one head of the chosen organ.")
-    if pixel_mm is not None and not 0 < float(pixel_mm) < 10:
-        raise gr.Error("The pixel size is in millimetres per pixel, between 0 and 10 (HC18's are about 0.05 to 0.3).")
+    pixel_mm = parse_pixel_size(pixel_mm)
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
     pred = predictor(image, heads)
@@ -157,6 +172,7 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                     picture = gr.Image(label="All answers on the image", type="numpy", format="png",
                                        interactive=False, height=360, elem_id="mt-picture")  # fmt: skip
                     label = gr.Label(num_top_classes=3, label="Class probabilities", elem_id="mt-label")
+                    message = gr.Markdown(elem_id="mt-message", elem_classes="tab-error")
                     info = gr.Markdown(elem_id="mt-info")
 
             def _heads_for(o):
@@ -165,17 +181,18 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
             def _predict(path, o, h, px):
                 return predict(path, o, h, px, get_predictor=get_predictor)
 
+            organ.change(_heads_for, [organ], [heads], api_name=False)
+            gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
+
             def _example(path, o, px):
                 return predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
 
             with example_column:
-                if rows := _examples():
-                    examples(rows, [image_in, organ, pixel], "Real validation images (BUSI, HC18 with its pixel size)",
-                             fn=_example, outputs=[picture, label, info])  # fmt: skip
-            organ.change(_heads_for, [organ], [heads], api_name=False)
-            gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
-            run.click(_predict, [image_in, organ, heads, pixel], [picture, label, info], api_name="multitask",
-                      **model_event())  # fmt: skip
+                bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,
+                               message=message, api_name="multitask", upload=image_in, clear=[pixel])  # fmt: skip
+                if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
+                    examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
+                             fn=in_tab(_example, 3), outputs=[picture, label, info, message])  # fmt: skip
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "

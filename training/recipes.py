@@ -6,6 +6,8 @@ resuming). Losses return a dict with ``"loss"`` so multi-part losses can be logg
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -32,7 +34,7 @@ class SegmentationRecipe:
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         weight = None if self.weight is None else self.weight.to(logits.device)
-        return {"loss": F.cross_entropy(logits, target, weight=weight)}
+        return {"loss": F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)}
 
     def optimizer(self, model):
         cfg = self.cfg
@@ -78,10 +80,25 @@ def per_image_dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
 
 
+def warmup_cosine(optimizer, epochs: int, warmup_epochs: int = 0, floor: float = 1e-3):
+    """Per-epoch LambdaLR: linear warm-up over ``warmup_epochs`` (from 1/(w+1) of the lr), then cosine to ``floor``
+    times the lr at the last epoch."""
+
+    def factor(epoch: int) -> float:
+        if epoch < warmup_epochs:
+            return (epoch + 1) / (warmup_epochs + 1)
+        t = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def adam_or_sgd(model, cfg: TrainConfig):
     """``cfg.optimizer``: "sgd" (with ``cfg.momentum``) or "adam", at ``cfg.lr`` and ``cfg.weight_decay``."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -173,7 +190,7 @@ class SkinLesionRecipe:
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         weight = None if self.weight is None else self.weight.to(logits.device)
-        return {"loss": F.cross_entropy(logits, target, weight=weight)}
+        return {"loss": F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)}
 
     def optimizer(self, model):
         return adam_or_sgd(model, self.cfg)
@@ -182,6 +199,8 @@ class SkinLesionRecipe:
         kw = self.cfg.scheduler_kwargs or {}
         if self.cfg.scheduler == "step":
             return torch.optim.lr_scheduler.StepLR(optimizer, kw.get("step_size", 7), kw.get("gamma", 0.1))
+        if self.cfg.scheduler == "cosine":
+            return warmup_cosine(optimizer, self.cfg.epochs, self.cfg.warmup_epochs)
         if self.cfg.scheduler == "plateau":  # on the selection score (the official metric: higher is better)
             return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=3)
         return None
@@ -232,8 +251,10 @@ class MultiTaskRecipe:
         self.cfg = cfg
         self.dice = DiceLoss("multiclass", from_logits=True)
         self.task_names: dict[str, str] = {}
+        self.class_weights: dict[str, torch.Tensor] = {}
 
     def datasets(self):
+        from models.multitask import encoder_normalization
         from models.registry import get_variant
         from training.fmc_data import FMCDataset, read_fmc, split_samples
 
@@ -247,7 +268,17 @@ class MultiTaskRecipe:
             )
         train, val = split_samples(samples, seed=42)
         size = self.cfg.image_size
-        return FMCDataset(train, size, train=True, cache=True), FMCDataset(val, size, cache=True)
+        encoder = get_variant(self.cfg.task, self.cfg.model).kwargs.get("encoder_name", "efficientnet-b4")
+        mean, std = encoder_normalization(encoder)
+        augment = {"default": "baseline"}.get(self.cfg.augment, self.cfg.augment)
+        if self.cfg.class_weighting == "inverse_frequency":  # balanced classes: w_c = N / (K n_c) per task
+            for task_id, kind in self.task_names.items():
+                if kind == "classification":
+                    labels = torch.tensor([s.label for s in train if s.task_id == task_id])
+                    counts = torch.bincount(labels).float().clamp_min(1)
+                    self.class_weights[task_id] = counts.sum() / (len(counts) * counts)
+        return (FMCDataset(train, size, train=True, cache=True, augment=augment, mean=mean, std=std),
+                FMCDataset(val, size, cache=True, mean=mean, std=std))  # fmt: skip
 
     def loaders(self, train_ds, val_ds):
         from torch.utils.data import DataLoader
@@ -274,12 +305,25 @@ class MultiTaskRecipe:
         if kind == "segmentation":
             loss = self.dice(out, target)
         elif kind == "classification":
-            loss = F.cross_entropy(out, target)
+            weight = self.class_weights.get(task_id)
+            loss = F.cross_entropy(out, target, weight=None if weight is None else weight.to(out.device))
         elif kind == "Regression":
-            loss = F.mse_loss(out, target)
+            loss = self.points_loss(out, target)
         else:
             loss = self.detection_loss(out, target)
-        return {"loss": loss}
+        return {"loss": loss * float(self.cfg.task_loss_weights.get(task_id, 1.0))}
+
+    @staticmethod
+    def points_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """MSE on the points; for an even number of points (axis end-point pairs, HC18's head) each pair may match
+        in either order, so a flipped image's swapped ends cost nothing (the ellipse is the same)."""
+        p, t = out.view(len(out), -1, 2), target.view(len(target), -1, 2)
+        if p.shape[1] % 2:
+            return F.mse_loss(out, target)
+        p, t = p.view(len(p), -1, 2, 2), t.view(len(t), -1, 2, 2)
+        direct = ((p - t) ** 2).mean((2, 3))
+        swapped = ((p - t.flip(2)) ** 2).mean((2, 3))
+        return torch.minimum(direct, swapped).mean()
 
     def detection_loss(self, out: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
         """Objectness BCE toward 1 and 8 x L1 on the box, both at the GT-centre cell only (the baseline's rule)."""
@@ -301,6 +345,8 @@ class MultiTaskRecipe:
         return torch.optim.AdamW(groups)
 
     def scheduler(self, optimizer):
+        if self.cfg.warmup_epochs:
+            return warmup_cosine(optimizer, self.cfg.epochs, self.cfg.warmup_epochs)
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cfg.epochs, eta_min=1e-6)
 
     @torch.inference_mode()
