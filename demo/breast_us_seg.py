@@ -26,9 +26,11 @@ from demo.common import (
     image_upload,
     legend_html,
     medical_import,
+    opacity_value,
     overlay_mask,
     probability_rgb,
     read_upload,
+    result_caption,
     user_errors,
 )
 from models.hub import checkpoint_dir
@@ -41,6 +43,12 @@ EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_SIDE = 720
 VIEWS = ("Overlay", "Probability RGB (R normal, G benign, B malignant)")
+PROBABILITY_KEY = {"normal": (255, 0, 0), "benign": (0, 255, 0), "malignant": (0, 0, 255)}  # the thesis's RGB view
+# below this share of the image a predicted region is "no lesion found": 98 % of the lesions in BUSI's training
+# split (masks, not predictions) are larger (smallest 0.28 %, 2nd percentile 0.50 %)
+MIN_LESION_FRACTION = 0.005
+STATE_SIDE = 1024  # what a session keeps for re-rendering: a display-size image and mask, model-size logits
+STATE_TTL_S = 1800
 
 
 def model_summary() -> str:
@@ -77,50 +85,98 @@ def _examples() -> list[list]:
     return rows
 
 
+def compact_state(pred, labels) -> dict:
+    """What the opacity slider and the view switch need, bounded in size: the image and the uint8 mask at most
+    ``STATE_SIDE`` px on their long side, and the logits at the model's resolution in fp16 (the probability view
+    upsamples them on demand). A 36 MP upload keeps a few MB, not the full-resolution float32 scores."""
+    import torch.nn.functional as F
+
+    image = pred.image
+    scale = min(1.0, STATE_SIDE / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    mask = pred.mask
+    if scale < 1:
+        image = image.resize(size, Image.BILINEAR)
+        mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
+    side = pred.model_size
+    logits = F.interpolate(pred.logits[None].float(), size=(side, side), mode="bilinear", align_corners=False)
+    return {"image": image, "mask": mask.astype(np.uint8), "labels": labels, "logits": logits[0].half()}
+
+
+def _probabilities(state: dict) -> np.ndarray:
+    import torch.nn.functional as F
+
+    h, w = state["mask"].shape
+    logits = F.interpolate(state["logits"][None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+    return logits.softmax(0).numpy()
+
+
 def _render(state: dict | None, opacity: float, view: str):
     if not state:
         return None
+    opacity = opacity_value(opacity)
     if view == VIEWS[1]:  # probabilities are computed on first use (most clicks never need them)
-        return probability_rgb(state["prediction"].probs)
+        return probability_rgb(_probabilities(state))
     return overlay_mask(state["image"], state["mask"], state["labels"], opacity)
 
 
-def _read_gt(path, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+def view_legend(view: str) -> str:
+    """One colour key per view: class colours for the overlay, the thesis's RGB channels for the probability view."""
+    if view == VIEWS[1]:
+        return legend_html(["background"], PROBABILITY_KEY)
+    return legend_html(get_task(TASK).labels)
+
+
+def _read_gt(path, size: tuple[int, int]) -> np.ndarray | None:
+    """The uploaded mask as booleans, or ``None`` when its size differs from the image's: such a mask belongs to
+    another image, and resizing it would give a false Dice."""
     gt_img, _ = read_upload(path)
-    note = ""
     if gt_img.size != size:
-        note = f" (ground truth {gt_img.size[0]}x{gt_img.size[1]} resized to the image, nearest)"
-        gt_img = gt_img.resize(size, Image.NEAREST)
-    return np.asarray(gt_img.convert("L")) > 127, note
+        return None
+    return np.asarray(gt_img.convert("L")) > 127
 
 
 @gpu
 @user_errors
 def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_seg_predictor):
     image, notes = read_upload(image_path)
-    pred = get_predictor(TASK)(image)
+    predictor = get_predictor(TASK)
+    pred = predictor(image)
     labels = pred.labels
     areas = pred.class_areas()
     rows = "\n".join(f"| {name} | {a['pixels']:,} | {100 * a['fraction']:.2f} % |" for name, a in areas.items())
+    lesion = sum(areas[n]["fraction"] for n in labels[1:])
     present = [n for n in labels[1:] if areas[n]["pixels"]]
-    verdict = ("Predicted lesion: **" + " + ".join(present) + "**") if present else "No lesion predicted"
+    if lesion < MIN_LESION_FRACTION:
+        verdict = "### No lesion found" + (
+            f"\n(a region of {100 * lesion:.2f} % of the image is below the {100 * MIN_LESION_FRACTION:.1f} % minimum "
+            "lesion size)"
+            if lesion > 0
+            else ""
+        )
+    else:
+        verdict = "### Predicted lesion: " + " + ".join(f"{n} ({100 * areas[n]['fraction']:.1f} %)" for n in present)
     stats = (
-        f"{verdict}\n\n| class | pixels | area |\n|---|---|---|\n{rows}\n\n"
+        f"{verdict}\n\n{result_caption(image_path, 'EFSNet')}\n\n| class | pixels | area |\n|---|---|---|\n{rows}\n\n"
         f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms, "
         f"{pred.backend}), "
-        f"image {image.width}x{image.height}." + footnotes(notes, get_predictor(TASK))
+        f"image {image.width}x{image.height}." + footnotes(notes, predictor)
     )
-    state = {"image": pred.image, "mask": pred.mask, "labels": labels, "prediction": pred}
+    state = compact_state(pred, labels)
     compare, gt_text = None, ""
     if gt_path:
-        gt, note = _read_gt(gt_path, image.size)
-        fg = pred.mask > 0
-        dice, iou = binary_dice_iou(fg, gt)  # lesion vs background: BUSI masks carry no class
-        compare = comparison_map(image, fg, gt)
-        gt_text = (
-            f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask{note}. "
-            "Yellow = correct, red = false positive, green = missed."
-        )
+        gt = _read_gt(gt_path, image.size)
+        if gt is None:
+            gt_text = ("⚠️ The ground-truth mask has a different size from the image, so it belongs to another "
+                       "image: no Dice computed. Upload the mask of this image.")  # fmt: skip
+        else:
+            fg = pred.mask > 0
+            dice, iou = binary_dice_iou(fg, gt)  # lesion vs background: BUSI masks carry no class
+            compare = comparison_map(image, fg, gt)
+            gt_text = (
+                f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask. "
+                "Yellow = correct, red = false positive, green = missed."
+            )
     return _render(state, opacity, view), stats, state, compare, gt_text
 
 
@@ -200,7 +256,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         interactive=False,
                         format="png",
                     )
-                    gr.HTML(legend_html(spec.labels), elem_id="breast-legend")
+                    legend = gr.HTML(view_legend(VIEWS[0]), elem_id="breast-legend")
                     with gr.Row():
                         opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Mask opacity")
                         view = gr.Radio(list(VIEWS), value=VIEWS[0], label="View")
@@ -216,7 +272,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     elem_id="breast-compare",
                 )
                 gt_stats = gr.Markdown(elem_id="breast-gt-stats")
-            state = gr.State()
+            state = gr.State(time_to_live=STATE_TTL_S)
 
             def _segment(image_path, gt_path, opacity_value, view_value):
                 return segment(image_path, gt_path, opacity_value, view_value, get_predictor=get_predictor)
@@ -229,6 +285,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                                "their masks)")  # fmt: skip
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
+            view.change(view_legend, [view], [legend], api_name=False, queue=False)
         with gr.Tab("Cine loop (video)"):
             gr.Markdown(
                 "Ultrasound is watched as cine loops. Each frame is segmented independently on this CPU "

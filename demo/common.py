@@ -215,7 +215,7 @@ def lazy_caching() -> bool:
     return os.environ.get("CACHE_EXAMPLES", default).strip().lower() == "lazy"
 
 
-def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None) -> gr.Examples:
+def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None, labels=None) -> gr.Examples:
     """``gr.Examples`` whose click fills ``inputs`` and runs ``fn`` on ``run_inputs`` (default ``inputs``: the tab's
     model with the current settings). With ``lazy_caching()`` the result is computed on the first click only and
     then served from Gradio's cache; the settings outside ``inputs`` then take their defaults."""
@@ -229,8 +229,8 @@ def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None) -
             return fn(*(given[id(c)] if id(c) in given else defaults[id(c)] for c in run_inputs))
 
         return gr.Examples(rows, inputs=inputs, outputs=outputs, fn=cached, label=label, cache_examples=True,
-                           cache_mode="lazy")  # fmt: skip
-    made = gr.Examples(rows, inputs=inputs, label=label, cache_examples=False)
+                           cache_mode="lazy", example_labels=labels)  # fmt: skip
+    made = gr.Examples(rows, inputs=inputs, label=label, cache_examples=False, example_labels=labels)
     if fn is not None and outputs is not None:  # run_on_click, in the shared model queue
         made.load_input_event.then(fn, run_inputs, outputs, api_visibility="private", **model_event())
     return made
@@ -276,6 +276,34 @@ def footnotes(notes: list[str], *predictors) -> str:
             text += (f"\n\n⚠️ Served by the shipped checkpoint `{Path(predictor.model.loaded_from).name}`: the Hub "
                      f"copy could not be loaded ({reason[:200]}).")  # fmt: skip
     return text
+
+
+def example_label(path) -> str:
+    """A readable label from an example's file name: ``benign_83.png`` -> "benign 83", ``CHNCXR_0012_0.png`` ->
+    "Shenzhen, normal", ``MCUCXR_0104_1.png`` -> "Montgomery, TB", ``melanoma_ISIC_0012099.jpg`` -> "melanoma"."""
+    stem = Path(str(path)).stem
+    for prefix, hospital in (("CHNCXR", "Shenzhen"), ("MCUCXR", "Montgomery")):
+        if stem.startswith(prefix):
+            return f"{hospital}, {'TB' if stem.endswith('_1') else 'normal'}"
+    if "_ISIC_" in stem:
+        return stem.split("_ISIC_")[0].replace("_", " ")
+    return stem.replace("_", " ")
+
+
+def result_caption(image_path, model: str) -> str:
+    """Names the image and the model a result belongs to (a new input never shows beside an old result)."""
+    from models.image_io import display_name
+
+    return f"Image **{display_name(image_path)}** · model **{model}**"
+
+
+def opacity_value(value, default: float = 0.4) -> float:
+    """A finite opacity in [0, 1] (the API accepts any number; NaN and out-of-range values fall back / clip)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return default if not np.isfinite(value) else min(1.0, max(0.0, value))
 
 
 def read_upload(path) -> tuple[Image.Image, list[str]]:
@@ -372,7 +400,7 @@ def in_tab(fn, n_outputs: int):
 
 
 def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=None, clear=(), examples_rows=None,
-                   examples_inputs=None, examples_label: str = ""):  # fmt: skip
+                   examples_inputs=None, examples_label: str = "", examples_labels=None):  # fmt: skip
     """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
     the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
     ground-truth mask, an example's pixel size) and every output; errors stay in ``message``. ``api_name`` serves
@@ -388,5 +416,13 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
             ui, inputs, ui_outputs, api_name=False, **model_event()
         )
     if examples_rows:
-        examples(examples_rows, examples_inputs or inputs, examples_label, fn=ui, outputs=ui_outputs, run_inputs=inputs)
+        examples(
+            examples_rows,
+            examples_inputs or inputs,
+            examples_label,
+            fn=ui,
+            outputs=ui_outputs,
+            run_inputs=inputs,
+            labels=examples_labels,
+        )
     return ui

@@ -28,9 +28,12 @@ INTRO = (
     "**student report** / **publication** rows are cited figures, with their citation and protocol; *unverified* "
     "marks figures not checked against their source. Rows with different protocols (split, classes counted, "
     "hardware) are not directly comparable: read the *protocol* column. Latency is batch-1 CPU time measured by "
-    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. Click a column header "
-    "to sort."
+    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. *score* is each "
+    "task's primary metric (named in *metric*); sort with *Sort by*. The long text columns come last."
 )
+LEADING = ["task", "model", "metric", "score", "params", "latency_ms", "source", "split"]  # the first screen
+SORTS = {"task, then score": None, "score (best first)": "score", "parameters (fewest first)": "params",
+         "latency (fastest first)": "latency_ms"}  # fmt: skip
 SOURCES = ["all", "measured here", "student report", "publication"]
 TRAILING = ["dataset", "split", "hardware", "citation", "protocol"]  # long text: shown after the numbers
 _cache: dict[str, pd.DataFrame] = {}
@@ -56,11 +59,29 @@ def filter_table(df: pd.DataFrame, task: str = "all", source: str = "all", query
         df = df[df["task"] == task]
     if source != "all":
         df = df[df["source"] == source]
-    if query and query.strip():
-        text = df.apply(lambda row: " ".join(map(str, row.to_numpy())), axis=1).str.lower()
-        for word in query.lower().split():
-            df = df[text.loc[df.index].str.contains(word, regex=False)]
+    if query and query.strip():  # "unet" finds "U-Net": case, spaces and punctuation are ignored
+        text = df.apply(lambda row: _squash(" ".join(map(str, row.to_numpy()))), axis=1)
+        for word in query.split():
+            df = df[text.loc[df.index].str.contains(_squash(word), regex=False)]
     return df.dropna(axis=1, how="all")
+
+
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def with_score(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds *metric* (the task's primary metric, from the registry) and *score* (its value) to every row."""
+    from models.registry import get_task
+
+    df = df.copy()
+    metric = df["task"].map(lambda t: get_task(t).primary_metric if t in TASKS else None)
+    df["metric"] = metric
+    df["score"] = [
+        row.get(m) if isinstance(m, str) and m in row else None for m, (_, row) in zip(metric, df.iterrows())
+    ]
+    df["score"] = pd.to_numeric(df["score"], errors="coerce")
+    return df
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -69,13 +90,22 @@ def _csv(df: pd.DataFrame) -> str:
     return str(path)
 
 
-def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results):
-    """``(table, status, csv path)``; the table keeps numeric columns numeric (sorting) and is rounded for display."""
+def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results,
+               sort: str = "task, then score"):  # fmt: skip
+    """``(table, status, csv path)``: task, model, the primary metric's score, parameters and latency first (the
+    first screen at 1280 px), the other metrics after them and the long text last; numbers rounded for display."""
     try:
-        df = filter_table(get_results(), task, source, query)
+        df = with_score(filter_table(get_results(), task, source, query))
     except Exception as exc:  # the tab fails soft
-        return pd.DataFrame(), f"Could not build the leaderboard: {type(exc).__name__}: {exc}", None
-    shown = df[[c for c in df.columns if c not in TRAILING] + [c for c in TRAILING if c in df.columns]]
+        return pd.DataFrame(), f"Could not build the leaderboard ({type(exc).__name__}).", None
+    key = SORTS.get(sort)
+    if key is None:
+        df = df.sort_values(["task", "score"], ascending=[True, False], kind="stable")
+    else:
+        df = df.sort_values(key, ascending=key != "score", kind="stable", na_position="last")
+    first = [c for c in LEADING if c in df.columns]
+    last = [c for c in TRAILING if c in df.columns and c not in first]
+    shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
     return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 
@@ -104,24 +134,26 @@ def build_tab(get_results=default_results) -> None:
             with gr.Row():
                 task = gr.Dropdown(["all", *TASKS], value="all", label="Task", elem_id="lb-task")
                 source = gr.Dropdown(SOURCES, value="all", label="Source", elem_id="lb-source")
-                query = gr.Textbox(label="Search", placeholder="e.g. unet, isic, cpu", elem_id="lb-search")
+                query = gr.Textbox(label="Search (Enter)", placeholder="e.g. unet, isic, cpu", elem_id="lb-search")
+                sort = gr.Dropdown(list(SORTS), value=next(iter(SORTS)), label="Sort by", elem_id="lb-sort")
             with gr.Row():
                 status = gr.Markdown(elem_id="lb-status")
                 refresh = gr.Button("Refresh from the checkpoints", size="sm", elem_id="lb-refresh")
                 download = gr.DownloadButton("Download CSV", size="sm", elem_id="lb-download")
-            table = gr.DataFrame(interactive=False, wrap=True, elem_id="leaderboard-table")
+            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=2, max_chars=40,
+                                 elem_id="leaderboard-table")  # fmt: skip
 
-            def _load(t, s, q):
-                return load_table(t, s, q, get_results)
+            def _load(t, s, q, order=next(iter(SORTS))):
+                return load_table(t, s, q, get_results, order)
 
             def _refresh(t, s, q):
                 refresh_results()
                 return _load(t, s, q)
 
             inputs, outputs = [task, source, query], [table, status, download]
-            for control in (task, source):
-                control.change(_load, inputs, outputs, api_name=False)
-            query.submit(_load, inputs, outputs, api_name=False)
+            for control in (task, source, sort):
+                control.change(_load, [*inputs, sort], outputs, api_name=False)
+            query.submit(_load, [*inputs, sort], outputs, api_name=False)
             refresh.click(_refresh, inputs, outputs, api_name="leaderboard_refresh")
             demo.load(_load, inputs, outputs, api_name="leaderboard")
         with gr.Tab("Trade-offs"):

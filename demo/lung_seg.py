@@ -12,7 +12,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from demo.common import (
     bind_model_run,
@@ -26,26 +25,30 @@ from demo.common import (
     medical_import,
     overlay_mask,
     read_upload,
+    result_caption,
     user_errors,
 )
 from leaderboard import lung
 from models.hub import model_source
 from models.metrics import binary_dice_iou
 from models.registry import get_task
+from models.visualize import MODEL_A_COLOR, MODEL_B_COLOR
 
 TASK = "lung_seg"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
-DIFF_COLORS = {"only model A": (255, 0, 255), "only model B": (0, 255, 255)}
+DIFF_COLORS = {"only model A": MODEL_A_COLOR, "only model B": MODEL_B_COLOR}
+AB_KEY = {"model A (left)": MODEL_A_COLOR, "model B (right)": MODEL_B_COLOR}
 
 
 def model_choices() -> list[tuple[str, str]]:
+    """Only the models that can run here (shipped weights, or a Hub source); the others stay in the curves and the
+    results table."""
     spec = get_task(TASK)
-    choices = []
-    for name, v in spec.variants.items():
-        run = lung.load_run(name)
-        available = run["has_weights"] or model_source() != "local"
-        choices.append((v.title + ("" if available else " (weights not shipped)"), name))
-    return choices
+    return [
+        (v.title, name)
+        for name, v in spec.variants.items()
+        if model_source() != "local" or lung.load_run(name)["has_weights"]
+    ]
 
 
 def summary() -> str:
@@ -82,10 +85,12 @@ def _examples() -> list[list]:
     return rows
 
 
-def _gt(path, size) -> np.ndarray:
+def _gt(path, size) -> np.ndarray | None:
+    """The uploaded mask as booleans; ``None`` when its size differs from the image's (it belongs to another image:
+    resizing it would give a false Dice)."""
     gt_img, _ = read_upload(path)
     if gt_img.size != size:
-        gt_img = gt_img.resize(size, Image.NEAREST)
+        return None
     return np.asarray(gt_img.convert("L")) > 127
 
 
@@ -103,14 +108,15 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_s
     agree_dice, _ = binary_dice_iou(a, b)
     name_a, name_b = lung.title(model_a), lung.title(model_b)
     slider = (
-        overlay_mask(image, preds["A"].mask, spec.labels, 0.4),
-        overlay_mask(image, preds["B"].mask, spec.labels, 0.4),
+        overlay_mask(image, preds["A"].mask, spec.labels, 0.4, colors=[(0, 0, 0), MODEL_A_COLOR]),
+        overlay_mask(image, preds["B"].mask, spec.labels, 0.4, colors=[(0, 0, 0), MODEL_B_COLOR]),
     )
     rows = [
         f"| {name} | {100 * p.class_areas()['lung']['fraction']:.1f} % | {p.model_ms:.0f} ms | {p.latency_ms:.0f} ms |"
         for name, p in ((f"A: {name_a}", preds["A"]), (f"B: {name_b}", preds["B"]))
     ]
     stats = (
+        f"{result_caption(image_path, f'A {name_a} · B {name_b}')}\n\n"
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
         f"(Dice between them {agree_dice:.4f}). CPU latency ({preds['A'].backend}), image "
@@ -118,8 +124,11 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_s
     )
     map_a = map_b = None
     gt_text = ""
-    if gt_path:
-        gt = _gt(gt_path, image.size)
+    gt = _gt(gt_path, image.size) if gt_path else None
+    if gt_path and gt is None:
+        gt_text = ("⚠️ The ground-truth mask has a different size from the X-ray, so it belongs to another image: no "
+                   "Dice computed. Upload the mask of this X-ray.")  # fmt: skip
+    if gt is not None:
         scores = {k: binary_dice_iou(m, gt) for k, m in (("A", a), ("B", b))}
         map_a, map_b = comparison_map(image, a, gt), comparison_map(image, b, gt)
         gt_text = (
@@ -169,8 +178,11 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         label="Ground-truth lung mask (optional)", sources=["upload"], height=150, elem_id="lung-gt"
                     )
                     with gr.Row():
-                        model_a = gr.Dropdown(choices, value="unet", label="Model A", elem_id="lung-model-a")
-                        model_b = gr.Dropdown(choices, value="unetplusplus", label="Model B", elem_id="lung-model-b")
+                        names = [v for _, v in choices]
+                        model_a = gr.Dropdown(choices, value=names[0] if names else None, label="Model A",
+                                              elem_id="lung-model-a")  # fmt: skip
+                        model_b = gr.Dropdown(choices, value=names[1] if len(names) > 1 else None, label="Model B",
+                                              elem_id="lung-model-b")  # fmt: skip
                     run = gr.Button("Compare", variant="primary", elem_id="lung-run")
                     example_column = gr.Column()
                 with gr.Column(scale=1):
@@ -182,7 +194,7 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                         interactive=False,
                         elem_id="lung-slider",
                     )
-                    gr.HTML(legend_html(spec.labels), elem_id="lung-legend")
+                    gr.HTML(legend_html(["background"], AB_KEY), elem_id="lung-legend")
                     message = gr.Markdown(elem_id="lung-message", elem_classes="tab-error")
                     stats = gr.Markdown(elem_id="lung-stats")
             with gr.Row():

@@ -123,8 +123,9 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=300,
                                             elem_id="skin-input")  # fmt: skip
                     medical_import(image_in, "skin-medical")
-                    model = gr.Radio(choices, value=choices[0][1] if choices else None, label="Model",
-                                     elem_id="skin-model")  # fmt: skip
+                    names = [v for _, v in choices]
+                    default = spec.default_variant if spec.default_variant in names else (names or [None])[0]
+                    model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
                     run = gr.Button("Classify", variant="primary", elem_id="skin-run")

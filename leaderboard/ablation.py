@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import confusion_heatmap
+from leaderboard.plots import OKABE_ITO, confusion_heatmap
 from models.hub import checkpoints_root
 from models.registry import get_task
 
@@ -40,7 +40,7 @@ REPORT = {
 }
 REPORT_VAL_RESNETS = {"resnet50": 0.912, "resnet101": 0.897, "resnet152": 0.892}
 REPORT_SOURCE = "student report (OrganSMNIST v2, SYSTEMS.md §3)"
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"]
+PALETTE = [*OKABE_ITO, "#7f7f7f"]
 
 
 def dataset_label(task: str) -> str:
@@ -83,10 +83,10 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
         "(60-step moving average; dashed train batch, solid one cycled val batch)",
         xaxis_title="optimiser step",
         yaxis_title="accuracy" if which == "acc" else "cross-entropy",
-        legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.18),
+        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.18),
         margin=dict(l=40, r=10, t=50, b=40),
         height=520,
-        title_font_size=13,
+        title_font_size=17,
     )
     return fig
 
@@ -95,7 +95,7 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
     """Train / val / test accuracy per step (bars, measured here) and the report's table (markers)."""
     fig = go.Figure()
     names = [STEP_TITLES[s] for s in steps]
-    for split, color in (("train", "#9ecae1"), ("val", "#4292c6"), ("test", "#08519c")):
+    for split, color in (("train", OKABE_ITO[5]), ("val", OKABE_ITO[1]), ("test", OKABE_ITO[0])):
         fig.add_bar(
             x=names,
             y=[run["metrics"]["splits"][split]["acc"] for run in steps.values()],
@@ -116,7 +116,7 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
         barmode="group",
         title="Accuracy per step",
         yaxis=dict(title="accuracy", range=[0, 1]),
-        legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.25),
+        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.25),
         margin=dict(l=40, r=10, t=40, b=40),
         height=480,
     )

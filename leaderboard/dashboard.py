@@ -15,9 +15,9 @@ import plotly.graph_objects as go
 from models.registry import get_task
 
 SOURCE_STYLE = {
-    "measured here": dict(color="#1f77b4", symbol="circle"),
-    "student report": dict(color="#ff7f0e", symbol="star"),
-    "publication": dict(color="#2ca02c", symbol="diamond"),
+    "measured here": dict(color="#0072B2", symbol="circle"),
+    "student report": dict(color="#E69F00", symbol="star"),
+    "publication": dict(color="#009E73", symbol="diamond"),
 }
 AXES = {"params": "parameters (log scale)", "latency_ms": "CPU latency, batch 1 (ms, log scale; measured here)"}
 

@@ -25,12 +25,12 @@ COMPARISONS = {
     "U-Net vs U-Net++ (Adam)": ("unet", "unetplusplus"),
     "All four runs": STUDY,
 }
-COLORS = {
-    "unet": "#1f77b4",
-    "unetplusplus": "#d62728",
-    "unet-sgd": "#7fb2e5",
-    "unetplusplus-sgd": "#f08a8a",
-    "unet-shenzhen": "#2ca02c",
+COLORS = {  # Okabe-Ito hues (leaderboard.plots): Adam and SGD runs are different colours, not shades of one
+    "unet": "#0072B2",
+    "unetplusplus": "#D55E00",
+    "unet-sgd": "#E69F00",
+    "unetplusplus-sgd": "#CC79A7",
+    "unet-shenzhen": "#009E73",
 }
 # the student report's logged values (SYSTEMS.md §2): {variant: {epoch: (loss, dice)}}; split unknown ("as logged")
 REPORT_LOG = {
@@ -89,7 +89,7 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
         title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
-        legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.18),
+        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.18),
         margin=dict(l=40, r=10, t=40, b=40),
         height=520,
     )

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+import plotly.io as pio
+
+# Okabe & Ito (2008): distinct hues that stay distinct for colour-blind viewers and on a projector
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+FONT_SIZE = 15  # every figure's text; legends 14 px or more (readable from the back of a lecture hall)
+pio.templates["projector"] = go.layout.Template(
+    layout=dict(font=dict(size=FONT_SIZE), legend=dict(font=dict(size=14)), colorway=OKABE_ITO, title_font_size=17)
+)
+pio.templates.default = "plotly_white+projector"
 
 
 def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) -> go.Figure:
@@ -17,7 +26,7 @@ def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) ->
         yaxis=dict(title="true", autorange="reversed"),
         margin=dict(l=40, r=10, t=40, b=40),
         height=400,
-        title_font_size=13,
+        title_font_size=17,
     )
     return fig
 

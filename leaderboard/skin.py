@@ -15,7 +15,8 @@ from models.hub import checkpoint_dir
 from models.registry import get_task
 
 TASK = "skin_lesion"
-COLORS = {"customnet": "#ff7f0e", "resnet18": "#1f77b4", "efficientnet-lite0": "#2ca02c"}
+COLORS = {"customnet": "#E69F00", "resnet18": "#0072B2", "efficientnet-lite0": "#009E73",
+          "efficientnet-lite1": "#D55E00"}  # fmt: skip
 
 
 def load_result(variant: str) -> dict | None:
@@ -50,7 +51,7 @@ def roc_figure(results: dict[str, dict]) -> go.Figure:
         title="Validation ROC (ISIC 2017, 150 images)",
         xaxis_title="false positive rate",
         yaxis_title="true positive rate",
-        legend=dict(font=dict(size=10), orientation="h", yanchor="top", y=-0.2),
+        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.2),
         margin=dict(l=40, r=10, t=40, b=40),
         height=480,
     )

@@ -76,7 +76,7 @@ def _to_8bit(img: Image.Image, notes: list[str]) -> Image.Image:
 def display_name(source) -> str:
     """A user file's name for messages: the last path part only, printable, at most 60 characters."""
     name = Path(str(source)).name if isinstance(source, (str, Path)) else "upload"
-    name = "".join(c if c.isprintable() and c not in "`*_<>[]" else "?" for c in name)
+    name = "".join(c if c.isprintable() and c not in "`*<>[]" else "?" for c in name)
     return name if len(name) <= 60 else name[:28] + "..." + name[-28:]
 
 

@@ -64,6 +64,7 @@ class SegPrediction:
     latency_ms: float
     image: Image.Image
     backend: str = "PyTorch"
+    model_size: int = 256  # the side the network saw (the logits' own resolution before resizing)
 
     @functools.cached_property
     def probs(self) -> np.ndarray:
@@ -138,6 +139,7 @@ class SegmentationPredictor:
             latency_ms=(t3 - t0) * 1e3,
             image=image,
             backend=backend,
+            model_size=int(self.model.input_size),
         )
 
 

@@ -44,10 +44,12 @@ def _blend(image, where: np.ndarray, color: np.ndarray, opacity: float) -> np.nd
     return out
 
 
-def overlay_mask(image, mask: np.ndarray, labels, opacity: float = 0.4) -> np.ndarray:
-    """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7)."""
+def overlay_mask(image, mask: np.ndarray, labels, opacity: float = 0.4, colors=None) -> np.ndarray:
+    """Colour the labelled pixels over the image: ``opacity`` of class colour, the rest image (thesis: 0.3/0.7).
+    ``colors`` (``(C, 3)``, index = label) overrides the class colours, e.g. one hue per compared model."""
     fg = mask > 0
-    return _blend(image, fg, class_colors(labels)[mask[fg]], opacity)
+    palette = class_colors(labels) if colors is None else np.asarray(colors, dtype=np.uint8)
+    return _blend(image, fg, palette[mask[fg]], opacity)
 
 
 def comparison_map(image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5) -> np.ndarray:
@@ -63,11 +65,15 @@ def comparison_map(image, pred: np.ndarray, gt: np.ndarray, opacity: float = 0.5
     return _blend(image, any_, color, opacity)
 
 
+MODEL_A_COLOR, MODEL_B_COLOR = (0, 114, 178), (230, 159, 0)  # Okabe-Ito blue and orange: model A, model B
+
+
 def disagreement_map(image, a: np.ndarray, b: np.ndarray, opacity: float = 0.6) -> np.ndarray:
-    """Where two binary masks disagree: magenta = only the first model, cyan = only the second; agreement unchanged."""
+    """Where two binary masks disagree: blue = only the first model, orange = only the second (the colours of the
+    A | B overlays); agreement unchanged."""
     a, b = a.astype(bool), b.astype(bool)
     diff = a ^ b
-    color = np.where(a[diff][:, None], np.array([255, 0, 255], np.uint8), np.array([0, 255, 255], np.uint8))
+    color = np.where(a[diff][:, None], np.array(MODEL_A_COLOR, np.uint8), np.array(MODEL_B_COLOR, np.uint8))
     return _blend(image, diff, color, opacity)
 
 

@@ -286,7 +286,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
 
         model = load_model_from(cfg.task, cfg.model, run_dir / "model")
         analyze(model, cfg.data_dir, cfg.val_split, run_dir / "model" / "analysis")
-    if cfg.task == "skin_lesion":  # the app's "does this look like dermoscopy?" statistics
+    if cfg.task == "skin_lesion" and not cfg.train_split.startswith("cv"):  # the app's OOD statistics
         from models.hub import load_model_from
         from training.ood_fit import fit
 
