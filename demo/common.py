@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import functools
 import html
+import json
 import logging
 import os
 from pathlib import Path
@@ -353,7 +354,9 @@ def get_skin_predictor(task: str, variant: str | None = None):
     model = load_model(task, variant)
     stats = companion_file(model, FILENAME)
     ood = MahalanobisOOD.load(stats.parent) if stats else None
-    return SkinPredictor(model, get_task(task), ood, replicas=model_concurrency())  # one copy per concurrent request
+    calibration = companion_file(model, "calibration.json")  # the temperature fitted on out-of-fold predictions
+    temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
+    return SkinPredictor(model, get_task(task), ood, replicas=model_concurrency(), temperature=temperature)
 
 
 def checkpoint_status(task: str, variant: str | None = None) -> str:
@@ -400,11 +403,12 @@ def in_tab(fn, n_outputs: int):
 
 
 def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=None, clear=(), examples_rows=None,
-                   examples_inputs=None, examples_label: str = "", examples_labels=None):  # fmt: skip
+                   examples_inputs=None, examples_label: str = "", examples_labels=None, rerun=()):  # fmt: skip
     """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
     the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
-    ground-truth mask, an example's pixel size) and every output; errors stay in ``message``. ``api_name`` serves
-    ``fn`` itself (raising ``gr.Error``) from a hidden trigger."""
+    ground-truth mask, an example's pixel size) and every output; errors stay in ``message``; a change of a
+    ``rerun`` control re-runs on the image shown. ``api_name`` serves ``fn`` itself (raising ``gr.Error``) from a
+    hidden trigger."""
     ui = in_tab(fn, len(outputs))
     ui_outputs = [*outputs, message]
     api = gr.Button(visible=False, elem_classes="api-only")

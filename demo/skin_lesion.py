@@ -19,8 +19,8 @@ from demo.common import (
     gpu,
     image_upload,
     medical_import,
-    model_event,
     read_upload,
+    result_caption,
     user_errors,
 )
 from leaderboard import skin
@@ -31,10 +31,13 @@ TASK = "skin_lesion"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 CAM_CHOICES = ("predicted class", "nevus", "melanoma", "seborrheic keratosis")
 OOD_TEXT = (
-    "*Out-of-distribution check:* the Mahalanobis distance of the image's penultimate features from the training "
-    "images' (Ledoit-Wolf covariance); above the 99th percentile of the validation images' distances the image is "
-    "flagged. It tells whether the image looks like the training data, not whether the answer is right."
+    "*Out-of-distribution gate:* an image is refused when it is nearly uniform, is not a colour photograph (X-rays, "
+    "ultrasound, documents), looks like pixel noise, or its penultimate features are far from the training images' "
+    "(Mahalanobis distance above the 99th percentile of held-out training images'). Measured with "
+    "`python -m training.ood_check` (README). It tells whether the image looks like the training data, not whether "
+    "the answer is right."
 )
+UNCERTAIN_MARGIN = 0.2  # top-1 minus top-2 (calibrated) probability below this: "uncertain between ..."
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -70,7 +73,7 @@ def summary() -> str:
 
 @gpu
 @user_errors
-def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_predictor):
+def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, get_predictor=get_skin_predictor):
     if not variant:
         raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint} --export")
     if variant not in get_task(TASK).variants:
@@ -80,19 +83,31 @@ def classify(image_path, variant: str, cam_for: str, get_predictor=get_skin_pred
     pred = predictor(image)
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
-    cam = predictor.grad_cam(pred, target)
+    title = get_task(TASK).variants[variant].title
+    caption = result_caption(image_path, title)
     if pred.ood_distance is None:
         ood = "No out-of-distribution statistics ship with this checkpoint."
     elif pred.looks_out_of_distribution:
-        ood = (
-            f"⚠️ **This image does not look like the dermoscopy images the model was trained on** (feature distance "
-            f"{pred.ood_distance:.1f}, threshold {pred.ood_threshold:.1f}): treat the probabilities as meaningless."
-        )
+        ood = (f"### ⚠️ Not classified: this does not look like a dermoscopy image\nReason: {pred.ood_reason}. "
+               "Tick *Show the raw output anyway* to see what the model would say.")  # fmt: skip
+        if not show_anyway:
+            return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
+        ood += "\n\n**Raw output shown on request: it is meaningless for such an image.**"
     else:
-        ood = f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ {pred.ood_threshold:.1f})."
+        ood = (f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
+               f"{pred.ood_threshold:.1f}; colour and texture checks passed).")  # fmt: skip
+    ranked = sorted(pred.probs.items(), key=lambda kv: kv[1], reverse=True)
+    if pred.margin < UNCERTAIN_MARGIN:
+        verdict = (f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}\nThe two "
+                   "most likely classes are too close to call.")  # fmt: skip
+    else:
+        verdict = f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
+    cam = predictor.grad_cam(pred, target)
+    calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"
     text = (
-        f"Grad-CAM for **{labels[target]}** (red = evidence for it). CPU: {pred.latency_ms:.0f} ms in all, forward "
-        f"{pred.model_ms:.0f} ms; Grad-CAM adds one backward pass." + footnotes(notes, predictor)
+        f"{verdict}\n\n{caption}\n\nProbabilities {calibrated}. Grad-CAM for **{labels[target]}** (red = evidence "
+        f"for it). CPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms; Grad-CAM adds one backward "
+        "pass." + footnotes(notes, predictor)
     )
     return pred.probs, cam, ood, text
 
@@ -128,6 +143,8 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
+                    show_anyway = gr.Checkbox(False, label="Show the raw output anyway for an image the gate refuses",
+                                              elem_id="skin-show-anyway")  # fmt: skip
                     run = gr.Button("Classify", variant="primary", elem_id="skin-run")
                     example_column = gr.Column()
                 with gr.Column():
@@ -139,16 +156,15 @@ def build_tab(get_predictor=get_skin_predictor) -> None:
                     info = gr.Markdown(elem_id="skin-info")
                     gr.Markdown(OOD_TEXT)
 
-            def _classify(path, variant, target):
-                return classify(path, variant, target, get_predictor=get_predictor)
+            def _classify(path, variant, target, anyway=False):
+                return classify(path, variant, target, anyway, get_predictor=get_predictor)
 
-            inputs = [image_in, model, cam_for]
+            inputs = [image_in, model, cam_for, show_anyway]
             with example_column:
-                ui = bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
-                                    api_name="classify_skin", upload=image_in, examples_rows=_examples() if choices
-                                    else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
-                                    "images")  # fmt: skip
-            cam_for.input(ui, inputs, [label, cam, ood, info, message], api_name=False, **model_event())
+                bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
+                               api_name="classify_skin", upload=image_in, examples_rows=_examples() if choices
+                               else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
+                               "images", rerun=[model, cam_for, show_anyway])  # fmt: skip
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip

@@ -108,3 +108,32 @@ def circumference_from_points(points) -> float:
     """Head circumference in pixels from the four axis end points (major 1, major 2, minor 1, minor 2)."""
     p = np.asarray(points, float)
     return ellipse_circumference(np.linalg.norm(p[0] - p[1]) / 2, np.linalg.norm(p[2] - p[3]) / 2)
+
+
+def head_ellipse_from_mask(mask) -> tuple | None:
+    """HC18-style post-processing of a head segmentation: keep the largest connected component, fill its holes, fit
+    an ellipse to its outer contour (``cv2.fitEllipse``). Returns ``((cx, cy), (width, height), angle)`` in the mask's
+    pixels, or ``None`` when no component has the 5 contour points a fit needs."""
+    import cv2
+
+    fg = (np.asarray(mask) > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    component = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(component, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)  # the outer contour: filling it fills every hole
+    if len(contour) < 5:
+        return None
+    return cv2.fitEllipse(contour.astype(np.float32))
+
+
+def circumference_from_mask(mask) -> float | None:
+    """Head circumference in pixels of the ellipse fitted to a head mask (``head_ellipse_from_mask``), by
+    Ramanujan's perimeter; ``None`` when no ellipse can be fitted."""
+    ellipse = head_ellipse_from_mask(mask)
+    if ellipse is None:
+        return None
+    _, (w, h), _ = ellipse
+    return ellipse_circumference(w / 2, h / 2)

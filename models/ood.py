@@ -40,14 +40,57 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
     return captured["f"].flatten(1).float(), logits
 
 
+UNIFORM_STD = 2 / 255
+
+
+def colour_statistics(image) -> tuple[float, float, float]:
+    """``(mean HSV saturation, luminance std, roughness)`` of a PIL image or a uint8 ``(3, H, W)`` tensor (the first
+    two in [0, 1]; roughness = mean absolute neighbour difference of the luminance over its std). The image is
+    reduced to at most 256 px first (the statistics barely move, the cost does)."""
+    from PIL import Image
+
+    if isinstance(image, torch.Tensor):
+        image = Image.fromarray(image.permute(1, 2, 0).numpy())
+    image = image.convert("RGB")
+    image.thumbnail((256, 256))
+    hsv = np.asarray(image.convert("HSV"), dtype=np.float32) / 255
+    grey = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    std = float(grey.std())
+    step = (np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean()) / 2
+    return float(hsv[..., 1].mean()), std, float(step / (std + 1e-6))
+
+
 @dataclass
 class MahalanobisOOD:
     mean: torch.Tensor  # (D,)
     precision: torch.Tensor  # (D, D)
     threshold: float
+    min_saturation: float = 0.0  # 0: no colour check (statistics fitted before it existed)
+    max_roughness: float = float("inf")  # inf: no noise check
+
+    def check(self, distance: float, saturation: float, luminance_std: float, roughness: float = 0.0) -> str | None:
+        """The reason the image is out of distribution, or ``None``."""
+        evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f})"
+        if luminance_std < UNIFORM_STD:
+            return "the image is nearly uniform, with no structure to classify" + evidence
+        if saturation < self.min_saturation:
+            return (f"it is not a colour photograph (mean saturation {saturation:.3f}, dermoscopy images are above "
+                    f"{self.min_saturation:.3f}): it looks like an X-ray, an ultrasound or a document"
+                    + evidence)  # fmt: skip
+        if roughness > self.max_roughness:
+            return (f"it looks like noise, not a photograph (neighbouring pixels differ {roughness:.2f} x the image's "
+                    f"contrast; photographs stay below {self.max_roughness:.2f})" + evidence)  # fmt: skip
+        if distance > self.threshold:
+            return "its features are far from the training images'" + evidence
+        return None
 
     @classmethod
-    def fit(cls, train_features: torch.Tensor, val_features: torch.Tensor, quantile: float = 0.99) -> MahalanobisOOD:
+    def fit(
+        cls, train_features: torch.Tensor, val_features: torch.Tensor, quantile: float = 0.99, image_stats=None
+    ) -> MahalanobisOOD:
+        """Gaussian on ``train_features``, threshold at ``quantile`` of ``val_features``' distances (held-out images
+        of the training split); ``image_stats`` (``colour_statistics`` of training images) set the colour and noise
+        thresholds."""
         from sklearn.covariance import LedoitWolf
 
         lw = LedoitWolf().fit(train_features.double().numpy())
@@ -55,6 +98,10 @@ class MahalanobisOOD:
             torch.from_numpy(lw.location_).float(), torch.from_numpy(lw.precision_).float(), threshold=float("inf")
         )
         stats.threshold = float(np.quantile(stats.distance(val_features).numpy(), quantile))
+        if image_stats is not None and len(image_stats):
+            values = np.asarray(image_stats, dtype=np.float64)
+            stats.min_saturation = 0.5 * float(np.quantile(values[:, 0], 0.005))
+            stats.max_roughness = 2.0 * float(np.quantile(values[:, 2], 0.995))
         return stats
 
     def distance(self, features: torch.Tensor) -> torch.Tensor:
@@ -63,10 +110,14 @@ class MahalanobisOOD:
 
     def save(self, folder: str | Path) -> None:
         save_file(
-            {"mean": self.mean, "precision": self.precision, "threshold": torch.tensor([self.threshold])},
+            {"mean": self.mean, "precision": self.precision, "threshold": torch.tensor([self.threshold]),
+             "min_saturation": torch.tensor([self.min_saturation]),
+             "max_roughness": torch.tensor([self.max_roughness])},
             str(Path(folder) / FILENAME),
-            metadata={"method": "Mahalanobis distance of penultimate features, Ledoit-Wolf covariance, "
-                      "threshold = 99th percentile of validation distances"},
+            metadata={"method": "uniform-image and colour checks, then the Mahalanobis distance of penultimate "
+                      "features (Ledoit-Wolf), fitted on CV fold 0's training part, threshold = 99th percentile of "
+                      "its held-out part; colour threshold = half the 0.5th percentile of training saturations; "
+                      "noise threshold = twice the 99.5th percentile of training roughness"},
         )  # fmt: skip
 
     @classmethod
@@ -75,4 +126,6 @@ class MahalanobisOOD:
         if not path.exists():
             return None
         t = load_file(str(path))
-        return cls(t["mean"], t["precision"], float(t["threshold"][0]))
+        saturation = float(t["min_saturation"][0]) if "min_saturation" in t else 0.0
+        roughness = float(t["max_roughness"][0]) if "max_roughness" in t else float("inf")
+        return cls(t["mean"], t["precision"], float(t["threshold"][0]), saturation, roughness)

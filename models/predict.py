@@ -196,6 +196,8 @@ class SkinPrediction:
     model_ms: float
     latency_ms: float
     image: Image.Image
+    ood_reason: str | None = None  # why the image looks out of distribution (None: it does not, or no statistics)
+    temperature: float = 1.0  # the calibration applied to ``probs``
 
     @property
     def predicted(self) -> int:
@@ -203,7 +205,13 @@ class SkinPrediction:
 
     @property
     def looks_out_of_distribution(self) -> bool:
-        return self.ood_distance is not None and self.ood_distance > self.ood_threshold
+        return self.ood_reason is not None
+
+    @property
+    def margin(self) -> float:
+        """Top-1 minus top-2 probability: small means the model cannot tell the two apart."""
+        top = sorted(self.probs.values(), reverse=True)
+        return top[0] - (top[1] if len(top) > 1 else 0.0)
 
 
 class SkinPredictor:
@@ -214,12 +222,13 @@ class SkinPredictor:
     borrows a module of its own from a pool of ``replicas`` copies (the app sizes it to its model concurrency, so no
     request waits; a request beyond it waits for a free copy)."""
 
-    def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1):
+    def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0):
         import copy
         import queue
 
         from models.transforms import IsicPreset
 
+        self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = IsicPreset(model.input_size, train=False)
@@ -250,13 +259,20 @@ class SkinPredictor:
         with self.borrow() as model:  # the feature hook must see this request's forward only
             features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, x)))
         t2 = time.perf_counter()
-        probs = logits.float().softmax(1)[0]
-        distance = float(self.ood.distance(features)[0]) if self.ood is not None else None
+        probs = (logits.float() / self.temperature).softmax(1)[0]
+        distance = reason = None
+        if self.ood is not None:
+            from models.ood import colour_statistics
+
+            distance = float(self.ood.distance(features)[0])
+            reason = self.ood.check(distance, *colour_statistics(image))
         return SkinPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
             input=x,
             ood_distance=distance,
             ood_threshold=self.ood.threshold if self.ood is not None else None,
+            ood_reason=reason,
+            temperature=self.temperature,
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(time.perf_counter() - t0) * 1e3,
             image=image,

@@ -1,5 +1,6 @@
 """Fit the out-of-distribution statistics (``models.ood``) of a skin-lesion checkpoint: penultimate features of the
-training images (eval preprocessing, no augmentation) and the threshold from the validation images. No gradio.
+training images (eval preprocessing, no augmentation) of cross-validation fold 0's training part, the threshold from
+its held-out part, the colour threshold from the training images' saturation. The validation split is never used.
 
     python -m training.ood_fit --model resnet18 --data-dir ../shared/data/isic2017 [--checkpoint DIR]
 
@@ -28,8 +29,28 @@ def features(model, data_dir, split: str) -> torch.Tensor:
     )  # fmt: skip
 
 
+FIT_SPLIT, THRESHOLD_SPLIT = "cv5-0-train", "cv5-0-val"  # parts of the training split: the validation split is unused
+
+
+def image_statistics(data_dir, split: str) -> list[tuple[float, float, float]]:
+    from models.ood import colour_statistics
+    from models.transforms import IsicPreset
+    from training.datasets import cached_decode, find_isic
+
+    preset = IsicPreset(224)
+    return [colour_statistics(cached_decode(preset, s.image)) for s in find_isic(data_dir, split)]
+
+
 def fit(model, data_dir) -> MahalanobisOOD:
-    return MahalanobisOOD.fit(features(model, data_dir, "train"), features(model, data_dir, "val"))
+    from training.datasets import find_isic
+
+    try:
+        find_isic(data_dir, THRESHOLD_SPLIT)
+    except ValueError:  # too few images per class for 5 folds (tests' tiny data): all training images for both
+        train = features(model, data_dir, "train")
+        return MahalanobisOOD.fit(train, train, image_stats=image_statistics(data_dir, "train"))
+    return MahalanobisOOD.fit(features(model, data_dir, FIT_SPLIT), features(model, data_dir, THRESHOLD_SPLIT),
+                              image_stats=image_statistics(data_dir, FIT_SPLIT))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> Path:
