@@ -297,7 +297,8 @@ def _budget(saved: dict, progress: dict) -> str:
     if progress["epoch"] < planned_epochs(saved):
         stopped = " (early stopping)" if saved.get("patience") else " (wall-time budget)"
     return (
-        f"{progress['epoch']} of {planned_epochs(saved)} planned epochs{stopped} in {progress['train_seconds'] / 60:.1f} "
+        f"{progress['epoch']} of {planned_epochs(saved)} planned epochs{stopped} in "
+        f"{progress['train_seconds'] / 60:.1f} "
         f"min on {saved.get('hardware', 'unknown hardware')}"
     )
 
@@ -338,8 +339,8 @@ def _skin_notes(saved: dict, progress: dict) -> str:
         + f", batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
         f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}, augmentation `{saved['augment']}`; "
         + (
-            f"the model after the last of {planned_epochs(saved)} epochs is kept (fixed before any run: nothing is chosen "
-            "on the validation set)."
+            f"the model after the last of {planned_epochs(saved)} epochs is kept (fixed before any run: nothing is "
+            "chosen on the validation set)."
             if saved.get("select") == "last"
             else f"the epoch with the best validation ISIC score is kept (early stopping after "
             f"{saved.get('patience')} epochs without a better one). The option sweep is in "
