@@ -28,8 +28,9 @@ def build_demo() -> gr.Blocks:
     warm_up()  # plotly's lazy imports, before concurrent load events race for them
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
-            f"# {TITLE}\nFive published student systems re-implemented and compared. "
-            '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>'
+            f"## {TITLE}\nFive published student systems re-implemented and compared. "
+            '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>',
+            elem_id="app-title",
         )
         with gr.Tabs():
             for name, build_tab in TABS.items():  # registry order

@@ -31,6 +31,7 @@ from demo.common import (
     probability_rgb,
     read_upload,
     result_caption,
+    tab_intro,
     user_errors,
 )
 from models.hub import checkpoint_dir
@@ -144,7 +145,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     pred = predictor(image)
     labels = pred.labels
     areas = pred.class_areas()
-    rows = "\n".join(f"| {name} | {a['pixels']:,} | {100 * a['fraction']:.2f} % |" for name, a in areas.items())
+    rows = " · ".join(f"{name} {100 * a['fraction']:.2f} % ({a['pixels']:,} px)" for name, a in areas.items())
     lesion = sum(areas[n]["fraction"] for n in labels[1:])
     present = [n for n in labels[1:] if areas[n]["pixels"]]
     if lesion < MIN_LESION_FRACTION:
@@ -157,10 +158,9 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     else:
         verdict = "### Predicted lesion: " + " + ".join(f"{n} ({100 * areas[n]['fraction']:.1f} %)" for n in present)
     stats = (
-        f"{verdict}\n\n{result_caption(image_path, 'EFSNet')}\n\n| class | pixels | area |\n|---|---|---|\n{rows}\n\n"
-        f"Inference on CPU: **{pred.latency_ms:.1f} ms** in all (model forward {pred.model_ms:.1f} ms, "
-        f"{pred.backend}), "
-        f"image {image.width}x{image.height}." + footnotes(notes, predictor)
+        f"{verdict}\n{result_caption(image_path, 'EFSNet')} · {image.width}x{image.height} · Inference on CPU: "
+        f"**{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} ms, {pred.backend})\n\nArea: {rows}"
+        + footnotes(notes, predictor)
     )
     state = compact_state(pred, labels)
     compare, gt_text = None, ""
@@ -233,25 +233,26 @@ def segment_video(video_path, opacity: float, get_predictor=get_seg_predictor):
 
 def build_tab(get_predictor=get_seg_predictor) -> None:
     spec = get_task(TASK)
-    gr.Markdown(f"### {spec.title}\n{spec.system}. {model_summary()}")
+    tab_intro(f"{spec.system}: model, data, deviations and validation numbers", model_summary())
     with gr.Tabs():
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    image_in = image_upload(
-                        label="Ultrasound image", sources=["upload", "clipboard"], height=320, elem_id="breast-input"
-                    )
-                    medical_import(image_in, "breast-medical")
-                    gt_in = image_upload(
-                        label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="breast-gt"
-                    )
+                    with gr.Row():
+                        image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=220,
+                                                elem_id="breast-input", scale=3)  # fmt: skip
+                        gt_in = image_upload(label="Ground-truth mask (optional)", sources=["upload"], height=220,
+                                             elem_id="breast-gt", scale=2)  # fmt: skip
                     run = gr.Button("Segment", variant="primary", elem_id="breast-run")
                     example_column = gr.Column()
+                    medical_import(image_in, "breast-medical")
                 with gr.Column(scale=1):
+                    message = gr.Markdown(elem_id="breast-message", elem_classes="tab-error")
+                    stats = gr.Markdown(elem_id="breast-stats", elem_classes="key-result")
                     output = gr.Image(
                         label="Segmentation",
                         type="numpy",
-                        height=380,
+                        height=300,
                         elem_id="breast-output",
                         interactive=False,
                         format="png",
@@ -260,8 +261,6 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                     with gr.Row():
                         opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Mask opacity")
                         view = gr.Radio(list(VIEWS), value=VIEWS[0], label="View")
-                    message = gr.Markdown(elem_id="breast-message", elem_classes="tab-error")
-                    stats = gr.Markdown(elem_id="breast-stats")
             with gr.Row():
                 compare = gr.Image(
                     label="Against the ground truth",

@@ -37,7 +37,18 @@ CSS = """
 .legend-swatch {display:inline-block;width:14px;height:14px;border-radius:3px;margin:0 6px -2px 12px;
   border:1px solid #8884}
 .not-clinical {font-size:0.85em;opacity:0.8}
+.tab-error:not(:empty) p, .tab-error h3 {color:#b00020}
+.tab-error:has(p) {border:2px solid #b00020;border-radius:8px;padding:4px 10px;background:#fff5f5}
+.key-result h3 {margin:2px 0 4px 0}
+.api-only {display:none !important}
 """
+
+
+def tab_intro(short: str, details: str) -> None:
+    """A tab's one-line description, with the model, data, deviations and measured numbers one click away (the
+    first screen at 1280x720 is kept for the input, the button and the result)."""
+    with gr.Accordion(short, open=False, elem_classes="tab-intro"):
+        gr.Markdown(details)
 
 
 def _atomic_image_cache() -> None:
@@ -376,9 +387,13 @@ def checkpoint_status(task: str, variant: str | None = None) -> str:
 @single_flight(maxsize=4)
 def get_multitask_predictor(task: str, variant: str | None = None):
     """Cached multitask predictor (loads the model on first use)."""
+    from models.hub import companion_file
+    from models.multitask import ORGAN_PROBE, OrganProbe
     from models.predict import MultiTaskPredictor
 
-    return MultiTaskPredictor(load_model(task, variant))
+    model = load_model(task, variant)
+    probe = companion_file(model, ORGAN_PROBE)  # the organ check, when fitted (training.organ_fit)
+    return MultiTaskPredictor(model, OrganProbe.load(probe.parent) if probe else None)
 
 
 def error_markdown(message: str) -> str:
@@ -427,6 +442,6 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
             fn=ui,
             outputs=ui_outputs,
             run_inputs=inputs,
-            labels=examples_labels,
+            labels=examples_labels or [example_label(row[0]) for row in examples_rows],
         )
     return ui

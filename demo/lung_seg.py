@@ -26,6 +26,7 @@ from demo.common import (
     overlay_mask,
     read_upload,
     result_caption,
+    tab_intro,
     user_errors,
 )
 from leaderboard import lung
@@ -115,16 +116,21 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_s
         f"| {name} | {100 * p.class_areas()['lung']['fraction']:.1f} % | {p.model_ms:.0f} ms | {p.latency_ms:.0f} ms |"
         for name, p in ((f"A: {name_a}", preds["A"]), (f"B: {name_b}", preds["B"]))
     ]
+    gt = _gt(gt_path, image.size) if gt_path else None
+    if gt is not None:
+        dice_a, dice_b = binary_dice_iou(a, gt)[0], binary_dice_iou(b, gt)[0]
+        headline = f"### Dice against the mask: A {dice_a:.3f} · B {dice_b:.3f}"
+    else:
+        headline = f"### The two masks disagree on {100 * (a ^ b).mean():.2f} % of the pixels"
     stats = (
-        f"{result_caption(image_path, f'A {name_a} · B {name_b}')}\n\n"
+        f"{headline}\n{result_caption(image_path, f'A {name_a} · B {name_b}')} · {image.width}x{image.height}\n\n"
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
-        f"(Dice between them {agree_dice:.4f}). CPU latency ({preds['A'].backend}), image "
-        f"{image.width}x{image.height}." + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
+        f"(Dice between them {agree_dice:.4f}). CPU latency ({preds['A'].backend})."
+        + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
     )
     map_a = map_b = None
     gt_text = ""
-    gt = _gt(gt_path, image.size) if gt_path else None
     if gt_path and gt is None:
         gt_text = ("⚠️ The ground-truth mask has a different size from the X-ray, so it belongs to another image: no "
                    "Dice computed. Upload the mask of this X-ray.")  # fmt: skip
@@ -164,19 +170,17 @@ def _map_image(label: str, elem_id: str) -> gr.Image:
 
 def build_tab(get_predictor=get_seg_predictor) -> None:
     spec = get_task(TASK)
-    gr.Markdown(summary())
+    tab_intro(f"{spec.system}: models, data, deviations and test numbers", summary())
     with gr.Tabs():
         with gr.Tab("Compare two models"):
             choices = model_choices()
             with gr.Row():
                 with gr.Column(scale=1):
-                    image_in = image_upload(
-                        label="Chest X-ray", sources=["upload", "clipboard"], height=300, elem_id="lung-input"
-                    )
-                    medical_import(image_in, "lung-medical")
-                    gt_in = image_upload(
-                        label="Ground-truth lung mask (optional)", sources=["upload"], height=150, elem_id="lung-gt"
-                    )
+                    with gr.Row():
+                        image_in = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
+                                                elem_id="lung-input", scale=3)  # fmt: skip
+                        gt_in = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"],
+                                             height=200, elem_id="lung-gt", scale=2)  # fmt: skip
                     with gr.Row():
                         names = [v for _, v in choices]
                         model_a = gr.Dropdown(choices, value=names[0] if names else None, label="Model A",
@@ -185,18 +189,19 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                                               elem_id="lung-model-b")  # fmt: skip
                     run = gr.Button("Compare", variant="primary", elem_id="lung-run")
                     example_column = gr.Column()
+                    medical_import(image_in, "lung-medical")
                 with gr.Column(scale=1):
+                    message = gr.Markdown(elem_id="lung-message", elem_classes="tab-error")
+                    stats = gr.Markdown(elem_id="lung-stats", elem_classes="key-result")
                     slider = gr.ImageSlider(
                         label="Model A | Model B (drag the handle)",
                         type="numpy",
                         format="png",
-                        height=380,
+                        height=300,
                         interactive=False,
                         elem_id="lung-slider",
                     )
                     gr.HTML(legend_html(["background"], AB_KEY), elem_id="lung-legend")
-                    message = gr.Markdown(elem_id="lung-message", elem_classes="tab-error")
-                    stats = gr.Markdown(elem_id="lung-stats")
             with gr.Row():
                 diff = _map_image("Where A and B disagree", "lung-disagree")
                 map_a = _map_image("A against the ground truth", "lung-compare-a")

@@ -20,6 +20,7 @@ from demo.common import (
     image_upload,
     medical_import,
     read_upload,
+    tab_intro,
     user_errors,
 )
 from leaderboard import ablation
@@ -107,6 +108,18 @@ def model_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def best_choice(choices) -> str | None:
+    """The runnable step with the best **validation** accuracy (the test split chooses nothing)."""
+    best, best_acc = (choices[0][1] if choices else None), -1.0
+    for _, value in choices:
+        task, step = value.split("/", 1)
+        metrics = (_available(task).get(step) or {}).get("metrics") or {}
+        acc = metrics.get("splits", {}).get("val", {}).get("acc")
+        if acc is not None and acc > best_acc:
+            best, best_acc = value, acc
+    return best
+
+
 @gpu
 @user_errors
 def classify(image_path, choice: str, get_predictor=get_cls_predictor):
@@ -134,7 +147,7 @@ def classify(image_path, choice: str, get_predictor=get_cls_predictor):
 
 
 def build_tab(get_predictor=get_cls_predictor) -> None:
-    gr.Markdown(summary())
+    tab_intro(f"{get_task(TASK).system}: the ladder, the data and the measured numbers", summary())
     with gr.Tabs():
         with gr.Tab("Ablation curves"):
             with gr.Row():
@@ -157,29 +170,29 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
             choices = model_choices()
             with gr.Row():
                 with gr.Column():
-                    image_in = image_upload(label="Image", sources=["upload", "clipboard"], height=260,
+                    image_in = image_upload(label="Image", sources=["upload", "clipboard"], height=220,
                                             elem_id="organ-input")  # fmt: skip
-                    medical_import(image_in, "organ-medical")
                     model = gr.Dropdown(
                         choices,
-                        value=next((v for _, v in choices if v.endswith("/bn")), choices[0][1] if choices else None),
-                        label="Model (shipped weights)",
+                        value=best_choice(choices),
+                        label="Model (shipped weights; default: the best validation accuracy)",
                         elem_id="organ-model",
                     )
                     run = gr.Button("Classify", variant="primary", elem_id="organ-run")
                     example_column = gr.Column()
+                    medical_import(image_in, "organ-medical")
                 with gr.Column():
+                    message = gr.Markdown(elem_id="organ-message", elem_classes="tab-error")
+                    label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
+                    info = gr.Markdown(elem_id="organ-info")
                     preview = gr.Image(
                         label="What the model sees (28x28, enlarged)",
                         type="numpy",
                         format="png",
                         interactive=False,
-                        height=200,
+                        height=160,
                         elem_id="organ-preview",
                     )
-                    label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
-                    message = gr.Markdown(elem_id="organ-message", elem_classes="tab-error")
-                    info = gr.Markdown(elem_id="organ-info")
 
             def _classify(path, choice):
                 return classify(path, choice, get_predictor=get_predictor)
@@ -188,7 +201,7 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                 bind_model_run(_classify, [image_in, model], [preview, label, info], run=run, message=message,
                                api_name="classify_organ", upload=image_in, examples_rows=_examples() if choices
                                else None, examples_inputs=[image_in], examples_label="Real BUSI images from the "
-                               "stand-in's test split")  # fmt: skip
+                               "stand-in's test split", rerun=[model])  # fmt: skip
 
 
 def _examples() -> list[list[str]]:

@@ -21,6 +21,7 @@ from demo.common import (
     medical_import,
     read_upload,
     result_caption,
+    tab_intro,
     user_errors,
 )
 from leaderboard import skin
@@ -128,32 +129,32 @@ def _examples() -> list[list[str]]:
 
 
 def build_tab(get_predictor=get_skin_predictor) -> None:
-    gr.Markdown(summary())
     spec = get_task(TASK)
+    tab_intro(f"{spec.system}: models, data, cross-validation and validation numbers", summary())
     with gr.Tabs():
         with gr.Tab("Classify"):
             choices = model_choices()
             with gr.Row():
                 with gr.Column():
-                    image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=300,
+                    image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=220,
                                             elem_id="skin-input")  # fmt: skip
-                    medical_import(image_in, "skin-medical")
                     names = [v for _, v in choices]
                     default = spec.default_variant if spec.default_variant in names else (names or [None])[0]
                     model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
+                    run = gr.Button("Classify", variant="primary", elem_id="skin-run")
+                    example_column = gr.Column()
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
                     show_anyway = gr.Checkbox(False, label="Show the raw output anyway for an image the gate refuses",
                                               elem_id="skin-show-anyway")  # fmt: skip
-                    run = gr.Button("Classify", variant="primary", elem_id="skin-run")
-                    example_column = gr.Column()
+                    medical_import(image_in, "skin-medical")
                 with gr.Column():
-                    label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
-                    cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=320,
-                                   elem_id="skin-cam")  # fmt: skip
-                    ood = gr.Markdown(elem_id="skin-ood")
                     message = gr.Markdown(elem_id="skin-message", elem_classes="tab-error")
-                    info = gr.Markdown(elem_id="skin-info")
+                    ood = gr.Markdown(elem_id="skin-ood", elem_classes="key-result")
+                    info = gr.Markdown(elem_id="skin-info", elem_classes="key-result")
+                    label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
+                    cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=260,
+                                   elem_id="skin-cam")  # fmt: skip
                     gr.Markdown(OOD_TEXT)
 
             def _classify(path, variant, target, anyway=False):

@@ -26,6 +26,7 @@ from demo.common import (
     medical_import,
     read_upload,
     result_caption,
+    tab_intro,
     user_errors,
 )
 from leaderboard import multitask as board
@@ -41,7 +42,6 @@ ORGAN_TITLES = {"breast": "Breast (BUSI)", "fetal": "Fetal head (HC18)"}
 EXAMPLE_HC18 = {"004_HC.png": (0.0612398400539, 59.81), "053_HC.png": (0.107659570714, 75.88),
                 "733_HC.png": (0.235860943794, 272.9)}  # fmt: skip
 EXAMPLE_PIXEL_MM = {name: mm for name, (mm, _) in EXAMPLE_HC18.items()}
-OTHER_ORGAN_MARGIN = 0.2  # the other organ's detection objectness this much above the chosen one's: warn
 
 
 def variant_name() -> str:
@@ -166,11 +166,12 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         ellipse = head_ellipse_from_mask(pred.head_mask())
     picture = draw_multitask(pred.image, list(pred.outputs.values()), ellipse=ellipse)
     probs, lines = None, [result_caption(image_path, get_task(TASK).variants[variant_name()].title), ""]
+    scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
-    if best_organ != organ and scores[best_organ] - scores.get(organ, 0.0) > OTHER_ORGAN_MARGIN:
-        lines.insert(0, f"### ⚠️ This looks more like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
-                        f"(detection objectness {scores[best_organ]:.2f} vs {scores.get(organ, 0):.2f} for the chosen "
-                        "organ): the answers below assume the wrong organ.")  # fmt: skip
+    if best_organ != organ and organ in scores:
+        lines.insert(0, f"### ⚠️ This looks like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
+                        f"(organ check: {scores[best_organ]:.0%}): the answers below assume the wrong "
+                        "organ.")  # fmt: skip
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
@@ -227,7 +228,7 @@ def results_view():
 
 
 def build_tab(get_predictor=get_multitask_predictor) -> None:
-    gr.Markdown(summary())
+    tab_intro(f"{get_task(TASK).system}: model, data, deviations and held-out numbers", summary())
     groups = heads_by_organ()
     organs = [(ORGAN_TITLES.get(o, o), o) for o in groups]
     first = organs[0][1] if organs else None
@@ -235,26 +236,27 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
         with gr.Tab("Predict"):
             with gr.Row():
                 with gr.Column():
-                    image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=300,
+                    image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=200,
                                             elem_id="mt-input")  # fmt: skip
-                    medical_import(image_in, "mt-medical")
-                    organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
+                    with gr.Row():
+                        organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
+                        pixel = gr.Number(label="Pixel size, mm/px (optional: HC in mm)", value=None,
+                                          elem_id="mt-pixel")  # fmt: skip
+                    run = gr.Button("Run", variant="primary", elem_id="mt-run")
+                    example_column = gr.Column()
                     heads = gr.CheckboxGroup(  # every head is valid for the API; the page shows the organ's
                         [h for hs in groups.values() for h in hs],
                         value=groups.get(first, []),
                         label="Heads to run (default: all of the organ's)",
                         elem_id="mt-heads",
                     )
-                    pixel = gr.Number(label="Pixel size (mm per pixel, optional: gives the HC in mm)", value=None,
-                                      elem_id="mt-pixel")  # fmt: skip
-                    run = gr.Button("Run", variant="primary", elem_id="mt-run")
-                    example_column = gr.Column()
+                    medical_import(image_in, "mt-medical")
                 with gr.Column():
-                    picture = gr.Image(label="All answers on the image", type="numpy", format="png",
-                                       interactive=False, height=360, elem_id="mt-picture")  # fmt: skip
-                    label = gr.Label(num_top_classes=3, label="Class probabilities", elem_id="mt-label")
                     message = gr.Markdown(elem_id="mt-message", elem_classes="tab-error")
-                    info = gr.Markdown(elem_id="mt-info")
+                    info = gr.Markdown(elem_id="mt-info", elem_classes="key-result")
+                    picture = gr.Image(label="All answers on the image", type="numpy", format="png",
+                                       interactive=False, height=280, elem_id="mt-picture")  # fmt: skip
+                    label = gr.Label(num_top_classes=3, label="Class probabilities", elem_id="mt-label")
 
             def _heads_for(o):
                 return gr.CheckboxGroup(choices=groups.get(o, []), value=groups.get(o, []))

@@ -48,6 +48,37 @@ def encoder_normalization(encoder_name: str) -> tuple[tuple[float, ...], tuple[f
     return IMAGENET_MEAN, IMAGENET_STD
 
 
+ORGAN_PROBE = "organs.safetensors"  # training.organ_fit: which organ an image looks like
+
+
+class OrganProbe:
+    """Logistic regression on standardised pooled encoder features (``training.organ_fit``): organ probabilities."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], organs: list[str]):
+        self.mean, self.scale = tensors["mean"], tensors["scale"]
+        self.coef, self.intercept = tensors["coef"], tensors["intercept"]
+        self.organs = organs
+
+    def __call__(self, pooled: torch.Tensor) -> dict[str, float]:
+        logits = ((pooled.float() - self.mean) / self.scale) @ self.coef.T + self.intercept
+        return dict(zip(self.organs, logits.softmax(-1).reshape(-1).tolist()))
+
+    @classmethod
+    def load(cls, folder) -> OrganProbe | None:
+        import json
+        from pathlib import Path
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(folder) / ORGAN_PROBE
+        if not path.exists():
+            return None
+        with safe_open(str(path), "pt") as f:
+            organs = json.loads(f.metadata()["organs"])
+        return cls(load_file(str(path)), organs)
+
+
 class RegressionHead(nn.Sequential):
     def __init__(self, in_channels: int, points: int):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, 2 * points))
@@ -147,12 +178,19 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
             return self.heads[task_id](self.decoder(features))
         return self.heads[task_id](features[-1])
 
-    def forward_tasks(self, x: torch.Tensor, task_ids: list[str]) -> dict[str, torch.Tensor]:
-        """Several heads on one image batch, the encoder (and the FPN, if needed) run once: the app's "all heads"."""
+    def forward_tasks(self, x: torch.Tensor, task_ids: list[str], pooled: bool = False):
+        """Several heads on one image batch, the encoder (and the FPN, if needed) run once: the app's "all heads".
+        With ``pooled`` also returns the last encoder stage average-pooled, ``(B, C)`` (the organ check's features)."""
         unknown = [t for t in task_ids if t not in self.heads]
         if unknown:
             raise KeyError(f"unknown task(s) {unknown}; this model has {', '.join(self.heads)}")
-        features, decoded, out = self.encoder(x), None, {}
+        features = self.encoder(x)
+        if pooled:
+            return self._heads(features, task_ids), features[-1].mean((2, 3))
+        return self._heads(features, task_ids)
+
+    def _heads(self, features, task_ids: list[str]) -> dict[str, torch.Tensor]:
+        decoded, out = None, {}
         for task_id in task_ids:
             if self.tasks[task_id][0] in ("segmentation", "detection"):
                 decoded = self.decoder(features) if decoded is None else decoded

@@ -314,6 +314,7 @@ class MultiTaskPrediction:
     model_ms: float
     latency_ms: float
     axes_organs: frozenset = frozenset()  # organs whose model has a 4-point axes head (HC18's): their masks give an HC
+    organ_probs: dict | None = None  # which organ the image looks like (``models.multitask.OrganProbe``)
 
     def head_circumference_px(self, source: str = "points") -> float | None:
         """HC18's head circumference in pixels: ``"points"`` the ellipse through the four axis end points of a
@@ -350,9 +351,10 @@ class MultiTaskPredictor:
     input size, the encoder's mean/std) and map every answer back to original pixels, as the challenge's inference does
     (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, organ_probe=None):
         from models.transforms import multitask_eval_transform
 
+        self.organ_probe = organ_probe  # models.multitask.OrganProbe, when fitted
         self.model = model.eval()
         self.size = model.input_size
         self.transform = multitask_eval_transform(self.size, model.mean, model.std)
@@ -379,7 +381,13 @@ class MultiTaskPredictor:
         w, h = image.size
         x = self.transform(image)[None]
         t1 = time.perf_counter()
-        raw = {k: v.cpu() for k, v in self.model.forward_tasks(on_device(self.model, x), list(task_ids)).items()}
+        organ_probs = None
+        if self.organ_probe is not None:
+            raw, pooled = self.model.forward_tasks(on_device(self.model, x), list(task_ids), pooled=True)
+            organ_probs = self.organ_probe(pooled.cpu()[0])
+        else:
+            raw = self.model.forward_tasks(on_device(self.model, x), list(task_ids))
+        raw = {k: v.cpu() for k, v in raw.items()}
         t2 = time.perf_counter()
         outputs = {}
         for task_id, out in raw.items():
@@ -401,4 +409,5 @@ class MultiTaskPredictor:
             outputs[task_id] = o
         axes_organs = frozenset(t.split("_")[0] for t, (kind, n) in self.model.tasks.items() if kind == "Regression"
                                 and n == 4)  # fmt: skip
-        return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3, axes_organs)
+        return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3, axes_organs,
+                                   organ_probs)  # fmt: skip

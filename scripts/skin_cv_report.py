@@ -1,0 +1,172 @@
+"""Collect the skin-lesion cross-validation (issue 16) and ship its model.
+
+    python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017 [--model efficientnet-lite1] [--ship-fold 0]
+
+For every finished fold run ``runs/skin_lesion/<model>/*-cv5-<k>`` it predicts the held-out fold (out-of-fold, OOF)
+through the evaluation preprocessing, then:
+
+* the CV ISIC score: mean +- std over folds (each fold's own score) and the pooled OOF score;
+* a temperature fitted on the pooled OOF logits (NLL, LBFGS), with the OOF ECE before and after;
+* ships fold ``--ship-fold``'s model (fixed in advance, not the best fold) into ``checkpoints/skin_lesion/<model>/``
+  with ``calibration.json``, the OOD statistics (``training.ood_fit``, fitted without the validation split), and its
+  validation-split metrics (reported only: the 150 validation images chose nothing) plus the CV block;
+* appends the recipe's row to ``checkpoints/skin_lesion/options.csv`` with its CV mean +- std and compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@torch.inference_mode()
+def fold_logits(model, data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
+    from training.datasets import IsicDataset, find_isic
+
+    ds = IsicDataset(find_isic(data_dir, split), model.input_size, train=False)
+    logits = [model(torch.stack([ds[j][0] for j in range(i, min(i + 50, len(ds)))])) for i in range(0, len(ds), 50)]
+    return torch.cat(logits).float().numpy(), ds.labels.numpy()
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    x, y = torch.from_numpy(logits), torch.from_numpy(labels)
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp())
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def main(argv=None) -> dict:
+    from models.card import write_model_folder
+    from models.cls_metrics import isic_metrics, reliability
+    from models.hub import load_model_from
+    from training.evaluate import evaluate_checkpoint
+    from training.ood_fit import fit as fit_ood
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--model", default="efficientnet-lite1")
+    p.add_argument("--ship-fold", type=int, default=0)
+    p.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
+    args = p.parse_args(argv)
+    runs = {}
+    for run in sorted(Path(args.runs_dir).glob(f"skin_lesion/{args.model}/*-cv5-*")):
+        if (run / "metrics.json").exists():
+            runs[int(run.name.rsplit("-", 1)[1])] = run
+    if args.ship_fold not in runs:
+        raise SystemExit(f"fold {args.ship_fold} has not finished (finished: {sorted(runs)})")
+    folds, all_logits, all_labels, minutes = [], [], [], 0.0
+    for k, run in sorted(runs.items()):
+        model = load_model_from("skin_lesion", args.model, run / "model")
+        logits, labels = fold_logits(model, args.data_dir, f"cv5-{k}-val")
+        m = isic_metrics(labels, softmax(logits))
+        train_min = json.loads((run / "metrics.json").read_text())["training"]["train_wall_time_s"] / 60
+        minutes += train_min
+        folds.append({"fold": k, "n": len(labels), "isic_score": m["isic_score"], "auc_melanoma": m["auc_melanoma"],
+                      "auc_sk": m["auc_sk"], "acc": m["acc"], "train_min": round(train_min, 1)})  # fmt: skip
+        all_logits.append(logits)
+        all_labels.append(labels)
+        print(json.dumps(folds[-1]))
+    logits, labels = np.concatenate(all_logits), np.concatenate(all_labels)
+    scores = [f["isic_score"] for f in folds]
+    pooled = isic_metrics(labels, softmax(logits))
+    temperature = fit_temperature(logits, labels)
+    ece_before = reliability(softmax(logits), labels)["ece"]
+    ece_after = reliability(softmax(logits / temperature), labels)["ece"]
+    cv = {
+        "folds_done": len(folds),
+        "folds_planned": 5,
+        "isic_score_mean": float(np.mean(scores)),
+        "isic_score_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
+        "pooled_oof_isic_score": pooled["isic_score"],
+        "pooled_oof_auc_melanoma": pooled["auc_melanoma"],
+        "pooled_oof_auc_sk": pooled["auc_sk"],
+        "n_oof": int(len(labels)),
+        "folds": folds,
+        "temperature": temperature,
+        "oof_ece_before": ece_before,
+        "oof_ece_after": ece_after,
+        "train_minutes_total": round(minutes, 1),
+        "shipped_fold": args.ship_fold,
+        "split": "stratified 5-fold of the 2,000 training images (sklearn StratifiedKFold, shuffle, seed 0)",
+    }
+    print(json.dumps({k: v for k, v in cv.items() if k != "folds"}))
+
+    dest = Path(args.checkpoints_dir) / "skin_lesion" / args.model
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(runs[args.ship_fold] / "model", dest)
+    (dest / "calibration.json").write_text(json.dumps({
+        "temperature": temperature, "fit_on": f"pooled out-of-fold logits of {len(folds)} CV folds (n={len(labels)})",
+        "oof_ece_before": ece_before, "oof_ece_after": ece_after}, indent=2) + "\n")  # fmt: skip
+    model = load_model_from("skin_lesion", args.model, dest)
+    fit_ood(model, args.data_dir).save(dest)
+    result = evaluate_checkpoint("skin_lesion", args.model, dest, args.data_dir, split="val")
+    fold_result = json.loads((runs[args.ship_fold] / "metrics.json").read_text())
+    result["training"] = {**fold_result["training"], "selection": "none on the validation split"}
+    result["notes"] = fold_result.get("notes", "") + (
+        f"\n* **Shipped model: fold {args.ship_fold}'s** (fixed before the runs), trained on 1,600 of the 2,000 "
+        f"training images. Cross-validation ISIC score **{cv['isic_score_mean']:.3f} ± "
+        f"{cv['isic_score_std'] or 0:.3f}** over {len(folds)} folds (pooled out-of-fold {pooled['isic_score']:.3f}); "
+        f"the validation figures here are reported only. Probabilities are divided by a temperature of "
+        f"{temperature:.2f} fitted on the out-of-fold logits (OOF ECE {ece_before:.3f} -> {ece_after:.3f})."
+    )
+    result["cv"] = cv
+    write_model_folder(dest, "skin_lesion", args.model, result, history_csv=runs[args.ship_fold] / "history.csv")
+    m = result["metrics"]
+    print(json.dumps({"val_isic_score": m["isic_score"], "val_auc_melanoma": m["auc_melanoma"],
+                      "val_auc_sk": m["auc_sk"], "exported": str(dest)}))  # fmt: skip
+
+    options = Path(args.checkpoints_dir) / "skin_lesion" / "options.csv"
+    rows = list(csv.DictReader(options.open())) if options.exists() else []
+    fields = list(rows[0]) if rows else []
+    for extra in ("cv_isic_mean", "cv_isic_std", "cv_folds", "selected_on"):
+        if extra not in fields:
+            fields.append(extra)
+    for row in rows:
+        row.setdefault("selected_on", "validation split (150 images)")
+    option = "adamw_cosine_ls_trivialaugment"
+    rows = [r for r in rows if not (r.get("model") == args.model and r.get("option") == option)]
+    rows.append({
+        "model": args.model, "option": option,
+        "args": "AdamW 5e-4 wd 0.05, 1 warm-up + cosine, label smoothing 0.1, flips + TrivialAugmentWide, "
+                "class-weighted CE, 5 epochs, last epoch",
+        "isic_score": m["isic_score"], "auc_melanoma": m["auc_melanoma"], "auc_sk": m["auc_sk"], "acc": m["acc"],
+        "balanced_acc": m["balanced_acc"], "best_epoch": "last", "epochs_run": fold_result["training"]["epochs_run"],
+        "image_size": fold_result["training"]["image_size"], "train_min": round(minutes, 1),
+        "run": f"skin_lesion/{args.model}/*-cv5-*", "cv_isic_mean": round(cv["isic_score_mean"], 4),
+        "cv_isic_std": round(cv["isic_score_std"] or 0, 4), "cv_folds": len(folds),
+        "selected_on": "nothing (fixed recipe; CV estimates it)",
+    })  # fmt: skip
+    with options.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return cv
+
+
+if __name__ == "__main__":
+    main()
