@@ -20,6 +20,7 @@ from demo.common import (
     image_upload,
     medical_import,
     read_upload,
+    result_caption,
     tab_intro,
     user_errors,
 )
@@ -131,9 +132,16 @@ def classify(image_path, choice: str, get_predictor=get_cls_predictor):
     image, notes = read_upload(image_path)
     pred = get_predictor(task, step)(image)
     preview = np.asarray(Image.fromarray(pred.seen).resize((168, 168), Image.Resampling.NEAREST))
+    ranked = pred.top(2)
+    verdict = (
+        f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
+        if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < 0.2
+        else f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
+    )
     text = (
+        f"{verdict}\n{result_caption(image_path, ablation.STEP_TITLES[step])}\n\n"
         f"**{ablation.STEP_TITLES[step]}** trained on the {ablation.dataset_label(task)}; the model sees the "
-        f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image on the left (box-filter resize of the "
+        f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image below (box-filter resize of the "
         f"{image.width}x{image.height} upload). CPU: {pred.latency_ms:.1f} ms in all, forward {pred.model_ms:.1f} ms."
         + footnotes(notes, get_predictor(task, step))
         + (
@@ -183,8 +191,8 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
                     medical_import(image_in, "organ-medical")
                 with gr.Column():
                     message = gr.Markdown(elem_id="organ-message", elem_classes="tab-error")
+                    info = gr.Markdown(elem_id="organ-info", elem_classes="key-result")
                     label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
-                    info = gr.Markdown(elem_id="organ-info")
                     preview = gr.Image(
                         label="What the model sees (28x28, enlarged)",
                         type="numpy",

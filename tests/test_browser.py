@@ -349,3 +349,64 @@ def test_dicom_import_panel_loads_a_windowed_image_and_segments_it(page, app_url
     expect(page.locator("#breast-stats")).to_contain_text("Inference on CPU", timeout=60_000)
     w, h = Image.open(_real_busi_image()).size
     expect(page.locator("#breast-stats")).to_contain_text(f"image {w}x{h}")  # the DICOM's own pixels
+
+
+# --- first use (issue 14): a newcomer at 1280x720 ---------------------------------------------------------------
+EXAMPLES = ROOT / "demo" / "examples"
+FIRST_USE = {  # tab, sub-tab, held-out image, result box, text of a result, first example, its file, models
+    "breast": ("Breast ultrasound (EFSNet)", None, EXAMPLES / "breast_us_seg" / "malignant_96.png", "#breast-stats",
+               "Inference on CPU", "benign 372", "benign_372", [("breast_us_seg", "efsnet")]),
+    "lung": ("Lung X-ray (U-Net vs U-Net++)", None, EXAMPLES / "lung_seg" / "MCUCXR_0104_1.png", "#lung-stats",
+             "disagree", "Shenzhen, normal", "CHNCXR_0012_0", [("lung_seg", "unet"), ("lung_seg", "unetplusplus")]),
+    "organ": ("OrganSMNIST ablation", "Predict", EXAMPLES / "organsmnist" / "normal_12.png", "#organ-info", "28x28",
+              "benign 4", "benign_4", [("breastmnist_standin", "bn")]),
+    "skin": ("Skin lesion (ISIC 2017)", None, EXAMPLES / "skin_lesion" / "nevus_ISIC_0001852.jpg", "#skin-info",
+             "Grad-CAM for", "melanoma", "melanoma_ISIC_0012099", [("skin_lesion", "customnet")]),
+    "mt": ("Multitask ultrasound (FMC-UIA)", None, EXAMPLES / "ultrasound_multitask" / "malignant_14.png", "#mt-info",
+           "(segmentation)", "breast, benign", "benign_17", [("ultrasound_multitask", "busi-hc18")]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("prefix", list(FIRST_USE))
+def test_first_use_at_1280x720(page, serve, tmp_path, prefix):
+    """Fresh page, every input at its default: upload a real image (it runs), press the main button (a result naming
+    the image, no error, visible without scrolling), the first example (its own result), a bad file (a message in
+    the tab, the old result gone), then a good file again (the message gone)."""
+    from playwright.sync_api import expect
+
+    tab, subtab, image, result_id, text, example, example_file, needed = FIRST_USE[prefix]
+    url, _ = serve(*needed)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+    if subtab:
+        page.get_by_role("tab", name=subtab).click()
+    result, message = page.locator(result_id), page.locator(f"#{prefix}-message")
+    upload = page.locator(f"#{prefix}-input input[type=file]")
+    good = tmp_path / f"my upload {image.name}"  # a user's file name, spaces and all
+    shutil.copyfile(image, good)
+
+    upload.set_input_files(str(good))  # an upload runs the model
+    expect(result).to_contain_text(text, timeout=120_000)
+    expect(result).to_contain_text(good.name)  # the result names its image
+    page.locator(f"#{prefix}-run").click()
+    expect(result).to_contain_text(good.name, timeout=120_000)
+    expect(message).not_to_contain_text("⚠️")
+    page.wait_for_timeout(500)
+    box = result.bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + min(box["height"], 60) <= 720, box  # no scrolling
+    _shot(page, f"first_use_{prefix}.png")
+
+    page.get_by_role("button", name=example, exact=True).first.click()  # an example runs too
+    expect(result).to_contain_text(example_file, timeout=120_000)
+    expect(result).not_to_contain_text(good.name)
+
+    bad = tmp_path / "broken.png"
+    bad.write_text("this is not an image")
+    upload.set_input_files(str(bad))
+    expect(message).to_contain_text("not an image", timeout=60_000)  # stays in the tab
+    expect(result).not_to_contain_text(text)  # the previous image's result is gone
+
+    upload.set_input_files(str(good))
+    expect(result).to_contain_text(good.name, timeout=120_000)
+    expect(message).not_to_contain_text("⚠️")
