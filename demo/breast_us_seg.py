@@ -158,7 +158,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     else:
         verdict = "### Predicted lesion: " + " + ".join(f"{n} ({100 * areas[n]['fraction']:.1f} %)" for n in present)
     stats = (
-        f"{verdict}\n{result_caption(image_path, 'EFSNet')} · {image.width}x{image.height} · Inference on CPU: "
+        f"{verdict}\n{result_caption(image_path, 'EFSNet')} · image {image.width}x{image.height} · Inference on CPU: "
         f"**{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} ms, {pred.backend})\n\nArea: {rows}"
         + footnotes(notes, predictor)
     )

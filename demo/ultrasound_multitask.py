@@ -23,6 +23,7 @@ from demo.common import (
     gpu,
     image_upload,
     in_tab,
+    lazy_caching,
     medical_import,
     read_upload,
     result_caption,
@@ -272,7 +273,8 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
             gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
 
             def _example(path, o, px):
-                return _shown(predict(path, o, groups.get(o, []), px, get_predictor=get_predictor))
+                result = predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
+                return result if lazy_caching() else _shown(result)  # Gradio's example cache stores plain values
 
             with example_column:
                 bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,

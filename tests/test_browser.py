@@ -135,7 +135,7 @@ def test_upload_real_busi_image_shows_overlay(page, app_url, tmp_path):
 def test_example_with_ground_truth_shows_comparison(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Breast ultrasound (EFSNet)").wait_for()
-    page.locator("[data-testid='dataset-cell-2-0']").click()  # malignant (130) with its mask
+    page.get_by_role("button", name="malignant 130", exact=True).click()  # malignant (130) with its mask
     page.locator("#breast-input img").wait_for(timeout=30_000)
     page.locator("#breast-gt img").wait_for(timeout=30_000)
     page.locator("#breast-run").click()
@@ -169,7 +169,7 @@ def test_lung_comparison_side_by_side(page, lung_app_url):
     page.goto(url)
     page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
     tab = page.locator("#lung-input").locator("xpath=ancestor::div[contains(@class,'column')][1]")
-    tab.locator("[data-testid='dataset-cell-3-0']").click()  # MCUCXR_0015_0 with its mask
+    tab.get_by_role("button", name="Montgomery, normal", exact=True).first.click()  # MCUCXR_0015_0 with its mask
     page.locator("#lung-input img").wait_for(timeout=30_000)
     page.locator("#lung-gt img").wait_for(timeout=30_000)
     if model_b != "unetplusplus":
@@ -207,7 +207,7 @@ def test_ablation_tab_shows_curves_and_predicts(page, serve):
     expect(page.locator("#organ-table")).to_contain_text("measured here")
     _shot(page, "app_ablation.png")
     page.get_by_role("tab", name="Predict").click()
-    page.locator("tr.tr-body").filter(visible=True).nth(1).click()  # malignant_10 (image + model: a table)
+    page.get_by_role("button", name="malignant 10", exact=True).click()  # malignant_10
     page.locator("#organ-input img").wait_for(timeout=30_000)
     page.locator("#organ-run").click()
     expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=60_000)
@@ -221,7 +221,7 @@ def test_skin_tab_shows_a_grad_cam(page, serve):
     url, _ = serve(("skin_lesion", "customnet"))
     page.goto(url)
     page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
-    page.locator("tr.tr-body").filter(visible=True).nth(2).click()  # a melanoma example
+    page.get_by_role("button", name="melanoma", exact=True).first.click()  # a melanoma example
     page.locator("#skin-input img").wait_for(timeout=30_000)
     page.locator("#skin-run").click()
     expect(page.locator("#skin-info")).to_contain_text("Grad-CAM for", timeout=90_000)
@@ -241,10 +241,10 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
 
     # breast: segmentation + classification + detection
-    def example(name: str):  # rows of the examples table (image, organ, pixel size)
-        page.locator("tr.tr-body").filter(has=page.locator(f"img[src*='{name}']")).first.click()
+    def example(name: str):  # the labelled example buttons (image, organ, pixel size)
+        page.get_by_role("button", name=name, exact=True).first.click()
 
-    example("benign_17")
+    example("breast, benign")
     page.locator("#mt-input img").wait_for(timeout=30_000)
     page.locator("#mt-run").click()
     info = page.locator("#mt-info")
@@ -256,7 +256,7 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     picture.wait_for(timeout=30_000)
     assert picture.evaluate("img => img.naturalWidth") > 64  # drawn at the original size
     # fetal head: keypoints and the head circumference in mm (the example carries its pixel size)
-    example("004_HC")
+    example("fetal head, HC 60 mm")
     expect(page.locator("#mt-heads")).to_contain_text("fetal_head_axes", timeout=30_000)
     page.locator("#mt-run").click()
     expect(info).to_contain_text("(keypoints)", timeout=90_000)
@@ -323,7 +323,7 @@ def test_lazy_example_cache_answers_an_example_click(page, serve, monkeypatch, t
     assert not any(cache.rglob("*.csv"))  # lazy: nothing cached at start-up
     page.goto(url)
     page.get_by_role("tab", name="Multitask ultrasound").click()
-    page.locator("tr.tr-body").filter(has=page.locator("img[src*='004_HC']")).first.click()
+    page.get_by_role("button", name="fetal head, HC 60 mm", exact=True).first.click()
     expect(page.locator("#mt-info")).to_contain_text("Head circumference", timeout=90_000)  # no Run pressed
     page.locator("#mt-picture img").wait_for(timeout=30_000)
     assert any(cache.rglob("*")), "the example's result was not cached"
