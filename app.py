@@ -10,23 +10,82 @@ import os
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from demo import TABS
 from demo.about import build_tab as build_about
 from demo.common import CSS, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
+from models.image_io import MAX_PIXELS
 from models.registry import get_task
 
 TITLE = "Biomedical image models: demo and comparison dashboard"
 MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM frame or a 16-bit X-ray is far smaller)
+MAX_BODY_BYTES = 55 * 2**20  # any request body (uploads' multipart overhead included; inline data: URLs too)
 QUEUE_SIZE = 128  # 4 waiting requests per user of a 32-seat lecture hall
+STATE_SESSIONS = 256  # per-session state kept at most (the breast tab's re-rendering state: ~1 MB each)
+DELETE_CACHE = (600, 3600)  # every 10 min, delete Gradio's cached uploads and results older than an hour
+# PIL refuses to decode images above 2 x MAX_IMAGE_PIXELS from their header alone: Gradio decodes inline (data: URL)
+# images before any tab code runs, so this is the one guard that sees them (a 214 KB PNG of 13000x13000 px)
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body exceeds ``max_bytes`` gets 413 before it is read into memory (by its
+    Content-Length, or while a chunked body streams in)."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await self._refuse(send)
+        seen, started = 0, False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = f"Request body over the {self.max_bytes // 2**20} MB limit".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})  # fmt: skip
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def build_demo() -> gr.Blocks:
     torch.set_num_threads(torch_threads())  # concurrent requests share the cores instead of oversubscribing them
     warm_up()  # plotly's lazy imports, before concurrent load events race for them
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(
             f"## {TITLE}\nFive published student systems re-implemented and compared. "
             '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>',
@@ -48,10 +107,15 @@ def build_demo() -> gr.Blocks:
 
 
 def launch(blocks: gr.Blocks, **kwargs):
-    """Serve with the app's settings: uploads above ``MAX_FILE_SIZE`` are refused by the server before any tab sees
-    them; errors are shown to the user; ``GRADIO_SERVER_NAME`` (a Space sets 0.0.0.0) picks the interface."""
+    """Serve with the app's settings: uploads above ``MAX_FILE_SIZE`` and any request body above ``MAX_BODY_BYTES``
+    are refused by the server before any tab sees them; at most ``STATE_SESSIONS`` sessions keep state; the app's own
+    messages (``gr.Error``) reach the user, Gradio's internal exceptions only as "Error" (no object names, paths or
+    payloads); ``GRADIO_SERVER_NAME`` (a Space sets 0.0.0.0) picks the interface."""
+    from starlette.middleware import Middleware
+
     settings = {"server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), "css": CSS,
-                "max_file_size": MAX_FILE_SIZE, "show_error": True}  # fmt: skip
+                "max_file_size": MAX_FILE_SIZE, "show_error": False, "state_session_capacity": STATE_SESSIONS,
+                "app_kwargs": {"middleware": [Middleware(BodyLimit)]}}  # fmt: skip
     return blocks.launch(**{**settings, **kwargs})
 
 

@@ -8,8 +8,8 @@ giving Dice/IoU and the yellow/red/green map; a video mode that segments every f
 from __future__ import annotations
 
 import json
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -31,6 +31,7 @@ from demo.common import (
     probability_rgb,
     read_upload,
     result_caption,
+    scratch_file,
     tab_intro,
     user_errors,
 )
@@ -145,7 +146,8 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
     pred = predictor(image)
     labels = pred.labels
     areas = pred.class_areas()
-    rows = " · ".join(f"{name} {100 * a['fraction']:.2f} % ({a['pixels']:,} px)" for name, a in areas.items())
+    cells = [f"{100 * a['fraction']:.2f} % ({a['pixels']:,} px)" for a in areas.values()]
+    rows = "| " + " | ".join(areas) + " |\n|" + "---|" * len(areas) + "\n| " + " | ".join(cells) + " |"
     lesion = sum(areas[n]["fraction"] for n in labels[1:])
     present = [n for n in labels[1:] if areas[n]["pixels"]]
     if lesion < MIN_LESION_FRACTION:
@@ -159,7 +161,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
         verdict = "### Predicted lesion: " + " + ".join(f"{n} ({100 * areas[n]['fraction']:.1f} %)" for n in present)
     stats = (
         f"{verdict}\n{result_caption(image_path, 'EFSNet')} · image {image.width}x{image.height} · Inference on CPU: "
-        f"**{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} ms, {pred.backend})\n\nArea: {rows}"
+        f"**{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} ms, {pred.backend})\n\n{rows}"
         + footnotes(notes, predictor)
     )
     state = compact_state(pred, labels)
@@ -193,7 +195,7 @@ def segment_video(video_path, opacity: float, get_predictor=get_seg_predictor):
         raise ImageInputError("This file is not a video the app can read (MP4, WebM, AVI, MOV).")
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 15.0
     predictor = get_predictor(TASK)
-    out_path = Path(tempfile.mkdtemp(prefix="efsnet_video_")) / "segmented.webm"
+    out_path = scratch_file("video", f"{uuid.uuid4().hex}.webm")  # bounded: old outputs are pruned
     writer, n, model_s, total_s = None, 0, 0.0, 0.0
     try:
         while n < MAX_VIDEO_FRAMES:

@@ -111,10 +111,34 @@ MEDICAL_TYPES = [".dcm", ".dicom", ".nii", ".gz", ".tif", ".tiff", ".png", ".ima
 
 
 @functools.cache
-def _converted_dir() -> Path:
+def _scratch_root() -> Path:
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="medical_import_"))
+    return Path(tempfile.mkdtemp(prefix="biomed_demo_"))
+
+
+def scratch_file(kind: str, name: str, max_age_s: float = 900, max_files: int = 64) -> Path:
+    """A path in this app's own temporary folder ``<tmp>/biomed_demo_*/<kind>/``, one folder per kind for the whole
+    process (never one per request). Files older than ``max_age_s`` and all but the newest ``max_files`` are
+    deleted first, so the folder stays bounded however many requests come (Gradio has copied every returned file
+    into its own cache by then; that cache is pruned by ``delete_cache`` in ``app.py``)."""
+    import time
+
+    folder = _scratch_root() / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    entries = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True)
+    for i, path in enumerate(entries):
+        try:
+            if i >= max_files or now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+        except OSError:  # another request removed it first
+            pass
+    return folder / name
+
+
+def _converted_dir() -> Path:
+    return scratch_file("medical_import_files", "x").parent
 
 
 def convert_medical(path, centre=None, width=None, slice_index=None) -> tuple[str, str]:

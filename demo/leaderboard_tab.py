@@ -12,8 +12,6 @@ failure shows a message instead of a table.
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -85,8 +83,17 @@ def with_score(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv(df: pd.DataFrame) -> str:
-    path = Path(tempfile.mkdtemp(prefix="leaderboard-")) / "leaderboard.csv"
-    df.to_csv(path, index=False)
+    """The table as CSV, named by its content: the same view reuses one file, and the folder stays bounded."""
+    import hashlib
+
+    from demo.common import scratch_file
+
+    text = df.to_csv(index=False)
+    path = scratch_file("leaderboard", f"leaderboard-{hashlib.sha256(text.encode()).hexdigest()[:12]}.csv")
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
     return str(path)
 
 

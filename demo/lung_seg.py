@@ -183,10 +183,12 @@ def build_tab(get_predictor=get_seg_predictor) -> None:
                                              height=200, elem_id="lung-gt", scale=2)  # fmt: skip
                     with gr.Row():
                         names = [v for _, v in choices]
+                        # the pickers list the runnable models; the API still names any variant (and is told
+                        # which have no weights), so custom values reach compare(), which checks them
                         model_a = gr.Dropdown(choices, value=names[0] if names else None, label="Model A",
-                                              elem_id="lung-model-a")  # fmt: skip
+                                              elem_id="lung-model-a", allow_custom_value=True)  # fmt: skip
                         model_b = gr.Dropdown(choices, value=names[1] if len(names) > 1 else None, label="Model B",
-                                              elem_id="lung-model-b")  # fmt: skip
+                                              elem_id="lung-model-b", allow_custom_value=True)  # fmt: skip
                     run = gr.Button("Compare", variant="primary", elem_id="lung-run")
                     example_column = gr.Column()
                     medical_import(image_in, "lung-medical")

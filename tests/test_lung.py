@@ -155,7 +155,10 @@ def test_comparison_and_disagreement_colours():
     out = comparison_map(grey, pred, gt, opacity=1.0)
     assert out[0].tolist() == [[255, 255, 0], [255, 0, 0], [0, 255, 0]]  # yellow, red, green
     diff = disagreement_map(grey, pred, gt, opacity=1.0)
-    assert diff[0].tolist() == [[0, 0, 0], [255, 0, 255], [0, 255, 255]]
+    from models.visualize import MODEL_A_COLOR, MODEL_B_COLOR
+
+    # only A, only B: the two models' colours of the A | B overlays (Okabe-Ito blue and orange since issue 14.9)
+    assert diff[0].tolist() == [[0, 0, 0], list(MODEL_A_COLOR), list(MODEL_B_COLOR)]
 
 
 def test_tab_compares_two_models_with_ground_truth(client):
