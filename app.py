@@ -25,7 +25,9 @@ MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM frame or a 16-bit X-ray is
 MAX_BODY_BYTES = 55 * 2**20  # any request body (uploads' multipart overhead included; inline data: URLs too)
 QUEUE_SIZE = 128  # 4 waiting requests per user of a 32-seat lecture hall
 STATE_SESSIONS = 256  # per-session state kept at most (the breast tab's re-rendering state: ~1 MB each)
-DELETE_CACHE = (600, 3600)  # every 10 min, delete Gradio's cached uploads and results older than an hour
+# Gradio's cached uploads and results older than RESULT_TTL_S (default 15 min) are deleted every third of that
+RESULT_TTL_S = int(os.environ.get("RESULT_TTL_S", 900))
+DELETE_CACHE = (max(60, RESULT_TTL_S // 3), RESULT_TTL_S)
 # PIL refuses to decode images above 2 x MAX_IMAGE_PIXELS from their header alone: Gradio decodes inline (data: URL)
 # images before any tab code runs, so this is the one guard that sees them (a 214 KB PNG of 13000x13000 px)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2

@@ -76,13 +76,25 @@ def start_app(port: int) -> subprocess.Popen:
         if proc.poll() is not None:
             raise SystemExit(f"the app exited: {proc.stderr.read()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200 and answers(port):
                 return proc
-        except httpx.HTTPError:
+        except Exception:  # not listening yet, or the queue not ready: ask again
             pass
         time.sleep(0.5)
     proc.kill()
     raise SystemExit("the app did not start within 180 s")
+
+
+def answers(port: int) -> bool:
+    """The app really answers: a leaderboard request goes through the queue and comes back (the page alone can be
+    served before the queue is ready)."""
+    from gradio_client import Client
+
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    try:
+        return bool(client.predict("all", "all", "", api_name="/leaderboard"))
+    finally:
+        client.close()
 
 
 class MemorySampler(threading.Thread):

@@ -1,0 +1,197 @@
+"""Soak benchmark (issue 21): N gradio_client users for M minutes on **distinct** real images; prints the slopes of the
+server's memory, open files, threads and temporary folders per 1,000 requests, with p50 / p95 latency and errors.
+
+    python -m bench.soak [--users 8] [--minutes 10] [--ttl 120] [--json out.json]
+
+It starts ``app.py`` on a free port with ``RESULT_TTL_S=--ttl`` (Gradio's result cache window; the app's default is
+900 s) and a fresh ``GRADIO_TEMP_DIR``, then each user loops over the tabs' APIs on images from ``../shared/data``
+(BUSI, chest X-rays, ISIC, HC18; every request a different file, so no cache hit hides a leak; the shipped examples
+with a per-request pixel of noise where the data are absent). Every 10 s it samples the app's RSS (with children),
+open file descriptors, threads, and the size and file count of the Gradio temp folder and the app's scratch folder.
+Slopes are least-squares fits against the number of requests completed, over the samples after the first cache window
+(``--ttl`` seconds plus one deletion period), i.e. where a bounded app must be flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.load import ROOT, free_port, percentile
+
+SHARED = ROOT.parent / "shared" / "data"
+SKIN = "resnet18"  # a shipped skin model (the default may change; the soak measures resources)
+EX = ROOT / "demo" / "examples"
+
+
+def image_pool(limit: int = 400, seed: int = 0) -> dict[str, list[Path]]:
+    """Real images per tab: held-out or training files alike (the soak measures resources, not accuracy)."""
+    rng = random.Random(seed)
+
+    def pick(pattern_root: Path, pattern: str, fallback: str) -> list[Path]:
+        files = sorted(pattern_root.glob(pattern)) if pattern_root.exists() else []
+        files = [f for f in files if "mask" not in f.stem.lower() and "annotation" not in f.stem.lower()]
+        return rng.sample(files, min(limit, len(files))) if files else sorted(EX.glob(fallback))
+
+    return {
+        "breast": pick(SHARED / "busi", "*/images/*.png", "breast_us_seg/*[0-9].png"),
+        "lung": pick(SHARED / "chest_xray_lung" / "images", "*.png", "lung_seg/*[0-9].png"),
+        "skin": pick(SHARED / "isic2017", "ISIC-2017_*_Data/*.jpg", "skin_lesion/*.jpg"),
+        "fetal": pick(SHARED / "hc18" / "training_set", "*HC.png", "ultrasound_multitask/*_HC.png"),
+    }
+
+
+def distinct(path: Path, folder: Path, k: int) -> Path:
+    """A copy of ``path`` with one pixel changed, so that every request uploads a different file."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    im.putpixel((k % im.width, (k // im.width) % im.height), (k % 256, (k * 7) % 256, (k * 13) % 256))
+    out = folder / f"soak_{k}.png"
+    im.save(out)
+    return out
+
+
+def folder_stats(folder: Path) -> tuple[float, int]:
+    size, count = 0, 0
+    for p in folder.rglob("*"):
+        try:
+            if p.is_file():
+                size += p.stat().st_size
+                count += 1
+        except OSError:
+            pass
+    return size / 2**20, count
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import subprocess
+
+    import psutil
+    from gradio_client import Client, handle_file
+
+    from bench.load import answers
+
+    p = argparse.ArgumentParser("python -m bench.soak", description=__doc__)
+    p.add_argument("--users", type=int, default=8)
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--ttl", type=int, default=120, help="RESULT_TTL_S for the app (its cache window)")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    temp = Path(tempfile.mkdtemp(prefix="soak_gradio_"))
+    scratch_parent = Path(tempfile.gettempdir())
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False", "MODEL_SOURCE": "local", "GRADIO_TEMP_DIR": str(temp),
+           "RESULT_TTL_S": str(args.ttl)}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            if answers(port):
+                break
+        except Exception:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise SystemExit("the app did not start")
+        time.sleep(1)
+    app = psutil.Process(proc.pid)
+    before = set(scratch_parent.glob("biomed_demo_*"))
+    pool = image_pool()
+    uploads = Path(tempfile.mkdtemp(prefix="soak_uploads_"))
+    counter = itertools.count()
+    records: list[tuple[str, float, str | None]] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + args.minutes * 60
+
+    def request(client: Client, k: int):
+        kind = ("breast", "lung", "skin", "fetal", "organ")[k % 5]
+        source = pool["breast" if kind == "organ" else kind][k % len(pool["breast" if kind == "organ" else kind])]
+        f = handle_file(str(distinct(source, uploads, k)))
+        if kind == "breast":
+            return "breast", lambda: client.predict(f, None, 0.4, "Overlay", api_name="/segment_breast")
+        if kind == "lung":
+            return "lung", lambda: client.predict(f, None, "unet", "unetplusplus", api_name="/compare_lung")
+        if kind == "skin":
+            return "skin", lambda: client.predict(f, SKIN, "predicted class", api_name="/classify_skin")
+        if kind == "organ":
+            return "organ", lambda: client.predict(f, "breastmnist_standin/bn", api_name="/classify_organ")
+        return "multitask", lambda: client.predict(f, "fetal", [], None, api_name="/multitask")
+
+    def user(i: int):
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        while time.monotonic() < stop_at:
+            k = next(counter)
+            name, call = request(client, k)
+            t = time.perf_counter()
+            error = None
+            try:
+                call()
+            except Exception as exc:
+                error = f"{name}: {type(exc).__name__}: {str(exc)[:200]}"
+            with lock:
+                records.append((name, time.perf_counter() - t, error))
+            (uploads / f"soak_{k}.png").unlink(missing_ok=True)
+        client.close()
+
+    samples = []
+
+    def sample():
+        scratch = [d for d in scratch_parent.glob("biomed_demo_*") if d not in before]
+        s_mb, s_n = map(sum, zip(*(folder_stats(d) for d in scratch))) if scratch else (0.0, 0)
+        t_mb, t_n = folder_stats(temp)
+        procs = [app, *app.children(recursive=True)]
+        samples.append({
+            "t": time.monotonic(), "requests": len(records),
+            "rss_mb": sum(q.memory_info().rss for q in procs) / 2**20,
+            "open_files": sum(q.num_fds() for q in procs), "threads": sum(q.num_threads() for q in procs),
+            "temp_mb": t_mb + s_mb, "temp_files": t_n + s_n,
+        })  # fmt: skip
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(args.users)]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    while any(th.is_alive() for th in threads):
+        sample()
+        time.sleep(10)
+    sample()
+    proc.terminate()
+    proc.wait(timeout=30)
+    window = args.ttl + max(60, args.ttl // 3)
+    steady = [s for s in samples if s["t"] - t0 >= window] or samples
+    slopes = {}
+    for key in ("rss_mb", "open_files", "threads", "temp_mb", "temp_files"):
+        x = np.array([s["requests"] for s in steady], float)
+        y = np.array([s[key] for s in steady], float)
+        slopes[key] = float(np.polyfit(x, y, 1)[0] * 1000) if len(set(x)) > 1 else float("nan")
+    ok = [d for _, d, e in records if e is None]
+    errors = [e for _, _, e in records if e is not None]
+    result = {
+        "users": args.users, "minutes": args.minutes, "ttl_s": args.ttl, "requests": len(records),
+        "throughput_rps": len(ok) / (time.monotonic() - t0), "p50_ms": percentile(ok, 50) * 1e3,
+        "p95_ms": percentile(ok, 95) * 1e3, "errors": len(errors), "first_error": errors[0] if errors else None,
+        "slopes_per_1000_requests": slopes, "steady_from_s": window,
+        "first": samples[0], "last": samples[-1],
+    }  # fmt: skip
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**result, "samples": samples}, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
