@@ -97,8 +97,7 @@ class MedMNISTPreset:
         return self.normalize(self.thumbnail(image))
 
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from models.registry import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402 (one definition, in the registry)
 
 
 def isic_augmentations(name: str) -> list:

