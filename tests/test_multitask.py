@@ -46,7 +46,6 @@ def make_hc18(root, subjects=("000", "001", "002", "003", "004")):
     """HC18-shaped folder: ellipse outlines (1 px), an extra frame for the first subject, the pixel-size CSV."""
     import cv2
     import numpy as np
-    import numpy as np
     from PIL import Image
 
     folder = root / "training_set"
