@@ -58,7 +58,7 @@ def summary() -> str:
     if not results:
         return (
             f"### {spec.title}\n{spec.system}.\n\n**No trained skin-lesion model is present**, so this tab cannot "
-            f"classify. Train one with `{spec.train_hint} --export`."
+            f"classify. Train one with `{spec.train_hint}`."
         )
     parts = [
         f"{spec.variants[v].title}: ISIC score **{r['metrics']['isic_score']:.3f}**"
@@ -76,7 +76,7 @@ def summary() -> str:
 @user_errors
 def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, get_predictor=get_skin_predictor):
     if not variant:
-        raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint} --export")
+        raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint}")
     if variant not in get_task(TASK).variants:
         raise gr.Error("Choose a model from the list.")
     image, notes = read_upload(image_path)
