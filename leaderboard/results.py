@@ -108,6 +108,20 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
     }
 
 
+def cv_rows(result: dict, base: dict) -> list[dict]:
+    """A cross-validated model's out-of-fold row (``metrics.json``'s ``cv`` block): the estimate no choice saw."""
+    cv = result.get("cv")
+    if not cv:
+        return []
+    std = cv.get("isic_score_std")
+    return [{**base, "model": base["model"].replace("(ours)", f"(ours, {cv['folds_done']}-fold CV)"),
+             "split": f"out-of-fold, {cv['folds_done']} of {cv.get('folds_planned', 5)} folds of the training set "
+                      f"(n={cv['n_oof']}); ISIC score = mean over folds" + (f" ± {std:.3f}" if std else ""),
+             "isic_score": cv["isic_score_mean"], "auc_melanoma": cv.get("pooled_oof_auc_melanoma"),
+             "auc_sk": cv.get("pooled_oof_auc_sk"), "acc": None, "dataset": cv.get("split", base["dataset"]),
+             "train_time_min": cv.get("train_minutes_total")}]  # fmt: skip
+
+
 def task_rows(result: dict, base: dict) -> list[dict]:
     """One more row per task of a multitask model (``metrics.tasks``), the official metrics under the table's names."""
     rows = []
@@ -168,7 +182,7 @@ def collect(
         try:
             result = json.loads(path.read_text())
             rows.append(row_from_metrics(result, measured_speed(speeds, key, path.parent)))
-            rows += task_rows(result, rows[-1])
+            rows += task_rows(result, rows[-1]) + cv_rows(result, rows[-1])
         except (ValueError, KeyError) as exc:  # a broken file must not take the table down
             rows.append(
                 {

@@ -99,6 +99,8 @@ def results_table(results: dict[str, dict]) -> pd.DataFrame:
             {
                 "model": get_task(TASK).variants[variant].title,
                 "ISIC score": m["isic_score"],
+                "CV ISIC score (out-of-fold)": (r.get("cv") or {}).get("isic_score_mean"),
+                "validation chose": "nothing" if tr.get("select") == "last" else "epoch and options",
                 "AUC melanoma": m["auc_melanoma"],
                 "AUC SK": m["auc_sk"],
                 "accuracy": m["acc"],

@@ -208,7 +208,7 @@ TASKS: dict[str, TaskSpec] = {
             "efficientnet-lite1": VariantSpec(
                 "models.custom_net:EfficientNetLiteClassifier",
                 {"arch": "tf_efficientnet_lite1"},
-                "EfficientNet-Lite1 (ImageNet fine-tune, 5-fold CV)",
+                "EfficientNet-Lite1 (ImageNet fine-tune)",
             ),
         },
         default_variant="efficientnet-lite1",
