@@ -129,7 +129,7 @@ def studies():
         ablation.bars_figure("breastmnist_standin", steps, True),
         lung.curves_figure(adam_sgd, "dice"),
         lung.curves_figure(arch, "dice"),
-        dashboard.multitask_bars(mt.load_result("busi-hc18")),
+        dashboard.multitask_bars(mt.load_result(TASKS["ultrasound_multitask"].default_variant)),
     )
 
 
