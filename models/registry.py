@@ -57,6 +57,7 @@ class TaskSpec:
     system: str  # which published system (SYSTEMS.md section) it reproduces
     ready: bool = False
     shown_in: str | None = None  # the task whose tab shows this one (no tab of its own)
+    tab: str = ""  # "module:function" that builds the task's tab (imported lazily; demo/ only)
     train_hint: str = ""
 
 
@@ -109,6 +110,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="BUSI (Al-Dhabyani et al. 2020), 780 images, fixed 680/100 split",
         system="S5: EFSNet real-time breast-ultrasound segmentation (SYSTEMS.md §5)",
         ready=True,
+        tab="demo.breast_us_seg:build_tab",
         train_hint="python -m training.train breast_us_seg --model efsnet --data-dir ../shared/data/busi --export",
     ),
     "lung_seg": TaskSpec(
@@ -137,6 +139,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="Shenzhen + Montgomery chest X-rays (704 pairs, fixed 563/141 split stratified by hospital)",
         system="S2: lung X-ray U-Net vs U-Net++, Adam vs SGD (SYSTEMS.md §2)",
         ready=True,
+        tab="demo.lung_seg:build_tab",
         train_hint="python -m training.train lung_seg --model unet --data-dir ../shared/data/chest_xray_lung "
         "--image-size 96 --export",
     ),
@@ -168,6 +171,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="OrganSMNIST 28 px (MedMNIST v2 file, 13,940 / 2,452 / 8,829)",
         system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
         ready=True,
+        tab="demo.organsmnist:build_tab",
         train_hint="python -m training.ablate --dataset organsmnist --export (needs the internet once, or the .npz)",
     ),
     "breastmnist_standin": TaskSpec(
@@ -217,6 +221,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
         system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
         ready=True,
+        tab="demo.skin_lesion:build_tab",
         train_hint="scripts/skin_cv.sh && python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017",
     ),
     "ultrasound_multitask": TaskSpec(
@@ -251,6 +256,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="FMC-UIA-format stand-in built from BUSI + HC18",
         system="S1: multitask ultrasound model, FMC-UIA baseline style (SYSTEMS.md §1)",
         ready=True,
+        tab="demo.ultrasound_multitask:build_tab",
         train_hint="python -m training.fmc_convert --busi ../shared/data/busi --hc18 ../shared/data/hc18 "
         "--out data/fmc",
     ),
