@@ -296,5 +296,5 @@ def build_tab(get_predictor=get_multitask_predictor) -> None:
                 "converted BUSI + HC18 data, and the **student report's reproduced run** (26 tasks, scored on its own "
                 "training subset, so not comparable as a benchmark). AUC is n/a (blank), never 0, where undefined."
             )
-            table = gr.DataFrame(interactive=False, wrap=True, elem_id="mt-results")
+            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=1, max_chars=30, elem_id="mt-results")
             gr.context.Context.root_block.load(results_view, None, [table], api_name="multitask_results")
