@@ -250,7 +250,7 @@ TASKS: dict[str, TaskSpec] = {
             ),
             "baseline": VariantSpec("models.multitask:MultiTaskNet", {}, "EfficientNet-B4 + FPN + 26 heads (baseline)"),
         },
-        default_variant="busi-hc18",
+        default_variant="busi-hc18-lite1",
         metrics=("dsc", "hd", "acc", "auc", "iou", "mre"),
         primary_metric="dsc",
         dataset="FMC-UIA-format stand-in built from BUSI + HC18",
