@@ -154,15 +154,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     pixel_mm = parse_pixel_size(pixel_mm)
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
-    # the detection head of every organ runs too (the encoder and FPN run once): does the image fit the chosen organ?
-    detectors = {
-        o: next((h for h in hs if predictor.model.tasks[h][0] == "detection"), None) for o, hs in groups.items()
-    }
-    extra = [d for o, d in detectors.items() if d and o != organ and d not in heads]
-    pred = predictor(image, heads + extra)
-    scores = {o: pred.outputs[d].score for o, d in detectors.items() if d and d in pred.outputs}
-    for d in extra:
-        pred.outputs.pop(d)
+    pred = predictor(image, heads)
     source, why = hc_source()
     ellipse = None
     hc_px = pred.head_circumference_px(source)
@@ -173,45 +165,50 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
     picture = draw_multitask(pred.image, list(pred.outputs.values()), ellipse=ellipse)
-    probs, lines = None, [result_caption(image_path, get_task(TASK).variants[variant_name()].title), ""]
+    head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
     if best_organ != organ and organ in scores:
-        lines.insert(0, f"### ⚠️ This looks like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
-                        f"(organ check: {scores[best_organ]:.0%}): the answers below assume the wrong "
-                        "organ.")  # fmt: skip
-    for out in pred.outputs.values():
-        if out.kind == "classification":
-            probs = out.probs
-            ranked = sorted(out.probs.items(), key=lambda kv: kv[1], reverse=True)
-            if ranked[0][1] - ranked[1][1] < 0.2:
-                lines.append(f"* **{out.task_id}** (classification): **uncertain**, {ranked[0][0]} {ranked[0][1]:.0%} "
-                             f"vs {ranked[1][0]} {ranked[1][1]:.0%}")  # fmt: skip
-            else:
-                lines.append(f"* **{out.task_id}** (classification): **{ranked[0][0]}** ({ranked[0][1]:.0%})")
-        elif out.kind == "segmentation":
-            frac = float((out.mask > 0).mean())
-            lines.append(f"* **{out.task_id}** (segmentation): {frac:.1%} of the image, tinted on the picture")
-        elif out.kind == "detection":
-            lines.append(f"* **{out.task_id}** (detection): box {_fmt_box(out.box)} px, objectness {out.score:.2f} "
-                         "(green rectangle)")  # fmt: skip
-        else:
-            pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
-            lines.append(f"* **{out.task_id}** (keypoints): {pts} px (yellow dots)")
+        head.append(
+            f"### ⚠️ This looks like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
+            f"(organ check: {scores[best_organ]:.0%}): the answers below assume the wrong organ.\n"
+        )
     if hc_px is not None:
         how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
                else "ellipse through the four axis end points")  # fmt: skip
         ref = reference_hc(image_path)
         reference = f"; HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**" if ref else ""
         if pixel_mm:
-            lines.insert(2, f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px "
-                            f"from the {how}; chosen by {why}{reference}.")  # fmt: skip
+            head.append(f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px "
+                        f"from the {how}; chosen by {why}{reference}.")  # fmt: skip
         else:
-            lines.insert(2, f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres. From the "
-                            f"{how}; chosen by {why}{reference}.")  # fmt: skip
-    lines.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
-    lines.append(footnotes(notes, predictor))
-    return picture, probs, "\n".join(lines)
+            head.append(f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres. From the "
+                        f"{how}; chosen by {why}{reference}.")  # fmt: skip
+    for out in pred.outputs.values():
+        if out.kind == "classification":
+            probs = out.probs
+            ranked = sorted(out.probs.items(), key=lambda kv: kv[1], reverse=True)
+            if ranked[0][1] - ranked[1][1] < 0.2:
+                verdict = f"uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
+            else:
+                verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
+            if hc_px is None:
+                head.append(f"### {out.task_id}: {verdict}")
+            details.append(f"* **{out.task_id}** (classification): {verdict}")
+        elif out.kind == "segmentation":
+            frac = float((out.mask > 0).mean())
+            details.append(f"* **{out.task_id}** (segmentation): {frac:.1%} of the image, tinted on the picture")
+        elif out.kind == "detection":
+            details.append(f"* **{out.task_id}** (detection): box {_fmt_box(out.box)} px, objectness "
+                           f"{out.score:.2f} (green rectangle)")  # fmt: skip
+        else:
+            pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
+            details.append(f"* **{out.task_id}** (keypoints): {pts} px (yellow dots)")
+    details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
+    details.append(footnotes(notes, predictor))
+    caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)
+    text = "\n".join(head) + f"\n{caption}\n\n<details><summary>Every head's answer</summary>\n\n"
+    return picture, probs, text + "\n".join(details) + "\n</details>"
 
 
 def _examples() -> list[list]:

@@ -208,7 +208,8 @@ def tiny_skin_models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_multitask_models(tmp_path_factory) -> Path:
     """An untrained 6-head multitask model (the busi-hc18 heads on a resnet18 encoder, 64 px, so it is quick) saved
-    as checkpoints/ultrasound_multitask/busi-hc18 with official-format metrics. Built once per session."""
+    as checkpoints/ultrasound_multitask/busi-hc18 (and as the default busi-hc18-lite1) with official-format metrics.
+    Built once per session."""
     from models.card import write_model_folder
     from models.multitask import MultiTaskNet
     from models.registry import FMC_STANDIN_LABELS, FMC_STANDIN_TASKS
@@ -227,6 +228,11 @@ def tiny_multitask_models(tmp_path_factory) -> Path:
               "metrics": {"dsc": 0.5, "hd": 40.0, "acc": 0.33, "auc": None, "iou": 0.1, "mre": 50.0, "tasks": tasks},
               "training": {"epochs_run": 1, "image_size": 64}}  # fmt: skip
     write_model_folder(folder, "ultrasound_multitask", "busi-hc18", result)
+    import shutil
+
+    default = root / "busi-hc18-lite1"  # the registry default (the tab serves it): the same tiny weights
+    shutil.copytree(folder, default)
+    write_model_folder(default, "ultrasound_multitask", "busi-hc18-lite1", {**result, "variant": "busi-hc18-lite1"})
     return root
 
 

@@ -236,7 +236,7 @@ def test_skin_tab_shows_a_grad_cam(page, serve):
 def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     from playwright.sync_api import expect
 
-    url, _ = serve(("ultrasound_multitask", "busi-hc18"))
+    url, _ = serve(("ultrasound_multitask", "busi-hc18-lite1"))
     page.goto(url)
     page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
 
@@ -319,7 +319,7 @@ def test_lazy_example_cache_answers_an_example_click(page, serve, monkeypatch, t
     cache = tmp_path / "examples_cache"
     monkeypatch.setenv("CACHE_EXAMPLES", "lazy")
     monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(cache))
-    url, _ = serve(("ultrasound_multitask", "busi-hc18"))
+    url, _ = serve(("ultrasound_multitask", "busi-hc18-lite1"))
     assert not any(cache.rglob("*.csv"))  # lazy: nothing cached at start-up
     page.goto(url)
     page.get_by_role("tab", name="Multitask ultrasound").click()
@@ -363,7 +363,7 @@ FIRST_USE = {  # tab, sub-tab, held-out image, result box, text of a result, fir
     "skin": ("Skin lesion (ISIC 2017)", None, EXAMPLES / "skin_lesion" / "nevus_ISIC_0001852.jpg", "#skin-info",
              "Grad-CAM for", "melanoma", "melanoma_ISIC_0012099", [("skin_lesion", "customnet")]),
     "mt": ("Multitask ultrasound (FMC-UIA)", None, EXAMPLES / "ultrasound_multitask" / "malignant_14.png", "#mt-info",
-           "(segmentation)", "breast, benign", "benign_17", [("ultrasound_multitask", "busi-hc18")]),
+           "(segmentation)", "breast, benign", "benign_17", [("ultrasound_multitask", "busi-hc18-lite1")]),
 }  # fmt: skip
 
 
