@@ -28,9 +28,9 @@ STATE_SESSIONS = 256  # per-session state kept at most (the breast tab's re-rend
 # Gradio's cached uploads and results older than RESULT_TTL_S (default 15 min) are deleted every third of that
 RESULT_TTL_S = int(os.environ.get("RESULT_TTL_S", 900))
 DELETE_CACHE = (max(60, RESULT_TTL_S // 3), RESULT_TTL_S)
-# PIL refuses to decode images above 2 x MAX_IMAGE_PIXELS from their header alone: Gradio decodes inline (data: URL)
-# images before any tab code runs, so this is the one guard that sees them (a 214 KB PNG of 13000x13000 px)
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+# PIL's own bomb guard at the app's limit (it warns above it and refuses twice it, from the header alone); the image
+# components check the header before Gradio decodes anything (demo.common.RawImage), inline data: URLs included
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class BodyLimit:

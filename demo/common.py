@@ -98,10 +98,31 @@ class RawImage(gr.Image):
     is_template = True  # reuse the Image front-end component
 
     def preprocess(self, payload):
+        path = str(payload.path) if payload is not None and payload.path else None
+        if path and _too_large(path):  # never let Gradio decode it (a tiny PNG can decode to gigabytes)
+            return path  # load_image refuses it with the size and the limit
         try:
             return super().preprocess(payload)
         except Exception:  # not an image: hand over the path; load_image gives the user-facing message
-            return str(payload.path) if payload is not None and payload.path else None
+            return path
+
+
+def _too_large(path: str) -> bool:
+    """Whether an image file's header declares more than the app's pixel limit (PIL reads the header only)."""
+    import warnings
+
+    from models.image_io import MAX_PIXELS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        return True
+    except Exception:  # not an image PIL reads: load_image decides
+        return False
+    return w * h > MAX_PIXELS
 
 
 def image_upload(**kwargs) -> RawImage:
