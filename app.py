@@ -14,7 +14,7 @@ from PIL import Image
 
 from demo import TABS
 from demo.about import build_tab as build_about
-from demo.common import CSS, torch_threads
+from demo.common import CSS, configure_result_pruning, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
 from models.image_io import MAX_PIXELS
@@ -105,6 +105,7 @@ def build_demo() -> gr.Blocks:
     # tables) get 2 each. The queue holds at most QUEUE_SIZE waiting requests: beyond, a user is told the app is busy
     # at once instead of waiting minutes. Figures behind these numbers: bench/load.py (README).
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
+    configure_result_pruning(demo, RESULT_TTL_S)
     return demo
 
 
