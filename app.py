@@ -25,7 +25,8 @@ MAX_FILE_SIZE = "50mb"  # the largest upload (a DICOM frame or a 16-bit X-ray is
 MAX_BODY_BYTES = 55 * 2**20  # any request body (uploads' multipart overhead included; inline data: URLs too)
 QUEUE_SIZE = 128  # 4 waiting requests per user of a 32-seat lecture hall
 STATE_SESSIONS = 256  # per-session state kept at most (the breast tab's re-rendering state: ~1 MB each)
-# Gradio's cached uploads and results older than RESULT_TTL_S (default 15 min) are deleted every third of that
+# Gradio's cached uploads and results older than RESULT_TTL_S (default 15 min) are deleted: the files Gradio tracks by
+# its delete_cache every third of that, all of them (examples kept) by demo.common.prune_result_cache each minute
 RESULT_TTL_S = int(os.environ.get("RESULT_TTL_S", 900))
 DELETE_CACHE = (max(60, RESULT_TTL_S // 3), RESULT_TTL_S)
 # PIL's own bomb guard at the app's limit (it warns above it and refuses twice it, from the header alone); the image

@@ -150,3 +150,26 @@ def test_scratch_files_are_bounded(tmp_path):
         p.write_text("x")
     scratch_file("test-bounded", "last.txt", max_files=5)
     assert len(list(paths[0].parent.iterdir())) <= 5
+
+
+def test_result_cache_pruning_keeps_examples_and_new_files(tmp_path, monkeypatch):
+    import os
+    import time
+    from types import SimpleNamespace
+
+    import demo.common as common
+
+    cache = tmp_path / "gradio"
+    old, new, example = cache / "a" / "old.png", cache / "b" / "new.png", cache / "c" / "example.png"
+    for p in (old, new, example):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+    past = time.time() - 3600
+    for p in (old, example):
+        os.utime(p, (past, past))
+    monkeypatch.setattr(common, "result_cache", lambda: str(cache))
+    fake = SimpleNamespace(blocks={1: SimpleNamespace(keep_in_cache={str(example)})})
+    common.configure_result_pruning(fake, ttl_s=600)
+    assert common.prune_result_cache(every_s=0) == 1
+    assert not old.exists() and not old.parent.exists() and new.exists() and example.exists()
+    monkeypatch.setitem(common._PRUNE, "demo", None)  # the app's own configuration is restored by the next build
