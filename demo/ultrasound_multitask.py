@@ -31,6 +31,7 @@ from demo.common import (
     user_errors,
 )
 from leaderboard import multitask as board
+from leaderboard.results import hc_errors_by_source
 from models.hub import checkpoint_dir, model_source
 from models.predict import tasks_by_organ
 from models.registry import get_task, get_variant
@@ -110,12 +111,7 @@ def reference_hc(image_path) -> tuple[str, float] | None:
 def hc_source() -> tuple[str, str]:
     """Which HC the tab reports: the source with the lower mean HC error on the held-out split of the shipped
     model's metrics (``"mask"``: the ellipse fitted to the head segmentation; ``"points"``: the axes head)."""
-    result = board.load_result(variant_name()) or {}
-    tasks = result.get("metrics", {}).get("tasks", {})
-    errors = {}
-    for task in tasks.values():
-        if task.get("hc_abs_error_mm") is not None:
-            errors["mask" if task.get("task_name") == "segmentation" else "points"] = task["hc_abs_error_mm"]
+    errors = hc_errors_by_source(board.load_result(variant_name()))
     if not errors:
         return "points", "the axes head (no held-out HC errors measured)"
     best = min(errors, key=errors.get)

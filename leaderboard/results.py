@@ -76,6 +76,16 @@ def variant_title(task: str, variant: str) -> str:
         return variant
 
 
+def hc_errors_by_source(result: dict | None) -> dict[str, float]:
+    """Mean held-out head-circumference error (mm) per source of a multitask model's metrics: ``"mask"`` (the
+    ellipse fitted to a head segmentation) and ``"points"`` (the axes head). The app and the table use the lower."""
+    errors = {}
+    for task in (result or {}).get("metrics", {}).get("tasks", {}).values():
+        if task.get("hc_abs_error_mm") is not None:
+            errors["mask" if task.get("task_name") == "segmentation" else "points"] = task["hc_abs_error_mm"]
+    return errors
+
+
 def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
     m, tr = result["metrics"], result.get("training", {})
     speed = speed or {}
@@ -92,7 +102,7 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
             for k in ("dice", "iou", "auc", "f1_weighted", "isic_score", "auc_melanoma", "auc_sk", "dsc", "miou")
         },
         **{k: m.get(k) for k in ("acc", "dsc_t", "miou_t", "hd", "mre")},
-        "hc_error_mm": m.get("tasks", {}).get("fetal_head_axes", {}).get("hc_abs_error_mm"),
+        "hc_error_mm": min(hc_errors_by_source(result).values(), default=None),  # the source the app uses
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
         "params": result.get("params"),
