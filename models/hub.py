@@ -9,7 +9,7 @@ A missing or unreadable checkpoint raises ``CheckpointError`` whose message says
 it; the app shows it in that task's tab only.
 
 Example:
-    >>> model = load_model("breast_us_seg")            # checkpoints/breast_us_seg/efsnet/
+    >>> model = load_model(task)                        # checkpoints/<task>/<default variant>/
     >>> model.loaded_from                              # where it actually came from
     'checkpoints/breast_us_seg/efsnet'
 """
@@ -105,8 +105,6 @@ def load_model_from(task: str, variant: str | None, location: str | Path, local_
         raise CheckpointError(_missing_message(task, variant, f"nothing at {public_location(location)}"))
     if is_dir and not (Path(location) / "model.safetensors").exists():
         raise CheckpointError(_missing_message(task, variant, f"no weights in {public_location(location)}"))
-    if not get_task(task).ready:
-        raise CheckpointError(f"'{get_task(task).title}' is not built yet: no model class or training recipe.")
     try:
         extra = {} if is_dir else {"local_files_only": local_files_only}
         model = vspec.model_class().from_pretrained(location, strict=True, map_location="cpu", **extra)
@@ -146,7 +144,7 @@ def load_model(task: str, variant: str | None = None, source: str | None = None)
     """Trained model of ``task``/``variant`` (lazy, cached, eval mode, CPU). Raises ``CheckpointError``.
 
     Example:
-        >>> load_model("breast_us_seg", "efsnet", source="hf://my-user")  # Hub, falling back to local
+        >>> load_model(task, variant, source="hf://my-user")  # Hub, falling back to local
     """
     variant = variant or get_task(task).default_variant
     get_variant(task, variant)  # unknown names fail with the list of valid ones

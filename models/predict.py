@@ -6,7 +6,7 @@ Every predictor uses the task's ``EvalPreset`` (the same preprocessing as ``trai
 Example:
     >>> from models.hub import load_model
     >>> from models.registry import get_task
-    >>> predictor = SegmentationPredictor(load_model("breast_us_seg"), get_task("breast_us_seg"))
+    >>> predictor = SegmentationPredictor(load_model(task), get_task(task))
     >>> pred = predictor(Image.open("us.png"))
     >>> pred.mask.shape == (Image.open("us.png").height, Image.open("us.png").width)
     True
@@ -164,7 +164,7 @@ class ClassificationPredictor:
 
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = MedMNISTPreset(model.input_size)
+        self.preset = MedMNISTPreset.for_task(spec, model.input_size)
 
     @torch.inference_mode()
     def __call__(self, image) -> ClassPrediction:
@@ -231,7 +231,7 @@ class SkinPredictor:
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = IsicPreset(model.input_size, train=False)
+        self.preset = IsicPreset.for_task(spec, model.input_size)
         self.ood = ood
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):

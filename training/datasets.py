@@ -374,10 +374,11 @@ class IsicDataset(Dataset):
     Items are ``(image float (3, S, S), label int64)``."""
 
     def __init__(self, samples: list[IsicSample], size: int = 224, train: bool = False, augment: str = "default"):
+        from models.registry import get_task
         from models.transforms import IsicPreset
 
         self.samples = samples
-        self.preset = IsicPreset(size, train=train, augment=augment)
+        self.preset = IsicPreset.for_task(get_task("skin_lesion"), size, train=train, augment=augment)
         self.images = [cached_decode(self.preset, s.image) for s in samples]
         self.labels = torch.tensor([s.label for s in samples], dtype=torch.long)
 

@@ -20,7 +20,7 @@ import torch
 
 from models.base import count_parameters
 from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
-from models.registry import get_task
+from models.registry import TASKS, TaskSpec, get_task
 
 BUSI_PROTOCOL = (
     "pixel confusion matrix over the whole split at the model's input resolution (nearest-resized masks); "
@@ -30,12 +30,12 @@ BUSI_PROTOCOL = (
 
 
 @torch.inference_mode()
-def evaluate_busi(model, data_dir: str | Path, split: str) -> dict:
+def evaluate_busi(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dict:
     from training.datasets import BusiSegDataset, busi_split, find_busi
 
     samples = busi_split(find_busi(data_dir), split)
     ds = BusiSegDataset(samples, model.input_size, train=False)
-    labels = get_task("breast_us_seg").labels
+    labels = spec.labels
     n = len(labels)
     cm_all = torch.zeros(n, n, dtype=torch.long)
     cm_tumour_imgs = torch.zeros(n, n, dtype=torch.long)
@@ -85,7 +85,7 @@ LUNG_PROTOCOL = (
 
 
 @torch.inference_mode()
-def lung_predictions(model, samples, batch: int = 16):
+def lung_predictions(model, samples, spec: TaskSpec, batch: int = 16):
     """Yield ``(sample, grey image uint8 (H, W), predicted mask bool (H, W), ground truth bool (H, W))``."""
     import numpy as np
     import torch.nn.functional as F
@@ -93,7 +93,7 @@ def lung_predictions(model, samples, batch: int = 16):
     from models.transforms import EvalPreset, pil_to_uint8_tensor
     from training.datasets import read_grey, read_lung_mask
 
-    preset = EvalPreset.for_task(get_task("lung_seg"), model.input_size)
+    preset = EvalPreset.for_task(spec, model.input_size)
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
         greys = [read_grey(s.image) for s in chunk]
@@ -105,12 +105,12 @@ def lung_predictions(model, samples, batch: int = 16):
             yield s, np.asarray(g), (up > 0).numpy(), gt
 
 
-def evaluate_lung(model, data_dir: str | Path, split: str) -> dict:
+def evaluate_lung(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dict:
     from training.datasets import find_lung, lung_split
 
     samples = lung_split(find_lung(data_dir), split)
     rows = []
-    for s, _, pred, gt in lung_predictions(model, samples):
+    for s, _, pred, gt in lung_predictions(model, samples, spec):
         inter, total, union = (pred & gt).sum(), pred.sum() + gt.sum(), (pred | gt).sum()
         dice = 1.0 if total == 0 else 2 * inter / total
         iou = 1.0 if union == 0 else inter / union
@@ -145,7 +145,7 @@ ISIC_PROTOCOL = (
 
 
 @torch.inference_mode()
-def evaluate_isic(model, data_dir: str | Path, split: str) -> dict:
+def evaluate_isic(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dict:
     from models.cls_metrics import isic_metrics
     from training.datasets import IsicDataset, find_isic
 
@@ -226,7 +226,7 @@ def hc_errors(rows) -> dict:
     }
 
 
-def evaluate_fmc(model, data_dir: str | Path, split: str) -> dict:
+def evaluate_fmc(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dict:
     import numpy as np
     from PIL import Image
 
@@ -289,23 +289,14 @@ def evaluate_fmc(model, data_dir: str | Path, split: str) -> dict:
     }
 
 
-HELD_OUT = {"lung_seg": "test", "skin_lesion": "val", "ultrasound_multitask": "val"}
-EVALUATORS = {
-    "breast_us_seg": evaluate_busi,
-    "lung_seg": evaluate_lung,
-    "skin_lesion": evaluate_isic,
-    "ultrasound_multitask": evaluate_fmc,
-}
-
-
 def evaluate_model(task: str, model, data_dir, split: str) -> dict:
-    try:
-        fn = EVALUATORS[task]
-    except KeyError:
-        raise SystemExit(
-            f"evaluation for {task!r} is not implemented yet (available: {', '.join(EVALUATORS)})"
-        ) from None
-    return fn(model.eval(), data_dir, split)
+    """The task's evaluator (``TaskSpec.evaluator``) on ``split``."""
+    spec = get_task(task)
+    evaluator = spec.behaviour("evaluator")
+    if evaluator is None:
+        available = ", ".join(n for n, t in TASKS.items() if t.evaluator)
+        raise SystemExit(f"evaluation for {task!r} is not implemented (available: {available})")
+    return evaluator(model.eval(), data_dir, split, spec)
 
 
 def evaluate_checkpoint(task: str, variant: str | None, checkpoint, data_dir, split: str) -> dict:
@@ -343,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", action="store_true", help="print only the JSON object")
     p.add_argument("--export-csv", help="skin_lesion: write the challenge's header-less N x 3 softmax CSV here")
     args = p.parse_args(argv)
-    split = args.split or HELD_OUT.get(args.task, "val")
+    split = args.split or get_task(args.task).held_out
     result = evaluate_checkpoint(args.task, args.model, args.checkpoint, args.data_dir, split)
     if args.export_csv:
         if "per_image" not in result["metrics"] or "probs" not in result["metrics"]["per_image"][0]:

@@ -134,7 +134,7 @@ class FMCDataset(Dataset):
         from torchvision.transforms import v2
 
         from models.registry import IMAGENET_MEAN, IMAGENET_STD
-        from models.transforms import ultrasound_augmentation
+        from models.transforms import multitask_eval_transform, ultrasound_augmentation
 
         self.samples = samples
         self.size = size
@@ -144,13 +144,8 @@ class FMCDataset(Dataset):
         self.joint = ultrasound_augmentation() if augment == "ultrasound" else None
         aug = [v2.RandomApply([v2.ColorJitter(brightness=0.2, contrast=0.2)], p=0.2),
                v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.1)] if augment == "baseline" else []  # fmt: skip
-        self.transform = v2.Compose(
-            [v2.ToDtype(torch.float32, scale=True)]
-            + aug[:1]
-            + [v2.ToDtype(torch.float32)]
-            + aug[1:]
-            + [v2.Normalize(list(mean or IMAGENET_MEAN), list(std or IMAGENET_STD))]
-        )
+        # the one multitask input path (models.transforms), the predictor's too
+        self.transform = multitask_eval_transform(size, mean or IMAGENET_MEAN, std or IMAGENET_STD, tuple(aug))
         self._cache: dict[int, tuple] = {} if cache else None
 
     def _load(self, i: int):

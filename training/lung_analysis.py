@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from models.registry import get_task
 from models.visualize import comparison_map, image_grid
+
+TASK = "lung_seg"
 
 
 def dice_histogram(dices, bins: int = 20) -> list[dict]:
@@ -30,6 +33,13 @@ def dice_histogram(dices, bins: int = 20) -> list[dict]:
     ]
 
 
+def finalize(model_dir: Path, cfg) -> None:
+    """After a training run (``TaskSpec.finalize``): the report's figures beside the model."""
+    from models.hub import load_model_from
+
+    analyze(load_model_from(cfg.task, cfg.model, model_dir), cfg.data_dir, cfg.val_split, model_dir / "analysis")
+
+
 def analyze(model, data_dir, split: str, out: str | Path, k: int = 5) -> dict:
     from training.datasets import find_lung, lung_split
     from training.evaluate import lung_predictions
@@ -38,7 +48,7 @@ def analyze(model, data_dir, split: str, out: str | Path, k: int = 5) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     samples = lung_split(find_lung(data_dir), split)
     rows, maps = [], {}
-    for s, grey, pred, gt in lung_predictions(model, samples):
+    for s, grey, pred, gt in lung_predictions(model, samples, get_task(TASK)):
         total = pred.sum() + gt.sum()
         dice = 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
         rows.append({"name": s.name, "hospital": s.hospital, "dice": round(dice, 6)})
@@ -70,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--checkpoint", help="model folder (default: the shipped checkpoints/lung_seg/<model>)")
     p.add_argument("--out", help="output folder (default: <checkpoint>/analysis)")
     args = p.parse_args(argv)
-    folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir("lung_seg", args.model)
-    model = load_model_from("lung_seg", args.model, folder)
+    folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir(TASK, args.model)
+    model = load_model_from(TASK, args.model, folder)
     result = analyze(model, args.data_dir, args.split, args.out or folder / "analysis")
     print(json.dumps(result))
     return result

@@ -115,11 +115,15 @@ def resolve_dataset(dataset: str, root: str | Path = "data/medmnist") -> Path:
 
 
 class MedMNISTDataset(Dataset):
-    """``(image float (1, H, W) normalised with mean 0.5 / std 0.5, label int64)``; ``transform`` (on the normalised
-    tensor, as the report's notebook applies its augmentation after ``Normalize``) is optional."""
+    """``(image float (1, H, W) normalised with the task's mean / std (MedMNIST's 0.5 / 0.5), label int64)``;
+    ``transform`` (on the normalised tensor, as the report's notebook applies its augmentation after ``Normalize``)
+    is optional. The app's classifier normalises through the same ``MedMNISTPreset``."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
-        self.images = (torch.from_numpy(images).float().div(255).sub(0.5).div(0.5)).unsqueeze(1)
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None, task: str = "organsmnist"):
+        from models.registry import get_task
+        from models.transforms import MedMNISTPreset
+
+        self.images = MedMNISTPreset.for_task(get_task(task), images.shape[-1]).normalize(images)
         self.labels = torch.from_numpy(labels)
         self.transform = transform
 

@@ -53,6 +53,15 @@ def fit(model, data_dir) -> MahalanobisOOD:
                               image_stats=image_statistics(data_dir, FIT_SPLIT))  # fmt: skip
 
 
+def finalize(model_dir: Path, cfg) -> None:
+    """After a training run (``TaskSpec.finalize``): the app's OOD statistics beside the model. A cross-validation
+    fold's model never ships, and gets none."""
+    from models.hub import load_model_from
+
+    if not cfg.train_split.startswith("cv"):
+        fit(load_model_from(cfg.task, cfg.model, model_dir), cfg.data_dir).save(model_dir)
+
+
 def main(argv: list[str] | None = None) -> Path:
     from models.hub import checkpoint_dir, load_model_from
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
-from models.registry import get_task
+from models.registry import TASKS, get_task
 from training.config import TrainConfig
 
 
@@ -401,18 +401,10 @@ class MultiTaskRecipe:
                 **{f"val_{k}": v for k, v in columns.items()}}  # fmt: skip
 
 
-RECIPES = {
-    "breast_us_seg": SegmentationRecipe,
-    "lung_seg": BinarySegmentationRecipe,
-    "skin_lesion": SkinLesionRecipe,
-    "ultrasound_multitask": MultiTaskRecipe,
-}
-
-
 def get_recipe(cfg: TrainConfig):
-    try:
-        return RECIPES[cfg.task](cfg)
-    except KeyError:
-        raise SystemExit(
-            f"training for {cfg.task!r} is not implemented yet (tasks with a recipe: {', '.join(RECIPES)})"
-        ) from None
+    """The task's recipe (``TaskSpec.recipe``) built from ``cfg``."""
+    recipe = get_task(cfg.task).behaviour("recipe")
+    if recipe is None:
+        trainable = ", ".join(n for n, t in TASKS.items() if t.recipe)
+        raise SystemExit(f"training for {cfg.task!r} is not implemented (tasks with a recipe: {trainable})")
+    return recipe(cfg)

@@ -27,8 +27,9 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from models.registry import build_model
-from training.config import TrainConfig, deviation_notes, planned_epochs, resolve_config, to_dict
+from models.card import deviation_notes, planned_epochs
+from models.registry import build_model, get_task
+from training.config import TrainConfig, resolve_config, to_dict
 from training.provenance import git_commit, hardware_summary
 from training.recipes import get_recipe
 
@@ -288,17 +289,9 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
     result["training"] = training
     result["notes"] = deviation_notes(cfg.task, saved_cfg, progress)
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    if cfg.task == "lung_seg":  # the report's figures: best/worst galleries and the Dice histogram
-        from models.hub import load_model_from
-        from training.lung_analysis import analyze
-
-        model = load_model_from(cfg.task, cfg.model, run_dir / "model")
-        analyze(model, cfg.data_dir, cfg.val_split, run_dir / "model" / "analysis")
-    if cfg.task == "skin_lesion" and not cfg.train_split.startswith("cv"):  # the app's OOD statistics
-        from models.hub import load_model_from
-        from training.ood_fit import fit
-
-        fit(load_model_from(cfg.task, cfg.model, run_dir / "model"), cfg.data_dir).save(run_dir / "model")
+    finalize = get_task(cfg.task).behaviour("finalize")  # e.g. figures or the app's companion files
+    if finalize is not None:
+        finalize(run_dir / "model", cfg)
     write_model_folder(run_dir / "model", cfg.task, cfg.model, result, history_csv=run_dir / "history.csv")
     print(json.dumps({k: v for k, v in result["metrics"].items() if not isinstance(v, (dict, list))}))
     if cfg.export:

@@ -1,0 +1,133 @@
+"""Issue 16's test-time augmentation (TTA) and fold-ensemble rows, scored without the validation split choosing.
+
+    python scripts/skin_tta_oof.py --data-dir ../shared/data/isic2017 [--model efficientnet-lite1]
+
+For every finished fold run ``runs/skin_lesion/<model>/*-cv5-<k>`` it predicts the held-out fold (out-of-fold) with
+the views of each TTA set (the identity; + horizontal flip; the four flips) and averages the softmax over views. The
+CV ISIC score of each set (fold mean +- std, pooled) goes to ``options.csv``; the shipped model uses TTA only where
+its CV gain is positive (a choice made on out-of-fold predictions, never on the validation split).
+
+The fold ensemble (the five fold models averaged) has no out-of-fold estimate (each image was seen by four of the
+five models), so its row gives the validation score only, labelled as such; it chose nothing and does not ship (5x
+the latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TTA_SETS = {"none": ("id",), "hflip": ("id", "h"), "flips4": ("id", "h", "v", "hv")}
+
+
+def view(x: torch.Tensor, name: str) -> torch.Tensor:
+    dims = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}[name]
+    return x.flip(dims) if dims else x
+
+
+@torch.inference_mode()
+def view_probs(model, data_dir, split: str, temperature: float = 1.0) -> tuple[dict, np.ndarray]:
+    """Softmax per view, {view: (n, 3)}, and the labels."""
+    from training.datasets import IsicDataset, find_isic
+
+    ds = IsicDataset(find_isic(data_dir, split), model.input_size, train=False)
+    out = {v: [] for v in ("id", "h", "v", "hv")}
+    for i in range(0, len(ds), 50):
+        x = torch.stack([ds[j][0] for j in range(i, min(i + 50, len(ds)))])
+        for v in out:
+            out[v].append(torch.softmax(model(view(x, v)).float() / temperature, 1))
+    return {v: torch.cat(p).numpy() for v, p in out.items()}, ds.labels.numpy()
+
+
+def main(argv=None) -> dict:
+    from models.cls_metrics import isic_metrics
+    from models.hub import load_model_from
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--model", default="efficientnet-lite1")
+    p.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
+    args = p.parse_args(argv)
+    runs = {}
+    for run in sorted(Path(args.runs_dir).glob(f"skin_lesion/{args.model}/*-cv5-*")):
+        if (run / "metrics.json").exists():
+            runs[int(run.name.rsplit("-", 1)[1])] = run
+    per_set = {name: [] for name in TTA_SETS}
+    pooled = {name: [] for name in TTA_SETS}
+    labels_all, val_probs, val_labels = [], [], None
+    for k, run in sorted(runs.items()):
+        model = load_model_from("skin_lesion", args.model, run / "model")
+        probs, labels = view_probs(model, args.data_dir, f"cv5-{k}-val")
+        labels_all.append(labels)
+        for name, views in TTA_SETS.items():
+            avg = np.mean([probs[v] for v in views], axis=0)
+            per_set[name].append(isic_metrics(labels, avg)["isic_score"])
+            pooled[name].append(avg)
+        vp, val_labels = view_probs(model, args.data_dir, "val")
+        val_probs.append(vp["id"])
+        print(json.dumps({"fold": k, **{n: round(s[-1], 4) for n, s in per_set.items()}}), flush=True)
+    labels = np.concatenate(labels_all)
+    result = {
+        name: {
+            "cv_mean": float(np.mean(s)),
+            "cv_std": float(np.std(s, ddof=1)) if len(s) > 1 else None,
+            "pooled_oof": isic_metrics(labels, np.concatenate(pooled[name]))["isic_score"],
+            "folds": len(s),
+        }
+        for name, s in per_set.items()
+    }
+    ens = isic_metrics(val_labels, np.mean(val_probs, axis=0))
+    result["fold_ensemble_val"] = {"isic_score": ens["isic_score"], "auc_melanoma": ens["auc_melanoma"],
+                                   "auc_sk": ens["auc_sk"], "acc": ens["acc"], "models": len(val_probs)}  # fmt: skip
+    best = max(TTA_SETS, key=lambda n: result[n]["cv_mean"])
+    result["chosen_tta"] = best if result[best]["cv_mean"] > result["none"]["cv_mean"] else "none"
+    out = Path(args.checkpoints_dir) / "skin_lesion" / args.model / "tta.json"
+    chosen_on = "5-fold CV out-of-fold ISIC score (the validation split chose nothing)"
+    tta = {"views": list(TTA_SETS[result["chosen_tta"]]), "chosen_on": chosen_on, "cv": result}
+    out.write_text(json.dumps(tta, indent=2) + "\n")
+    write_options(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", args.model, result)
+    print(json.dumps(result))
+    return result
+
+
+def write_options(options: Path, model: str, result: dict) -> None:
+    rows = list(csv.DictReader(options.open()))
+    fields = list(rows[0])
+    base = next(r for r in rows if r["model"] == model and r["option"] == "adamw_cosine_ls_trivialaugment")
+    new = {
+        "tta_hflip": ("hflip", "the recipe + TTA: mean softmax of the image and its horizontal flip"),
+        "tta_flips4": ("flips4", "the recipe + TTA: mean softmax of the image and its 3 flips"),
+    }
+    rows = [r for r in rows if not (r["model"] == model and (r["option"] in new or r["option"] == "fold_ensemble"))]
+    for option, (name, text) in new.items():
+        r = result[name]
+        rows.append({**{f: "" for f in fields}, "model": model, "option": option, "args": text,
+                     "image_size": base["image_size"], "epochs_run": base["epochs_run"], "best_epoch": "last",
+                     "train_min": "0 (inference on the CV fold models)", "run": base["run"],
+                     "cv_isic_mean": round(r["cv_mean"], 4), "cv_isic_std": round(r["cv_std"] or 0, 4),
+                     "cv_folds": r["folds"], "selected_on": "nothing (CV estimates it)"})  # fmt: skip
+    e = result["fold_ensemble_val"]
+    rows.append({**{f: "" for f in fields}, "model": model, "option": "fold_ensemble",
+                 "args": f"mean softmax of the {e['models']} fold models (no out-of-fold estimate exists)",
+                 "isic_score": e["isic_score"], "auc_melanoma": e["auc_melanoma"], "auc_sk": e["auc_sk"],
+                 "acc": e["acc"], "image_size": base["image_size"], "epochs_run": base["epochs_run"],
+                 "best_epoch": "last", "train_min": base["train_min"], "run": base["run"],
+                 "selected_on": "nothing (validation score reported only; not shipped: 5x latency)"})  # fmt: skip
+    with options.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
