@@ -20,9 +20,10 @@ import numpy as np
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    pred, gt = pred.astype(bool), gt.astype(bool)
-    total = pred.sum() + gt.sum()
-    return 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
+    """Binary Dice, 1.0 when both are empty (the project's one rule: ``models.metrics.per_image_dice_iou``)."""
+    from models.metrics import binary_dice_iou
+
+    return binary_dice_iou(pred, gt)[0]
 
 
 def hausdorff(pred: np.ndarray, gt: np.ndarray) -> float:

@@ -46,12 +46,26 @@ def scores_from_confusion(cm: torch.Tensor, labels: list[str] | tuple[str, ...])
     }
 
 
+def per_image_dice_iou(pred, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """The project's one Dice: binary Dice and IoU per image of ``(B, ...)`` masks (bool, 0/1, tensors or arrays),
+    float64; **1.0 where both masks are empty** (nothing to find, nothing found). torchmetrics' ``dice_score`` gives
+    NaN there, which is why this rule is written out once here and used by the trainer, the evaluators and the app."""
+    pred = torch.as_tensor(pred).bool().flatten(1)
+    target = torch.as_tensor(target).bool().flatten(1)
+    inter = (pred & target).sum(1).double()
+    total = pred.sum(1).double() + target.sum(1).double()
+    union = total - inter
+    dice = torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+    iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    return dice, iou
+
+
+def per_image_dice(pred, target) -> torch.Tensor:
+    """Dice per image of ``(B, ...)`` masks (``per_image_dice_iou``'s rule), float32 (the trainer's logs)."""
+    return per_image_dice_iou(pred, target)[0].float()
+
+
 def binary_dice_iou(pred, target) -> tuple[float, float]:
     """Dice and IoU of two boolean masks (tensors or arrays); both 1.0 when both are empty (nothing to find)."""
-    pred, target = torch.as_tensor(pred).bool(), torch.as_tensor(target).bool()
-    inter = (pred & target).sum().item()
-    total = pred.sum().item() + target.sum().item()
-    if total == 0:
-        return 1.0, 1.0
-    union = total - inter
-    return 2 * inter / total, inter / union
+    dice, iou = per_image_dice_iou(torch.as_tensor(pred)[None], torch.as_tensor(target)[None])
+    return float(dice[0]), float(iou[0])

@@ -191,9 +191,7 @@ TASKS: dict[str, TaskSpec] = {
             "unet": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, Adam"),
             "unetplusplus": VariantSpec("models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, Adam"),
             # SYSTEMS.md: SGD without momentum, lr 1e-3
-            "unet-sgd": VariantSpec(
-                "models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, SGD", LUNG_SGD
-            ),
+            "unet-sgd": VariantSpec("models.segmenters:LungSegmenter", {"arch": "Unet"}, "U-Net, SGD", LUNG_SGD),
             "unetplusplus-sgd": VariantSpec(
                 "models.segmenters:LungSegmenter", {"arch": "UnetPlusPlus"}, "U-Net++, SGD", LUNG_SGD
             ),

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from models.base import count_parameters
-from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
+from models.metrics import binary_dice_iou, confusion_matrix, merge_foreground, scores_from_confusion
 from models.registry import TASKS, TaskSpec, get_task
 
 BUSI_PROTOCOL = (
@@ -111,10 +111,8 @@ def evaluate_lung(model, data_dir: str | Path, split: str, spec: TaskSpec) -> di
     samples = lung_split(find_lung(data_dir), split)
     rows = []
     for s, _, pred, gt in lung_predictions(model, samples, spec):
-        inter, total, union = (pred & gt).sum(), pred.sum() + gt.sum(), (pred | gt).sum()
-        dice = 1.0 if total == 0 else 2 * inter / total
-        iou = 1.0 if union == 0 else inter / union
-        rows.append({"name": s.name, "hospital": s.hospital, "dice": float(dice), "iou": float(iou)})
+        dice, iou = binary_dice_iou(pred, gt)
+        rows.append({"name": s.name, "hospital": s.hospital, "dice": dice, "iou": iou})
     dice = torch.tensor([r["dice"] for r in rows], dtype=torch.float64)
     iou = torch.tensor([r["iou"] for r in rows], dtype=torch.float64)
     by_hospital = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.metrics import binary_dice_iou
 from models.registry import get_task
 from models.visualize import comparison_map, image_grid
 
@@ -49,8 +50,7 @@ def analyze(model, data_dir, split: str, out: str | Path, k: int = 5) -> dict:
     samples = lung_split(find_lung(data_dir), split)
     rows, maps = [], {}
     for s, grey, pred, gt in lung_predictions(model, samples, get_task(TASK)):
-        total = pred.sum() + gt.sum()
-        dice = 1.0 if total == 0 else float(2 * (pred & gt).sum() / total)
+        dice = binary_dice_iou(pred, gt)[0]
         rows.append({"name": s.name, "hospital": s.hospital, "dice": round(dice, 6)})
         maps[s.name] = (grey, pred, gt)
     ranked = sorted(rows, key=lambda r: r["dice"], reverse=True)

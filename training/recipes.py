@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models.metrics import confusion_matrix, merge_foreground, scores_from_confusion
+from models.metrics import binary_dice_iou, confusion_matrix, merge_foreground, per_image_dice, scores_from_confusion
 from models.registry import TASKS, get_task
 from training.config import TrainConfig
 
@@ -70,14 +70,6 @@ class SegmentationRecipe:
             "val_acc": full["acc"],
             "val_dsc_t": tumour["dsc"],
         }
-
-
-def per_image_dice(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Binary Dice per image of ``(B, H, W)`` bool/0-1 tensors; 1.0 where both masks are empty."""
-    pred, target = pred.flatten(1).float(), target.flatten(1).float()
-    inter = (pred * target).sum(1)
-    total = pred.sum(1) + target.sum(1)
-    return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
 
 
 def warmup_cosine(optimizer, epochs: int, warmup_epochs: int = 0, floor: float = 1e-3):
@@ -382,8 +374,7 @@ class MultiTaskRecipe:
                 dices = []
                 for p, t in zip(acc["pred"], acc["true"]):
                     for c in range(1, int(max(p.max(), t.max())) + 1):
-                        inter, total = ((p == c) & (t == c)).sum(), (p == c).sum() + (t == c).sum()
-                        dices.append(1.0 if total == 0 else float(2 * inter / total))
+                        dices.append(binary_dice_iou(p == c, t == c)[0])
                 columns[f"{task_id}_dice"] = sum(dices) / max(len(dices), 1)
             elif kind == "classification":
                 y, p = [int(v) for v in acc["true"]], [int(v) for v in acc["pred"]]
