@@ -107,7 +107,7 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
         tasks: ``[[task_id, task_name, classes_or_points], ...]`` (default: the baseline's 26 tasks); ``task_name``
             is one of ``segmentation``, ``classification``, ``detection``, ``Regression``.
         encoder_name: smp encoder (``efficientnet-b4``, the faithful one, or ``timm-tf_efficientnet_lite{0,1,2}``);
-            built without weights (``load_imagenet_encoder`` loads them). ``mean``/``std`` follow the encoder.
+            built without weights (``load_imagenet`` loads them). ``mean``/``std`` follow the encoder.
         input_size: the square side the model was trained at (256).
         labels: optional ``{task_id: [class names]}`` for the app.
 
@@ -154,7 +154,7 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
                 heads[task_id] = DetectionHead(128)
         self.heads = nn.ModuleDict(heads)
 
-    def load_imagenet_encoder(self) -> None:
+    def load_imagenet(self) -> None:
         """ImageNet weights of the encoder: the EfficientNet-Lite packages offline (``models.imagenet``), else smp's
         (downloads; the baseline's initialisation)."""
         import segmentation_models_pytorch as smp
@@ -167,8 +167,6 @@ class MultiTaskNet(HubModel, pipeline_tag="image-segmentation", tags=["ultrasoun
 
         encoder = smp.encoders.get_encoder(self.encoder_name, in_channels=3, depth=5, weights="imagenet")
         self.encoder.load_state_dict(encoder.state_dict())
-
-    load_pretrained_encoder = load_imagenet_encoder
 
     def forward(self, x: torch.Tensor, task_id: str) -> torch.Tensor:
         if task_id not in self.heads:

@@ -2,7 +2,7 @@
 
 The architectures are segmentation_models_pytorch's own; this module only adds the Hub contract (``HubModel``) and
 the self-describing config (``input_size``, ``labels``). Construction never downloads anything (smp
-``encoder_weights=None``), so loading a checkpoint works offline; ``load_pretrained_encoder("imagenet")`` fetches the
+``encoder_weights=None``), so loading a checkpoint works offline; ``load_imagenet("imagenet")`` fetches the
 ImageNet encoder weights where the internet is reachable (``training.train lung_seg --pretrained``).
 """
 
@@ -62,7 +62,7 @@ class LungSegmenter(HubModel, pipeline_tag="image-segmentation", tags=["lung", "
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def load_pretrained_encoder(self, weights: str = "imagenet") -> None:
+    def load_imagenet(self, weights: str = "imagenet") -> None:
         """Initialise the encoder from published weights (downloads; needs the internet)."""
         encoder = smp.encoders.get_encoder(self.encoder_name, in_channels=3, depth=5, weights=weights)
         self.net.encoder.load_state_dict(encoder.state_dict())

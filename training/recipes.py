@@ -16,7 +16,58 @@ from models.registry import TASKS, get_task
 from training.config import TrainConfig
 
 
-class SegmentationRecipe:
+class Recipe:
+    """What a task's training needs beyond the generic loop (``training.train``): its datasets, loss, optimiser,
+    schedule and validation. ``TaskSpec.recipe`` names the subclass; the defaults below are the plain case (a
+    shuffled ``DataLoader``, ``model(x)``, no batch-level augmentation), which subclasses override where they differ."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.spec = get_task(cfg.task)
+
+    def datasets(self):
+        """``(train dataset, validation dataset)``."""
+        raise NotImplementedError
+
+    def sampler(self, train_ds):
+        """A sampler for the training set (e.g. ``WeightedRandomSampler``), or ``None`` to shuffle."""
+        return None
+
+    def loaders(self, train_ds, val_ds):
+        """``(train loader, validation loader)``."""
+        from torch.utils.data import DataLoader
+
+        sampler = self.sampler(train_ds)
+        cfg = self.cfg
+        train = DataLoader(train_ds, batch_size=cfg.micro_batch, shuffle=sampler is None, sampler=sampler,
+                           num_workers=cfg.num_workers)  # fmt: skip
+        return train, DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
+
+    def prepare_batch(self, x, y):
+        """Batch-level augmentation (e.g. Mixup); the identity by default."""
+        return x, y
+
+    def forward(self, model, x):
+        """The model's output for a batch (e.g. ``(images, task)`` for the multitask model)."""
+        return model(x)
+
+    def loss(self, output, target) -> dict[str, torch.Tensor]:
+        """``{"loss": ..., <logged extras>}``."""
+        raise NotImplementedError
+
+    def optimizer(self, model):
+        raise NotImplementedError
+
+    def scheduler(self, optimizer):
+        """A per-epoch scheduler, or ``None``."""
+        return None
+
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        """``{"val_loss": ..., "val_<metric>": ...}`` over the validation loader."""
+        raise NotImplementedError
+
+
+class SegmentationRecipe(Recipe):
     """Class-weighted cross-entropy segmentation (EFSNet on BUSI)."""
 
     def __init__(self, cfg: TrainConfig):
@@ -94,7 +145,7 @@ def adam_or_sgd(model, cfg: TrainConfig):
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-class BinarySegmentationRecipe:
+class BinarySegmentationRecipe(Recipe):
     """One-logit segmentation with smp's binary Dice loss (the lung U-Net / U-Net++ study, SYSTEMS.md §2).
 
     Logs the hard Dice (``sigmoid > 0.5``) of the training batches as ``train_dice``, as the report's log line
@@ -141,7 +192,7 @@ class BinarySegmentationRecipe:
         return {"val_loss": loss_sum / max(len(dice), 1), "val_dice": float(dice.mean())}
 
 
-class SkinLesionRecipe:
+class SkinLesionRecipe(Recipe):
     """ISIC 2017 Part 3 three-class classification (SYSTEMS.md §4) with the report's switchable techniques:
     class-weighted CE (``class_weighting``), ``WeightedRandomSampler`` (``sampler``), Mixup (``mixup_alpha``),
     augmentation presets (``augment``), SGD + StepLR(7, 0.1) or Adam + ReduceLROnPlateau (``optimizer``/``scheduler``),
@@ -228,7 +279,7 @@ def collate_single_task(items):
     return (torch.stack([x for x, _, _ in items]), tasks.pop()), torch.stack([y for _, y, _ in items])
 
 
-class MultiTaskRecipe:
+class MultiTaskRecipe(Recipe):
     """FMC-UIA baseline training (SYSTEMS.md §1): single-task batches from ``MultiTaskUniformSampler``; seg smp
     ``DiceLoss("multiclass")``, cls CE, reg MSE on coordinates normalised by the original size, det BCE-with-logits on
     the objectness and 8 x L1 on the box, both read only at the grid cell holding the ground-truth box centre; AdamW

