@@ -15,20 +15,10 @@ import plotly.graph_objects as go
 
 from leaderboard.plots import OKABE_ITO, confusion_heatmap
 from models.hub import checkpoints_root
-from models.registry import get_task
+from models.registry import ABLATION_STEPS, ABLATION_TITLES, get_task
 
-STEP_ORDER = ("base", "es", "big", "aug", "bn", "resnet50", "resnet101", "resnet152", "ensemble")
-STEP_TITLES = {
-    "base": "Base CNN",
-    "es": "+ Early stopping",
-    "big": "+ Bigger CNN",
-    "aug": "+ Data augmentation",
-    "bn": "+ BatchNorm",
-    "resnet50": "ResNet-50",
-    "resnet101": "ResNet-101",
-    "resnet152": "ResNet-152",
-    "ensemble": "Ensemble",
-}
+STEP_ORDER = ABLATION_STEPS  # the ladder and its titles: models.registry, their one definition
+STEP_TITLES = ABLATION_TITLES
 # the report's table (SYSTEMS.md §3; OrganSMNIST v2 file): step -> (train, val, test) accuracy
 REPORT = {
     "base": (0.774, 0.817, 0.680),

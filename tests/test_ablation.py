@@ -31,11 +31,13 @@ def test_steps_are_named_configurations_of_two_classes():
     from models.registry import get_task
     from training.ablate import ALL_STEPS, STEPS
 
-    variants = get_task("organsmnist").variants
-    assert [s.name for s in STEPS] == [v for v in variants]
+    variants = get_task("organsmnist").variants  # the ladder's one definition: model and training settings
+    assert list(STEPS) == list(variants)
     assert {v.model for v in variants.values()} == {"models.organ_cnn:OrganCNN", "models.organ_cnn:ResNetClassifier"}
-    assert STEPS[0].fixed_epochs == 5 and not STEPS[0].early_stopping and ALL_STEPS[-1] == "ensemble"
-    assert [s.augment for s in STEPS] == [False, False, False, True, True, True, True, True]
+    base = variants["base"].train_preset
+    assert base["epochs"] == 5 and "patience" not in base and ALL_STEPS[-1] == "ensemble"
+    assert [v.train_preset.get("augment") == "report" for v in variants.values()] == [False] * 3 + [True] * 5
+    assert all(v.train_preset.get("patience") == 5 for k, v in variants.items() if k != "base")
 
 
 def make_medmnist_file(path, n_classes: int = 11, counts=(60, 20, 30), seed: int = 0):

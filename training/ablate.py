@@ -1,72 +1,71 @@
-"""The OrganSMNIST ablation ladder (SYSTEMS.md §3), end to end, resumable per step:
+"""The OrganSMNIST ablation ladder (SYSTEMS.md §3), end to end, resumable per run, with seeds and two protocols:
 
-    python -m training.ablate --dataset FILE_OR_FLAG [--task T] [--steps base,es,...] [--out DIR] [--export]
+    python -m training.ablate --dataset FILE_OR_FLAG [--task T] [--steps base,es,...] [--seeds N]
+                              [--protocols report,adapted] [--out DIR] [--export]
 
-Steps (cumulative, each a named configuration of the registry's ``ABLATION_VARIANTS``): Base (5 fixed epochs) ->
-+ Early stopping -> + Bigger CNN -> + Data augmentation -> + BatchNorm, then ResNet-50/101/152 (augmentation and early
-stopping) and the Ensemble (mean of the raw logits of BN CNN + the three ResNets). Adam 1e-3, CE, batch 128 (val/test
-256), ``set_seed(1)`` before each model is built; early stopping on full-validation accuracy with patience 5, the best
-weights restored, at most ``--max-epochs`` (1000). Augmentation as coded in the notebook, after normalisation:
+Steps (cumulative; the registry's ``ABLATION_VARIANTS`` define each one, model and training settings alike): Base (5
+fixed epochs) -> + Early stopping -> + Bigger CNN -> + Data augmentation -> + BatchNorm, then ResNet-50/101/152
+(augmentation and early stopping) and the Ensemble (mean of the raw logits of BN CNN + the three ResNets). Each step
+trains through the project's one trainer (``training.train``, with ``AblationRecipe``): Adam 1e-3, CE, batch 128, seed
+1 (``set_seed`` before each model is built), early stopping on full-validation accuracy with patience 5 and the best
+weights kept, at most ``--max-epochs`` (1000). Augmentation as coded in the notebook, after normalisation:
 RandomRotation(30) -> RandomErasing() -> RandomPerspective(p=0.1).
+
+Issue 18: ``--seeds N`` runs every step with seeds 1..N; ``--protocols`` adds "adapted to small data"
+(``models.registry.ABLATION_PROTOCOLS``: AdamW + weight decay, class-balanced CE, plateau schedule, early stopping on
+validation AUC with patience 20). A file of another resolution (``training.medmnist_standin --size 64``) runs the same
+ladder at that size. ``ablation_seeds.csv`` gives, per protocol x resolution x step, test accuracy and AUC as mean, std
+and 95 % interval over seeds, how many seeds stayed at the majority class, and a paired t-test against the previous
+step on the same seeds; ``ablation_seed_curves.csv`` the validation accuracy per epoch as mean and std over seeds.
 
 ``--dataset`` is a MedMNIST ``.npz`` or flag (``organsmnist`` is looked up in ``--data-root`` or downloaded with the
 ``medmnist`` package). The official OrganSMNIST files are recognised by MD5; the task defaults to ``organsmnist`` for
 them and to ``breastmnist_standin`` for a file written by ``training.medmnist_standin``.
 
-Writes ``<out>/<step>/``: ``model/`` (weights, config, card), ``steps.csv`` (per optimiser step: train-batch and one
-cycled val-batch accuracy and loss, and their 60-step moving averages, as the report plotted), ``history.csv`` (per
-epoch: train loss/acc, val loss/acc, seconds), ``metrics.json`` (train/val/test accuracy, weighted precision/recall/F1,
-AUC, confusion matrices); ``<out>/ablation.json`` sums it up. A step with a ``metrics.json`` is skipped on rerun.
-``--export`` copies every step into ``checkpoints/<task>/<step>/``. Accelerate runs the loop (one CPU, GPUs). No gradio.
+Writes ``<out>/seeds/<protocol>-<size>px/seed<k>/<step>/`` for every run (``metrics.json``, ``history.csv``,
+``steps.csv``, ``logits.npz``; the trainer's own run folder below ``train/``) and, for the run the app shows (the
+report's protocol, seed 1, the task's 28 px), ``<out>/<step>/``: ``model/`` (weights, config, card), ``steps.csv``
+(per optimiser step: train-batch and one cycled val-batch accuracy and loss, and their 60-step moving averages, as the
+report plotted), ``history.csv``, ``metrics.json`` (train/val/test accuracy, weighted precision/recall/F1, AUC,
+confusion matrices); ``<out>/ablation.json`` sums it up. A finished run is skipped on rerun; an interrupted one
+resumes. Weights are kept only for the shown run. ``--export`` copies the shown steps and the two CSVs into
+``checkpoints/<task>/``. No gradio.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import json
 import math
 import shutil
 import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from models.base import count_parameters
-from models.registry import build_model, get_task
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str  # = the registry variant (checkpoint folder)
-    title: str
-    early_stopping: bool
-    augment: bool
-    fixed_epochs: int | None = None
-
-
-STEPS = (
-    Step("base", "Base CNN", early_stopping=False, augment=False, fixed_epochs=5),
-    Step("es", "+ Early stopping", early_stopping=True, augment=False),
-    Step("big", "+ Bigger CNN", early_stopping=True, augment=False),
-    Step("aug", "+ Data augmentation", early_stopping=True, augment=True),
-    Step("bn", "+ BatchNorm", early_stopping=True, augment=True),
-    Step("resnet50", "ResNet-50", early_stopping=True, augment=True),
-    Step("resnet101", "ResNet-101", early_stopping=True, augment=True),
-    Step("resnet152", "ResNet-152", early_stopping=True, augment=True),
+from models.registry import (
+    ABLATION_ENSEMBLE,
+    ABLATION_PROTOCOL_CHANGES,
+    ABLATION_PROTOCOLS,
+    ABLATION_STEPS,
+    ABLATION_TITLES,
+    ABLATION_VARIANTS,
+    get_task,
+    get_variant,
 )
-ENSEMBLE = ("bn", "resnet50", "resnet101", "resnet152")
-ALL_STEPS = (*(s.name for s in STEPS), "ensemble")
-SEED = 1
-PATIENCE = 5
+from training.recipes import Recipe
+
+STEPS = tuple(ABLATION_VARIANTS)  # the trained rungs, in ladder order (models.registry: their one definition)
+ENSEMBLE = ABLATION_ENSEMBLE
+ALL_STEPS = ABLATION_STEPS
+SHOWN_SEED = 1  # the report's seed: the run the app shows and ships
 SMOOTH = 60  # moving-average window of the report's step curves
 
 
@@ -127,101 +126,201 @@ def classification_metrics(labels: np.ndarray, logits: torch.Tensor, names) -> d
     }
 
 
-def train_step_model(
-    step: Step, task: str, data: dict, out: Path, max_epochs: int, accelerator, pretrained: bool = False
-) -> dict:
-    from accelerate.utils import set_seed
+class AblationRecipe(Recipe):
+    """A ladder step on a MedMNIST-format file (``cfg.data_dir``): cross-entropy (class-balanced with
+    ``class_weighting="inverse_frequency"``), Adam/AdamW, an optional plateau schedule, validation loss, accuracy and
+    AUC per epoch, and the report's per-step curves (train batch and one cycled validation batch) in ``steps.csv``."""
 
-    from training.medmnist import MedMNISTDataset
+    def __init__(self, cfg):
+        from training.medmnist import load_npz
 
-    set_seed(SEED)  # before each model, as the notebook's seed_everything(1)
-    model = build_model(task, step.name)
-    if pretrained and hasattr(model, "load_imagenet"):  # the report's ResNets: ImageNet V1 (downloads)
-        model.load_imagenet()
-    train_ds = MedMNISTDataset(*data["train"], transform=augmentation() if step.augment else None)
-    val = MedMNISTDataset(*data["val"])
-    loader = DataLoader(train_ds, batch_size=128, shuffle=True)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.0)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    val_x, val_y = val.images.to(accelerator.device), val.labels.to(accelerator.device)
-    val_batches = [(val_x[i : i + 256], val_y[i : i + 256]) for i in range(0, len(val_y), 256)]
-    steps, epochs = [], []
-    best_acc, best_state, best_epoch, bad = -1.0, None, 0, 0
-    epochs_max = step.fixed_epochs or max_epochs
-    started = time.time()
-    for epoch in range(epochs_max):
-        t0 = time.time()
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
+        super().__init__(cfg)
+        self.data = load_npz(cfg.data_dir)
+        self.weight = None
+        self.rows: list[dict] = []
+        self.val_batches: list = []
+
+    def datasets(self):
+        from training.medmnist import MedMNISTDataset
+
+        task = self.cfg.task
+        train = MedMNISTDataset(*self.data["train"], transform=augmentation() if self.cfg.augment == "report" else None,
+                                task=task)  # fmt: skip
+        val = MedMNISTDataset(*self.data["val"], task=task)
+        if self.cfg.class_weighting == "inverse_frequency":
+            counts = torch.bincount(train.labels, minlength=len(self.spec.labels)).float().clamp_min(1)
+            self.weight = counts.sum() / (len(counts) * counts)
+        self.val_batches = [(val.images[i : i + 256], val.labels[i : i + 256]) for i in range(0, len(val), 256)]
+        return train, val
+
+    def loaders(self, train_ds, val_ds):
+        from torch.utils.data import DataLoader
+
+        return (DataLoader(train_ds, batch_size=self.cfg.micro_batch, shuffle=True),
+                DataLoader(val_ds, batch_size=256, shuffle=False))  # fmt: skip
+
+    def forward(self, model, x):
+        logits = model(x)
+        with torch.no_grad():  # the report's step curves: this batch, and one cycled val batch
+            vx, vy = self.val_batches[len(self.rows) % len(self.val_batches)]
+            model.eval()
+            vlogits = model(vx.to(x.device))
+            model.train()
+        self._val = (vlogits, vy.to(x.device))
+        return logits
+
+    def loss(self, logits, target) -> dict[str, torch.Tensor]:
+        loss = F.cross_entropy(logits, target, weight=None if self.weight is None else self.weight.to(logits.device))
+        acc = (logits.argmax(1) == target).float().mean()
+        vlogits, vy = self._val
+        self.rows.append({"train_loss": float(loss.detach()), "train_acc": float(acc),
+                          "val_loss": float(F.cross_entropy(vlogits, vy)),
+                          "val_acc": float((vlogits.argmax(1) == vy).float().mean())})  # fmt: skip
+        return {"loss": loss, "acc": acc}
+
+    def optimizer(self, model):
+        opt = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        return opt(model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+    def scheduler(self, optimizer):
+        if self.cfg.scheduler != "plateau":
+            return None
+        mode = "min" if self.cfg.select in ("val_loss", "last") or self.cfg.select.startswith("min:") else "max"
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=5)
+
+    @torch.inference_mode()
+    def validate(self, model, loader, accelerator) -> dict[str, float]:
+        logits, labels = [], []
         for x, y in loader:
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad()
-            accelerator.backward(loss)
-            optimizer.step()
-            with torch.no_grad():  # the report's step curves: this batch, and one cycled val batch
-                vx, vy = val_batches[len(steps) % len(val_batches)]
-                model.eval()
-                vlogits = model(vx)
-                model.train()
-                steps.append(
-                    {
-                        "step": len(steps) + 1,
-                        "epoch": epoch,
-                        "train_loss": float(loss.detach()),
-                        "train_acc": float((logits.argmax(1) == y).float().mean()),
-                        "val_loss": float(F.cross_entropy(vlogits, vy)),
-                        "val_acc": float((vlogits.argmax(1) == vy).float().mean()),
-                    }
-                )
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-        val_logits = predict(model, val_x)
-        val_acc = float((val_logits.argmax(1) == val.labels).float().mean())
-        val_loss = float(F.cross_entropy(val_logits, val.labels))
-        epochs.append(
-            {
-                "epoch": epoch,  # 0-based, as the report logs its stop epochs
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "seconds": time.time() - t0,
-            }
+            logits.append(model(x).float())
+            labels.append(y)
+        logits, labels = torch.cat(logits).cpu(), torch.cat(labels).cpu()
+        m = classification_metrics(labels.numpy(), logits, self.spec.labels)
+        return {"val_loss": float(F.cross_entropy(logits, labels)), "val_acc": m["acc"],
+                "val_auc": m["auc"] if m["auc"] is not None else 0.5}  # fmt: skip
+
+    def on_epoch_end(self, run_dir, epoch: int) -> None:
+        path = Path(run_dir) / "steps.csv"
+        done = sum(1 for _ in path.open()) - 1 if path.exists() else 0
+        rows = [{"step": done + i + 1, "epoch": epoch - 1, **r} for i, r in enumerate(self.rows)]  # 0-based epochs
+        self.rows = []
+        if rows:
+            with path.open("a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                if not done:
+                    writer.writeheader()
+                writer.writerows([{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
+
+
+def evaluate_medmnist(model, data_dir, split: str, spec) -> dict:
+    """``TaskSpec.evaluator``: the classification metrics of ``split`` of a MedMNIST-format file."""
+    from training.medmnist import MedMNISTDataset, load_npz
+
+    ds = MedMNISTDataset(*load_npz(data_dir)[split], task=spec.name)
+    m = classification_metrics(ds.labels.numpy(), predict(model, ds.images), spec.labels)
+    return {"n": m.pop("n"), "metrics": m}
+
+
+def card_notes(saved: dict, progress: dict) -> str:
+    """``TaskSpec.card_notes``: how a ladder run differs from the report."""
+    task, step = saved["task"], saved["model"]
+    lines = ["## Deviations from the report (SYSTEMS.md §3)", ""]
+    if task != "organsmnist":
+        lines.append(
+            "* **Not OrganSMNIST.** Trained on a BreastMNIST-style stand-in built from BUSI (2 classes, "
+            f"{saved.get('image_size', 28)} px, 546 / 78 / 156), because the OrganSMNIST file cannot be downloaded "
+            "here. Its numbers compare with the MedMNIST BreastMNIST rows, not with the report's table."
         )
-        accelerator.print(
-            f"[{step.name}] epoch {epoch}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f}, "
-            f"val loss {val_loss:.4f} acc {val_acc:.4f} ({time.time() - t0:.1f} s)"
+    if step.startswith("resnet") and not saved.get("pretrained"):
+        lines.append(
+            "* ResNets from **random initialisation** (the report: ImageNet V1 weights, unreachable offline); "
+            "the input is not resized and uses the stock stem, as in the report."
         )
-        if not step.early_stopping:
-            continue
-        if val_acc > best_acc:  # strict improvement: keep a copy of the weights
-            best_acc, best_epoch, bad = val_acc, epoch, 0
-            best_state = copy.deepcopy(accelerator.unwrap_model(model).state_dict())
-        else:
-            bad += 1
-            if bad >= PATIENCE:
-                break
-    model = accelerator.unwrap_model(model)
-    if step.early_stopping and best_state is not None:
-        model.load_state_dict(best_state)
-    train_seconds = time.time() - started
-    # per-step curves, smoothed as the report did
+    adapted = saved.get("optimizer") == "adamw"
+    lines.append(
+        f"* Protocol **{ABLATION_PROTOCOLS['adapted' if adapted else 'report'][0].lower()}**"
+        + (": " + "; ".join(ABLATION_PROTOCOL_CHANGES) if adapted else ": Adam 1e-3, batch 128, as in the report")
+        + f"; seed {saved.get('seed')}; trained on a CPU (the report: Tesla P100 GPUs) through the project's trainer."
+    )
+    return "\n".join(lines)
+
+
+def protocol_config(task: str, step: str, data: Path, size: int, seed: int, protocol: str, max_epochs: int,
+                    runs_dir: Path, cpu: bool = False, pretrained: bool = False):  # fmt: skip
+    """The ``TrainConfig`` of one run: the registry's task and step presets, the protocol's changes, the seed."""
+    from training.config import resolve_config
+
+    args = [task, "--model", step, "--data-dir", str(data), "--image-size", str(size), "--seed", str(seed),
+            "--runs-dir", str(runs_dir), "--resume"] + (["--cpu"] if cpu else [])  # fmt: skip
+    cfg = resolve_config(args)
+    _, every, early = ABLATION_PROTOCOLS[protocol]
+    stops_early = get_variant(task, step).train_preset.get("patience") is not None
+    cfg = replace(cfg, **every, **(early if stops_early else {}))
+    if stops_early:
+        cfg = replace(cfg, epochs=max_epochs)
+    # minutes-long runs restart rather than resume: no per-epoch optimiser state (ResNet-152's: 700 MB each epoch)
+    return replace(cfg, pretrained=bool(pretrained and step.startswith("resnet")), export=False, save_state=False)
+
+
+def run_step(cfg, out: Path, keep_weights: bool) -> dict:
+    """Train one step through ``training.train`` (resuming an interrupted run), then score train/val/test exactly as
+    saved and write ``out``: ``metrics.json`` (all splits; ``metrics`` = test), ``history.csv``, ``steps.csv`` (with
+    the 60-step moving averages), ``logits.npz`` (for the ensemble) and, if ``keep_weights``, ``model/``."""
+    from models.hub import load_model_from
+    from training.train import main as train
+
+    run_dir = train(cfg)
+    model = load_model_from(cfg.task, cfg.model, run_dir / "model")
+    data = AblationRecipe(cfg).data
+    splits, logits = {}, {}
+    for split in ("train", "val", "test"):
+        from training.medmnist import MedMNISTDataset
+
+        ds = MedMNISTDataset(*data[split], task=cfg.task)
+        logits[split] = predict(model, ds.images)
+        splits[split] = classification_metrics(ds.labels.numpy(), logits[split], get_task(cfg.task).labels)
+    history = list(csv.DictReader((run_dir / "history.csv").open()))
+    progress = json.loads((run_dir / "progress.json").read_text())
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "logits.npz", **{k: v.numpy() for k, v in logits.items()})
+    steps = list(csv.DictReader((run_dir / "steps.csv").open()))
     for key in ("train_acc", "val_acc", "train_loss", "val_loss"):
-        for row, value in zip(steps, moving_average([r[key] for r in steps])):
-            row[f"{key}_smooth"] = value
-    _write_csv(out / "steps.csv", steps)
-    _write_csv(out / "history.csv", epochs)
-    model.save_half = count_parameters(model) * 4 > 20e6
-    model.save_pretrained(out / "model")
-    return {
-        "stop_epoch": epochs[-1]["epoch"],
-        "best_epoch": best_epoch if step.early_stopping else epochs[-1]["epoch"],
-        "epochs_run": len(epochs),
-        "train_wall_time_s": round(train_seconds, 1),
-        "optimizer_steps": len(steps),
+        for row, value in zip(steps, moving_average([float(r[key]) for r in steps])):
+            row[f"{key}_smooth"] = round(value, 6)
+    with (out / "steps.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(steps[0]))
+        writer.writeheader()
+        writer.writerows(steps)
+    shutil.copyfile(run_dir / "history.csv", out / "history.csv")
+    stops_early = cfg.patience is not None
+    training = {
+        **trained["training"],
+        "stop_epoch": len(history) - 1,  # 0-based, as the report logs its stop epochs
+        "best_epoch": progress["best_epoch"] - 1,
+        "epochs_run": len(history),
+        "early_stopping": stops_early,
+        "augment": cfg.augment == "report",
+        "fixed_epochs": None if stops_early else cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "patience": cfg.patience,
+        "weight_decay": cfg.weight_decay,
+        "class_weighting": cfg.class_weighting,
+        "scheduler": cfg.scheduler,
+        "run_dir": str(run_dir),
     }
+    result = {"variant": cfg.model, "title": ABLATION_TITLES[cfg.model], "n": splits["test"]["n"],
+              "params": count_parameters(model), "metrics": {k: v for k, v in splits["test"].items() if k != "n"},
+              "splits": splits, "training": training, "notes": trained.get("notes", "")}  # fmt: skip
+    shutil.rmtree(run_dir / "state", ignore_errors=True)  # the optimiser state: 3x the weights, not needed now
+    if keep_weights:
+        if (out / "model").exists():
+            shutil.rmtree(out / "model")
+        shutil.copytree(run_dir / "model", out / "model")
+    else:
+        (run_dir / "model" / "model.safetensors").unlink(missing_ok=True)  # the logits are kept; the weights not
+    return result
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -229,23 +328,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows([{k: round(v, 6) if isinstance(v, float) else v for k, v in r.items()} for r in rows])
-
-
-def evaluate_splits(model, task: str, data: dict) -> dict:
-    from training.medmnist import MedMNISTDataset
-
-    names = get_task(task).labels
-    out = {}
-    for split in ("train", "val", "test"):
-        ds = MedMNISTDataset(*data[split])
-        out[split] = classification_metrics(ds.labels.numpy(), predict(model, ds.images), names)
-    return out
-
-
-def load_step_model(task: str, name: str, out: Path):
-    from models.hub import load_model_from
-
-    return load_model_from(task, name, out / name / "model")
 
 
 def dataset_identity(path: Path, task: str) -> dict:
@@ -271,16 +353,27 @@ def default_task(path: Path) -> str:
     raise SystemExit(f"{path} is neither an official OrganSMNIST file nor a stand-in: pass --task")
 
 
-def run(args) -> dict:
-    from accelerate import Accelerator
+def ensemble_result(task: str, members: list[Path], data: dict) -> dict:
+    """The Ensemble rung from its members' saved logits (the mean of raw logits, as ``LogitEnsemble``)."""
+    labels = get_task(task).labels
+    splits = {}
+    for split in ("train", "val", "test"):
+        mean = torch.from_numpy(np.mean([np.load(m / "logits.npz")[split] for m in members], axis=0))
+        splits[split] = classification_metrics(data[split][1], mean, labels)
+    params = sum(json.loads((m / "metrics.json").read_text())["params"] for m in members)
+    return {"variant": "ensemble", "title": "Ensemble (BN CNN + ResNet-50/101/152)", "n": splits["test"]["n"],
+            "params": params, "metrics": {k: v for k, v in splits["test"].items() if k != "n"}, "splits": splits,
+            "training": {"members": list(ENSEMBLE), "combination": "mean of raw logits"}}  # fmt: skip
 
+
+def run(args) -> dict:
     from training.medmnist import load_npz, resolve_dataset
-    from training.provenance import git_commit, hardware_summary
 
     path = resolve_dataset(args.dataset, args.data_root)
     task = args.task or default_task(path)
     spec = get_task(task)
     data = load_npz(path)
+    size = int(data["train"][0].shape[-1])
     n_classes = int(max(int(v[1].max()) for v in data.values())) + 1
     if n_classes > len(spec.labels):
         raise SystemExit(f"{path} has {n_classes} classes; task {task} has {len(spec.labels)}")
@@ -290,13 +383,14 @@ def run(args) -> dict:
     unknown = set(wanted) - set(ALL_STEPS)
     if unknown:
         raise SystemExit(f"unknown steps {sorted(unknown)}; valid: {', '.join(ALL_STEPS)}")
-    accelerator = Accelerator(cpu=args.cpu)
-    hardware = hardware_summary(accelerator.device)
+    protocols = args.protocols.split(",")
+    if set(protocols) - set(ABLATION_PROTOCOLS):
+        raise SystemExit(f"unknown protocols {protocols}; valid: {', '.join(ABLATION_PROTOCOLS)}")
     counts = {s: len(v[1]) for s, v in data.items()}
     base_result = {
         "task": task,
         "split": "test",
-        "resolution": 28,
+        "resolution": size,
         "dataset": f"{spec.dataset}; file {path.name} (MD5 {identity['md5']}"
         + (f", {identity['version']} file" if identity["version"] else f"; {identity['note'].split(':')[0]}")
         + f"), train/val/test {counts['train']} / {counts['val']} / {counts['test']}",
@@ -304,81 +398,62 @@ def run(args) -> dict:
         "protocol": "accuracy, weighted precision/recall/F1 (scikit-learn), AUC (binary: positive column; multi-class: "
         "one-vs-rest macro, as medmnist.Evaluator), on the file's official splits; n/a where AUC is undefined",
     }
-    for name in wanted:
-        out = out_root / name
-        if (out / "metrics.json").exists():
-            accelerator.print(f"[{name}] done already: {out / 'metrics.json'}")
-            continue
-        out.mkdir(parents=True, exist_ok=True)
-        if name == "ensemble":
-            missing = [m for m in ENSEMBLE if not (out_root / m / "metrics.json").exists()]
-            if missing:
-                accelerator.print(f"[ensemble] skipped: members not trained yet: {', '.join(missing)}")
-                continue
-            from models.organ_cnn import LogitEnsemble
-
-            model = LogitEnsemble([load_step_model(task, m, out_root) for m in ENSEMBLE])
-            training = {"members": list(ENSEMBLE), "combination": "mean of raw logits"}
-            title = "Ensemble (BN CNN + ResNet-50/101/152)"
-        else:
-            step = next(s for s in STEPS if s.name == name)
-            training = train_step_model(step, task, data, out, args.max_epochs, accelerator, args.pretrained)
-            training.update({k: v for k, v in asdict(step).items() if k not in ("name", "title")})
-            training.update(optimizer="adam", lr=1e-3, batch_size=128, seed=SEED, patience=PATIENCE)
-            model = load_step_model(task, name, out_root)  # score exactly what was saved
-            title = step.title
-        splits = evaluate_splits(model, task, data)
-        result = {
-            **base_result,
-            "variant": name,
-            "title": title,
-            "n": splits["test"]["n"],
-            "params": count_parameters(model),
-            "metrics": {k: v for k, v in splits["test"].items() if k != "n"},
-            "splits": splits,
-            "training": {
-                **training,
-                "hardware": hardware,
-                "git_commit": git_commit(),
-                "pretrained": bool(args.pretrained and name.startswith(("resnet", "ensemble"))),
-                "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-            "notes": deviation_notes(task, name, identity, args.pretrained),
-        }
-        (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        if name != "ensemble":
-            from models.card import write_model_folder
-
-            write_model_folder(out / "model", task, name, result, history_csv=out / "history.csv")
-            shutil.copyfile(out / "steps.csv", out / "model" / "steps.csv")
-        s = splits
-        accelerator.print(
-            f"[{name}] train/val/test acc {s['train']['acc']:.4f} / {s['val']['acc']:.4f} / {s['test']['acc']:.4f}"
-        )
+    for protocol in protocols:
+        for seed in range(1, args.seeds + 1):
+            seed_dir = out_root / "seeds" / f"{protocol}-{size}px" / f"seed{seed}"
+            shown = protocol == "report" and seed == SHOWN_SEED and size == spec.input_size
+            for name in wanted:
+                out = seed_dir / name
+                if (out / "metrics.json").exists():
+                    print(f"[{protocol} {size}px seed {seed} {name}] done already")
+                    continue
+                if name == "ensemble":
+                    members = [seed_dir / m for m in ENSEMBLE]
+                    if not all((m / "logits.npz").exists() for m in members):
+                        print(f"[{protocol} seed {seed} ensemble] skipped: members not trained yet")
+                        continue
+                    result = {**base_result, **ensemble_result(task, members, data)}
+                else:
+                    cfg = protocol_config(task, name, path, size, seed, protocol, args.max_epochs,
+                                          seed_dir / "train", args.cpu, args.pretrained)  # fmt: skip
+                    result = {**base_result, **run_step(cfg, out, keep_weights=shown)}
+                    result["training"]["pretrained"] = cfg.pretrained
+                result["training"]["protocol"] = protocol
+                result["training"]["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+                s = result["splits"]
+                print(f"[{protocol} {size}px seed {seed} {name}] train/val/test acc {s['train']['acc']:.4f} / "
+                      f"{s['val']['acc']:.4f} / {s['test']['acc']:.4f}", flush=True)  # fmt: skip
+            if shown:
+                publish_shown(seed_dir, out_root, task, wanted)
     summary = summarize(out_root, task)
     (out_root / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_seed_tables(out_root, task)
     if args.export:
         export(out_root, task, args.checkpoints_dir)
     return summary
 
 
-def deviation_notes(task: str, step: str, identity: dict, pretrained: bool = False) -> str:
-    lines = ["## Deviations from the report (SYSTEMS.md §3)", ""]
-    if task != "organsmnist":
-        lines.append(
-            "* **Not OrganSMNIST.** Trained on a BreastMNIST-style stand-in built from BUSI (2 classes, 28 px, "
-            "546 / 78 / 156), because the OrganSMNIST file cannot be downloaded here. Its numbers compare with the "
-            "MedMNIST BreastMNIST rows, not with the report's table."
-        )
-    elif identity.get("version") != "v2":
-        lines.append(f"* Data file: {identity.get('note')} (MD5 {identity.get('md5')}).")
-    if (step.startswith("resnet") or step == "ensemble") and not pretrained:
-        lines.append(
-            "* ResNets from **random initialisation** (the report: ImageNet V1 weights, unreachable offline); "
-            "the 28x28 input is not resized and uses the stock stem, as in the report."
-        )
-    lines.append("* Trained on a CPU (the report: Tesla P100 GPUs); Adam 1e-3, batch 128, seed 1, as in the report.")
-    return "\n".join(lines)
+def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted) -> None:
+    """The shown run (report protocol, seed 1, 28 px) as ``<out>/<step>/``: model folder with card, curves, metrics."""
+    from models.card import write_model_folder
+
+    for name in wanted:
+        src, dest = seed_dir / name, out_root / name
+        if not (src / "metrics.json").exists():
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in ("metrics.json", "steps.csv", "history.csv"):
+            if (src / f).exists() and not ((dest / f).exists() and (dest / f).read_bytes() == (src / f).read_bytes()):
+                shutil.copyfile(src / f, dest / f)  # unchanged files stay untouched (a rerun changes nothing)
+        if (src / "model").exists():
+            if (dest / "model").exists():
+                shutil.rmtree(dest / "model")
+            shutil.move(str(src / "model"), dest / "model")
+            result = json.loads((dest / "metrics.json").read_text())
+            write_model_folder(dest / "model", task, name, result, history_csv=dest / "history.csv")
+            shutil.copyfile(dest / "steps.csv", dest / "model" / "steps.csv")
 
 
 def summarize(out_root: Path, task: str) -> dict:
@@ -402,8 +477,94 @@ def summarize(out_root: Path, task: str) -> dict:
     return {"task": task, "steps": rows}
 
 
+def at_majority(confusion: list[list[int]]) -> bool:
+    """Every prediction in one class (a confusion matrix with one non-empty column)."""
+    return sum(1 for col in np.asarray(confusion).sum(0) if col > 0) <= 1
+
+
+def seed_statistics(values: list[float]) -> dict:
+    """Mean, sample std and the 95 % t-interval of the mean."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if len(v) == 0:
+        return {"mean": None, "std": None, "ci95_low": None, "ci95_high": None}
+    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    half = float(stats.t.ppf(0.975, len(v) - 1) * std / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    mean = float(v.mean())
+    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+
+
+def paired_test(current: dict[int, float], previous: dict[int, float]) -> tuple[float | None, float | None]:
+    """Mean paired difference and two-sided paired t-test p over the seeds both steps ran (``None`` below 3)."""
+    from scipy import stats
+
+    seeds = sorted(set(current) & set(previous))
+    if len(seeds) < 3:
+        return None, None
+    a, b = np.array([current[s] for s in seeds]), np.array([previous[s] for s in seeds])
+    diff = a - b
+    if np.allclose(diff, diff[0]):  # identical differences: no variance (e.g. both at the majority class)
+        return float(diff.mean()), (1.0 if abs(diff[0]) < 1e-12 else 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(diff.mean()), float(stats.ttest_rel(a, b).pvalue)
+
+
+def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
+    """``ablation_seeds.csv`` and ``ablation_seed_curves.csv`` from every finished run under ``<out>/seeds/``."""
+    runs: dict[tuple[str, int, str], dict[int, dict]] = {}
+    for path in sorted((out_root / "seeds").glob("*-*px/seed*/*/metrics.json")):
+        protocol, size = path.parts[-4].rsplit("-", 1)
+        seed, step = int(path.parts[-3][4:]), path.parts[-2]
+        runs.setdefault((protocol, int(size[:-2]), step), {})[seed] = {
+            "result": json.loads(path.read_text()),
+            "history": path.with_name("history.csv"),
+        }
+    if not runs:
+        return None
+    rows, curves = [], []
+    order = {s: i for i, s in enumerate(ALL_STEPS)}
+    for (protocol, size, step), by_seed in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], order[kv[0][2]])):
+        acc = {s: r["result"]["splits"]["test"]["acc"] for s, r in by_seed.items()}
+        auc = {s: r["result"]["splits"]["test"]["auc"] for s, r in by_seed.items()}
+        a, u = seed_statistics(list(acc.values())), seed_statistics(list(auc.values()))
+        previous = next((p for p in reversed(ALL_STEPS[: order[step]]) if (protocol, size, p) in runs), None)
+        diff, p_value = (None, None)
+        if previous:
+            before = {s: r["result"]["splits"]["test"]["acc"] for s, r in runs[(protocol, size, previous)].items()}
+            diff, p_value = paired_test(acc, before)
+        rows.append({
+            "protocol": protocol, "resolution": size, "step": step, "title": ABLATION_TITLES[step],
+            "seeds": len(by_seed), "test_acc_mean": a["mean"], "test_acc_std": a["std"],
+            "test_acc_ci95_low": a["ci95_low"], "test_acc_ci95_high": a["ci95_high"], "test_auc_mean": u["mean"],
+            "test_auc_std": u["std"],
+            "majority_seeds": sum(at_majority(r["result"]["splits"]["test"]["confusion_matrix"])
+                                  for r in by_seed.values()),
+            "vs_previous": previous or "", "acc_gain_vs_previous": diff, "paired_p": p_value,
+            "beyond_noise": "" if p_value is None else ("yes" if p_value < 0.05 else "no"),
+            "params": next(iter(by_seed.values()))["result"]["params"],
+        })  # fmt: skip
+        per_epoch: dict[int, list[float]] = {}
+        for r in by_seed.values():
+            if r["history"].exists():
+                for h in csv.DictReader(r["history"].open()):
+                    per_epoch.setdefault(int(float(h["epoch"])), []).append(float(h["val_acc"]))
+        for epoch, values in sorted(per_epoch.items()):
+            curves.append({"protocol": protocol, "resolution": size, "step": step, "epoch": epoch,
+                           "val_acc_mean": float(np.mean(values)),
+                           "val_acc_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                           "seeds": len(values)})  # fmt: skip
+    table, curve_file = out_root / "ablation_seeds.csv", out_root / "ablation_seed_curves.csv"
+    _write_csv(table, rows)
+    if curves:
+        _write_csv(curve_file, curves)
+    return table, curve_file
+
+
 def export(out_root: Path, task: str, checkpoints_dir: str) -> None:
-    """``checkpoints/<task>/<step>/``: the model folder (weights, config, card, metrics, history, steps.csv)."""
+    """``checkpoints/<task>/<step>/``: the shown run's model folders (weights, config, card, metrics, history,
+    steps.csv), ``ablation.json`` and the seed tables."""
     for name in ALL_STEPS:
         src = out_root / name
         if not (src / "metrics.json").exists():
@@ -416,7 +577,9 @@ def export(out_root: Path, task: str, checkpoints_dir: str) -> None:
         else:
             dest.mkdir(parents=True)
         shutil.copyfile(src / "metrics.json", dest / "metrics.json")
-    shutil.copyfile(out_root / "ablation.json", Path(checkpoints_dir) / task / "ablation.json")
+    for f in ("ablation.json", "ablation_seeds.csv", "ablation_seed_curves.csv"):
+        if (out_root / f).exists():
+            shutil.copyfile(out_root / f, Path(checkpoints_dir) / task / f)
     print(f"exported to {Path(checkpoints_dir) / task}")
 
 
@@ -428,9 +591,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--task", choices=["organsmnist", "breastmnist_standin"])
     p.add_argument("--data-root", default="data/medmnist", help="where MedMNIST flags are looked up / downloaded")
     p.add_argument("--steps", help=f"comma-separated subset of {','.join(ALL_STEPS)}")
+    p.add_argument("--seeds", type=int, default=1, help="run every step with seeds 1..N (issue 18: N >= 5)")
+    p.add_argument("--protocols", default="report", help=f"comma-separated subset of {','.join(ABLATION_PROTOCOLS)}")
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--out", help="run folder (default runs/ablation/<task>)")
-    p.add_argument("--export", action="store_true", help="copy every step into checkpoints/<task>/<step>/")
+    p.add_argument("--export", action="store_true", help="copy the shown steps and the seed tables into checkpoints/")
     p.add_argument("--checkpoints-dir", default="checkpoints")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--pretrained", action="store_true", help="ImageNet V1 weights for the ResNets (downloads)")

@@ -52,6 +52,7 @@ class TrainConfig:
     channels_last: bool = True
     max_steps: int | None = None  # smoke tests: stop after this many optimizer steps
     max_minutes: float | None = None  # stop cleanly after this wall time (CPU budgets); --resume continues
+    save_state: bool = True  # Accelerate state after every epoch (resume mid-run); short runs may skip it
     resume: bool = False
     export: bool = False
     push_to_hub: str | None = None

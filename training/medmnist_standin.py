@@ -3,6 +3,7 @@ al. 2023): greyscale, resized to 28x28, binary labels **0 = malignant, 1 = norma
 train/val/test split (546 / 78 / 156 of the 780 images, stratified by label).
 
     python -m training.medmnist_standin --busi ../shared/data/busi --out data/breastmnist_standin.npz [--seed 0]
+                                        [--size 28|64|128]   (MedMNIST+'s resolutions; the split is the same)
 
 The ``.npz`` has exactly MedMNIST's keys (``train_images`` uint8 (N, 28, 28), ``train_labels`` uint8 (N, 1), ...), so
 every MedMNIST tool reads it; a sidecar ``.json`` records the recipe, the seed, the file's MD5 and which BUSI image is
@@ -27,7 +28,7 @@ RECIPE = (
 )
 
 
-def build(busi_dir: str | Path, seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+def build(busi_dir: str | Path, seed: int = 0, size: int = 28) -> tuple[dict[str, np.ndarray], dict]:
     from sklearn.model_selection import train_test_split
 
     from models.transforms import MedMNISTPreset
@@ -51,13 +52,14 @@ def build(busi_dir: str | Path, seed: int = 0) -> tuple[dict[str, np.ndarray], d
     arrays, members = {}, {}
     for split, ids in splits.items():
         ids = sorted(ids)
-        imgs = [MedMNISTPreset(28).thumbnail(read_grey(samples[i].image)) for i in ids]
+        imgs = [MedMNISTPreset(size).thumbnail(read_grey(samples[i].image)) for i in ids]
         arrays[f"{split}_images"] = np.stack(imgs).astype(np.uint8)
         arrays[f"{split}_labels"] = labels[ids].reshape(-1, 1)
         members[split] = [names[i] for i in ids]
     meta = {
         "name": "BreastMNIST-style stand-in built from BUSI",
-        "recipe": RECIPE,
+        "recipe": RECIPE.replace("28x28", f"{size}x{size}"),
+        "size": size,
         "seed": seed,
         "labels": dict(enumerate(LABELS)),
         "counts": {s: len(v) for s, v in members.items()},
@@ -74,8 +76,9 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--busi", required=True, help="BUSI folder (either layout)")
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=28, help="side in pixels (MedMNIST+: 28, 64, 128, 224); same split")
     args = p.parse_args(argv)
-    arrays, meta = build(args.busi, args.seed)
+    arrays, meta = build(args.busi, args.seed, args.size)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)

@@ -66,6 +66,10 @@ class Recipe:
         """``{"val_loss": ..., "val_<metric>": ...}`` over the validation loader."""
         raise NotImplementedError
 
+    def on_epoch_end(self, run_dir, epoch: int) -> None:
+        """After each epoch, on the main process: write the recipe's own logs into the run folder (e.g. per-step
+        curves). Nothing by default."""
+
 
 class SegmentationRecipe(Recipe):
     """Class-weighted cross-entropy segmentation (EFSNet on BUSI)."""

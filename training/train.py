@@ -212,11 +212,13 @@ def main(cfg: TrainConfig) -> Path:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             write_history(run_dir / "history.csv", history)
+            recipe.on_epoch_end(run_dir, epoch)
             if improved:
                 accelerator.unwrap_model(model).save_pretrained(run_dir / "model")
-        accelerator.save_state(str(run_dir / "state"))
-        if accelerator.is_main_process:
-            progress_file.write_text(json.dumps(progress, indent=2))
+        if cfg.save_state:  # resumable mid-run (short runs skip it: ResNet-152's state is 700 MB per epoch)
+            accelerator.save_state(str(run_dir / "state"))
+            if accelerator.is_main_process:
+                progress_file.write_text(json.dumps(progress, indent=2))
         accelerator.print(
             f"Epoch {epoch}/{cfg.epochs}, Loss: {row['train_loss']:.4f}, "
             + "".join(f"{k[6:].capitalize()}: {v:.4f}, " for k, v in train.items() if k != "train_loss")
@@ -233,6 +235,7 @@ def main(cfg: TrainConfig) -> Path:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        progress_file.write_text(json.dumps(progress, indent=2))
         finalize(cfg, run_dir, progress)
     return run_dir
 
