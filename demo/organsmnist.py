@@ -26,10 +26,11 @@ from demo.common import (
 )
 from leaderboard import ablation
 from models.hub import model_source
-from models.registry import get_task
+from models.registry import ABLATION_PROTOCOL_CHANGES, ABLATION_PROTOCOLS, get_task
 
 TASK = "organsmnist"
 STANDIN = "breastmnist_standin"
+SIZES = ["28", "64", "128"]  # the stand-in builder's MedMNIST+ sizes (training.medmnist_standin --size)
 DATASETS = {ablation.dataset_label(STANDIN): STANDIN, ablation.dataset_label(TASK): TASK}
 REPRODUCE = (
     "On a machine with internet: `python -m training.ablate --dataset organsmnist --export` (the `medmnist` package "
@@ -84,6 +85,46 @@ def study_view(dataset: str, step: str, split: str):
         ablation.confusion_figure(task, steps, step, split),
         combined,
         f"{len(steps)} steps of the {dataset} run; the report's table is OrganSMNIST.",
+    )
+
+
+def seeds_view(dataset: str, protocol: str, resolution):
+    """Issue 18's view: bars with 95 % intervals per step and protocol, curves as mean ± band, accuracy against
+    resolution, the seed table and the published anchors."""
+    task = DATASETS.get(dataset, STANDIN)
+    table, curves = ablation.load_seed_tables(task)
+    sizes = sorted(int(r) for r in table["resolution"].unique()) if table is not None and len(table) else [28]
+    try:
+        size = int(resolution)
+    except (TypeError, ValueError):
+        size = sizes[0]
+    missing = "" if size in sizes else f"No run at {size} px; showing {sizes[0]} px. "
+    size = size if size in sizes else sizes[0]
+    if table is None or not len(table):
+        note = (f"No seed study of the {dataset} yet: `python -m training.ablate --dataset FILE --seeds 5 --protocols "
+                "report,adapted --export`.")  # fmt: skip
+    else:
+        at = table[table["resolution"] == size]
+        best = at.loc[at["test_acc_mean"].idxmax()]
+        stuck = at[at["majority_seeds"] == at["seeds"]]
+        note = missing + (
+            f"**{dataset}, {size} px, {int(at['seeds'].max())} seeds per step.** Best mean test accuracy: "
+            f"**{ablation.STEP_TITLES[best['step']]}, {ablation.protocol_title(best['protocol']).lower()}: "
+            f"{best['test_acc_mean']:.3f} ± {best['test_acc_std']:.3f}**. Steps with every seed at the majority class "
+            "(always the same answer): "
+            + (", ".join(f"{ablation.STEP_TITLES[r.step]} ({ablation.protocol_title(r.protocol).lower()})"
+                         for r in stuck.itertuples()) or "none")  # fmt: skip
+            + ". *Adapted to small data* changes: " + "; ".join(ABLATION_PROTOCOL_CHANGES) + ". "
+            + ablation.MEDMNIST_PLUS_NOTE
+        )
+    return (
+        note,
+        ablation.seed_bars_figure(task, table, size),
+        ablation.seed_curves_figure(task, curves, protocol, size),
+        ablation.resolution_figure(task, table),
+        ablation.seed_table_view(table),
+        ablation.anchors_table(),
+        gr.update(value=str(size)),
     )
 
 
@@ -174,6 +215,27 @@ def build_tab(get_predictor=get_cls_predictor) -> None:
             for control in (dataset, step, split):
                 control.change(study_view, [dataset, step, split], outputs, api_name=False)
             gr.context.Context.root_block.load(study_view, [dataset, step, split], outputs, api_name="ablation")
+        with gr.Tab("Seeds and protocols"):
+            with gr.Row():
+                seeds_dataset = gr.Radio(list(DATASETS), value=list(DATASETS)[0], label="Dataset",
+                                         elem_id="seeds-dataset")  # fmt: skip
+                protocol = gr.Radio([(v[0], k) for k, v in ABLATION_PROTOCOLS.items()], value="adapted",
+                                    label="Curves of the protocol", elem_id="seeds-protocol")  # fmt: skip
+                resolution = gr.Radio(SIZES, value=SIZES[0], label="Input size (px)", elem_id="seeds-resolution")
+            seeds_note = gr.Markdown(elem_id="seeds-note", elem_classes="key-result")
+            seeds_bars = gr.Plot(label="Test accuracy per step (mean, 95 % interval)", elem_id="seeds-bars")
+            with gr.Row():
+                seeds_curves = gr.Plot(label="Validation accuracy per epoch (mean ± std)", elem_id="seeds-curves")
+                seeds_resolution = gr.Plot(label="Accuracy against input size", elem_id="seeds-resolution-plot")
+            seeds_table = gr.DataFrame(interactive=False, wrap=True, label="Per step, protocol and size",
+                                       elem_id="seeds-table")  # fmt: skip
+            anchors = gr.DataFrame(interactive=False, wrap=True, label="Published anchors (different split)",
+                                   elem_id="seeds-anchors")  # fmt: skip
+            seed_outputs = [seeds_note, seeds_bars, seeds_curves, seeds_resolution, seeds_table, anchors, resolution]
+            for control in (seeds_dataset, protocol, resolution):
+                control.input(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs, api_name=False)
+            gr.context.Context.root_block.load(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs,
+                                               api_name="ablation_seeds")  # fmt: skip
         with gr.Tab("Predict"):
             choices = model_choices()
             with gr.Row():

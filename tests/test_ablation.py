@@ -214,3 +214,69 @@ def test_tab_predicts_with_a_28px_preview(client):
     assert "28x28" in info
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(__file__), "breastmnist_standin/bn", api_name="/classify_organ")
+
+
+def test_seed_statistics_and_the_paired_test():
+    from training.ablate import at_majority, paired_test, seed_statistics
+
+    s = seed_statistics([0.70, 0.72, 0.74, 0.76, 0.78])
+    assert s["mean"] == pytest.approx(0.74) and s["std"] == pytest.approx(0.0316228, rel=1e-4)
+    assert s["ci95_low"] == pytest.approx(0.74 - 2.776445 * 0.0316228 / 5**0.5, rel=1e-4)
+    diff, p = paired_test({1: 0.80, 2: 0.82, 3: 0.85, 4: 0.83}, {1: 0.70, 2: 0.71, 3: 0.73, 4: 0.72})
+    assert diff == pytest.approx(0.11) and p < 0.001  # consistent gain on the same seeds: beyond noise
+    assert paired_test({1: 0.7, 2: 0.7}, {1: 0.6, 2: 0.6}) == (None, None)  # fewer than 3 shared seeds
+    assert paired_test({1: 0.73, 2: 0.73, 3: 0.73}, {1: 0.73, 2: 0.73, 3: 0.73}) == (0.0, 1.0)  # both stuck
+    assert at_majority([[0, 42], [0, 114]]) and not at_majority([[30, 12], [10, 104]])
+
+
+def test_seeds_and_protocols_end_to_end(tmp_path):
+    """Issue 18: every step x seed x protocol trains through the one trainer; the seed tables say mean, std, interval,
+    majority-class seeds and the paired comparison; only the shown run (report protocol, seed 1) keeps weights."""
+    import csv
+
+    from training.ablate import main
+
+    path = make_medmnist_file(tmp_path / "s.npz", n_classes=2, counts=(40, 10, 12))
+    out = tmp_path / "abl"
+    main(["--dataset", str(path), "--task", "breastmnist_standin", "--steps", "base,bn", "--max-epochs", "2",
+          "--seeds", "3", "--protocols", "report,adapted", "--out", str(out), "--export",
+          "--checkpoints-dir", str(tmp_path / "ck")])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "ck" / "breastmnist_standin" / "ablation_seeds.csv").open()))
+    assert [(r["protocol"], r["step"], r["seeds"]) for r in rows] == [
+        ("adapted", "base", "3"), ("adapted", "bn", "3"), ("report", "base", "3"), ("report", "bn", "3")]
+    need = {"protocol", "resolution", "step", "seeds", "test_acc_mean", "test_acc_std", "test_auc_mean",
+            "test_auc_std", "test_acc_ci95_low", "majority_seeds", "paired_p"}  # fmt: skip
+    assert need <= set(rows[0]) and rows[0]["resolution"] == "28" and rows[1]["vs_previous"] == "base"
+    curves = list(csv.DictReader((tmp_path / "ck" / "breastmnist_standin" / "ablation_seed_curves.csv").open()))
+    assert {r["seeds"] for r in curves if r["epoch"] == "1"} == {"3"}
+    adapted = json.loads((out / "seeds" / "adapted-28px" / "seed2" / "bn" / "metrics.json").read_text())
+    t = adapted["training"]
+    assert t["seed"] == 2 and t["class_weighting"] == "inverse_frequency" and t["protocol"] == "adapted"
+    assert t["select"] == "max:val_auc" and t["patience"] == 20 and t["weight_decay"] == 1e-4
+    assert "class-balanced" in adapted["notes"] and "seed 2" in adapted["notes"]
+    assert (tmp_path / "ck" / "breastmnist_standin" / "bn" / "model.safetensors").exists()  # the shown run
+    assert not list((out / "seeds").rglob("model.safetensors"))  # the others keep logits, not weights
+    assert not list((out / "seeds").rglob("state"))  # no optimiser state left behind
+
+
+def test_tab_shows_seeds_protocols_and_anchors(client):
+    note, bars, curves, resolution, table, anchors, size = client.predict(
+        "BreastMNIST-style stand-in (BUSI)", "report", "28", api_name="/ablation_seeds"
+    )
+    assert "28 px" in note and "majority class" in note and "MedMNIST+" in note
+    text = json.dumps([bars, curves, resolution])
+    assert "95 % interval" in text and "MedMNIST v2 BreastMNIST" in text
+    assert table["headers"][:4] == ["step", "protocol", "px", "seeds"]
+    assert any("ResNet-18 (28)" in str(row[0]) for row in anchors["data"])
+    *_, size = client.predict("OrganSMNIST", "adapted", "64", api_name="/ablation_seeds")  # absent: no error
+
+
+def test_standin_builder_takes_a_resolution(tmp_path):
+    from conftest import make_synthetic_busi
+    from training.medmnist import load_npz
+    from training.medmnist_standin import main
+
+    busi = make_synthetic_busi(tmp_path / "busi", n_per_class=10)
+    out = main(["--busi", str(busi), "--out", str(tmp_path / "s64.npz"), "--size", "64"])
+    assert load_npz(out)["train"][0].shape[1:] == (64, 64)
+    assert json.loads(out.with_suffix(".json").read_text())["size"] == 64

@@ -314,10 +314,10 @@ def run_step(cfg, out: Path, keep_weights: bool) -> dict:
               "params": count_parameters(model), "metrics": {k: v for k, v in splits["test"].items() if k != "n"},
               "splits": splits, "training": training, "notes": trained.get("notes", "")}  # fmt: skip
     shutil.rmtree(run_dir / "state", ignore_errors=True)  # the optimiser state: 3x the weights, not needed now
-    if keep_weights:
+    if keep_weights:  # moved, not copied: one copy of the weights
         if (out / "model").exists():
             shutil.rmtree(out / "model")
-        shutil.copytree(run_dir / "model", out / "model")
+        shutil.move(str(run_dir / "model"), out / "model")
     else:
         (run_dir / "model" / "model.safetensors").unlink(missing_ok=True)  # the logits are kept; the weights not
     return result
