@@ -7,7 +7,6 @@ giving Dice/IoU and the yellow/red/green map; a video mode that segments every f
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +34,7 @@ from demo.common import (
     tab_intro,
     user_errors,
 )
+from leaderboard.results import RunResult
 from models.hub import checkpoint_dir
 from models.image_io import ImageInputError
 from models.metrics import binary_dice_iou
@@ -55,12 +55,11 @@ STATE_TTL_S = 1800
 
 def model_summary() -> str:
     """Markdown about the shipped checkpoint, read from its metrics.json (no weights loaded)."""
-    path = checkpoint_dir(TASK) / "metrics.json"
-    if not path.exists():
+    r = RunResult.load(checkpoint_dir(TASK))
+    if r is None:
         return checkpoint_status(TASK)
-    r = json.loads(path.read_text())
-    m, tr = r["metrics"], r.get("training", {})
-    size = r["resolution"]
+    m, tr = r.metrics, r.training
+    size = r.resolution
     deviation = (
         f" **Deviations:** trained from scratch on {tr.get('hardware', 'unknown hardware')} for "
         f"{tr.get('epochs_run', '?')} epochs "
@@ -70,8 +69,8 @@ def model_summary() -> str:
         + ". See the model card for the full list."
     )
     return (
-        f"EFSNet, **{r['params']:,} parameters**, input 1x{size}x{size} greyscale. "
-        f"Validation ({r['n']} BUSI images, measured here): **DSC {100 * m['dsc']:.2f}**, mIoU {100 * m['miou']:.2f}, "
+        f"EFSNet, **{r.params:,} parameters**, input 1x{size}x{size} greyscale. "
+        f"Validation ({r.n} BUSI images, measured here): **DSC {100 * m['dsc']:.2f}**, mIoU {100 * m['miou']:.2f}, "
         f"acc {100 * m['acc']:.2f}; normal/tumour DSC {100 * m['dsc_t']:.2f} "
         f"(thesis at 256 px: DSC 70.44, mIoU 58.14, acc 94.06; normal/tumour DSC 79.72).{deviation}"
     )

@@ -59,13 +59,13 @@ def summary() -> str:
     for v in ("unet", "unetplusplus"):
         r = runs[v]["metrics"]
         if r:
-            parts.append(f"{lung.title(v)} test Dice **{r['metrics']['dice']:.4f}**")
+            parts.append(f"{lung.title(v)} test Dice **{r.metrics['dice']:.4f}**")
     measured = "; ".join(parts) or "no trained model yet"
-    r = runs["unet"]["metrics"] or {}
-    tr = r.get("training", {})
+    r = runs["unet"]["metrics"]
+    tr = r.training if r else {}
     dev = (
         f" **Deviations:** trained from scratch (no ImageNet weights offline) on {tr.get('hardware', '?')}, "
-        f"{tr.get('epochs_run', '?')} epochs at {r.get('resolution', '?')} px instead of 256; scored at 256 px on "
+        f"{tr.get('epochs_run', '?')} epochs at {r.resolution if r else '?'} px instead of 256; scored at 256 px on "
         "the fixed 141-image test split. See each model card."
         if r
         else f" Train with `{spec.train_hint}` (or `scripts/train_lung_study.sh` for all runs)."

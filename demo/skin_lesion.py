@@ -61,9 +61,9 @@ def summary() -> str:
             f"classify. Train one with `{spec.train_hint}`."
         )
     parts = [
-        f"{spec.variants[v].title}: ISIC score **{r['metrics']['isic_score']:.3f}**"
+        f"{spec.variants[v].title}: ISIC score **{r.metrics['isic_score']:.3f}**"
         for v, r in results.items()
-        if r["metrics"]["isic_score"] is not None
+        if r.metrics["isic_score"] is not None
     ]
     return (
         f"### {spec.title}\n{spec.system}. Validation (150 images, measured here): {'; '.join(parts)}. "

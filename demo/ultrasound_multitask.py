@@ -73,11 +73,11 @@ def summary() -> str:
         head + f"**{title}**: one network, {sum(map(len, heads_by_organ().values()))} heads, trained on {spec.dataset}."
     )
     if result:
-        tr, m = result.get("training", {}), result["metrics"]
+        tr, m = result.training, result.metrics
         parts = [f"{label} {m[k]:.3f}" for k, label in (("dsc", "DSC"), ("acc", "Acc"), ("iou", "IoU")) if m.get(k)]
         source, why = hc_source()
         text += (
-            f" Held-out split ({result.get('split', 'val')}, by subject; "
+            f" Held-out split ({result.split or 'val'}, by subject; "
             + ("it chose nothing" if tr.get("select") == "last" else "it also chose the epoch")
             + f"): {', '.join(parts)}; "
             f"HC from the {'head mask' if source == 'mask' else 'axes head'} ({why}). "

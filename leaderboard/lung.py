@@ -8,12 +8,12 @@ Dice, training provenance), ``history.csv`` (per epoch: train loss and Dice, tes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.results import RunResult
 from models.hub import checkpoint_dir
 from models.registry import get_task
 
@@ -45,7 +45,7 @@ def title(variant: str) -> str:
 
 
 def load_run(variant: str, root: Path | None = None) -> dict:
-    """``{"variant", "history": DataFrame | None, "metrics": dict | None, "has_weights", "folder"}``."""
+    """``{"variant", "history": DataFrame | None, "metrics": RunResult | None, "has_weights", "folder"}``."""
     folder = (root / TASK / variant) if root else checkpoint_dir(TASK, variant)
     hist = folder / "history.csv"
     met = folder / "metrics.json"
@@ -53,7 +53,7 @@ def load_run(variant: str, root: Path | None = None) -> dict:
         "variant": variant,
         "folder": folder,
         "history": pd.read_csv(hist) if hist.exists() else None,
-        "metrics": json.loads(met.read_text()) if met.exists() else None,
+        "metrics": RunResult.load(met),
         "has_weights": (folder / "model.safetensors").exists(),
     }
 
@@ -103,7 +103,7 @@ def histogram_figure(runs: list[dict]) -> go.Figure:
         m = run["metrics"]
         if not m:
             continue
-        dice = [r["dice"] for r in m["metrics"].get("per_image", [])]
+        dice = [r["dice"] for r in m.metrics.get("per_image", [])]
         fig.add_histogram(
             x=dice,
             name=f"{title(run['variant'])} (n={len(dice)})",
@@ -129,13 +129,13 @@ def results_table(runs: list[dict]) -> pd.DataFrame:
         if not r:
             rows.append({"model": title(run["variant"]), "test split": "not trained yet"})
             continue
-        m, tr = r["metrics"], r.get("training", {})
+        m, tr = r.metrics, r.training
         hosp = m.get("by_hospital", {})
         rows.append(
             {
                 "model": title(run["variant"]),
                 "trained on": tr.get("train_split"),
-                "test split": f"{r['split']} ({r['n']})",
+                "test split": f"{r.split} ({r.n})",
                 "Dice": m["dice"],
                 "IoU": m["iou"],
                 "median Dice": m["dice_median"],
@@ -144,8 +144,8 @@ def results_table(runs: list[dict]) -> pd.DataFrame:
                 "Dice Montgomery": hosp.get("montgomery", {}).get("dice"),
                 "epochs": tr.get("epochs_run"),
                 "train min": round(tr.get("train_wall_time_s", float("nan")) / 60, 1),
-                "px": r.get("resolution"),
-                "params": r.get("params"),
+                "px": r.resolution,
+                "params": r.params,
                 "weights shipped": "yes" if run["has_weights"] else "no (metrics and curves only)",
             }
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from leaderboard.results import load_metrics
+from leaderboard.results import RunResult, load_metrics
 
 TASK = "ultrasound_multitask"
 TASK_COLUMNS = {
@@ -29,14 +29,14 @@ REPORT_TASKS = [
 REPORT_SOURCE = "student report, reproduced run (26 tasks, scored on its training subset)"
 
 
-def load_result(variant: str) -> dict | None:
+def load_result(variant: str) -> RunResult | None:
     return load_metrics(TASK, variant)
 
 
-def task_table(result: dict | None) -> pd.DataFrame:
+def task_table(result: RunResult | None) -> pd.DataFrame:
     """One row per task of our model with the official metrics; n/a (blank) where a metric does not apply."""
     rows = []
-    for task_id, scores in (result or {}).get("metrics", {}).get("tasks", {}).items():
+    for task_id, scores in (result.metrics.get("tasks", {}) if result else {}).items():
         rows.append({"task": task_id, "kind": scores["task_name"], "source": "measured here",
                      **{label: scores.get(key) for key, label in TASK_COLUMNS.items()}})  # fmt: skip
     return pd.DataFrame(rows, columns=["task", "kind", "source", *TASK_COLUMNS.values()])
@@ -48,7 +48,7 @@ def report_table() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "kind", "source", *TASK_COLUMNS.values()])
 
 
-def combined_table(result: dict | None) -> pd.DataFrame:
+def combined_table(result: RunResult | None) -> pd.DataFrame:
     """Ours first, then the report's figures for the same kinds of task, labelled by source."""
     frames = [f for f in (task_table(result), report_table()) if len(f)]
     return pd.concat(frames, ignore_index=True).dropna(axis=1, how="all")

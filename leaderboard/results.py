@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -34,10 +35,49 @@ COLUMNS = list(SCHEMA)
 NUMERIC = [name for name, numeric in SCHEMA.items() if numeric]
 
 
-def load_metrics(task: str, variant: str) -> dict | None:
+@dataclass(frozen=True)
+class RunResult:
+    """One measured run, as a model folder's ``metrics.json`` holds it (the evaluator's output plus the run's training
+    block): what the leaderboard, the study figures and the tabs read, instead of each picking keys out of a dict.
+    ``metrics`` keeps the evaluator's nested per-class / per-task / per-image detail as it is."""
+
+    task: str
+    variant: str
+    metrics: dict
+    split: str | None = None
+    n: int | None = None
+    title: str | None = None
+    dataset: str | None = None
+    resolution: int | None = None
+    params: int | None = None
+    protocol: str = ""
+    training: dict = field(default_factory=dict)
+    cv: dict | None = None
+    notes: str = ""
+    extra: dict = field(default_factory=dict)  # whatever else the file holds (e.g. the ablation's splits)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunResult:
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("training", {})
+        return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult | None:
+        """The ``metrics.json`` at ``path`` (a file or a model folder), or ``None`` when there is none."""
+        path = Path(path)
+        path = path / "metrics.json" if path.is_dir() or not path.suffix else path
+        return cls.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+    @property
+    def display_title(self) -> str:
+        return self.title or variant_title(self.task, self.variant)
+
+
+def load_metrics(task: str, variant: str) -> RunResult | None:
     """A checkpoint's ``metrics.json`` from the current store, or ``None`` when it has none."""
-    path = checkpoint_dir(task, variant) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return RunResult.load(checkpoint_dir(task, variant) / "metrics.json")
 
 
 def weights_digest(folder: str | Path) -> str | None:
@@ -76,27 +116,27 @@ def variant_title(task: str, variant: str) -> str:
         return variant
 
 
-def hc_errors_by_source(result: dict | None) -> dict[str, float]:
+def hc_errors_by_source(result: RunResult | None) -> dict[str, float]:
     """Mean held-out head-circumference error (mm) per source of a multitask model's metrics: ``"mask"`` (the
     ellipse fitted to a head segmentation) and ``"points"`` (the axes head). The app and the table use the lower."""
     errors = {}
-    for task in (result or {}).get("metrics", {}).get("tasks", {}).values():
+    for task in (result.metrics.get("tasks", {}) if result else {}).values():
         if task.get("hc_abs_error_mm") is not None:
             errors["mask" if task.get("task_name") == "segmentation" else "points"] = task["hc_abs_error_mm"]
     return errors
 
 
-def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
-    m, tr = result["metrics"], result.get("training", {})
+def row_from_metrics(result: RunResult, speed: dict | None = None) -> dict:
+    m, tr = result.metrics, result.training
     speed = speed or {}
     tumour = m.get("tumour_images", {})
     return {
-        "task": result["task"],
-        "model": f"{result.get('title') or variant_title(result['task'], result['variant'])} (ours)",
+        "task": result.task,
+        "model": f"{result.display_title} (ours)",
         "source": "measured here",
-        "dataset": result.get("dataset", get_task(result["task"]).dataset),
-        "split": result.get("split"),
-        "resolution": result.get("resolution"),
+        "dataset": result.dataset or get_task(result.task).dataset,
+        "split": result.split,
+        "resolution": result.resolution,
         **{
             k: m.get(k)
             for k in ("dice", "iou", "auc", "f1_weighted", "isic_score", "auc_melanoma", "auc_sk", "dsc", "miou")
@@ -105,7 +145,7 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
         "hc_error_mm": min(hc_errors_by_source(result).values(), default=None),  # the source the app uses
         "lesion_dice": tumour.get("lesion_dice"),
         "lesion_iou": tumour.get("lesion_iou"),
-        "params": result.get("params"),
+        "params": result.params,
         "latency_ms": speed.get("latency_ms"),
         "fps": speed.get("fps"),
         "hardware": f"trained: {tr.get('hardware')}"
@@ -114,13 +154,13 @@ def row_from_metrics(result: dict, speed: dict | None = None) -> dict:
         "train_time_min": tr.get("train_wall_time_s", float("nan")) / 60,
         "citation": f"this project, git {tr.get('git_commit', '?')}",
         "unverified": False,
-        "protocol": result.get("protocol", ""),
+        "protocol": result.protocol,
     }
 
 
-def cv_rows(result: dict, base: dict) -> list[dict]:
+def cv_rows(result: RunResult, base: dict) -> list[dict]:
     """A cross-validated model's out-of-fold row (``metrics.json``'s ``cv`` block): the estimate no choice saw."""
-    cv = result.get("cv")
+    cv = result.cv
     if not cv:
         return []
     std = cv.get("isic_score_std")
@@ -132,10 +172,10 @@ def cv_rows(result: dict, base: dict) -> list[dict]:
              "train_time_min": cv.get("train_minutes_total")}]  # fmt: skip
 
 
-def task_rows(result: dict, base: dict) -> list[dict]:
+def task_rows(result: RunResult, base: dict) -> list[dict]:
     """One more row per task of a multitask model (``metrics.tasks``), the official metrics under the table's names."""
     rows = []
-    for task_id, t in result["metrics"].get("tasks", {}).items():
+    for task_id, t in result.metrics.get("tasks", {}).items():
         rows.append({**base, "model": f"{base['model']}: {task_id}", "params": None, "fps": None, "latency_ms": None,
                      "dsc": t.get("dice"), "hd": t.get("hd"), "acc": t.get("acc"), "auc": t.get("auc"),
                      "f1_weighted": t.get("f1_weighted"), "iou": t.get("iou"), "mre": t.get("mre"),
@@ -149,7 +189,7 @@ def hub_owner() -> str | None:
     return (source[len("hf://") :].strip("/") or None) if source.startswith("hf://") else None
 
 
-def hub_results(owner: str, root: Path) -> list[tuple[str, dict]]:
+def hub_results(owner: str, root: Path) -> list[tuple[str, RunResult]]:
     """``(repo, metrics)`` of every registry task/variant that ``owner`` has on the Hub and whose ``metrics.json``
     differs from the local folder's (identical ones are already in the table). Missing repos are skipped; when the Hub
     cannot be reached only its local cache is read, so the table never waits on the network."""
@@ -162,13 +202,13 @@ def hub_results(owner: str, root: Path) -> list[tuple[str, dict]]:
             repo = repo_id(task, variant, owner)
             try:
                 path = hf_hub_download(repo, "metrics.json", local_files_only=offline)
-                result = json.loads(Path(path).read_text())
+                data = json.loads(Path(path).read_text())
             except Exception as exc:  # missing repo or file, offline, unreachable: not part of the table
                 log.info("no Hub metrics for %s: %s", repo, type(exc).__name__)
                 continue
             local = root / task / variant / "metrics.json"
-            if not (local.exists() and json.loads(local.read_text()) == result):
-                found.append((repo, result))
+            if not (local.exists() and json.loads(local.read_text()) == data):
+                found.append((repo, RunResult.from_dict(data)))
     return found
 
 
@@ -190,10 +230,10 @@ def collect(
     for path in sorted(root.glob("*/*/metrics.json")):
         key = f"{path.parent.parent.name}/{path.parent.name}"
         try:
-            result = json.loads(path.read_text())
+            result = RunResult.load(path)
             rows.append(row_from_metrics(result, measured_speed(speeds, key, path.parent)))
             rows += task_rows(result, rows[-1]) + cv_rows(result, rows[-1])
-        except (ValueError, KeyError) as exc:  # a broken file must not take the table down
+        except (ValueError, KeyError, TypeError) as exc:  # a broken file must not take the table down
             rows.append(
                 {
                     "task": path.parent.parent.name,

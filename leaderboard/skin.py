@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from leaderboard.plots import confusion_heatmap
-from leaderboard.results import load_metrics
+from leaderboard.results import RunResult, load_metrics
 from models.hub import checkpoint_dir
 from models.registry import get_task
 
@@ -19,27 +19,27 @@ COLORS = {"customnet": "#E69F00", "resnet18": "#0072B2", "efficientnet-lite0": "
           "efficientnet-lite1": "#D55E00"}  # fmt: skip
 
 
-def load_result(variant: str) -> dict | None:
+def load_result(variant: str) -> RunResult | None:
     return load_metrics(TASK, variant)
 
 
-def available() -> dict[str, dict]:
+def available() -> dict[str, RunResult]:
     return {v: r for v in get_task(TASK).variants if (r := load_result(v))}
 
 
-def roc_figure(results: dict[str, dict]) -> go.Figure:
+def roc_figure(results: dict[str, RunResult]) -> go.Figure:
     """Melanoma-vs-rest (solid) and keratosis-vs-rest (dashed) ROC curves per model: the two official AUCs."""
     from sklearn.metrics import roc_curve
 
     fig = go.Figure()
     for variant, r in results.items():
-        rows = r["metrics"]["per_image"]
+        rows = r.metrics["per_image"]
         labels = np.array([row["label"] for row in rows])
         probs = np.array([row["probs"] for row in rows])
         title = get_task(TASK).variants[variant].title
         for cls, name, dash, key in ((1, "melanoma", "solid", "auc_melanoma"), (2, "SK", "dash", "auc_sk")):
             fpr, tpr, _ = roc_curve(labels == cls, probs[:, cls])
-            auc = r["metrics"][key]
+            auc = r.metrics[key]
             fig.add_scatter(
                 x=fpr,
                 y=tpr,
@@ -58,26 +58,26 @@ def roc_figure(results: dict[str, dict]) -> go.Figure:
     return fig
 
 
-def confusion_figure(result: dict | None, variant: str) -> go.Figure:
+def confusion_figure(result: RunResult | None, variant: str) -> go.Figure:
     pct = text = None
     if result:
-        pct = result["metrics"]["confusion_matrix_pct"]
-        counts = result["metrics"]["confusion_matrix"]
+        pct = result.metrics["confusion_matrix_pct"]
+        counts = result.metrics["confusion_matrix"]
         text = [[f"{p:.1f} % ({c})" for p, c in zip(pr, cr)] for pr, cr in zip(pct, counts)]
     title = f"Confusion matrix, % of each true class: {get_task(TASK).variants[variant].title}"
     return confusion_heatmap(pct, list(get_task(TASK).labels), text, title, zmax=100)
 
 
-def reliability_figure(results: dict[str, dict]) -> go.Figure:
+def reliability_figure(results: dict[str, RunResult]) -> go.Figure:
     fig = go.Figure()
     for variant, r in results.items():
-        bins = r["metrics"].get("calibration_bins", [])
+        bins = r.metrics.get("calibration_bins", [])
         title = get_task(TASK).variants[variant].title
         fig.add_scatter(
             x=[b["confidence"] for b in bins],
             y=[b["accuracy"] for b in bins],
             mode="lines+markers",
-            name=f"{title} (ECE {r['metrics']['calibration_ece']:.3f})",
+            name=f"{title} (ECE {r.metrics['calibration_ece']:.3f})",
             line=dict(color=COLORS.get(variant)),
         )
     fig.add_scatter(x=[0, 1], y=[0, 1], name="perfect calibration", line=dict(color="#aaa", dash="dot"))
@@ -91,23 +91,23 @@ def reliability_figure(results: dict[str, dict]) -> go.Figure:
     return fig
 
 
-def results_table(results: dict[str, dict]) -> pd.DataFrame:
+def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
     rows = []
     for variant, r in results.items():
-        m, tr = r["metrics"], r.get("training", {})
+        m, tr = r.metrics, r.training
         rows.append(
             {
                 "model": get_task(TASK).variants[variant].title,
                 "ISIC score": m["isic_score"],
-                "CV ISIC score (out-of-fold)": (r.get("cv") or {}).get("isic_score_mean"),
+                "CV ISIC score (out-of-fold)": (r.cv or {}).get("isic_score_mean"),
                 "validation chose": "nothing" if tr.get("select") == "last" else "epoch and options",
                 "AUC melanoma": m["auc_melanoma"],
                 "AUC SK": m["auc_sk"],
                 "accuracy": m["acc"],
                 "balanced acc": m["balanced_acc"],
                 "ECE": m["calibration_ece"],
-                "params": r.get("params"),
-                "px": r.get("resolution"),
+                "params": r.params,
+                "px": r.resolution,
                 "init": "ImageNet" if tr.get("pretrained") else "random",
                 "epochs": tr.get("epochs_run"),
                 "best epoch": tr.get("best_epoch"),
