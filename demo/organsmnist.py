@@ -112,9 +112,16 @@ def seeds_view(dataset: str, protocol: str, resolution):
             f"**{ablation.STEP_TITLES[best['step']]}, {ablation.protocol_title(best['protocol']).lower()}: "
             f"{best['test_acc_mean']:.3f} ± {best['test_acc_std']:.3f}**. Steps with every seed at the majority class "
             "(always the same answer): "
-            + (", ".join(f"{ablation.STEP_TITLES[r.step]} ({ablation.protocol_title(r.protocol).lower()})"
-                         for r in stuck.itertuples()) or "none")  # fmt: skip
-            + ". *Adapted to small data* changes: " + "; ".join(ABLATION_PROTOCOL_CHANGES) + ". "
+            + (
+                ", ".join(
+                    f"{ablation.STEP_TITLES[r.step]} ({ablation.protocol_title(r.protocol).lower()})"
+                    for r in stuck.itertuples()
+                )
+                or "none"
+            )  # fmt: skip
+            + ". *Adapted to small data* changes: "
+            + "; ".join(ABLATION_PROTOCOL_CHANGES)
+            + ". "
             + ablation.MEDMNIST_PLUS_NOTE
         )
     return (

@@ -109,7 +109,9 @@ def test_full_disk_gives_a_clear_message_and_the_leaderboard_still_answers(serve
     def no_space(*args, **kwargs):  # a write that fails half-way: ENOSPC from the OS
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(common, "_converted_dir", lambda: Path("/nonexistent"))
+    import demo.uploads
+
+    monkeypatch.setattr(demo.uploads, "_converted_dir", lambda: Path("/nonexistent"))
     monkeypatch.setattr("PIL.Image.Image.save", no_space)
     with pytest.raises(Exception, match="disk is full"):
         common.user_errors(common.convert_medical)(str(BUSI))

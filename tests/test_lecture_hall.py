@@ -157,7 +157,7 @@ def test_result_cache_pruning_keeps_examples_and_new_files(tmp_path, monkeypatch
     import time
     from types import SimpleNamespace
 
-    import demo.common as common
+    import demo.environment as common  # Gradio's result cache and its pruning
 
     cache = tmp_path / "gradio"
     old, new, example = cache / "a" / "old.png", cache / "b" / "new.png", cache / "c" / "example.png"

@@ -1,0 +1,54 @@
+"""Example rows: ``gr.Examples`` that fill a tab's inputs and run its model (lazily cached on a Space), and their
+labels."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from demo.environment import lazy_caching, model_event
+from models.visualize import (  # noqa: F401  (re-exported for the tabs)
+    COMPARISON_COLORS,
+    class_colors,
+    comparison_map,
+    disagreement_map,
+    overlay_mask,
+    to_rgb_array,
+)
+
+log = logging.getLogger(__name__)
+
+
+def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None, labels=None) -> gr.Examples:
+    """``gr.Examples`` whose click fills ``inputs`` and runs ``fn`` on ``run_inputs`` (default ``inputs``: the tab's
+    model with the current settings). With ``lazy_caching()`` the result is computed on the first click only and
+    then served from Gradio's cache; the settings outside ``inputs`` then take their defaults."""
+    run_inputs = run_inputs or inputs
+    if fn is not None and outputs is not None and lazy_caching():
+        extra = [c for c in run_inputs if c not in inputs]
+        defaults = {id(c): c.value for c in extra}
+
+        def cached(*values):
+            given = dict(zip(map(id, inputs), values))
+            return fn(*(given[id(c)] if id(c) in given else defaults[id(c)] for c in run_inputs))
+
+        return gr.Examples(rows, inputs=inputs, outputs=outputs, fn=cached, label=label, cache_examples=True,
+                           cache_mode="lazy", example_labels=labels)  # fmt: skip
+    made = gr.Examples(rows, inputs=inputs, label=label, cache_examples=False, example_labels=labels)
+    if fn is not None and outputs is not None:  # run_on_click, in the shared model queue
+        made.load_input_event.then(fn, run_inputs, outputs, api_visibility="private", **model_event())
+    return made
+
+
+def example_label(path) -> str:
+    """A readable label from an example's file name: ``benign_83.png`` -> "benign 83", ``CHNCXR_0012_0.png`` ->
+    "Shenzhen, normal", ``MCUCXR_0104_1.png`` -> "Montgomery, TB", ``melanoma_ISIC_0012099.jpg`` -> "melanoma"."""
+    stem = Path(str(path)).stem
+    for prefix, hospital in (("CHNCXR", "Shenzhen"), ("MCUCXR", "Montgomery")):
+        if stem.startswith(prefix):
+            return f"{hospital}, {'TB' if stem.endswith('_1') else 'normal'}"
+    if "_ISIC_" in stem:
+        return stem.split("_ISIC_")[0].replace("_", " ")
+    return stem.replace("_", " ")
