@@ -20,7 +20,7 @@ from demo.common import (
     checkpoint_status,
     comparison_map,
     footnotes,
-    get_seg_predictor,
+    get_predictor,
     gpu,
     image_upload,
     legend_html,
@@ -139,7 +139,7 @@ def _read_gt(path, size: tuple[int, int]) -> np.ndarray | None:
 
 @gpu
 @user_errors
-def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_seg_predictor):
+def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_predictor):
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK)
     pred = predictor(image)
@@ -183,7 +183,7 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_se
 
 @gpu(duration=120)
 @user_errors
-def segment_video(video_path, opacity: float, get_predictor=get_seg_predictor):
+def segment_video(video_path, opacity: float, get_predictor=get_predictor):
     """Segment every frame (up to MAX_VIDEO_FRAMES) and return a WebM plus the measured throughput."""
     import cv2
 
@@ -232,7 +232,7 @@ def segment_video(video_path, opacity: float, get_predictor=get_seg_predictor):
     return str(out_path), text
 
 
-def build_tab(get_predictor=get_seg_predictor) -> None:
+def build_tab(get_predictor=get_predictor) -> None:
     spec = get_task(TASK)
     tab_intro(f"{spec.system}: model, data, deviations and validation numbers", model_summary())
     with gr.Tabs():

@@ -34,10 +34,7 @@ from demo.errors import user_errors  # noqa: F401
 from demo.examples import example_label, examples  # noqa: F401
 from demo.predictors import (  # noqa: F401
     checkpoint_status,
-    get_cls_predictor,
-    get_multitask_predictor,
-    get_seg_predictor,
-    get_skin_predictor,
+    get_predictor,
 )
 from demo.uploads import (  # noqa: F401
     MEDICAL_TYPES,

@@ -18,7 +18,7 @@ from demo.common import (
     comparison_map,
     disagreement_map,
     footnotes,
-    get_seg_predictor,
+    get_predictor,
     gpu,
     image_upload,
     legend_html,
@@ -97,7 +97,7 @@ def _gt(path, size) -> np.ndarray | None:
 
 @gpu
 @user_errors
-def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_seg_predictor):
+def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_predictor):
     image, notes = read_upload(image_path)
     spec = get_task(TASK)
     preds = {}
@@ -168,7 +168,7 @@ def _map_image(label: str, elem_id: str) -> gr.Image:
     return gr.Image(label=label, type="numpy", format="png", height=280, interactive=False, elem_id=elem_id)
 
 
-def build_tab(get_predictor=get_seg_predictor) -> None:
+def build_tab(get_predictor=get_predictor) -> None:
     spec = get_task(TASK)
     tab_intro(f"{spec.system}: models, data, deviations and test numbers", summary())
     with gr.Tabs():

@@ -15,7 +15,7 @@ from PIL import Image
 from demo.common import (
     bind_model_run,
     footnotes,
-    get_cls_predictor,
+    get_predictor,
     gpu,
     image_upload,
     medical_import,
@@ -171,7 +171,7 @@ def best_choice(choices) -> str | None:
 
 @gpu
 @user_errors
-def classify(image_path, choice: str, get_predictor=get_cls_predictor):
+def classify(image_path, choice: str, get_predictor=get_predictor):
     if not choice or "/" not in choice:
         raise gr.Error("No trained model is available: train one first (see the note above).")
     task, step = choice.split("/", 1)
@@ -202,7 +202,7 @@ def classify(image_path, choice: str, get_predictor=get_cls_predictor):
     return preview, dict(pred.top(5)), text
 
 
-def build_tab(get_predictor=get_cls_predictor) -> None:
+def build_tab(get_predictor=get_predictor) -> None:
     tab_intro(f"{get_task(TASK).system}: the ladder, the data and the measured numbers", summary())
     with gr.Tabs():
         with gr.Tab("Ablation curves"):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from demo.environment import model_concurrency
@@ -22,35 +21,12 @@ from models.visualize import (  # noqa: F401  (re-exported for the tabs)
 log = logging.getLogger(__name__)
 
 
-@single_flight(maxsize=16)
-def get_seg_predictor(task: str, variant: str | None = None):  # single_flight: built once per key, even at once
-    """Cached predictor for a segmentation task (loads the model on first use, not at start-up)."""
-    from models.predict import SegmentationPredictor
-
-    return SegmentationPredictor(load_model(task, variant), get_task(task))
-
-
-@single_flight(maxsize=32)
-def get_cls_predictor(task: str, variant: str | None = None):
-    """Cached predictor for a MedMNIST-style classification task (loads on first use)."""
-    from models.predict import ClassificationPredictor
-
-    return ClassificationPredictor(load_model(task, variant), get_task(task))
-
-
-@single_flight(maxsize=8)
-def get_skin_predictor(task: str, variant: str | None = None):
-    """Cached skin-lesion predictor with its OOD statistics (``ood.safetensors`` beside the weights), if any."""
-    from models.hub import companion_file
-    from models.ood import FILENAME, MahalanobisOOD
-    from models.predict import SkinPredictor
-
-    model = load_model(task, variant)
-    stats = companion_file(model, FILENAME)
-    ood = MahalanobisOOD.load(stats.parent) if stats else None
-    calibration = companion_file(model, "calibration.json")  # the temperature fitted on out-of-fold predictions
-    temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
-    return SkinPredictor(model, get_task(task), ood, replicas=model_concurrency(), temperature=temperature)
+@single_flight(maxsize=48)
+def get_predictor(task: str, variant: str | None = None):  # single_flight: built once per key, even at once
+    """The cached predictor of a task's model (``TaskSpec.predictor``), loaded on first use, not at start-up, with
+    the companion files its class reads (e.g. the skin model's OOD statistics and temperature)."""
+    spec = get_task(task)
+    return spec.behaviour("predictor").for_model(load_model(task, variant), spec, replicas=model_concurrency())
 
 
 def checkpoint_status(task: str, variant: str | None = None) -> str:
@@ -65,15 +41,3 @@ def checkpoint_status(task: str, variant: str | None = None) -> str:
             f"Train one with `{spec.train_hint}`."
         )
     return ""
-
-
-@single_flight(maxsize=4)
-def get_multitask_predictor(task: str, variant: str | None = None):
-    """Cached multitask predictor (loads the model on first use)."""
-    from models.hub import companion_file
-    from models.multitask import ORGAN_PROBE, OrganProbe
-    from models.predict import MultiTaskPredictor
-
-    model = load_model(task, variant)
-    probe = companion_file(model, ORGAN_PROBE)  # the organ check, when fitted (training.organ_fit)
-    return MultiTaskPredictor(model, OrganProbe.load(probe.parent) if probe else None)

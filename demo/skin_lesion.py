@@ -15,7 +15,7 @@ import gradio as gr
 from demo.common import (
     bind_model_run,
     footnotes,
-    get_skin_predictor,
+    get_predictor,
     gpu,
     image_upload,
     medical_import,
@@ -74,7 +74,7 @@ def summary() -> str:
 
 @gpu
 @user_errors
-def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, get_predictor=get_skin_predictor):
+def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, get_predictor=get_predictor):
     if not variant:
         raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint}")
     if variant not in get_task(TASK).variants:
@@ -128,7 +128,7 @@ def _examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
 
 
-def build_tab(get_predictor=get_skin_predictor) -> None:
+def build_tab(get_predictor=get_predictor) -> None:
     spec = get_task(TASK)
     tab_intro(f"{spec.system}: models, data, cross-validation and validation numbers", summary())
     with gr.Tabs():

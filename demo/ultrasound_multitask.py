@@ -19,7 +19,7 @@ from demo.common import (
     bind_model_run,
     examples,
     footnotes,
-    get_multitask_predictor,
+    get_predictor,
     gpu,
     image_upload,
     in_tab,
@@ -140,7 +140,7 @@ def parse_pixel_size(value) -> float | None:
 
 @gpu
 @user_errors
-def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=get_multitask_predictor):
+def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=get_predictor):
     if not available():
         raise gr.Error(f"No trained multitask model is present. Train one with: {get_task(TASK).train_hint}")
     groups = heads_by_organ()
@@ -228,7 +228,7 @@ def results_view():
     return board.combined_table(board.load_result(variant_name())).round(4)
 
 
-def build_tab(get_predictor=get_multitask_predictor) -> None:
+def build_tab(get_predictor=get_predictor) -> None:
     tab_intro(f"{get_task(TASK).system}: model, data, deviations and held-out numbers", summary())
     groups = heads_by_organ()
     organs = [(ORGAN_TITLES.get(o, o), o) for o in groups]

@@ -105,6 +105,11 @@ class SegmentationPredictor:
             else None
         )
 
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> SegmentationPredictor:
+        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model (no companion files)."""
+        return cls(model, spec)
+
     @property
     def backend(self) -> str:
         return "ONNX Runtime" if self.onnx is not None and self.onnx.ready() else "PyTorch"
@@ -158,6 +163,11 @@ class ClassPrediction:
 
 class ClassificationPredictor:
     """Classify one image with a MedMNIST-style 28 px model (``MedMNISTPreset``: box resize, mean/std 0.5)."""
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> ClassificationPredictor:
+        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model (no companion files)."""
+        return cls(model, spec)
 
     def __init__(self, model: torch.nn.Module, spec):
         from models.transforms import MedMNISTPreset
@@ -221,6 +231,21 @@ class SkinPredictor:
     Thread-safe: the feature hook and Grad-CAM's hooks see every forward of the module they sit on, so each request
     borrows a module of its own from a pool of ``replicas`` copies (the app sizes it to its model concurrency, so no
     request waits; a request beyond it waits for a free copy)."""
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> SkinPredictor:
+        """``TaskSpec.predictor``'s constructor, with the model folder's companion files: the OOD statistics
+        (``ood.safetensors``) and the temperature fitted on out-of-fold predictions (``calibration.json``)."""
+        import json
+
+        from models.hub import companion_file
+        from models.ood import FILENAME, MahalanobisOOD
+
+        stats = companion_file(model, FILENAME)
+        ood = MahalanobisOOD.load(stats.parent) if stats else None
+        calibration = companion_file(model, "calibration.json")
+        temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
+        return cls(model, spec, ood, replicas=replicas, temperature=temperature)
 
     def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0):
         import copy
@@ -350,6 +375,16 @@ class MultiTaskPredictor:
     """Run chosen heads of a ``MultiTaskNet`` on one image (the evaluator's preprocessing: resize to the model's
     input size, the encoder's mean/std) and map every answer back to original pixels, as the challenge's inference does
     (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points)."""
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, spec=None, replicas: int = 1) -> MultiTaskPredictor:
+        """``TaskSpec.predictor``'s constructor, with the organ check fitted beside the weights (``organs.safetensors``,
+        ``training.organ_fit``), when there is one."""
+        from models.hub import companion_file
+        from models.multitask import ORGAN_PROBE, OrganProbe
+
+        probe = companion_file(model, ORGAN_PROBE)
+        return cls(model, OrganProbe.load(probe.parent) if probe else None)
 
     def __init__(self, model: torch.nn.Module, organ_probe=None):
         from models.transforms import multitask_eval_transform

@@ -52,6 +52,7 @@ class TaskSpec:
 
     * ``recipe``: the training recipe class (``training.recipes.Recipe``), built from a ``TrainConfig``;
     * ``evaluator``: ``fn(model, data_dir, split, spec) -> {"n", "metrics", ...}`` on a split at original resolution;
+    * ``predictor``: the app's predictor class, built by ``.for_model(model, spec, replicas)`` (companion files too);
     * ``held_out``: the split the evaluator reports by default (the one that chose nothing);
     * ``finalize``: ``fn(model_dir, cfg)`` run after training (figures, companion files), optional;
     * ``card_notes``: ``fn(saved_config, progress) -> markdown``, the model card's deviations section;
@@ -78,6 +79,7 @@ class TaskSpec:
     tab: str = ""  # "module:function" that builds the task's tab (imported lazily; demo/ only)
     train_hint: str = ""
     resize: str = "stretch"
+    predictor: str = ""
     recipe: str = ""
     evaluator: str = ""
     held_out: str = "val"
@@ -193,6 +195,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="BUSI (Al-Dhabyani et al. 2020), 780 images, fixed 680/100 split",
         system="S5: EFSNet real-time breast-ultrasound segmentation (SYSTEMS.md §5)",
         tab="demo.breast_us_seg:build_tab",
+        predictor="models.predict:SegmentationPredictor",
         recipe="training.recipes:SegmentationRecipe",
         evaluator="training.evaluate:evaluate_busi",
         held_out="val",
@@ -244,6 +247,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="Shenzhen + Montgomery chest X-rays (704 pairs, fixed 563/141 split stratified by hospital)",
         system="S2: lung X-ray U-Net vs U-Net++, Adam vs SGD (SYSTEMS.md §2)",
         tab="demo.lung_seg:build_tab",
+        predictor="models.predict:SegmentationPredictor",
         recipe="training.recipes:BinarySegmentationRecipe",
         evaluator="training.evaluate:evaluate_lung",
         held_out="test",
@@ -292,6 +296,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="OrganSMNIST 28 px (MedMNIST v2 file, 13,940 / 2,452 / 8,829)",
         system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
         tab="demo.organsmnist:build_tab",
+        predictor="models.predict:ClassificationPredictor",
         recipe="training.ablate:AblationRecipe",
         evaluator="training.ablate:evaluate_medmnist",
         held_out="test",
@@ -316,6 +321,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="BreastMNIST-style stand-in built from BUSI (28 px, 546 / 78 / 156), not OrganSMNIST",
         system="S3's ablation ladder run on a stand-in dataset (SYSTEMS.md §3; BreastMNIST recipe)",
         shown_in="organsmnist",
+        predictor="models.predict:ClassificationPredictor",
         recipe="training.ablate:AblationRecipe",
         evaluator="training.ablate:evaluate_medmnist",
         held_out="test",
@@ -356,6 +362,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
         system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
         tab="demo.skin_lesion:build_tab",
+        predictor="models.predict:SkinPredictor",
         recipe="training.recipes:SkinLesionRecipe",
         evaluator="training.evaluate:evaluate_isic",
         held_out="val",
@@ -411,6 +418,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="FMC-UIA-format stand-in built from BUSI + HC18",
         system="S1: multitask ultrasound model, FMC-UIA baseline style (SYSTEMS.md §1)",
         tab="demo.ultrasound_multitask:build_tab",
+        predictor="models.predict:MultiTaskPredictor",
         recipe="training.recipes:MultiTaskRecipe",
         evaluator="training.evaluate:evaluate_fmc",
         held_out="val",

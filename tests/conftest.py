@@ -270,10 +270,9 @@ def tiny_checkpoints(
     monkeypatch.setenv("MODEL_SOURCE", "local")
     clear_cache()
     try:
-        from demo.common import get_cls_predictor, get_multitask_predictor, get_seg_predictor, get_skin_predictor
+        from demo.common import get_predictor
 
-        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor, get_multitask_predictor):
-            cached.cache_clear()
+        get_predictor.cache_clear()
     except ImportError:
         pass
     yield root

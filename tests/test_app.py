@@ -115,12 +115,12 @@ def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):
     from gradio_client.exceptions import AppError
 
     import app
-    from demo.common import get_seg_predictor
+    from demo.common import get_predictor
     from models.hub import clear_cache
 
     monkeypatch.setenv("CHECKPOINTS_DIR", str(tmp_path / "empty"))
     clear_cache()
-    get_seg_predictor.cache_clear()
+    get_predictor.cache_clear()
     demo = app.build_demo()
     app.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:

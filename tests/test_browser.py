@@ -65,7 +65,7 @@ def serve(monkeypatch, request):
     demos = []
 
     def start(*needed):
-        from demo.common import get_cls_predictor, get_multitask_predictor, get_seg_predictor, get_skin_predictor
+        from demo.common import get_predictor
         from models.hub import checkpoint_dir, clear_cache
 
         shipped = all((checkpoint_dir(t, v) / "model.safetensors").exists() for t, v in needed)
@@ -73,8 +73,7 @@ def serve(monkeypatch, request):
             request.getfixturevalue("tiny_checkpoints")
         monkeypatch.setenv("MODEL_SOURCE", "local")
         clear_cache()
-        for cached in (get_seg_predictor, get_cls_predictor, get_skin_predictor, get_multitask_predictor):
-            cached.cache_clear()
+        get_predictor.cache_clear()
         import app
 
         demo = app.build_demo()

@@ -59,7 +59,8 @@ def gate_score(pred) -> float:
 def main(argv: list[str] | None = None) -> dict:
     from sklearn.metrics import roc_auc_score
 
-    from demo.common import get_skin_predictor
+    from models.hub import load_model
+    from models.registry import get_task
     from training.datasets import find_isic
 
     p = argparse.ArgumentParser("python -m training.ood_check", description=__doc__)
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-per-source", type=int, default=100)
     p.add_argument("--json", action="store_true", help="print one JSON line per source, then the summary")
     args = p.parse_args(argv)
-    predictor = get_skin_predictor(args.task, args.model)
+    spec = get_task(args.task)  # the app's own predictor (TaskSpec.predictor), with its OOD gate and temperature
+    predictor = spec.behaviour("predictor").for_model(load_model(args.task, args.model), spec)
     if predictor.ood is None:
         raise SystemExit("this checkpoint ships no ood.safetensors: run python -m training.ood_fit first")
 

@@ -128,10 +128,12 @@ def main(cfg: TrainConfig) -> Path:
     recipe = get_recipe(cfg)
     run_dir = find_run_dir(cfg, cfg.resume)
     progress_file = run_dir / "progress.json"
+    sel_key, sel_mode = selection(cfg)
     progress = (
         json.loads(progress_file.read_text())
         if progress_file.exists()
-        else {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "train_seconds": 0.0, "steps": 0}
+        else {"epoch": 0, "best_val_loss": math.inf, "best_score": -math.inf if sel_mode == "max" else math.inf,
+              "best_epoch": 0, "train_seconds": 0.0, "steps": 0}  # fmt: skip
     )
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -173,9 +175,6 @@ def main(cfg: TrainConfig) -> Path:
     scheduler = recipe.scheduler(optimizer)
     train_loader, val_loader = recipe.loaders(*recipe.datasets())
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    sel_key, sel_mode = selection(cfg)
-    if "best_score" not in progress:  # runs started before selection rules existed selected by val loss
-        progress["best_score"] = progress["best_val_loss"] if sel_mode != "max" else -math.inf
     if scheduler is not None:
         accelerator.register_for_checkpointing(scheduler)
     if progress["epoch"] > 0:
