@@ -235,6 +235,12 @@ def evaluate_fmc(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dic
     samples = read_fmc(data_dir)
     if split in ("train", "val"):
         samples = split_samples(samples)[0 if split == "train" else 1]
+    heads = getattr(model, "tasks", {})
+    if not any(s.task_id in heads for s in samples):
+        data_tasks = sorted({s.task_id for s in samples})
+        raise SystemExit(f"the model has none of the dataset's tasks ({', '.join(data_tasks)}); its heads: "
+                         f"{', '.join(heads) or 'none'}")  # fmt: skip
+    samples = [s for s in samples if s.task_id in heads]  # a model scores the tasks it has heads for
     by_task: dict[str, list] = {}
     for s, pred in fmc_predictions(model, samples):
         by_task.setdefault(s.task_id, []).append((s, pred))
