@@ -243,7 +243,11 @@ def test_seeds_and_protocols_end_to_end(tmp_path):
           "--checkpoints-dir", str(tmp_path / "ck")])  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "ck" / "breastmnist_standin" / "ablation_seeds.csv").open()))
     assert [(r["protocol"], r["step"], r["seeds"]) for r in rows] == [
-        ("adapted", "base", "3"), ("adapted", "bn", "3"), ("report", "base", "3"), ("report", "bn", "3")]
+        ("adapted", "base", "3"),
+        ("adapted", "bn", "3"),
+        ("report", "base", "3"),
+        ("report", "bn", "3"),
+    ]
     need = {"protocol", "resolution", "step", "seeds", "test_acc_mean", "test_acc_std", "test_auc_mean",
             "test_auc_std", "test_acc_ci95_low", "majority_seeds", "paired_p"}  # fmt: skip
     assert need <= set(rows[0]) and rows[0]["resolution"] == "28" and rows[1]["vs_previous"] == "base"

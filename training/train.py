@@ -132,8 +132,14 @@ def main(cfg: TrainConfig) -> Path:
     progress = (
         json.loads(progress_file.read_text())
         if progress_file.exists()
-        else {"epoch": 0, "best_val_loss": math.inf, "best_score": -math.inf if sel_mode == "max" else math.inf,
-              "best_epoch": 0, "train_seconds": 0.0, "steps": 0}  # fmt: skip
+        else {
+            "epoch": 0,
+            "best_val_loss": math.inf,
+            "best_score": -math.inf if sel_mode == "max" else math.inf,
+            "best_epoch": 0,
+            "train_seconds": 0.0,
+            "steps": 0,
+        }  # fmt: skip
     )
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
