@@ -1,7 +1,7 @@
 """Predictors: an image in, a typed result out, in original image coordinates. Pure torch; no gradio.
 
-Every predictor uses the task's ``EvalPreset`` (the same preprocessing as ``training.evaluate``), runs under
-``torch.inference_mode`` and times itself.
+Every predictor uses the task's evaluation preset (``models.transforms.eval_preset``, the same preprocessing as
+``training.evaluate``), runs under ``torch.inference_mode`` and times itself.
 
 Example:
     >>> from models.hub import load_model
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models.image_io import load_image
-from models.transforms import EvalPreset
+from models.transforms import eval_preset
 
 
 def runtime_device() -> torch.device:
@@ -96,7 +96,7 @@ class SegmentationPredictor:
 
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = EvalPreset(model.input_size, spec.in_channels, spec.mean, spec.std)
+        self.preset = eval_preset(spec, model.input_size)
         use_onnx = onnx_runtime.enabled() if onnx is None else onnx
         # opt-in ONNX Runtime, 1.8-3.0x faster forwards on the CPU (models.onnx_runtime); PyTorch until it is ready
         self.onnx = (
@@ -170,11 +170,10 @@ class ClassificationPredictor:
         return cls(model, spec)
 
     def __init__(self, model: torch.nn.Module, spec):
-        from models.transforms import MedMNISTPreset
 
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = MedMNISTPreset.for_task(spec, model.input_size)
+        self.preset = eval_preset(spec, model.input_size)  # MedMNISTPreset: box resize
 
     @torch.inference_mode()
     def __call__(self, image) -> ClassPrediction:
@@ -251,12 +250,11 @@ class SkinPredictor:
         import copy
         import queue
 
-        from models.transforms import IsicPreset
 
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = IsicPreset.for_task(spec, model.input_size)
+        self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):

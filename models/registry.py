@@ -47,8 +47,8 @@ class TaskSpec:
     """Everything the app, the trainer and the evaluator need to know about a task.
 
     ``mean``/``std`` of ``None`` mean "no normalisation" (inputs in [0, 1]); ``resize`` is how an image meets the
-    square input ("stretch", or "pad": letterbox). Behaviour is named by lazy ``"module:attribute"`` references
-    (``resolve``), so the generic modules (trainer, evaluator, checkpoint store, app, leaderboard) never name a task:
+    square input (``models.transforms.eval_preset``: "stretch", "crop" after resizing to 8/7, or "box" area resize).
+    Behaviour is named by lazy ``"module:attribute"`` references (``resolve``), so the generic modules (trainer, evaluator, checkpoint store, app, leaderboard) never name a task:
 
     * ``recipe``: the training recipe class (``training.recipes.Recipe``), built from a ``TrainConfig``;
     * ``evaluator``: ``fn(model, data_dir, split, spec) -> {"n", "metrics", ...}`` on a split at original resolution;
@@ -296,6 +296,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="OrganSMNIST 28 px (MedMNIST v2 file, 13,940 / 2,452 / 8,829)",
         system="S3: OrganSMNIST classification ablation (SYSTEMS.md §3)",
         tab="demo.organsmnist:build_tab",
+        resize="box",
         predictor="models.predict:ClassificationPredictor",
         recipe="training.ablate:AblationRecipe",
         evaluator="training.ablate:evaluate_medmnist",
@@ -321,6 +322,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="BreastMNIST-style stand-in built from BUSI (28 px, 546 / 78 / 156), not OrganSMNIST",
         system="S3's ablation ladder run on a stand-in dataset (SYSTEMS.md §3; BreastMNIST recipe)",
         shown_in="organsmnist",
+        resize="box",
         predictor="models.predict:ClassificationPredictor",
         recipe="training.ablate:AblationRecipe",
         evaluator="training.ablate:evaluate_medmnist",
@@ -362,6 +364,7 @@ TASKS: dict[str, TaskSpec] = {
         dataset="ISIC 2017 Part 3 (train 2,000 / val 150)",
         system="S4: ISIC 2017 three-class lesion classifier (SYSTEMS.md §4)",
         tab="demo.skin_lesion:build_tab",
+        resize="crop",
         predictor="models.predict:SkinPredictor",
         recipe="training.recipes:SkinLesionRecipe",
         evaluator="training.evaluate:evaluate_isic",

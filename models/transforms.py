@@ -161,6 +161,21 @@ class IsicPreset:
         return self.transform(tv_tensors.Image(t)).as_subclass(torch.Tensor)
 
 
+RESIZE_PRESETS = {"stretch": "EvalPreset", "crop": "IsicPreset", "box": "MedMNISTPreset"}
+
+
+def eval_preset(spec, size: int | None = None):
+    """The evaluation preprocessing of a task, built from its spec (``TaskSpec.resize``, ``mean``/``std``): the one
+    path the predictors and the evaluators share. ``"stretch"``: bilinear antialiased resize to a square
+    (``EvalPreset``); ``"crop"``: resize to 8/7 then centre crop (``IsicPreset``); ``"box"``: PIL area resize, as
+    MedMNIST builds its files (``MedMNISTPreset``)."""
+    try:
+        preset = globals()[RESIZE_PRESETS[spec.resize]]
+    except KeyError:
+        raise ValueError(f"unknown resize mode {spec.resize!r}; valid: {', '.join(RESIZE_PRESETS)}") from None
+    return preset.for_task(spec, size)
+
+
 def multitask_eval_transform(size: int, mean, std, augment: tuple = ()) -> v2.Compose:
     """The multitask model's input (training and inference alike): a PIL image or uint8 tensor resized to
     ``size`` x ``size`` (a no-op on the training cache, stored at that size), scaled to [0, 1], the training

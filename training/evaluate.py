@@ -90,10 +90,10 @@ def lung_predictions(model, samples, spec: TaskSpec, batch: int = 16):
     import numpy as np
     import torch.nn.functional as F
 
-    from models.transforms import EvalPreset, pil_to_uint8_tensor
+    from models.transforms import eval_preset, pil_to_uint8_tensor
     from training.datasets import read_grey, read_lung_mask
 
-    preset = EvalPreset.for_task(spec, model.input_size)
+    preset = eval_preset(spec, model.input_size)
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
         greys = [read_grey(s.image) for s in chunk]
