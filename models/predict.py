@@ -250,7 +250,6 @@ class SkinPredictor:
         import copy
         import queue
 
-
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)

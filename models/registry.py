@@ -48,7 +48,8 @@ class TaskSpec:
 
     ``mean``/``std`` of ``None`` mean "no normalisation" (inputs in [0, 1]); ``resize`` is how an image meets the
     square input (``models.transforms.eval_preset``: "stretch", "crop" after resizing to 8/7, or "box" area resize).
-    Behaviour is named by lazy ``"module:attribute"`` references (``resolve``), so the generic modules (trainer, evaluator, checkpoint store, app, leaderboard) never name a task:
+    Behaviour is named by lazy ``"module:attribute"`` references (``resolve``), so the generic modules (trainer,
+    evaluator, checkpoint store, app, leaderboard) never name a task:
 
     * ``recipe``: the training recipe class (``training.recipes.Recipe``), built from a ``TrainConfig``;
     * ``evaluator``: ``fn(model, data_dir, split, spec) -> {"n", "metrics", ...}`` on a split at original resolution;
