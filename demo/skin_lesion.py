@@ -105,8 +105,10 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
         verdict = f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
     cam = predictor.grad_cam(pred, target)
     calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"
+    views = len(getattr(predictor, "views", ("id",)))
+    tta = f", the mean over {views} test-time views (the image and its flips)" if views > 1 else ""
     text = (
-        f"{verdict}\n\n{caption}\n\nProbabilities {calibrated}. Grad-CAM for **{labels[target]}** (red = evidence "
+        f"{verdict}\n\n{caption}\n\nProbabilities {calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence "
         f"for it). CPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms; Grad-CAM adds one backward "
         "pass." + footnotes(notes, predictor)
     )

@@ -223,6 +223,9 @@ class SkinPrediction:
         return top[0] - (top[1] if len(top) > 1 else 0.0)
 
 
+TTA_FLIPS = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}  # test-time views: dims flipped on (B, C, H, W)
+
+
 class SkinPredictor:
     """Classify a dermoscopy image (``IsicPreset``: resize to 8/7 of the input size, centre crop, ImageNet
     normalisation) and score how far its features are from the training images (``models.ood``).
@@ -244,12 +247,19 @@ class SkinPredictor:
         ood = MahalanobisOOD.load(stats.parent) if stats else None
         calibration = companion_file(model, "calibration.json")
         temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
-        return cls(model, spec, ood, replicas=replicas, temperature=temperature)
+        tta = companion_file(model, "tta.json")  # test-time augmentation chosen on out-of-fold predictions
+        views = tuple(json.loads(tta.read_text())["views"]) if tta else ("id",)
+        return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views)
 
-    def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0):
+    def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0,
+                 views: tuple[str, ...] = ("id",)):  # fmt: skip
         import copy
         import queue
 
+        unknown = set(views) - set(TTA_FLIPS)
+        if unknown or "id" not in views:
+            raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
+        self.views = tuple(views)  # one batched forward over the image and its flips; the softmax is averaged
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
@@ -277,11 +287,13 @@ class SkinPredictor:
             image, _ = load_image(image)
         image = image.convert("RGB")
         x = self.preset(image)[None]
+        batch = torch.cat([x.flip(TTA_FLIPS[v]) if TTA_FLIPS[v] else x for v in self.views])
         t1 = time.perf_counter()
         with self.borrow() as model:  # the feature hook must see this request's forward only
-            features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, x)))
+            features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, batch)))
         t2 = time.perf_counter()
-        probs = (logits.float() / self.temperature).softmax(1)[0]
+        features = features[self.views.index("id")][None]  # the OOD statistics are of the image itself
+        probs = (logits.float() / self.temperature).softmax(1).mean(0)  # TTA: the mean over the views
         distance = reason = None
         if self.ood is not None:
             from models.ood import colour_statistics

@@ -30,7 +30,9 @@ TTA_SETS = {"none": ("id",), "hflip": ("id", "h"), "flips4": ("id", "h", "v", "h
 
 
 def view(x: torch.Tensor, name: str) -> torch.Tensor:
-    dims = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}[name]
+    from models.predict import TTA_FLIPS  # the app's own views
+
+    dims = TTA_FLIPS[name]
     return x.flip(dims) if dims else x
 
 

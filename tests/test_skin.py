@@ -213,3 +213,35 @@ def test_lite_imagenet_weights_map_onto_timm_and_smp(tmp_path):
         encoder = smp.encoders.get_encoder(f"timm-tf_efficientnet_lite{variant}", in_channels=3, depth=5, weights=None)
         load_lite_imagenet(encoder, variant)
         assert torch.equal(encoder.conv_stem.weight, net.conv_stem.weight)  # the same tensors in both
+
+
+def test_test_time_augmentation_averages_the_flipped_views(tmp_path):
+    """Issue 16: tta.json beside the weights makes the predictor average the softmax over the image and its flips in
+    one batched forward; the OOD distance stays that of the image itself."""
+    import json
+
+    import numpy as np
+    import pytest
+    import torch
+    from PIL import Image
+
+    from models.predict import SkinPredictor
+    from models.registry import build_model, get_task
+
+    spec = get_task("skin_lesion")
+    model = build_model("skin_lesion", "customnet", input_size=160).eval()
+    model.save_pretrained(tmp_path)
+    (tmp_path / "tta.json").write_text(json.dumps({"views": ["id", "h"]}))
+    from models.hub import load_model_from
+
+    loaded = load_model_from("skin_lesion", "customnet", tmp_path)
+    predictor = SkinPredictor.for_model(loaded, spec)
+    assert predictor.views == ("id", "h")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    pred = predictor(image)
+    with torch.inference_mode():
+        x = pred.input
+        expected = (loaded(x).softmax(1) + loaded(x.flip(-1)).softmax(1))[0] / 2
+    assert np.allclose(list(pred.probs.values()), expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="TTA views"):
+        SkinPredictor(loaded, spec, views=("h",))
