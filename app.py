@@ -14,7 +14,7 @@ from PIL import Image
 
 from demo import TABS
 from demo.about import build_tab as build_about
-from demo.common import CSS, configure_result_pruning, torch_threads
+from demo.common import CSS, PROJECTOR_JS, configure_result_pruning, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
 from models.image_io import MAX_PIXELS
@@ -89,11 +89,16 @@ def build_demo() -> gr.Blocks:
     torch.set_num_threads(torch_threads())  # concurrent requests share the cores instead of oversubscribing them
     warm_up()  # plotly's lazy imports, before concurrent load events race for them
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown(
-            f"## {TITLE}\nFive published student systems re-implemented and compared. "
-            '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>',
-            elem_id="app-title",
-        )
+        with gr.Row(elem_id="title-row"):
+            gr.Markdown(
+                f"## {TITLE}\nFive published student systems re-implemented and compared. "
+                '<span class="not-clinical">Research and teaching demo, **not for clinical use**.</span>',
+                elem_id="app-title",
+            )
+            with gr.Column(scale=0, min_width=270):
+                projector = gr.Checkbox(label="Projector view: larger type, thicker lines", value=False,
+                                        elem_id="projector-toggle")  # fmt: skip
+            projector.change(None, projector, projector, js=PROJECTOR_JS, api_name=False)
         with gr.Tabs():
             for name, build_tab in TABS.items():  # registry order
                 with gr.Tab(get_task(name).title, id=name):

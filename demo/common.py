@@ -65,7 +65,18 @@ CSS = """
 .key-result h3 {margin:2px 0 4px 0}
 .api-only {display:none !important}
 #about table td:first-child, #about table th:first-child {white-space:nowrap}
+#title-row {align-items:center}
+/* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
+.projector {font-size:1.25rem}
+.projector .prose, .projector .prose p, .projector .prose li {font-size:1.1rem !important}
+.projector label span, .projector button:not([role="tab"]), .projector table {font-size:1.2rem !important}
+.projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}
+.projector .js-plotly-plot .scatterlayer path.js-line {stroke-width:4px !important}
+.projector .js-plotly-plot .gtitle, .projector .js-plotly-plot .xtitle, .projector .js-plotly-plot .ytitle,
+.projector .js-plotly-plot .legendtext {font-size:20px !important}
 """
+# the header's projector toggle: a class on the app's root element (no server round trip)
+PROJECTOR_JS = "(on) => { document.querySelector('.gradio-container').classList.toggle('projector', on); return on; }"
 
 
 def tab_intro(short: str, details: str) -> None:

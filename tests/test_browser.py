@@ -430,3 +430,30 @@ def test_leaderboard_first_screen_shows_score_params_latency_and_tolerant_search
     search.press("Enter")
     expect(table).to_contain_text("U-Net", timeout=30_000)
     _shot(page, "first_use_leaderboard.png")
+
+
+def test_projector_view_enlarges_type_across_the_app(page, app_url):
+    """Issue 19.5: the header's toggle makes the type larger in every tab (and back), with no server round trip."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(app_url)
+    title = page.locator("#app-title p").first
+    expect(title).to_be_visible(timeout=30_000)
+
+    def size() -> float:
+        return float(title.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+
+    before = size()
+    page.locator("#projector-toggle input").check()
+    page.wait_for_function("document.querySelector('.gradio-container').classList.contains('projector')")
+    assert size() >= 1.1 * before
+    page.get_by_role("tab", name="Leaderboard").click()
+    table = page.locator("#leaderboard-table")
+    expect(table).to_contain_text("measured here", timeout=30_000)
+    header = table.locator("th[title='model']").first
+    assert float(header.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 19
+    _shot(page, "projector_view.png")
+    page.locator("#projector-toggle input").uncheck()
+    page.wait_for_function("!document.querySelector('.gradio-container').classList.contains('projector')")
+    assert size() == before
