@@ -31,6 +31,7 @@ from demo.common import (
     read_upload,
     result_caption,
     scratch_file,
+    slide_export,
     tab_intro,
     user_errors,
 )
@@ -262,6 +263,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     with gr.Row():
                         opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Mask opacity")
                         view = gr.Radio(list(VIEWS), value=VIEWS[0], label="View")
+                    slide_export(output, stats, TASK, "breast", message)
             with gr.Row():
                 compare = gr.Image(
                     label="Against the ground truth",

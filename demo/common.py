@@ -178,3 +178,62 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
             labels=examples_labels or [example_label(row[0]) for row in examples_rows],
         )
     return ui
+
+
+def _plain(markdown: str) -> list[str]:
+    """Markdown lines as plain text (no #, **, backticks, links), empty lines dropped."""
+    import re
+
+    out = []
+    for line in (markdown or "").splitlines():
+        line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)
+        line = re.sub(r"(\*\*|__|[#*`])", "", line).strip()
+        if line:
+            out.append(line)
+    return out
+
+
+def slide_file(image, text: str, task: str, variant: str | None = None) -> str:
+    """A 1920x1080 PNG of the current result (issue 19.4): the result image, what the tab said about it, and the
+    model's parameters, held-out metric, dataset and source. Written to a bounded scratch folder."""
+    import hashlib
+
+    from leaderboard.results import load_metrics
+    from models.registry import get_task, get_variant
+    from models.visualize import slide
+
+    if image is None:
+        raise gr.Error("There is no result yet: run the model on an image first, then export the slide.")
+    spec = get_task(task)
+    variant = variant if variant in spec.variants else spec.default_variant
+    result = load_metrics(task, variant)
+    facts = _plain(text)[:6]
+    model = f"Model: {get_variant(task, variant).title}"
+    if result is not None:
+        model += f", {result.params:,} parameters" if result.params and f"{result.params:,}" not in model else ""
+        value = result.metrics.get(spec.primary_metric)
+        if isinstance(value, (int, float)):
+            name = spec.primary_metric.replace("_", " ")
+            name = name.upper() if len(name) <= 4 else name
+            model += f"; {name} {value:.3f} on its {result.split or 'held-out'} split"
+    facts.append(model)
+    footer = (f"{spec.system}. Data: {spec.dataset}. Biomedical image models demo: research and teaching, "
+              "not for clinical use.")  # fmt: skip
+    png = slide(np.asarray(image), spec.title, facts, footer)
+    digest = hashlib.sha256(png.tobytes()).hexdigest()[:12]
+    path = scratch_file("slides", f"slide-{task}-{digest}.png", max_files=32)
+    png.save(path)
+    return str(path)
+
+
+def slide_export(image, text, task: str, prefix: str, message, variant=None) -> None:
+    """A button under a tab's result that gives ``slide_file``'s PNG as a download (``api_name=slide_<prefix>``);
+    a problem (no result yet) goes to the tab's ``message`` box."""
+    button = gr.Button("Slide for the projector (1920x1080 PNG)", size="sm", elem_id=f"{prefix}-slide")
+    file = gr.File(label="Slide", elem_id=f"{prefix}-slide-file", height=70)
+    inputs = [image, text] + ([variant] if variant is not None else [])
+
+    def make(img, txt, var=None):
+        return slide_file(img, txt, task, var)
+
+    button.click(in_tab(user_errors(make), 1), inputs, [file, message], api_name=f"slide_{prefix}")

@@ -21,6 +21,7 @@ from demo.common import (
     medical_import,
     read_upload,
     result_caption,
+    slide_export,
     tab_intro,
     user_errors,
 )
@@ -157,6 +158,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
                     cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=260,
                                    elem_id="skin-cam")  # fmt: skip
+                    slide_export(cam, info, TASK, "skin", message, variant=model)
                     gr.Markdown(OOD_TEXT)
 
             def _classify(path, variant, target, anyway=False):

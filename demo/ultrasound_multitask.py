@@ -27,6 +27,7 @@ from demo.common import (
     medical_import,
     read_upload,
     result_caption,
+    slide_export,
     tab_intro,
     user_errors,
 )
@@ -258,6 +259,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     picture = gr.Image(label="All answers on the image", type="numpy", format="png",
                                        interactive=False, height=280, elem_id="mt-picture")  # fmt: skip
                     label = gr.Label(num_top_classes=3, label="Class probabilities", elem_id="mt-label")
+                    slide_export(picture, info, TASK, "mt", message)
 
             def _heads_for(o):
                 return gr.CheckboxGroup(choices=groups.get(o, []), value=groups.get(o, []))

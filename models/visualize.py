@@ -126,3 +126,67 @@ def draw_multitask(image, outputs, ellipse=None) -> np.ndarray:
                 draw.ellipse((px - r, py - r, px + r, py + r), fill=(255, 255, 0), outline=(0, 0, 0))
                 draw.text((px + r + 1, py - r), str(k), fill=(255, 255, 0))
     return np.asarray(picture)
+
+
+SLIDE_SIZE = (1920, 1080)
+
+
+def _font(size: int, bold: bool = False):
+    """DejaVu Sans where installed (Debian, most Spaces), else Pillow's bundled scalable font."""
+    from PIL import ImageFont
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu"):
+        try:
+            return ImageFont.truetype(f"{folder}/{name}", size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def _wrap(draw, text: str, font, width: int) -> list[str]:
+    lines = []
+    for paragraph in text.split("\n"):
+        words, line = paragraph.split(), ""
+        for word in words:
+            trial = f"{line} {word}".strip()
+            if draw.textlength(trial, font=font) <= width or not line:
+                line = trial
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    return lines
+
+
+def slide(image, title: str, facts: list[str], footer: str) -> Image.Image:
+    """A 1920x1080 slide of one result, readable from the back of a lecture hall: the title (52 px), the result image
+    on the left (fitted, never upscaled past 2x), the facts on the right (34 px) and the citation at the bottom."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("RGB", SLIDE_SIZE, "white")
+    draw = ImageDraw.Draw(canvas)
+    margin, top = 60, 150
+    title_font = _font(52, bold=True)
+    y = 40
+    for line in _wrap(draw, title, title_font, SLIDE_SIZE[0] - 2 * margin)[:2]:
+        draw.text((margin, y), line, fill="black", font=title_font)
+        y += 62
+    img = Image.fromarray(to_rgb_array(image))
+    box = (1080, SLIDE_SIZE[1] - top - 110)
+    scale = min(box[0] / img.width, box[1] / img.height, 2.0)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS)
+    canvas.paste(img, (margin, top))
+    x, width = margin + box[0] + 50, SLIDE_SIZE[0] - (margin + box[0] + 50) - margin
+    text_font, y = _font(34), top
+    for fact in facts:
+        for line in _wrap(draw, fact, text_font, width):
+            if y > SLIDE_SIZE[1] - 150:
+                break
+            draw.text((x, y), line, fill="#111", font=text_font)
+            y += 44
+        y += 16
+    foot_font = _font(26)
+    for i, line in enumerate(_wrap(draw, footer, foot_font, SLIDE_SIZE[0] - 2 * margin)[:2]):
+        draw.text((margin, SLIDE_SIZE[1] - 90 + 32 * i), line, fill="#444", font=foot_font)
+    return canvas

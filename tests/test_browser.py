@@ -457,3 +457,30 @@ def test_projector_view_enlarges_type_across_the_app(page, app_url):
     page.locator("#projector-toggle input").uncheck()
     page.wait_for_function("!document.querySelector('.gradio-container').classList.contains('projector')")
     assert size() == before
+
+
+@pytest.mark.parametrize("prefix", ["breast", "skin", "mt"])
+def test_slide_export_gives_a_1920x1080_png_of_the_result(page, serve, tmp_path, prefix):
+    """Issue 19.4: after a result, one click gives a 1920x1080 PNG (model, parameters, metric, data, source); before
+    any result, a message in the tab instead."""
+    import io
+
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    tab, subtab, image, result_id, text, *_, needed = FIRST_USE[prefix]
+    url, _ = serve(*needed)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{prefix}-slide").click()  # nothing to export yet
+    expect(page.locator(f"#{prefix}-message")).to_contain_text("no result yet", timeout=30_000)
+    page.locator(f"#{prefix}-input input[type=file]").set_input_files(str(image))
+    expect(page.locator(result_id)).to_contain_text(text, timeout=120_000)
+    page.locator(f"#{prefix}-slide").click()
+    link = page.locator(f"#{prefix}-slide-file a").first
+    expect(link).to_be_visible(timeout=60_000)
+    png = page.request.get(link.get_attribute("href")).body()
+    slide = Image.open(io.BytesIO(png))
+    assert slide.size == (1920, 1080) and slide.format == "PNG"
+    _shot(page, f"slide_{prefix}.png")
