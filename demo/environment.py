@@ -9,15 +9,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from models.visualize import (  # noqa: F401  (re-exported for the tabs)
-    COMPARISON_COLORS,
-    class_colors,
-    comparison_map,
-    disagreement_map,
-    overlay_mask,
-    to_rgb_array,
-)
-
 log = logging.getLogger(__name__)
 
 

@@ -9,14 +9,6 @@ from demo.environment import model_concurrency
 from models.cache import single_flight
 from models.hub import load_model
 from models.registry import get_task
-from models.visualize import (  # noqa: F401  (re-exported for the tabs)
-    COMPARISON_COLORS,
-    class_colors,
-    comparison_map,
-    disagreement_map,
-    overlay_mask,
-    to_rgb_array,
-)
 
 log = logging.getLogger(__name__)
 

@@ -14,14 +14,6 @@ from PIL import Image
 from demo.environment import check_disk
 from demo.errors import user_errors
 from models.image_io import ImageInputError, load_image
-from models.visualize import (  # noqa: F401  (re-exported for the tabs)
-    COMPARISON_COLORS,
-    class_colors,
-    comparison_map,
-    disagreement_map,
-    overlay_mask,
-    to_rgb_array,
-)
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,15 @@ def fold_logits(model, data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(logits).float().numpy(), ds.labels.numpy()
 
 
+def finished_folds(runs_dir, model: str) -> dict[int, Path]:
+    """``{fold: run folder}`` of the finished cross-validation runs ``runs/skin_lesion/<model>/*-cv5-<k>``."""
+    runs = {}
+    for run in sorted(Path(runs_dir).glob(f"skin_lesion/{model}/*-cv5-*")):
+        if (run / "metrics.json").exists():
+            runs[int(run.name.rsplit("-", 1)[1])] = run
+    return runs
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     x, y = torch.from_numpy(logits), torch.from_numpy(labels)
     log_t = torch.zeros(1, requires_grad=True)
@@ -72,10 +81,7 @@ def main(argv=None) -> dict:
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
     args = p.parse_args(argv)
-    runs = {}
-    for run in sorted(Path(args.runs_dir).glob(f"skin_lesion/{args.model}/*-cv5-*")):
-        if (run / "metrics.json").exists():
-            runs[int(run.name.rsplit("-", 1)[1])] = run
+    runs = finished_folds(args.runs_dir, args.model)
     if args.ship_fold not in runs:
         raise SystemExit(f"fold {args.ship_fold} has not finished (finished: {sorted(runs)})")
     folds, all_logits, all_labels, minutes = [], [], [], 0.0

@@ -25,6 +25,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 TTA_SETS = {"none": ("id",), "hflip": ("id", "h"), "flips4": ("id", "h", "v", "hv")}
 
@@ -60,10 +61,9 @@ def main(argv=None) -> dict:
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
     args = p.parse_args(argv)
-    runs = {}
-    for run in sorted(Path(args.runs_dir).glob(f"skin_lesion/{args.model}/*-cv5-*")):
-        if (run / "metrics.json").exists():
-            runs[int(run.name.rsplit("-", 1)[1])] = run
+    from skin_cv_report import finished_folds
+
+    runs = finished_folds(args.runs_dir, args.model)
     per_set = {name: [] for name in TTA_SETS}
     pooled = {name: [] for name in TTA_SETS}
     labels_all, val_probs, val_labels = [], [], None
