@@ -169,7 +169,24 @@ def cv_rows(result: RunResult, base: dict) -> list[dict]:
                       f"(n={cv['n_oof']}); ISIC score = mean over folds" + (f" ± {std:.3f}" if std else ""),
              "isic_score": cv["isic_score_mean"], "auc_melanoma": cv.get("pooled_oof_auc_melanoma"),
              "auc_sk": cv.get("pooled_oof_auc_sk"), "acc": None, "dataset": cv.get("split", base["dataset"]),
-             "train_time_min": cv.get("train_minutes_total")}]  # fmt: skip
+             "train_time_min": cv.get("train_minutes_total")}] + tta_rows(result, base)  # fmt: skip
+
+
+def tta_rows(result: RunResult, base: dict) -> list[dict]:
+    """The configuration the app serves when it averages test-time views (``metrics.json``'s ``tta`` block): its
+    out-of-fold CV score and, reported only, its validation score."""
+    tta = result.extra.get("tta")
+    if not tta:
+        return []
+    views = len(tta["views"])
+    model = base["model"].replace("(ours)", f"(ours, as served: {views} test-time views)")
+    std = tta.get("cv_isic_std")
+    return [{**base, "model": model + ", CV", "isic_score": tta["cv_isic_mean"], "auc_melanoma": None, "auc_sk": None,
+             "acc": None, "latency_ms": tta.get("latency_ms"),
+             "split": "out-of-fold, 5 folds of the training set; ISIC score = mean over folds"
+                      + (f" ± {std:.3f}" if std else "")},
+            {**base, "model": model, "isic_score": tta["val_isic_score"], "auc_melanoma": tta.get("val_auc_melanoma"),
+             "auc_sk": tta.get("val_auc_sk"), "acc": None, "latency_ms": tta.get("latency_ms")}]  # fmt: skip
 
 
 def task_rows(result: RunResult, base: dict) -> list[dict]:
