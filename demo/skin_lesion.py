@@ -63,8 +63,12 @@ def summary() -> str:
         )
     parts = [
         f"{spec.variants[v].title}: ISIC score **{r.metrics['isic_score']:.3f}**"
-        + (f" (as served, with {len(t['views'])} test-time views: **{t['val_isic_score']:.3f}**; 5-fold CV "
-           f"{t['cv_isic_mean']:.3f})" if (t := r.extra.get("tta")) else "")  # fmt: skip
+        + (
+            f" (as served, with {len(t['views'])} test-time views: **{t['val_isic_score']:.3f}**; 5-fold CV "
+            f"{t['cv_isic_mean']:.3f})"
+            if (t := r.extra.get("tta"))
+            else ""
+        )  # fmt: skip
         for v, r in results.items()
         if r.metrics["isic_score"] is not None
     ]
