@@ -129,14 +129,14 @@ ABLATION_PROTOCOLS = {
     "adapted": (
         "Adapted to small data",
         dict(optimizer="adamw", weight_decay=1e-4, class_weighting="inverse_frequency", scheduler="plateau"),
-        dict(select="max:val_auc", patience=20),
+        dict(select="max:val_auc", patience=10),
     ),
 }
 ABLATION_PROTOCOL_CHANGES = (
     "AdamW with weight decay 1e-4 instead of Adam without",
     "class-balanced cross-entropy (inverse class frequency) instead of plain cross-entropy",
     "learning rate halved when the selection score stalls for 5 epochs (ReduceLROnPlateau)",
-    "early stopping on validation AUC with patience 20 instead of accuracy with patience 5: on 78 validation images "
+    "early stopping on validation AUC with patience 10 instead of accuracy with patience 5: on 78 validation images "
     "with 73 % in one class, accuracy rewards the majority-class answer and stops before anything is learnt",
 )
 

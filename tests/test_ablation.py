@@ -256,7 +256,7 @@ def test_seeds_and_protocols_end_to_end(tmp_path):
     adapted = json.loads((out / "seeds" / "adapted-28px" / "seed2" / "bn" / "metrics.json").read_text())
     t = adapted["training"]
     assert t["seed"] == 2 and t["class_weighting"] == "inverse_frequency" and t["protocol"] == "adapted"
-    assert t["select"] == "max:val_auc" and t["patience"] == 20 and t["weight_decay"] == 1e-4
+    assert t["select"] == "max:val_auc" and t["patience"] == 10 and t["weight_decay"] == 1e-4
     assert "class-balanced" in adapted["notes"] and "seed 2" in adapted["notes"]
     assert (tmp_path / "ck" / "breastmnist_standin" / "bn" / "model.safetensors").exists()  # the shown run
     assert not list((out / "seeds").rglob("model.safetensors"))  # the others keep logits, not weights

@@ -13,7 +13,7 @@ RandomRotation(30) -> RandomErasing() -> RandomPerspective(p=0.1).
 
 Issue 18: ``--seeds N`` runs every step with seeds 1..N; ``--protocols`` adds "adapted to small data"
 (``models.registry.ABLATION_PROTOCOLS``: AdamW + weight decay, class-balanced CE, plateau schedule, early stopping on
-validation AUC with patience 20). A file of another resolution (``training.medmnist_standin --size 64``) runs the same
+validation AUC with patience 10). A file of another resolution (``training.medmnist_standin --size 64``) runs the same
 ladder at that size. ``ablation_seeds.csv`` gives, per protocol x resolution x step, test accuracy and AUC as mean, std
 and 95 % interval over seeds, how many seeds stayed at the majority class, and a paired t-test against the previous
 step on the same seeds; ``ablation_seed_curves.csv`` the validation accuracy per epoch as mean and std over seeds.
