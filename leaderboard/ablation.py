@@ -159,19 +159,19 @@ def report_table() -> pd.DataFrame:
 
 # --- issue 18: seeds, protocols, resolutions (training.ablate's ablation_seeds.csv / ablation_seed_curves.csv) ---
 
-# MedMNIST v2's BreastMNIST rows (Yang et al., Sci Data 2023, Table 3; official 28 px file, its own 546/78/156 split:
-# a different split and crop from our BUSI-built stand-in). (name, resolution, AUC, ACC, checked): "checked" rows were
-# matched to the paper's cell by an independent re-evaluation of the authors' released predictions; the others are
-# transcribed from the table and not re-checked here.
-MEDMNIST_V2_BREAST = (
-    ("ResNet-18 (28)", 28, 0.901, 0.863, True),
-    ("ResNet-18 (224)", 224, 0.891, 0.833, False),
-    ("ResNet-50 (28)", 28, 0.857, 0.812, False),
-    ("ResNet-50 (224)", 224, 0.866, 0.842, True),
-    ("auto-sklearn", 28, 0.836, 0.803, False),
-    ("AutoKeras", 28, 0.871, 0.831, False),
-    ("Google AutoML Vision", 28, 0.919, 0.861, False),
-)
+def medmnist_v2_breast() -> list[tuple[str, int, float, float, bool]]:
+    """MedMNIST v2's BreastMNIST rows as ``(name, resolution, AUC, ACC, checked)``, from the leaderboard's
+    ``published.csv`` (their one home; official 28 px file with its own split: a different split and crop from our
+    BUSI-built stand-in). "checked" rows were matched to the paper's cell by an independent source."""
+    from leaderboard.results import PUBLISHED
+
+    df = pd.read_csv(PUBLISHED)
+    rows = df[(df["task"] == "breastmnist_standin") & (df["source"] == "publication")]
+    return [(m.replace(" on BreastMNIST", ""), int(r), float(auc), float(acc), not bool(u))
+            for m, r, auc, acc, u in zip(rows["model"], rows["resolution"], rows["auc"], rows["acc"],
+                                         rows["unverified"])]  # fmt: skip
+
+
 MEDMNIST_V2_SOURCE = "MedMNIST v2 BreastMNIST (Yang et al. 2023, Table 3), official file: different split"
 MEDMNIST_PLUS_NOTE = (
     "MedMNIST+ (Doerrich et al. 2024) reports BreastMNIST at 28/64/128/224 px only as a figure image in its repository "
@@ -213,7 +213,7 @@ def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28
                 name=f"{protocol_title(protocol)} ({int(rows['seeds'].max())} seeds, measured here)",
                 marker_color=OKABE_ITO[i],
             )  # fmt: skip
-    ref = next(r for r in MEDMNIST_V2_BREAST if r[0] == "ResNet-18 (28)")
+    ref = next(r for r in medmnist_v2_breast() if r[0] == "ResNet-18 (28)")
     fig.add_hline(y=ref[3], line=dict(dash="dot", color="#555"), annotation_text=f"{ref[0]} {ref[3]:.3f}: "
                   "MedMNIST v2 BreastMNIST, different split", annotation_position="bottom left")  # fmt: skip
     fig.update_layout(
@@ -267,7 +267,7 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
                 name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}",
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip
-    for name, res, _, acc, _ in MEDMNIST_V2_BREAST:
+    for name, res, _, acc, _ in medmnist_v2_breast():
         if name.startswith("ResNet"):
             fig.add_scatter(x=[res], y=[acc], mode="markers", marker=dict(symbol="star", size=13, color="#555"),
                             name=f"{name}: MedMNIST v2 BreastMNIST (different split)")  # fmt: skip
@@ -306,5 +306,5 @@ def seed_table_view(table: pd.DataFrame | None) -> pd.DataFrame:
 def anchors_table() -> pd.DataFrame:
     rows = [{"model": name, "px": res, "test AUC": auc, "test acc": acc,
              "source": MEDMNIST_V2_SOURCE + ("" if checked else "; transcribed, not re-checked here")}
-            for name, res, auc, acc, checked in MEDMNIST_V2_BREAST]  # fmt: skip
+            for name, res, auc, acc, checked in medmnist_v2_breast()]  # fmt: skip
     return pd.DataFrame(rows)
