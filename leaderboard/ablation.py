@@ -159,6 +159,7 @@ def report_table() -> pd.DataFrame:
 
 # --- issue 18: seeds, protocols, resolutions (training.ablate's ablation_seeds.csv / ablation_seed_curves.csv) ---
 
+
 def medmnist_v2_breast() -> list[tuple[str, int, float, float, bool]]:
     """MedMNIST v2's BreastMNIST rows as ``(name, resolution, AUC, ACC, checked)``, from the leaderboard's
     ``published.csv`` (their one home; official 28 px file with its own split: a different split and crop from our
