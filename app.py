@@ -12,7 +12,7 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from demo import TABS
+from demo import TABS, permalink
 from demo.about import build_tab as build_about
 from demo.common import CSS, PROJECTOR_JS, configure_result_pruning, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
@@ -99,7 +99,8 @@ def build_demo() -> gr.Blocks:
                 projector = gr.Checkbox(label="Projector view: larger type, thicker lines", value=False,
                                         elem_id="projector-toggle")  # fmt: skip
             projector.change(None, projector, projector, js=PROJECTOR_JS, api_name=False)
-        with gr.Tabs():
+        notice = gr.Markdown(elem_id="permalink-notice", elem_classes="tab-error")
+        with gr.Tabs() as tabs:
             for name, build_tab in TABS.items():  # registry order
                 with gr.Tab(get_task(name).title, id=name):
                     build_tab()
@@ -107,6 +108,7 @@ def build_demo() -> gr.Blocks:
                 build_leaderboard()
             with gr.Tab("About", id="about"):
                 build_about()
+        permalink.install(demo, tabs, list(TABS), notice)  # ?tab=...&example=...&models=...&opacity=...
     # Model requests share ``model_concurrency()`` slots across all tabs (demo.common.model_event); the rest (plots,
     # tables) get 2 each. The queue holds at most QUEUE_SIZE waiting requests: beyond, a user is told the app is busy
     # at once instead of waiting minutes. Figures behind these numbers: bench/load.py (README).

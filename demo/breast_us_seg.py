@@ -284,7 +284,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_segment, [image_in, gt_in, opacity, view], outputs, run=run, message=message,
                                api_name="segment_breast", upload=image_in, clear=[gt_in], examples_rows=_examples(),
                                examples_inputs=[image_in, gt_in], examples_label="Real BUSI validation images (with "
-                               "their masks)")  # fmt: skip
+                               "their masks)", permalink=TASK, opacity=opacity)  # fmt: skip
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
             view.change(view_legend, [view], [legend], api_name=False, queue=False)

@@ -66,6 +66,7 @@ CSS = """
 .api-only {display:none !important}
 #about table td:first-child, #about table th:first-child {white-space:nowrap}
 #title-row {align-items:center}
+#permalink-notice:not(:has(p)) {display:none !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
 .projector {font-size:1.25rem}
 .projector .prose, .projector .prose p, .projector .prose li {font-size:1.1rem !important}
@@ -151,12 +152,14 @@ def in_tab(fn, n_outputs: int):
 
 
 def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=None, clear=(), examples_rows=None,
-                   examples_inputs=None, examples_label: str = "", examples_labels=None, rerun=()):  # fmt: skip
+                   examples_inputs=None, examples_label: str = "", examples_labels=None, rerun=(), permalink=None,
+                   models=(), opacity=None):  # fmt: skip
     """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
     the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
     ground-truth mask, an example's pixel size) and every output; errors stay in ``message``; a change of a
     ``rerun`` control re-runs on the image shown. ``api_name`` serves ``fn`` itself (raising ``gr.Error``) from a
-    hidden trigger."""
+    hidden trigger. ``permalink`` (the tab's key) lets a link choose an example, the ``models`` pickers and the
+    ``opacity`` (``demo.permalink``), with a "Copy link" button."""
     ui = in_tab(fn, len(outputs))
     ui_outputs = [*outputs, message]
     api = gr.Button(visible=False, elem_classes="api-only")
@@ -177,6 +180,14 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
             run_inputs=inputs,
             labels=examples_labels or [example_label(row[0]) for row in examples_rows],
         )
+    if permalink:
+        from demo import permalink as links
+
+        links.register(permalink, run_fn=ui, run_inputs=list(inputs), run_outputs=ui_outputs,
+                       example_rows=list(examples_rows or []),
+                       example_inputs=list(examples_inputs or inputs) if examples_rows else [], models=list(models),
+                       opacity=opacity)  # fmt: skip
+        links.copy_link_button(permalink)
     return ui
 
 

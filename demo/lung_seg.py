@@ -220,7 +220,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_compare, inputs, outputs, run=run, message=message, api_name="compare_lung",
                                upload=image_in, clear=[gt_in], examples_rows=_examples(), examples_inputs=[image_in,
                                gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
-                               "with masks")  # fmt: skip
+                               "with masks", permalink=TASK, models=[model_a, model_b])  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

@@ -278,7 +278,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_classify, [image_in, model], [preview, label, info], run=run, message=message,
                                api_name="classify_organ", upload=image_in, examples_rows=_examples() if choices
                                else None, examples_inputs=[image_in], examples_label="Real BUSI images from the "
-                               "stand-in's test split", rerun=[model])  # fmt: skip
+                               "stand-in's test split", rerun=[model], permalink=TASK,
+                               models=[model])  # fmt: skip
 
 
 def _examples() -> list[list[str]]:

@@ -175,7 +175,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
                                api_name="classify_skin", upload=image_in, examples_rows=_examples() if choices
                                else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
-                               "images", rerun=[model, cam_for, show_anyway])  # fmt: skip
+                               "images", rerun=[model, cam_for, show_anyway], permalink=TASK,
+                               models=[model])  # fmt: skip
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip

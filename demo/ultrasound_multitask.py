@@ -15,6 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from demo import permalink as links
 from demo.common import (
     bind_model_run,
     examples,
@@ -285,6 +286,10 @@ def build_tab(get_predictor=get_predictor) -> None:
                     examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
                              fn=in_tab(_example, 3), outputs=[picture, label, info, message],
                              labels=_example_labels(rows))  # fmt: skip
+                    links.register(TASK, run_fn=in_tab(_example, 3), run_inputs=[image_in, organ, pixel],
+                                   run_outputs=[picture, label, info, message], example_rows=rows,
+                                   example_inputs=[image_in, organ, pixel])  # fmt: skip
+                    links.copy_link_button(TASK)
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "

@@ -484,3 +484,31 @@ def test_slide_export_gives_a_1920x1080_png_of_the_result(page, serve, tmp_path,
     slide = Image.open(io.BytesIO(png))
     assert slide.size == (1920, 1080) and slide.format == "PNG"
     _shot(page, f"slide_{prefix}.png")
+
+
+def test_a_permalink_restores_the_view_and_bad_values_fall_back(page, serve):
+    """Issue 19.3: a link opened in a fresh page selects its tab, loads and runs its example with its models; unknown
+    or out-of-range values fall back to their defaults with a notice, never an error; "Copy link" gives the link."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"), ("breast_us_seg", "efsnet"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url + "?tab=lung_seg&example=2&models=unetplusplus,unet")
+    stats = page.locator("#lung-stats")
+    expect(stats).to_contain_text("disagree", timeout=120_000)
+    expect(stats).to_contain_text("CHNCXR")  # the second example is a Shenzhen X-ray
+    expect(page.locator("#lung-model-a input")).to_have_value("U-Net++, Adam")
+    expect(page.locator("#permalink-notice")).not_to_contain_text("could not")
+    _shot(page, "permalink_lung.png")
+
+    page.goto(url + "?tab=breast_us_seg&example=99&opacity=7")
+    notice = page.locator("#permalink-notice")
+    expect(notice).to_contain_text("example 99 does not exist", timeout=30_000)
+    expect(notice).to_contain_text("opacity 7 is not between 0 and 1")
+    expect(page.locator("#breast-run")).to_be_visible()  # the tab the link named, at its defaults
+    page.locator("#breast_us_seg-copy-link").click()
+    link = page.locator("#breast_us_seg-link textarea, #breast_us_seg-link input").first
+    expect(link).to_have_value(url.rstrip("/") + "/?tab=breast_us_seg&opacity=0.4", timeout=10_000)
+
+    page.goto(url + "?tab=nowhere")
+    expect(page.locator("#permalink-notice")).to_contain_text("there is no tab nowhere", timeout=30_000)
