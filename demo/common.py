@@ -170,6 +170,13 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
         upload.upload(lambda: [None] * len(reset), None, reset, api_name=False, queue=False).then(
             ui, inputs, ui_outputs, api_name=False, **model_event()
         )
+    if rerun:
+
+        def again(*values):  # a changed setting re-runs on the image shown; nothing to do before an image
+            return ui(*values) if values[0] is not None else tuple(gr.skip() for _ in ui_outputs)
+
+        for control in rerun:  # .input: the user's change only (an example setting a value runs once, itself)
+            control.input(again, inputs, ui_outputs, api_name=False, trigger_mode="always_last", **model_event())
     if examples_rows:
         examples(
             examples_rows,

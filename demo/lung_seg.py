@@ -12,20 +12,24 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from PIL import Image
 
 from demo.common import (
     bind_model_run,
     comparison_map,
     disagreement_map,
+    error_markdown,
     footnotes,
     get_predictor,
     gpu,
     image_upload,
     legend_html,
     medical_import,
+    model_event,
     overlay_mask,
     read_upload,
     result_caption,
+    scratch_file,
     tab_intro,
     user_errors,
 )
@@ -33,6 +37,7 @@ from leaderboard import lung
 from models.hub import model_source
 from models.metrics import binary_dice_iou
 from models.registry import get_task
+from models.robustness import PERTURBATIONS
 from models.visualize import MODEL_A_COLOR, MODEL_B_COLOR
 
 TASK = "lung_seg"
@@ -145,6 +150,111 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_p
     return slider, disagreement_map(image, a, b), stats, map_a, map_b, gt_text
 
 
+# --- robustness lab (issue 19.2): perturb an X-ray, watch both models; sweep the severity over held-out images ---
+LAB_KINDS = [k for k in PERTURBATIONS if k != "colour_cast"]  # X-rays are greyscale
+SWEEP_SEVERITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+LUNG_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "chest_xray_lung"
+
+
+def perturbed_pair(image_path, gt_path, kind: str, severity: float) -> tuple[str, str | None]:
+    """The perturbed X-ray (and, for a rotation, its mask rotated alike) as files named after the original, so the
+    result names what it shows."""
+    from models.robustness import perturb
+
+    if kind not in LAB_KINDS:
+        raise gr.Error(f"Choose a perturbation from the list ({', '.join(LAB_KINDS)}).")
+    image, _ = read_upload(image_path)
+    stem = Path(str(image_path)).stem
+    tag = f"{kind}-{severity:.2f}"
+    out = scratch_file("robustness", f"{stem} [{tag}].png")
+    perturb(image, kind, severity).save(out)
+    if gt_path and kind == "rotation" and severity > 0:  # geometry moves the lungs: move the mask with them
+        gt, _ = read_upload(gt_path)
+        rotated = gt.convert("L").rotate(30 * float(severity), resample=Image.Resampling.NEAREST)
+        gt_out = scratch_file("robustness", f"{stem} [{tag}] mask.png")
+        rotated.save(gt_out)
+        gt_path = str(gt_out)
+    return str(out), gt_path
+
+
+def robustness(image_path, gt_path, kind: str, severity, model_a: str, model_b: str, get_predictor=get_predictor):
+    """The two models on the X-ray perturbed by ``kind`` at ``severity`` (0 = the plain comparison, exactly)."""
+    try:
+        severity = float(severity)
+    except (TypeError, ValueError):
+        raise gr.Error("The severity is a number between 0 and 1.") from None
+    if not 0 <= severity <= 1:
+        raise gr.Error("The severity is a number between 0 and 1.")
+    if image_path is None:
+        raise gr.Error("Upload a chest X-ray or click an example first.")
+    if severity > 0:
+        image_path, gt_path = perturbed_pair(image_path, gt_path, kind, severity)
+    slider, _, stats, _, _, _ = compare(image_path, gt_path, model_a, model_b, get_predictor=get_predictor)
+    return slider, stats
+
+
+def sweep_images(limit: int) -> tuple[list[tuple[str, str]], str]:
+    """Up to ``limit`` held-out X-rays with masks: the study's test split where the data are present, else the
+    shipped examples; and a line saying which."""
+    if (LUNG_DATA / "images").is_dir():
+        from training.datasets import find_lung, lung_split
+
+        test = lung_split(find_lung(LUNG_DATA), "test")
+        step = max(1, len(test) // limit)
+        chosen = test[::step][:limit]
+        return [(str(s.image), str(s.mask)) for s in chosen], f"{len(chosen)} test-split X-rays (of {len(test)})"
+    rows = [(img, mask) for img, mask in _examples() if mask]
+    return rows[:limit], f"the {len(rows[:limit])} shipped test-split examples (the dataset is not present here)"
+
+
+def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progress(), get_predictor=get_predictor):
+    """Mean Dice of both models against severity, over held-out X-rays (the same perturbation seed for every image)."""
+    import plotly.graph_objects as go
+
+    from models.robustness import PERTURBATIONS, perturb
+
+    spec = get_task(TASK)
+    if kind not in LAB_KINDS:
+        raise gr.Error(f"Choose a perturbation from the list ({', '.join(LAB_KINDS)}).")
+    for key, variant in (("A", model_a), ("B", model_b)):
+        if variant not in spec.variants:
+            raise gr.Error(f"Choose model {key} from the list.")
+    pairs, source = sweep_images(max(1, int(n_images or 20)))
+    dice = {m: [[] for _ in SWEEP_SEVERITIES] for m in (model_a, model_b)}
+    total = len(pairs) * len(SWEEP_SEVERITIES)
+    for i, (img_path, mask_path) in enumerate(pairs):
+        image, _ = read_upload(img_path)
+        gt_img, _ = read_upload(mask_path)
+        for j, severity in enumerate(SWEEP_SEVERITIES):
+            progress((i * len(SWEEP_SEVERITIES) + j) / total, desc=f"image {i + 1}/{len(pairs)}, severity {severity}")
+            shown = perturb(image, kind, severity)
+            gt = gt_img.convert("L")
+            if kind == "rotation" and severity > 0:
+                gt = gt.rotate(30 * severity, resample=Image.Resampling.NEAREST)
+            gt = np.asarray(gt.resize(image.size, Image.Resampling.NEAREST)) > 127
+            for m in dice:
+                dice[m][j].append(binary_dice_iou(get_predictor(TASK, m)(shown).mask > 0, gt)[0])
+    fig = go.Figure()
+    for m, color in ((model_a, MODEL_A_COLOR), (model_b, MODEL_B_COLOR)):
+        means = [float(np.mean(d)) for d in dice[m]]
+        stds = [float(np.std(d)) for d in dice[m]]
+        fig.add_scatter(x=list(SWEEP_SEVERITIES), y=means, error_y=dict(type="data", array=stds), mode="lines+markers",
+                        name=lung.title(m), line=dict(color="rgb" + str(tuple(color)), width=3))  # fmt: skip
+    fig.update_layout(
+        title=f"{PERTURBATIONS[kind][0]}: mean Dice ± std over {source}",
+        xaxis_title=f"severity (1 = {PERTURBATIONS[kind][1]})",
+        yaxis=dict(title="Dice against the mask", range=[0, 1]),
+        legend=dict(orientation="h", yanchor="top", y=-0.2),
+        height=420,
+        margin=dict(l=40, r=10, t=50, b=40),
+    )
+    drop = {m: dice_means[0] - dice_means[-1] for m, dice_means in
+            ((m, [float(np.mean(d)) for d in dice[m]]) for m in dice)}  # fmt: skip
+    text = (f"**{PERTURBATIONS[kind][0]}**, severity 0 to 1, on {source}: Dice falls by **{drop[model_a]:.3f}** for "
+            f"A ({lung.title(model_a)}) and **{drop[model_b]:.3f}** for B ({lung.title(model_b)}).")  # fmt: skip
+    return fig, text
+
+
 def study_view(comparison: str, analysis_model: str):
     runs = [lung.load_run(v) for v in lung.COMPARISONS[comparison]]
     run = lung.load_run(analysis_model)
@@ -221,6 +331,61 @@ def build_tab(get_predictor=get_predictor) -> None:
                                upload=image_in, clear=[gt_in], examples_rows=_examples(), examples_inputs=[image_in,
                                gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
                                "with masks", permalink=TASK, models=[model_a, model_b])  # fmt: skip
+        with gr.Tab("Robustness lab"):
+            gr.Markdown(
+                "Perturb an X-ray and watch both models: choose a perturbation and its severity (0 = none, exactly "
+                "the plain comparison; each change re-runs). **Sweep** runs both models over held-out X-rays at six "
+                "severities and plots their mean Dice against the mask."
+            )
+            with gr.Row():
+                with gr.Column(scale=1):
+                    with gr.Row():
+                        lab_in = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
+                                              elem_id="lab-input", scale=3)  # fmt: skip
+                        lab_gt = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"],
+                                              height=200, elem_id="lab-gt", scale=2)  # fmt: skip
+                    with gr.Row():
+                        kind = gr.Dropdown([(PERTURBATIONS[k][0], k) for k in LAB_KINDS], value="speckle",
+                                           label="Perturbation", elem_id="lab-kind")  # fmt: skip
+                        severity = gr.Slider(0, 1, value=0.5, step=0.1, label="Severity (0 = none)",
+                                             elem_id="lab-severity")  # fmt: skip
+                    with gr.Row():
+                        lab_a = gr.Dropdown(choices, value=names[0] if names else None, label="Model A",
+                                            elem_id="lab-model-a")  # fmt: skip
+                        lab_b = gr.Dropdown(choices, value=names[1] if len(names) > 1 else None, label="Model B",
+                                            elem_id="lab-model-b")  # fmt: skip
+                    lab_run = gr.Button("Perturb and compare", variant="primary", elem_id="lab-run")
+                    lab_examples = gr.Column()
+                with gr.Column(scale=1):
+                    lab_message = gr.Markdown(elem_id="lab-message", elem_classes="tab-error")
+                    lab_stats = gr.Markdown(elem_id="lab-stats", elem_classes="key-result")
+                    lab_slider = gr.ImageSlider(label="Model A | Model B on the perturbed X-ray", type="numpy",
+                                                format="png", height=300, interactive=False,
+                                                elem_id="lab-slider")  # fmt: skip
+            with gr.Row():
+                n_images = gr.Slider(6, 60, value=20, step=1, label="Held-out X-rays in the sweep", elem_id="lab-n")
+                sweep_button = gr.Button("Sweep the severity (both models)", elem_id="lab-sweep")
+            sweep_text = gr.Markdown(elem_id="lab-sweep-text", elem_classes="key-result")
+            sweep_plot = gr.Plot(label="Dice against severity", elem_id="lab-sweep-plot")
+
+            def _robust(image_path, gt_path, k, sev, a, b):
+                return user_errors(robustness)(image_path, gt_path, k, sev, a, b, get_predictor=get_predictor)
+
+            def _sweep(k, a, b, n, progress=gr.Progress()):
+                try:
+                    fig, text = user_errors(sweep)(k, a, b, n, progress=progress, get_predictor=get_predictor)
+                except gr.Error as exc:
+                    return None, "", error_markdown(str(exc.message))
+                return fig, text, ""
+
+            with lab_examples:
+                bind_model_run(_robust, [lab_in, lab_gt, kind, severity, lab_a, lab_b], [lab_slider, lab_stats],
+                               run=lab_run, message=lab_message, api_name="robustness_lung", upload=lab_in,
+                               clear=[lab_gt], examples_rows=_examples(), examples_inputs=[lab_in, lab_gt],
+                               examples_label="Real test-split X-rays with masks",
+                               rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
+            sweep_button.click(_sweep, [kind, lab_a, lab_b, n_images], [sweep_plot, sweep_text, lab_message],
+                               api_name="sweep_lung", **model_event())  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

@@ -512,3 +512,29 @@ def test_a_permalink_restores_the_view_and_bad_values_fall_back(page, serve):
 
     page.goto(url + "?tab=nowhere")
     expect(page.locator("#permalink-notice")).to_contain_text("there is no tab nowhere", timeout=30_000)
+
+
+def test_robustness_lab_reruns_live_and_sweeps(page, serve):
+    """Issue 19.2 in Chromium: an example runs at the default perturbation, a new severity re-runs on its own, and
+    the sweep draws Dice against severity for both models."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
+    page.get_by_role("tab", name="Robustness lab").click()
+    page.locator("#lab-input").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Shenzhen, TB", exact=True).last.click()
+    stats = page.locator("#lab-stats")
+    expect(stats).to_contain_text("speckle-0.50", timeout=120_000)
+    number = page.locator("#lab-severity input[type=number]")
+    number.fill("0.8")
+    number.press("Enter")
+    expect(stats).to_contain_text("speckle-0.80", timeout=120_000)  # the change re-ran by itself
+    page.locator("#lab-n input[type=number]").fill("6")
+    page.locator("#lab-n input[type=number]").press("Enter")
+    page.locator("#lab-sweep").click()
+    expect(page.locator("#lab-sweep-text")).to_contain_text("Dice falls by", timeout=180_000)
+    expect(page.locator("#lab-sweep-plot")).to_contain_text("Speckle noise")
+    _shot(page, "robustness_lab.png")

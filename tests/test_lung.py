@@ -197,3 +197,38 @@ def test_study_curves_and_table_render(client):
     assert "U-Net, Adam" in models and "U-Net++, Adam" in models
     loss, dice, hist, best, worst = client.predict("Adam vs SGD (U-Net)", "unet", api_name="/lung_study")
     assert "U-Net, SGD: test" in json.dumps(dice) and "report" in json.dumps(dice)
+
+
+def test_robustness_lab_severity_zero_is_the_plain_comparison(client):
+    """Issue 19.2: severity 0 reproduces the unperturbed comparison exactly; a perturbed result names its
+    perturbation; a rotation turns the mask with the X-ray; a bad severity is refused in the tab."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    image, mask = EXAMPLES / "MCUCXR_0015_0.png", EXAMPLES / "MCUCXR_0015_0_mask.png"
+    plain = client.predict(handle_file(str(image)), handle_file(str(mask)), "unet", "unet-sgd",
+                           api_name="/compare_lung")  # fmt: skip
+    same = client.predict(handle_file(str(image)), handle_file(str(mask)), "speckle", 0, "unet", "unet-sgd",
+                          api_name="/robustness_lung")  # fmt: skip
+
+    def pixels(pair):
+        return [np.asarray(Image.open(p["path"] if isinstance(p, dict) else p)) for p in pair]
+
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(same[0]), pixels(plain[0])))
+    assert same[1].splitlines()[0] == plain[2].splitlines()[0]  # the same Dice headline
+    noisy = client.predict(handle_file(str(image)), handle_file(str(mask)), "speckle", 0.6, "unet", "unet-sgd",
+                           api_name="/robustness_lung")  # fmt: skip
+    assert "speckle-0.60" in noisy[1] and not all(np.array_equal(a, b) for a, b in zip(pixels(noisy[0]),
+                                                                                       pixels(plain[0])))  # fmt: skip
+    turned = client.predict(handle_file(str(image)), handle_file(str(mask)), "rotation", 1, "unet", "unet-sgd",
+                            api_name="/robustness_lung")  # fmt: skip
+    assert "Dice against the mask" in turned[1]
+    with pytest.raises(AppError, match="maximum value 1"):  # the slider's own bound (the handler checks it too)
+        client.predict(handle_file(str(image)), None, "blur", 3, "unet", "unet-sgd", api_name="/robustness_lung")
+
+
+def test_robustness_sweep_plots_dice_against_severity_for_both_models(client):
+    fig, text, message = client.predict("gaussian", "unet", "unet-sgd", 6, api_name="/sweep_lung")
+    assert "Dice falls by" in text and "U-Net, SGD" in text and not message
+    plot = json.dumps(fig)
+    assert "Gaussian noise" in plot and "U-Net, Adam" in plot
