@@ -87,6 +87,20 @@ def _examples() -> list[list]:
     return rows
 
 
+BUSI_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "busi"
+
+
+def quiz_items() -> list[tuple[str, tuple[str, ...]]]:
+    """Held-out lesions with their masks: the validation split (100 images, never trained on) where BUSI is present,
+    else the shipped validation examples; normal images (nothing to outline) are left out."""
+    if BUSI_DATA.is_dir():
+        from training.datasets import busi_split, find_busi
+
+        return [(str(s.image), tuple(map(str, s.masks))) for s in busi_split(find_busi(BUSI_DATA), "val")
+                if s.label > 0 and s.masks]  # fmt: skip
+    return [(img, (mask,)) for img, mask in _examples() if mask and "normal" not in Path(img).name]
+
+
 def compact_state(pred, labels) -> dict:
     """What the opacity slider and the view switch need, bounded in size: the image and the uint8 mask at most
     ``STATE_SIDE`` px on their long side, and the logits at the model's resolution in fp16 (the probability view
@@ -288,6 +302,11 @@ def build_tab(get_predictor=get_predictor) -> None:
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
             view.change(view_legend, [view], [legend], api_name=False, queue=False)
+        with gr.Tab("Quiz"):
+            from demo.quiz import segmentation_quiz, truth_from_files
+
+            segmentation_quiz("breast", "Outline the lesion", quiz_items,
+                              lambda image: get_predictor(TASK)(image).mask > 0, truth_from_files)  # fmt: skip
         with gr.Tab("Cine loop (video)"):
             gr.Markdown(
                 "Ultrasound is watched as cine loops. Each frame is segmented independently on this CPU "

@@ -386,6 +386,12 @@ def build_tab(get_predictor=get_predictor) -> None:
                                rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
             sweep_button.click(_sweep, [kind, lab_a, lab_b, n_images], [sweep_plot, sweep_text, lab_message],
                                api_name="sweep_lung", **model_event())  # fmt: skip
+        with gr.Tab("Quiz"):
+            from demo.quiz import segmentation_quiz, truth_from_files
+
+            segmentation_quiz("lung", "Outline both lungs", lambda: sweep_images(60)[0],
+                              lambda image: get_predictor(TASK, spec.default_variant)(image).mask > 0,
+                              truth_from_files)  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

@@ -137,6 +137,24 @@ def _examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.jpg"))]
 
 
+ISIC_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2017"
+
+
+def quiz_items() -> list[tuple[str, int]]:
+    """Validation images with their labels (the model never trained on them): the 150 of ISIC 2017 where the data
+    are present, else the six shipped ones (their file names carry the label)."""
+    labels = get_task(TASK).labels
+    if (ISIC_DATA / "ISIC-2017_Validation_Data").is_dir():
+        from training.datasets import find_isic
+
+        return [(str(s.image), s.label) for s in find_isic(ISIC_DATA, "val")]
+    rows = []
+    for (path,) in _examples():
+        name = Path(path).name.replace("_", " ")
+        rows += [(path, i) for i, label in enumerate(labels) if name.startswith(label)]
+    return rows
+
+
 def build_tab(get_predictor=get_predictor) -> None:
     spec = get_task(TASK)
     tab_intro(f"{spec.system}: models, data, cross-validation and validation numbers", summary())
@@ -177,6 +195,14 @@ def build_tab(get_predictor=get_predictor) -> None:
                                else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
                                "images", rerun=[model, cam_for, show_anyway], permalink=TASK,
                                models=[model])  # fmt: skip
+        with gr.Tab("Quiz"):
+            from demo.quiz import classification_quiz
+
+            def _probs(path):
+                image, _ = user_errors(read_upload)(path)
+                return get_predictor(TASK)(image).probs
+
+            classification_quiz("skin", "Nevus, melanoma or seborrheic keratosis?", quiz_items, spec.labels, _probs)
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip

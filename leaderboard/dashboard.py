@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.results import RunResult
 from models.registry import get_task
 
 SOURCE_STYLE = {
@@ -66,10 +67,10 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
     return fig
 
 
-def multitask_bars(result: dict | None) -> go.Figure:
+def multitask_bars(result: RunResult | None) -> go.Figure:
     """The multitask model's per-task scores on its held-out split (higher is better; HD and MRE are in the table)."""
     fig = go.Figure()
-    tasks = (result or {}).get("metrics", {}).get("tasks", {})
+    tasks = result.metrics.get("tasks", {}) if result else {}
     key = {"segmentation": ("dice", "DSC"), "classification": ("acc", "Acc"), "detection": ("iou", "IoU")}
     names, values, labels = [], [], []
     for task_id, t in tasks.items():

@@ -538,3 +538,44 @@ def test_robustness_lab_reruns_live_and_sweeps(page, serve):
     expect(page.locator("#lab-sweep-text")).to_contain_text("Dice falls by", timeout=180_000)
     expect(page.locator("#lab-sweep-plot")).to_contain_text("Speckle noise")
     _shot(page, "robustness_lab.png")
+
+
+def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
+    """Issue 19.1 in Chromium: a held-out image, a brush stroke, Reveal: three maps, three scores in the session's
+    table and its CSV; the skin quiz scores a picked class."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("breast_us_seg", "efsnet"), ("skin_lesion", "efficientnet-lite1"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Breast ultrasound (EFSNet)").click()
+    page.get_by_role("tab", name="Quiz").first.click()
+    page.locator("#breast-quiz-reveal").click()
+    expect(page.locator("#breast-quiz-message")).to_contain_text("New image first", timeout=30_000)
+    page.locator("#breast-quiz-new").click()
+    expect(page.locator("#breast-quiz-verdict")).to_contain_text("Round:", timeout=30_000)
+    canvas = page.locator("#breast-quiz-editor canvas").first
+    canvas.wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)  # the background image settles on the canvas
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(15):
+        page.mouse.move(x0 + 5 * k, y0 + 3 * (k % 4))
+    page.mouse.up()
+    page.locator("#breast-quiz-reveal").click()
+    verdict = page.locator("#breast-quiz-verdict")
+    expect(verdict).to_contain_text("Dice against the truth: you", timeout=120_000)
+    expect(page.locator("#breast-quiz-table")).to_contain_text("you vs model")
+    expect(page.locator("#breast-quiz-csv a").first).to_be_visible(timeout=30_000)
+    _shot(page, "quiz_breast.png")
+
+    page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
+    page.get_by_role("tab", name="Quiz").first.click()  # the visible one: the skin tab's
+    page.locator("#skin-quiz-new").click()
+    expect(page.locator("#skin-quiz-verdict")).to_contain_text("Round:", timeout=30_000)
+    page.locator("#skin-quiz-answer").get_by_text("melanoma").click()
+    page.locator("#skin-quiz-reveal").click()
+    expect(page.locator("#skin-quiz-verdict")).to_contain_text("Truth:", timeout=120_000)
+    expect(page.locator("#skin-quiz-table")).to_contain_text("agree")  # you vs model: agree or disagree

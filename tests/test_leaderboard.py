@@ -195,3 +195,14 @@ def test_latency_is_tied_to_the_weights_or_the_architecture_it_was_measured_on(t
     assert measured_speed(speeds, "t/m", folder) is None
     (folder / "model.safetensors").write_bytes(b"weights")
     assert speed_identity(folder)[0] == "weights_sha256"
+
+
+def test_studies_draw_every_figure_from_the_shipped_results():
+    """The dashboard's Studies view, called as the tab does (a RunResult, not a dict, reaches each figure)."""
+    import json
+
+    from demo.leaderboard_tab import studies
+
+    ablation_bars, adam_sgd, arch, multitask = studies()
+    assert "Multitask model, per task" in json.dumps(multitask.to_plotly_json()["layout"])
+    assert len(multitask.data[0].x) >= 1 and len(ablation_bars.data) >= 1

@@ -1,0 +1,41 @@
+"""The quiz (issue 19.1): scoring, the student's drawing, held-out items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def test_identical_masks_score_one_and_disjoint_masks_zero():
+    from demo.quiz import score_masks
+
+    a = np.zeros((20, 20), bool)
+    a[2:10, 2:10] = True
+    b = np.zeros_like(a)
+    b[12:18, 12:18] = True
+    assert score_masks(a, a, a) == {"you vs truth": 1.0, "model vs truth": 1.0, "you vs model": 1.0}
+    assert score_masks(a, b, b)["you vs truth"] == 0.0 and score_masks(a, b, b)["model vs truth"] == 1.0
+    assert score_masks(a, b, a)["you vs model"] == 0.0
+
+
+def test_the_drawing_becomes_a_mask_at_the_image_size():
+    import gradio as gr
+
+    from demo.quiz import drawn_mask
+
+    layer = np.zeros((50, 40, 4), np.uint8)
+    layer[10:20, 5:15] = (255, 0, 255, 255)  # a brush stroke on the editor's layer
+    mask = drawn_mask({"background": None, "layers": [layer], "composite": None}, (80, 100))
+    assert mask.shape == (100, 80) and mask[30, 20] and not mask[80, 70]
+    with pytest.raises(gr.Error, match="Nothing is drawn"):
+        drawn_mask({"layers": [np.zeros((5, 5, 4), np.uint8)]}, (5, 5))
+
+
+def test_quiz_items_are_held_out_images_with_their_truth():
+    from demo.breast_us_seg import quiz_items as breast
+    from demo.lung_seg import sweep_images
+    from demo.skin_lesion import quiz_items as skin
+
+    assert breast() and all(masks for _, masks in breast()) and not any("normal" in img for img, _ in breast())
+    assert sweep_images(60)[0]
+    assert skin() and {label for _, label in skin()} == {0, 1, 2}
