@@ -400,7 +400,7 @@ def run(args) -> dict:
         "one-vs-rest macro, as medmnist.Evaluator), on the file's official splits; n/a where AUC is undefined",
     }
     # seed-major, so that partial results (an interrupted study) stay balanced across the protocols
-    for seed, protocol in [(k, p) for k in range(1, args.seeds + 1) for p in protocols]:
+    for seed, protocol in [(k, p) for k in range(args.first_seed, args.seeds + 1) for p in protocols]:
         seed_dir = out_root / "seeds" / f"{protocol}-{size}px" / f"seed{seed}"
         shown = protocol == "report" and seed == SHOWN_SEED and size == spec.input_size
         for name in wanted:
@@ -595,6 +595,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-root", default="data/medmnist", help="where MedMNIST flags are looked up / downloaded")
     p.add_argument("--steps", help=f"comma-separated subset of {','.join(ALL_STEPS)}")
     p.add_argument("--seeds", type=int, default=1, help="run every step with seeds 1..N (issue 18: N >= 5)")
+    p.add_argument("--first-seed", type=int, default=1, help="start at this seed (two processes can split seeds)")
     p.add_argument("--protocols", default="report", help=f"comma-separated subset of {','.join(ABLATION_PROTOCOLS)}")
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--out", help="run folder (default runs/ablation/<task>)")
