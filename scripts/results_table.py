@@ -1,6 +1,6 @@
 """Print the README's results tables from the checkpoints' metrics.json (numbers copied, not typed).
 
-python scripts/results_table.py [breast|lung|ablation]
+python scripts/results_table.py [breast|lung|ablation|seeds]
 """
 
 from __future__ import annotations
@@ -61,9 +61,17 @@ def ablation() -> None:
     print(markdown(abl.report_table()))
 
 
+def seeds() -> None:
+    """Issue 18's seed table (``checkpoints/breastmnist_standin/ablation_seeds.csv``)."""
+    from leaderboard import ablation as abl
+
+    table, _ = abl.load_seed_tables("breastmnist_standin")
+    print(markdown(abl.seed_table_view(table)))
+
+
 def main() -> None:
     which = sys.argv[1] if len(sys.argv) > 1 else "breast"
-    {"breast": breast, "lung": lung, "ablation": ablation}[which]()
+    {"breast": breast, "lung": lung, "ablation": ablation, "seeds": seeds}[which]()
 
 
 def breast() -> None:
