@@ -30,6 +30,7 @@ from demo.common import (
     read_upload,
     result_caption,
     scratch_file,
+    slide_export,
     tab_intro,
     user_errors,
 )
@@ -320,6 +321,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 map_b = _map_image("B against the ground truth", "lung-compare-b")
             gr.HTML(legend_html(["background"], DIFF_COLORS))
             gt_stats = gr.Markdown(elem_id="lung-gt-stats")
+            slide_export(diff, stats, TASK, "lung", message, variant=model_a)
 
             def _compare(image_path, gt_path, a, b):
                 return compare(image_path, gt_path, a, b, get_predictor=get_predictor)

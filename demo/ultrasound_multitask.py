@@ -212,9 +212,17 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
 def _examples() -> list[list]:
     rows = []
     for p in sorted(EXAMPLES_DIR.glob("*.png")):
+        if p.stem.endswith("_mask"):  # the quiz's ground truths, not examples
+            continue
         organ = "fetal" if p.name in EXAMPLE_PIXEL_MM else "breast"
         rows.append([str(p), organ, EXAMPLE_PIXEL_MM.get(p.name)])
     return rows
+
+
+def quiz_items() -> list[tuple[str, str]]:
+    """The held-out HC18 heads with their truth (the filled ellipse fitted to HC18's outline, shipped beside them)."""
+    return [(str(EXAMPLES_DIR / name), str(EXAMPLES_DIR / name.replace(".png", "_mask.png"))) for name in EXAMPLE_HC18
+            if (EXAMPLES_DIR / name.replace(".png", "_mask.png")).exists()]  # fmt: skip
 
 
 def _example_labels(rows) -> list[str]:
@@ -290,6 +298,13 @@ def build_tab(get_predictor=get_predictor) -> None:
                                    run_outputs=[picture, label, info, message], example_rows=rows,
                                    example_inputs=[image_in, organ, pixel])  # fmt: skip
                     links.copy_link_button(TASK)
+        with gr.Tab("Quiz"):
+            from demo.quiz import segmentation_quiz, truth_from_files
+
+            def _head(image):
+                return get_predictor(TASK)(image, ["fetal_head"]).outputs["fetal_head"].mask > 0
+
+            segmentation_quiz("mt", "Mark the fetal head", quiz_items, _head, truth_from_files)
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "

@@ -459,7 +459,7 @@ def test_projector_view_enlarges_type_across_the_app(page, app_url):
     assert size() == before
 
 
-@pytest.mark.parametrize("prefix", ["breast", "skin", "mt"])
+@pytest.mark.parametrize("prefix", ["breast", "lung", "skin", "mt"])
 def test_slide_export_gives_a_1920x1080_png_of_the_result(page, serve, tmp_path, prefix):
     """Issue 19.4: after a result, one click gives a 1920x1080 PNG (model, parameters, metric, data, source); before
     any result, a message in the tab instead."""

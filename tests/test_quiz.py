@@ -39,3 +39,6 @@ def test_quiz_items_are_held_out_images_with_their_truth():
     assert breast() and all(masks for _, masks in breast()) and not any("normal" in img for img, _ in breast())
     assert sweep_images(60)[0]
     assert skin() and {label for _, label in skin()} == {0, 1, 2}
+    from demo.ultrasound_multitask import _examples, quiz_items
+
+    assert len(quiz_items()) == 3 and not any("_mask" in row[0] for row in _examples())  # truths are not examples
