@@ -82,6 +82,37 @@ def bench_model(model, size: int, rounds: int, n: int) -> dict:
         return {"input": f"1x1x{size}x{size}", **summarize(rounds_of(step, rounds, n))}
 
 
+def bench_plain(model, size: int, rounds: int, n: int) -> dict:
+    """Issue 20's reference: a plain eager NCHW fp32 forward (no channels-last, no runtime), batch 1."""
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    x = torch.rand(1, 1, size, size)
+    with torch.inference_mode():
+        for _ in range(20):
+            model(x)
+        return {"input": f"1x1x{size}x{size}", **summarize(rounds_of(lambda: model(x), rounds, n))}
+
+
+def bench_default(model, size: int, rounds: int, n: int) -> dict:
+    """The app's default network path at the same input: ``SegmentationPredictor``'s own backend (channels-last
+    PyTorch; ONNX Runtime with ``ONNX_RUNTIME=on`` once its export is ready)."""
+    from models.predict import SegmentationPredictor
+    from models.registry import get_task
+
+    predictor = SegmentationPredictor(model, get_task("breast_us_seg"))
+    if predictor.onnx is not None:
+        predictor.onnx.wait(120)
+    x = torch.rand(1, 1, size, size).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+
+        def step():
+            return predictor.onnx(x) if predictor.backend == "ONNX Runtime" else predictor.model(x)
+
+        for _ in range(20):
+            step()
+        return {"input": f"1x1x{size}x{size}", "backend": predictor.backend,
+                **summarize(rounds_of(step, rounds, n))}  # fmt: skip
+
+
 def bench_app(predictor, rounds: int, n: int) -> dict:
     from demo.common import overlay_mask
 
@@ -103,8 +134,20 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--app-n", type=int, default=100, help="app-path predictions per round")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--write-leaderboard", action="store_true")
+    p.add_argument("--json", action="store_true", help="issue 20: plain forward vs the app's default path at 256 px; "
+                   'last line {"plain_forward_fps", "default_path_fps", "ratio"}')  # fmt: skip
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.json:
+        from models.efsnet import EFSNet
+
+        plain = bench_plain(EFSNet(), 256, args.rounds, args.n)
+        default = bench_default(EFSNet(), 256, args.rounds, args.n)
+        line = {"plain_forward_fps": round(plain["fps"], 1), "default_path_fps": round(default["fps"], 1),
+                "ratio": round(default["fps"] / plain["fps"], 2), "default_backend": default["backend"],
+                "threads": args.threads, "input": "1x1x256x256"}  # fmt: skip
+        print(json.dumps(line))
+        return line
 
     from leaderboard.results import weights_digest
     from models.efsnet import EFSNet

@@ -38,3 +38,15 @@ def test_app_overhead_bench_reports_ratios():
     results = main(["--n", "2", "--only", "breast_us_seg/efsnet"])
     r = results["breast_us_seg/efsnet"]
     assert r["forward_ms"] > 0 and r["predictor_ratio"] > 0.5 and r["handler_ms"] >= r["predictor_ms"] * 0.5
+
+
+def test_efsnet_speed_json_prints_the_ratio_line(capsys):
+    """Issue 20: ``--json``'s last line is {"plain_forward_fps", "default_path_fps", "ratio"} (speed targets live in
+    the benchmark, not in a timed test: only the shape is checked here)."""
+    import json
+
+    from bench.efsnet_speed import main
+
+    main(["--json", "--rounds", "1", "--n", "2", "--threads", "1"])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"plain_forward_fps", "default_path_fps", "ratio"} <= set(line) and line["ratio"] > 0
