@@ -67,6 +67,20 @@ def _shown(path: str) -> str:
     return str(out)
 
 
+def _next(items, current):
+    """A held-out item other than the current one (``None`` when there is none)."""
+    pool = items()
+    if not pool:
+        return None
+    return random.choice([p for p in pool if current is None or p[0] != current[0]] or pool)
+
+
+def _scores_panel(prefix: str):
+    """The session's score table and its CSV download."""
+    table = gr.DataFrame(_table([]), label="This session's rounds", interactive=False, elem_id=f"{prefix}-quiz-table")
+    return table, gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70)
+
+
 def _table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -100,16 +114,12 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
                 you = gr.Image(label="You vs truth", type="numpy", height=200, interactive=False)
                 model = gr.Image(label="Model vs truth", type="numpy", height=200, interactive=False)
                 versus = gr.Image(label="You vs model", type="numpy", height=200, interactive=False)
-            table = gr.DataFrame(_table([]), label="This session's rounds", interactive=False,
-                                 elem_id=f"{prefix}-quiz-table")  # fmt: skip
-            download = gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70)
+            table, download = _scores_panel(prefix)
 
     def pick(current):
-        pool = items()
-        if not pool:
+        chosen = _next(items, current)
+        if chosen is None:
             return None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here.")
-        choices = [p for p in pool if current is None or p[0] != current[0]] or pool
-        chosen = random.choice(choices)
         name = Path(chosen[0]).name
         return (chosen, _shown(chosen[0]), None, None, None,
                 f"### Round: {name}\nDraw your answer, then press Reveal.", "")  # fmt: skip
@@ -153,16 +163,12 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs) -
         with gr.Column(scale=1):
             message = gr.Markdown(elem_id=f"{prefix}-quiz-message", elem_classes="tab-error")
             verdict = gr.Markdown(elem_id=f"{prefix}-quiz-verdict", elem_classes="key-result")
-            table = gr.DataFrame(_table([]), label="This session's rounds", interactive=False,
-                                 elem_id=f"{prefix}-quiz-table")  # fmt: skip
-            download = gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70)
+            table, download = _scores_panel(prefix)
 
     def pick(current):
-        pool = items()
-        if not pool:
+        chosen = _next(items, current)
+        if chosen is None:
             return None, None, None, "", error_markdown("No held-out images with a label here.")
-        choices = [p for p in pool if current is None or p[0] != current[0]] or pool
-        chosen = random.choice(choices)
         return chosen, _shown(chosen[0]), None, f"### Round: {Path(chosen[0]).name}\nPick your answer, then Reveal.", ""
 
     def show(current, picked, rows):
