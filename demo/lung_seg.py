@@ -279,6 +279,16 @@ def _map_image(label: str, elem_id: str) -> gr.Image:
     return gr.Image(label=label, type="numpy", format="png", height=280, interactive=False, elem_id=elem_id)
 
 
+def _xray_inputs(prefix: str):
+    """The X-ray and its optional ground-truth mask, side by side (``#<prefix>-input``, ``#<prefix>-gt``)."""
+    with gr.Row():
+        image = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
+                             elem_id=f"{prefix}-input", scale=3)  # fmt: skip
+        gt = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"], height=200,
+                          elem_id=f"{prefix}-gt", scale=2)  # fmt: skip
+    return image, gt
+
+
 def build_tab(get_predictor=get_predictor) -> None:
     spec = get_task(TASK)
     tab_intro(f"{spec.system}: models, data, deviations and test numbers", summary())
@@ -287,11 +297,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             choices = model_choices()
             with gr.Row():
                 with gr.Column(scale=1):
-                    with gr.Row():
-                        image_in = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
-                                                elem_id="lung-input", scale=3)  # fmt: skip
-                        gt_in = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"],
-                                             height=200, elem_id="lung-gt", scale=2)  # fmt: skip
+                    image_in, gt_in = _xray_inputs("lung")
                     with gr.Row():
                         names = [v for _, v in choices]
                         # the pickers list the runnable models; the API still names any variant (and is told
@@ -341,11 +347,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    with gr.Row():
-                        lab_in = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
-                                              elem_id="lab-input", scale=3)  # fmt: skip
-                        lab_gt = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"],
-                                              height=200, elem_id="lab-gt", scale=2)  # fmt: skip
+                    lab_in, lab_gt = _xray_inputs("lab")
                     with gr.Row():
                         kind = gr.Dropdown([(PERTURBATIONS[k][0], k) for k in LAB_KINDS], value="speckle",
                                            label="Perturbation", elem_id="lab-kind")  # fmt: skip
