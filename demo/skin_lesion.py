@@ -11,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
 from demo.common import (
     bind_model_run,
+    error_markdown,
     footnotes,
     get_predictor,
     gpu,
     image_upload,
     medical_import,
+    model_event,
     read_upload,
     result_caption,
     slide_export,
@@ -122,6 +125,95 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     return pred.probs, cam, ood, text
 
 
+# --- robustness lab (issue 19.2): the same perturbations plus a colour cast; two models side by side ---
+SWEEP_SEVERITIES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _check_models(*variants) -> None:
+    for key, variant in zip("AB", variants):
+        if variant not in get_task(TASK).variants:
+            raise gr.Error(f"Choose model {key} from the list.")
+
+
+def _check_kind(kind, severity) -> float:
+    from models.robustness import PERTURBATIONS
+
+    if kind not in PERTURBATIONS:
+        raise gr.Error(f"Choose a perturbation from the list ({', '.join(PERTURBATIONS)}).")
+    try:
+        severity = float(severity)
+    except (TypeError, ValueError):
+        severity = -1.0
+    if not 0 <= severity <= 1:
+        raise gr.Error("The severity is a number between 0 and 1.")
+    return severity
+
+
+@gpu
+@user_errors
+def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_predictor=get_predictor):
+    """Both models' probabilities on the image perturbed by ``kind`` (severity 0 = the image itself, exactly)."""
+    from models.robustness import perturb
+
+    severity = _check_kind(kind, severity)
+    _check_models(model_a, model_b)
+    image, _ = read_upload(image_path)
+    shown = perturb(image.convert("RGB"), kind, severity)
+    lines = []
+    for key, variant in (("A", model_a), ("B", model_b)):
+        pred = get_predictor(TASK, variant)(shown)
+        top = max(pred.probs, key=pred.probs.get)
+        gate = " (the gate would refuse it)" if pred.looks_out_of_distribution else ""
+        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{gate}")
+    name = Path(str(image_path)).name
+    head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
+    return np.asarray(shown), head + "\n\n".join(lines)
+
+
+def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progress(), get_predictor=get_predictor):
+    """Accuracy of both models against severity over held-out labelled images (ISIC 2017 validation)."""
+    import plotly.graph_objects as go
+
+    from models.robustness import PERTURBATIONS, perturb
+    from models.visualize import MODEL_A_COLOR, MODEL_B_COLOR
+
+    _check_kind(kind, 0)
+    _check_models(model_a, model_b)
+    items = quiz_items()
+    step = max(1, len(items) // max(1, int(n_images or 20)))
+    items = items[::step][: max(1, int(n_images or 20))]
+    labels = get_task(TASK).labels
+    right = {m: [0] * len(SWEEP_SEVERITIES) for m in (model_a, model_b)}
+    for i, (path, label) in enumerate(items):
+        image, _ = read_upload(path)
+        image = image.convert("RGB")
+        for j, severity in enumerate(SWEEP_SEVERITIES):
+            progress((i * len(SWEEP_SEVERITIES) + j) / (len(items) * len(SWEEP_SEVERITIES)),
+                     desc=f"image {i + 1}/{len(items)}, severity {severity}")  # fmt: skip
+            shown = perturb(image, kind, severity)
+            for m in right:
+                probs = get_predictor(TASK, m)(shown).probs
+                right[m][j] += max(probs, key=probs.get) == labels[label]
+    fig = go.Figure()
+    for m, color in ((model_a, MODEL_A_COLOR), (model_b, MODEL_B_COLOR)):
+        fig.add_scatter(
+            x=list(SWEEP_SEVERITIES),
+            y=[r / len(items) for r in right[m]],
+            mode="lines+markers",
+            name=get_task(TASK).variants[m].title,
+            line=dict(color="rgb" + str(tuple(color)), width=3),
+        )
+    fig.update_layout(title=f"{PERTURBATIONS[kind][0]}: accuracy over {len(items)} ISIC 2017 validation images",
+                      xaxis_title=f"severity (1 = {PERTURBATIONS[kind][1]})",
+                      yaxis=dict(title="accuracy", range=[0, 1]), legend=dict(orientation="h", yanchor="top", y=-0.2),
+                      height=420, margin=dict(l=40, r=10, t=50, b=40))  # fmt: skip
+    acc = {m: [r / len(items) for r in right[m]] for m in right}
+    text = (f"**{PERTURBATIONS[kind][0]}**, severity 0 to 1, on {len(items)} held-out images: accuracy "
+            f"{acc[model_a][0]:.2f} → {acc[model_a][-1]:.2f} for A, {acc[model_b][0]:.2f} → {acc[model_b][-1]:.2f} "
+            "for B.")  # fmt: skip
+    return fig, text
+
+
 def results_view(variant: str):
     results = skin.available()
     return (
@@ -195,6 +287,59 @@ def build_tab(get_predictor=get_predictor) -> None:
                                else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
                                "images", rerun=[model, cam_for, show_anyway], permalink=TASK,
                                models=[model])  # fmt: skip
+        with gr.Tab("Robustness lab"):
+            from models.robustness import PERTURBATIONS
+
+            gr.Markdown(
+                "Perturb a dermoscopy image and compare two models (severity 0 = the image itself; each change "
+                "re-runs). **Sweep** plots both models' accuracy against severity over held-out images."
+            )
+            names = [v for _, v in choices]
+            default_b = "customnet" if "customnet" in names else (names[-1] if names else None)
+            with gr.Row():
+                with gr.Column():
+                    lab_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=220,
+                                          elem_id="skinlab-input")  # fmt: skip
+                    with gr.Row():
+                        kind = gr.Dropdown([(t, k) for k, (t, _) in PERTURBATIONS.items()], value="colour_cast",
+                                           label="Perturbation", elem_id="skinlab-kind")  # fmt: skip
+                        severity = gr.Slider(0, 1, value=0.5, step=0.1, label="Severity (0 = none)",
+                                             elem_id="skinlab-severity")  # fmt: skip
+                    with gr.Row():
+                        lab_a = gr.Dropdown(choices, value=default, label="Model A", elem_id="skinlab-model-a")
+                        lab_b = gr.Dropdown(choices, value=default_b, label="Model B", elem_id="skinlab-model-b")
+                    lab_run = gr.Button("Perturb and classify", variant="primary", elem_id="skinlab-run")
+                    lab_examples = gr.Column()
+                with gr.Column():
+                    lab_message = gr.Markdown(elem_id="skinlab-message", elem_classes="tab-error")
+                    lab_text = gr.Markdown(elem_id="skinlab-stats", elem_classes="key-result")
+                    lab_image = gr.Image(label="What the models see", type="numpy", format="png", interactive=False,
+                                         height=260, elem_id="skinlab-image")  # fmt: skip
+            with gr.Row():
+                n_images = gr.Slider(6, 150, value=20, step=1, label="Held-out images in the sweep",
+                                     elem_id="skinlab-n")  # fmt: skip
+                sweep_button = gr.Button("Sweep the severity (both models)", elem_id="skinlab-sweep")
+            sweep_text = gr.Markdown(elem_id="skinlab-sweep-text", elem_classes="key-result")
+            sweep_plot = gr.Plot(label="Accuracy against severity", elem_id="skinlab-sweep-plot")
+
+            def _robust(path, k, sev, a, b):
+                return robustness(path, k, sev, a, b, get_predictor=get_predictor)
+
+            def _sweep(k, a, b, n, progress=gr.Progress()):
+                try:
+                    fig, text = user_errors(sweep)(k, a, b, n, progress=progress, get_predictor=get_predictor)
+                except gr.Error as exc:
+                    return None, "", error_markdown(str(exc.message))
+                return fig, text, ""
+
+            with lab_examples:
+                bind_model_run(_robust, [lab_in, kind, severity, lab_a, lab_b], [lab_image, lab_text], run=lab_run,
+                               message=lab_message, api_name="robustness_skin", upload=lab_in,
+                               examples_rows=_examples() if choices else None, examples_inputs=[lab_in],
+                               examples_label="Real ISIC 2017 validation images",
+                               rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
+            sweep_button.click(_sweep, [kind, lab_a, lab_b, n_images], [sweep_plot, sweep_text, lab_message],
+                               api_name="sweep_skin", **model_event())  # fmt: skip
         with gr.Tab("Quiz"):
             from demo.quiz import classification_quiz
 

@@ -579,3 +579,24 @@ def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
     page.locator("#skin-quiz-reveal").click()
     expect(page.locator("#skin-quiz-verdict")).to_contain_text("Truth:", timeout=120_000)
     expect(page.locator("#skin-quiz-table")).to_contain_text("agree")  # you vs model: agree or disagree
+
+
+def test_skin_robustness_lab_colour_cast_and_sweep(page, serve):
+    """The dermoscopy lab in Chromium: an example under a colour cast, then the sweep's accuracy plot."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("skin_lesion", "efficientnet-lite1"), ("skin_lesion", "customnet"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
+    page.get_by_role("tab", name="Robustness lab").first.click()
+    page.locator("#skinlab-input").wait_for(timeout=30_000)
+    page.get_by_role("button", name="melanoma", exact=True).last.click()
+    expect(page.locator("#skinlab-stats")).to_contain_text("colour cast at severity 0.5", timeout=120_000)
+    expect(page.locator("#skinlab-stats")).to_contain_text("**B,".replace("**", ""))
+    page.locator("#skinlab-n input[type=number]").fill("6")
+    page.locator("#skinlab-n input[type=number]").press("Enter")
+    page.locator("#skinlab-sweep").click()
+    expect(page.locator("#skinlab-sweep-text")).to_contain_text("accuracy", timeout=180_000)
+    expect(page.locator("#skinlab-sweep-plot")).to_contain_text("Colour cast")
+    _shot(page, "robustness_skin.png")

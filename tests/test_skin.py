@@ -245,3 +245,25 @@ def test_test_time_augmentation_averages_the_flipped_views(tmp_path):
     assert np.allclose(list(pred.probs.values()), expected.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="TTA views"):
         SkinPredictor(loaded, spec, views=("h",))
+
+
+def test_skin_robustness_lab_and_sweep(client):
+    """Issue 19.2 for dermoscopy: a colour cast among the perturbations; severity 0 shows the image itself; the sweep
+    gives both models' accuracy against severity."""
+    import json
+
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    example = ROOT / "demo" / "examples" / "skin_lesion" / "nevus_ISIC_0001852.jpg"
+    shown, text = client.predict(handle_file(str(example)), "colour_cast", 0, "customnet", "customnet",
+                                 api_name="/robustness_skin")  # fmt: skip
+    original = np.asarray(Image.open(example).convert("RGB"))
+    assert np.array_equal(np.asarray(Image.open(shown).convert("RGB")), original)
+    assert "severity 0.0" in text and "nevus_ISIC_0001852.jpg" in text and "**A, CustomNet**" in text
+    cast, text = client.predict(handle_file(str(example)), "colour_cast", 1, "customnet", "customnet",
+                                api_name="/robustness_skin")  # fmt: skip
+    assert not np.array_equal(np.asarray(Image.open(cast).convert("RGB")), original)
+    fig, text, message = client.predict("blur", "customnet", "customnet", 6, api_name="/sweep_skin")
+    assert "accuracy" in text and not message and "Blur" in json.dumps(fig)
