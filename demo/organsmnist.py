@@ -49,8 +49,8 @@ def summary() -> str:
     best = standin.get("ensemble") or standin.get("bn")
     measured = (
         f"On the stand-in (measured here): {ablation.STEP_TITLES['base']} test acc "
-        f"**{standin['base']['metrics']['metrics']['acc']:.3f}** → {ablation.STEP_TITLES[best['metrics']['variant']]} "
-        f"**{best['metrics']['metrics']['acc']:.3f}**."
+        f"**{standin['base']['metrics'].metrics['acc']:.3f}** → {ablation.STEP_TITLES[best['metrics'].variant]} "
+        f"**{best['metrics'].metrics['acc']:.3f}**."
         if standin.get("base") and best
         else "No stand-in run yet: " + get_task(STANDIN).train_hint
     )
@@ -162,8 +162,8 @@ def best_choice(choices) -> str | None:
     best, best_acc = (choices[0][1] if choices else None), -1.0
     for _, value in choices:
         task, step = value.split("/", 1)
-        metrics = (_available(task).get(step) or {}).get("metrics") or {}
-        acc = metrics.get("splits", {}).get("val", {}).get("acc")
+        result = (_available(task).get(step) or {}).get("metrics")
+        acc = (result.splits or {}).get("val", {}).get("acc") if result else None
         if acc is not None and acc > best_acc:
             best, best_acc = value, acc
     return best

@@ -7,13 +7,13 @@ Two datasets can be shown: ``organsmnist`` (a run on the official file, when som
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from leaderboard.plots import OKABE_ITO, confusion_heatmap
+from leaderboard.results import RunResult
 from models.hub import checkpoints_root
 from models.registry import ABLATION_STEPS, ABLATION_TITLES, get_task
 
@@ -38,7 +38,8 @@ def dataset_label(task: str) -> str:
 
 
 def load_steps(task: str, root: Path | None = None) -> dict[str, dict]:
-    """``{step: {"metrics": dict, "steps": DataFrame | None, "history": DataFrame | None, "has_weights": bool}}``."""
+    """``{step: {"metrics": RunResult, "steps": DataFrame | None, "history": DataFrame | None, "has_weights",
+    "folder"}}``."""
     base = (root or checkpoints_root()) / task
     out = {}
     for step in STEP_ORDER:
@@ -46,7 +47,7 @@ def load_steps(task: str, root: Path | None = None) -> dict[str, dict]:
         if not (folder / "metrics.json").exists():
             continue
         out[step] = {
-            "metrics": json.loads((folder / "metrics.json").read_text()),
+            "metrics": RunResult.load(folder),
             "steps": pd.read_csv(folder / "steps.csv") if (folder / "steps.csv").exists() else None,
             "history": pd.read_csv(folder / "history.csv") if (folder / "history.csv").exists() else None,
             "has_weights": (folder / "model.safetensors").exists(),
@@ -88,7 +89,7 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
     for split, color in (("train", OKABE_ITO[5]), ("val", OKABE_ITO[1]), ("test", OKABE_ITO[0])):
         fig.add_bar(
             x=names,
-            y=[run["metrics"]["splits"][split]["acc"] for run in steps.values()],
+            y=[run["metrics"].splits[split]["acc"] for run in steps.values()],
             name=f"{split} ({dataset_label(task)}, measured here)",
             marker_color=color,
         )
@@ -115,7 +116,7 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
 
 def confusion_figure(task: str, steps: dict[str, dict], step: str, split: str) -> go.Figure:
     run = steps.get(step)
-    cm = run["metrics"]["splits"][split]["confusion_matrix"] if run else None
+    cm = run["metrics"].splits[split]["confusion_matrix"] if run else None
     title = f"Confusion matrix: {STEP_TITLES.get(step, step)}, {split} split ({dataset_label(task)})"
     return confusion_heatmap(cm, list(get_task(task).labels), cm, title)
 
@@ -124,13 +125,12 @@ def results_table(task: str, steps: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for step, run in steps.items():
         r = run["metrics"]
-        s = r["splits"]
-        tr = r.get("training", {})
+        s, tr = r.splits, r.training
         rows.append(
             {
                 "step": STEP_TITLES[step],
                 "dataset / source": f"{dataset_label(task)}, measured here",
-                "params": r["params"],
+                "params": r.params,
                 "train acc": s["train"]["acc"],
                 "val acc": s["val"]["acc"],
                 "test acc": s["test"]["acc"],

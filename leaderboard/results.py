@@ -53,6 +53,7 @@ class RunResult:
     protocol: str = ""
     training: dict = field(default_factory=dict)
     cv: dict | None = None
+    splits: dict | None = None  # per-split metrics where a run scores several (the ablation: train / val / test)
     notes: str = ""
     extra: dict = field(default_factory=dict)  # whatever else the file holds (e.g. the ablation's splits)
 
