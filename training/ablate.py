@@ -565,9 +565,12 @@ def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
     return table, curve_file
 
 
-def export(out_root: Path, task: str, checkpoints_dir: str) -> None:
-    """``checkpoints/<task>/<step>/``: the shown run's model folders (weights, config, card, metrics, history,
-    steps.csv), ``ablation.json`` and the seed tables."""
+SHIPPED_WEIGHTS = ("base", "bn")  # the checkpoints budget (200 MB): the ResNets' fp16 weights alone are 248 MB
+
+
+def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIGHTS) -> None:
+    """``checkpoints/<task>/<step>/``: the shown run's model folders (config, card, metrics, history, steps.csv; the
+    weights of the ``weights`` steps only), ``ablation.json`` and the seed tables."""
     for name in ALL_STEPS:
         src = out_root / name
         if not (src / "metrics.json").exists():
@@ -576,7 +579,8 @@ def export(out_root: Path, task: str, checkpoints_dir: str) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         if (src / "model").exists():
-            shutil.copytree(src / "model", dest)
+            shutil.copytree(src / "model", dest, ignore=None if name in weights else
+                            shutil.ignore_patterns("model.safetensors"))  # fmt: skip
         else:
             dest.mkdir(parents=True)
         shutil.copyfile(src / "metrics.json", dest / "metrics.json")
