@@ -486,7 +486,7 @@ def at_majority(confusion: list[list[int]]) -> bool:
 
 
 def seed_statistics(values: list[float]) -> dict:
-    """Mean, sample std and the 95 % t-interval of the mean."""
+    """Mean, sample std and the 95 % t-interval of the mean (within [0, 1])."""
     from scipy import stats
 
     v = np.asarray([x for x in values if x is not None], dtype=float)
@@ -494,8 +494,8 @@ def seed_statistics(values: list[float]) -> dict:
         return {"mean": None, "std": None, "ci95_low": None, "ci95_high": None}
     std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
     half = float(stats.t.ppf(0.975, len(v) - 1) * std / math.sqrt(len(v))) if len(v) > 1 else 0.0
-    mean = float(v.mean())
-    return {"mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+    mean = float(v.mean())  # accuracies and AUCs: the interval is clipped to [0, 1]
+    return {"mean": mean, "std": std, "ci95_low": max(0.0, mean - half), "ci95_high": min(1.0, mean + half)}
 
 
 def paired_test(current: dict[int, float], previous: dict[int, float]) -> tuple[float | None, float | None]:
