@@ -153,7 +153,7 @@ def in_tab(fn, n_outputs: int):
 
 def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=None, clear=(), examples_rows=None,
                    examples_inputs=None, examples_label: str = "", examples_labels=None, rerun=(), permalink=None,
-                   models=(), opacity=None):  # fmt: skip
+                   models=(), opacity=None, subtab=None):  # fmt: skip
     """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
     the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
     ground-truth mask, an example's pixel size) and every output; errors stay in ``message``; a change of a
@@ -193,7 +193,7 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
         links.register(permalink, run_fn=ui, run_inputs=list(inputs), run_outputs=ui_outputs,
                        example_rows=list(examples_rows or []),
                        example_inputs=list(examples_inputs or inputs) if examples_rows else [], models=list(models),
-                       opacity=opacity)  # fmt: skip
+                       opacity=opacity, subtab=subtab)  # fmt: skip
         links.copy_link_button(permalink)
     return ui
 

@@ -204,7 +204,7 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
 
 def build_tab(get_predictor=get_predictor) -> None:
     tab_intro(f"{get_task(TASK).system}: the ladder, the data and the measured numbers", summary())
-    with gr.Tabs():
+    with gr.Tabs() as inner:
         with gr.Tab("Ablation curves"):
             with gr.Row():
                 dataset = gr.Radio(list(DATASETS), value=list(DATASETS)[0], label="Dataset", elem_id="organ-dataset")
@@ -243,7 +243,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 control.input(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs, api_name=False)
             gr.context.Context.root_block.load(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs,
                                                api_name="ablation_seeds")  # fmt: skip
-        with gr.Tab("Predict"):
+        with gr.Tab("Predict", id="predict"):
             choices = model_choices()
             with gr.Row():
                 with gr.Column():
@@ -279,7 +279,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                                api_name="classify_organ", upload=image_in, examples_rows=_examples() if choices
                                else None, examples_inputs=[image_in], examples_label="Real BUSI images from the "
                                "stand-in's test split", rerun=[model], permalink=TASK,
-                               models=[model])  # fmt: skip
+                               models=[model], subtab=(inner, "predict"))  # fmt: skip
 
 
 def _examples() -> list[list[str]]:

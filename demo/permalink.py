@@ -34,6 +34,7 @@ class Target:
     example_inputs: list = field(default_factory=list)
     models: list = field(default_factory=list)  # model pickers (dropdowns / radios) in link order
     opacity: object | None = None
+    subtab: tuple | None = None  # (gr.Tabs, id): the sub-tab a linked example runs in, selected with it
 
 
 TARGETS: dict[str, Target] = {}
@@ -107,6 +108,8 @@ def _fill(key: str, view_json: str):
         values.append(chosen if chosen else gr.skip())
     if target.opacity is not None:
         values.append(view["opacity"] if mine and "opacity" in view else gr.skip())
+    if target.subtab is not None:
+        values.append(gr.Tabs(selected=target.subtab[1]) if row is not None else gr.skip())
     return tuple(values) if len(values) != 1 else values[0]
 
 
@@ -128,6 +131,7 @@ def install(blocks: gr.Blocks, tabs_component: gr.Tabs, tabs: list[str], notice:
     load = blocks.load(read, None, [tabs_component, view, notice], api_name=False, queue=False)
     for key, target in TARGETS.items():
         fill_outputs = [*target.example_inputs, *target.models] + ([target.opacity] if target.opacity else [])
+        fill_outputs += [target.subtab[0]] if target.subtab else []
         if not fill_outputs:
             continue
         load.then(functools.partial(_fill, key), [view], fill_outputs, api_name=False, queue=False).then(

@@ -491,7 +491,8 @@ def test_a_permalink_restores_the_view_and_bad_values_fall_back(page, serve):
     or out-of-range values fall back to their defaults with a notice, never an error; "Copy link" gives the link."""
     from playwright.sync_api import expect
 
-    url, _ = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"), ("breast_us_seg", "efsnet"))
+    url, _ = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"), ("breast_us_seg", "efsnet"),
+                   ("breastmnist_standin", "bn"))
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(url + "?tab=lung_seg&example=2&models=unetplusplus,unet")
     stats = page.locator("#lung-stats")
@@ -512,6 +513,10 @@ def test_a_permalink_restores_the_view_and_bad_values_fall_back(page, serve):
 
     page.goto(url + "?tab=nowhere")
     expect(page.locator("#permalink-notice")).to_contain_text("there is no tab nowhere", timeout=30_000)
+
+    page.goto(url + "?tab=organsmnist&example=1")  # an example in a sub-tab: the link opens that sub-tab
+    expect(page.locator("#organ-info")).to_contain_text("28x28", timeout=120_000)
+    expect(page.locator("#organ-info")).to_be_visible()
 
 
 def test_robustness_lab_reruns_live_and_sweeps(page, serve):
