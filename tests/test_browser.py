@@ -491,8 +491,9 @@ def test_a_permalink_restores_the_view_and_bad_values_fall_back(page, serve):
     or out-of-range values fall back to their defaults with a notice, never an error; "Copy link" gives the link."""
     from playwright.sync_api import expect
 
-    url, _ = serve(("lung_seg", "unet"), ("lung_seg", "unetplusplus"), ("breast_us_seg", "efsnet"),
-                   ("breastmnist_standin", "bn"))
+    url, _ = serve(
+        ("lung_seg", "unet"), ("lung_seg", "unetplusplus"), ("breast_us_seg", "efsnet"), ("breastmnist_standin", "bn")
+    )
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(url + "?tab=lung_seg&example=2&models=unetplusplus,unet")
     stats = page.locator("#lung-stats")
