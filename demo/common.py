@@ -198,6 +198,20 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
     return ui
 
 
+def bind_sweep(sweep, *, button, inputs, plot, text, message, api_name: str, **kwargs) -> None:
+    """A robustness sweep's button: ``sweep(*inputs, progress=..., **kwargs) -> (figure, summary)`` with Gradio's
+    progress bar; a problem goes to the tab's ``message`` box and clears the old plot."""
+
+    def run(*values, progress=gr.Progress()):
+        try:
+            figure, summary = user_errors(sweep)(*values, progress=progress, **kwargs)
+        except gr.Error as exc:
+            return None, "", error_markdown(str(exc.message))
+        return figure, summary, ""
+
+    button.click(run, inputs, [plot, text, message], api_name=api_name, **model_event())
+
+
 def _plain(markdown: str) -> list[str]:
     """Markdown lines as plain text (no #, **, backticks, links), empty lines dropped."""
     import re

@@ -16,16 +16,15 @@ from PIL import Image
 
 from demo.common import (
     bind_model_run,
+    bind_sweep,
     comparison_map,
     disagreement_map,
-    error_markdown,
     footnotes,
     get_predictor,
     gpu,
     image_upload,
     legend_html,
     medical_import,
-    model_event,
     overlay_mask,
     read_upload,
     result_caption,
@@ -375,21 +374,22 @@ def build_tab(get_predictor=get_predictor) -> None:
             def _robust(image_path, gt_path, k, sev, a, b):
                 return user_errors(robustness)(image_path, gt_path, k, sev, a, b, get_predictor=get_predictor)
 
-            def _sweep(k, a, b, n, progress=gr.Progress()):
-                try:
-                    fig, text = user_errors(sweep)(k, a, b, n, progress=progress, get_predictor=get_predictor)
-                except gr.Error as exc:
-                    return None, "", error_markdown(str(exc.message))
-                return fig, text, ""
-
             with lab_examples:
                 bind_model_run(_robust, [lab_in, lab_gt, kind, severity, lab_a, lab_b], [lab_slider, lab_stats],
                                run=lab_run, message=lab_message, api_name="robustness_lung", upload=lab_in,
                                clear=[lab_gt], examples_rows=_examples(), examples_inputs=[lab_in, lab_gt],
                                examples_label="Real test-split X-rays with masks",
                                rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
-            sweep_button.click(_sweep, [kind, lab_a, lab_b, n_images], [sweep_plot, sweep_text, lab_message],
-                               api_name="sweep_lung", **model_event())  # fmt: skip
+            bind_sweep(
+                sweep,
+                button=sweep_button,
+                inputs=[kind, lab_a, lab_b, n_images],
+                plot=sweep_plot,
+                text=sweep_text,
+                message=lab_message,
+                api_name="sweep_lung",
+                get_predictor=get_predictor,
+            )
         with gr.Tab("Quiz"):
             from demo.quiz import segmentation_quiz, truth_from_files
 

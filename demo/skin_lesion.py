@@ -15,13 +15,12 @@ import numpy as np
 
 from demo.common import (
     bind_model_run,
-    error_markdown,
+    bind_sweep,
     footnotes,
     get_predictor,
     gpu,
     image_upload,
     medical_import,
-    model_event,
     read_upload,
     result_caption,
     slide_export,
@@ -325,21 +324,22 @@ def build_tab(get_predictor=get_predictor) -> None:
             def _robust(path, k, sev, a, b):
                 return robustness(path, k, sev, a, b, get_predictor=get_predictor)
 
-            def _sweep(k, a, b, n, progress=gr.Progress()):
-                try:
-                    fig, text = user_errors(sweep)(k, a, b, n, progress=progress, get_predictor=get_predictor)
-                except gr.Error as exc:
-                    return None, "", error_markdown(str(exc.message))
-                return fig, text, ""
-
             with lab_examples:
                 bind_model_run(_robust, [lab_in, kind, severity, lab_a, lab_b], [lab_image, lab_text], run=lab_run,
                                message=lab_message, api_name="robustness_skin", upload=lab_in,
                                examples_rows=_examples() if choices else None, examples_inputs=[lab_in],
                                examples_label="Real ISIC 2017 validation images",
                                rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
-            sweep_button.click(_sweep, [kind, lab_a, lab_b, n_images], [sweep_plot, sweep_text, lab_message],
-                               api_name="sweep_skin", **model_event())  # fmt: skip
+            bind_sweep(
+                sweep,
+                button=sweep_button,
+                inputs=[kind, lab_a, lab_b, n_images],
+                plot=sweep_plot,
+                text=sweep_text,
+                message=lab_message,
+                api_name="sweep_skin",
+                get_predictor=get_predictor,
+            )
         with gr.Tab("Quiz"):
             from demo.quiz import classification_quiz
 
