@@ -7,10 +7,10 @@ from both sides):
 
 * **forward**: the network alone in eager PyTorch on the already-preprocessed batch-1 tensor, in eval mode under
   ``torch.inference_mode`` (the multitask model: all its heads on one encoder pass, as the app runs it);
-* **predictor**: the app's predictor on the decoded image (with ``ONNX_RUNTIME=on`` the segmenters run on ONNX
-  Runtime once their export is ready, as the app would serve them): checks, preprocessing from uint8, forward, and the
-  postprocessing the tab needs (segmentation: logits resized to the original image and arg-max; classification:
-  softmax; multitask: every head mapped back to original pixels);
+* **predictor**: the app's predictor on the decoded image (the segmenters and the multitask model on the app's
+  default backend, ``models.runtime``, once prepared, as the app serves them): checks, preprocessing from uint8,
+  forward, and the postprocessing the tab needs (segmentation: logits resized to the original image and arg-max;
+  classification: softmax; multitask: every head mapped back to original pixels);
 * **handler**: the tab's request handler on the image file, exactly what a click runs (decode, predictor, overlay /
   Grad-CAM / drawing, the result text), without Gradio's own HTTP and file caching.
 
@@ -60,8 +60,8 @@ def paths(task: str, variant: str):
     model = load_model_from(task, variant, checkpoint_dir(task, variant))
     if task in ("breast_us_seg", "lung_seg"):
         predictor = P.SegmentationPredictor(model, spec)
-        if predictor.onnx is not None:  # measure the app as it serves once warm: on ONNX Runtime when it exports
-            predictor.onnx.wait(600)
+        if predictor.fast is not None:  # measure the app as it serves once warm: on its fast backend when prepared
+            predictor.fast.wait(600)
         x = predictor.preset(image)[None].contiguous(memory_format=torch.channels_last)
     elif task == "breastmnist_standin":
         predictor = P.ClassificationPredictor(model, spec)
@@ -71,6 +71,8 @@ def paths(task: str, variant: str):
         x = predictor.preset(image.convert("RGB"))[None]
     else:
         predictor = P.MultiTaskPredictor(model)
+        if predictor.fast is not None:
+            predictor.fast.wait(600)
         x = predictor.transform(image.convert("RGB"))[None]
     heads = list(getattr(model, "tasks", {}))
     fwd_model = predictor.model

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from bench.timing import paired_rounds
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ROOT / "demo" / "examples" / "breast_us_seg" / "malignant_130.png"
 
@@ -82,35 +84,33 @@ def bench_model(model, size: int, rounds: int, n: int) -> dict:
         return {"input": f"1x1x{size}x{size}", **summarize(rounds_of(step, rounds, n))}
 
 
-def bench_plain(model, size: int, rounds: int, n: int) -> dict:
-    """Issue 20's reference: a plain eager NCHW fp32 forward (no channels-last, no runtime), batch 1."""
-    model = model.eval().to(memory_format=torch.contiguous_format)
-    x = torch.rand(1, 1, size, size)
-    with torch.inference_mode():
-        for _ in range(20):
-            model(x)
-        return {"input": f"1x1x{size}x{size}", **summarize(rounds_of(lambda: model(x), rounds, n))}
+def plain_and_default(model, size: int, rounds: int, n: int) -> dict:
+    """Issue 20's comparison at ``size``: a plain eager NCHW fp32 forward (no channels-last, no runtime) against the
+    app's default network path, ``SegmentationPredictor``'s own backend once prepared (``models.runtime``: OpenVINO
+    by default; ``INFERENCE_BACKEND`` picks ONNX Runtime or channels-last PyTorch). Measured in alternating rounds
+    (``bench.timing.paired_rounds``); the ratio is the median of the per-round ratios."""
+    import copy
 
-
-def bench_default(model, size: int, rounds: int, n: int) -> dict:
-    """The app's default network path at the same input: ``SegmentationPredictor``'s own backend (channels-last
-    PyTorch; ONNX Runtime with ``ONNX_RUNTIME=on`` once its export is ready)."""
     from models.predict import SegmentationPredictor
     from models.registry import get_task
 
-    predictor = SegmentationPredictor(model, get_task("breast_us_seg"))
-    if predictor.onnx is not None:
-        predictor.onnx.wait(120)
-    x = torch.rand(1, 1, size, size).contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(model).eval().to(memory_format=torch.contiguous_format)
+    predictor = SegmentationPredictor(model, get_task("breast_us_seg"), size=size)
+    if predictor.fast is not None:
+        predictor.fast.wait(120)
+    fast = predictor.backend != "PyTorch"
+    x = torch.rand(1, 1, size, size)
+    x_default = x if fast else x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-
-        def step():
-            return predictor.onnx(x) if predictor.backend == "ONNX Runtime" else predictor.model(x)
-
-        for _ in range(20):
-            step()
-        return {"input": f"1x1x{size}x{size}", "backend": predictor.backend,
-                **summarize(rounds_of(step, rounds, n))}  # fmt: skip
+        default = (lambda: predictor.fast(x_default)) if fast else (lambda: predictor.model(x_default))
+        a, b = paired_rounds(lambda: plain(x), default, rounds, n)
+    return {
+        "input": f"1x1x{size}x{size}",
+        "backend": predictor.backend,
+        "plain": summarize(a),
+        "default": summarize(b),
+        "ratio": statistics.median(pa / pb for pa, pb in zip(a, b)),
+    }
 
 
 def bench_app(predictor, rounds: int, n: int) -> dict:
@@ -141,11 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         from models.efsnet import EFSNet
 
-        plain = bench_plain(EFSNet(), 256, args.rounds, args.n)
-        default = bench_default(EFSNet(), 256, args.rounds, args.n)
-        line = {"plain_forward_fps": round(plain["fps"], 1), "default_path_fps": round(default["fps"], 1),
-                "ratio": round(default["fps"] / plain["fps"], 2), "default_backend": default["backend"],
-                "threads": args.threads, "input": "1x1x256x256"}  # fmt: skip
+        r = plain_and_default(EFSNet(input_size=256), 256, args.rounds, min(args.n, 200))
+        line = {"plain_forward_fps": round(r["plain"]["fps"], 1), "default_path_fps": round(r["default"]["fps"], 1),
+                "ratio": round(r["ratio"], 2), "default_backend": r["backend"], "threads": args.threads,
+                "input": "1x1x256x256", "rounds": args.rounds}  # fmt: skip
         print(json.dumps(line))
         return line
 

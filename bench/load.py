@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"{args.seconds:.0f} s per user count; the clients run on the same machine")  # fmt: skip
     results = []
     try:
-        run_users(url, 2, 25, proc.pid if proc else None)  # warm-up, not timed: every model loaded, ONNX exports done
+        run_users(url, 2, 25, proc.pid if proc else None)  # warm-up, not timed: models loaded, fast paths ready
         print(f"{'users':>5s} {'requests':>8s} {'req/s':>7s} {'p50 ms':>8s} {'p95 ms':>8s} {'errors':>6s} "
               f"{'RSS before':>10s} {'peak RSS':>9s}")  # fmt: skip
         for users in args.users:

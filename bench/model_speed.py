@@ -1,6 +1,12 @@
 """Batch-1 CPU latency of every trained model, for the leaderboard's latency / FPS columns.
 
     python -m bench.model_speed [--n 30] [--threads 2] [--only TASK/VARIANT ...] [--write-leaderboard]
+    python -m bench.model_speed --backends [--n 100] [--json]
+
+``--backends`` (issue 20): for every shipped segmenter and the multitask model, the plain eager NCHW fp32 PyTorch
+forward beside the app's default path (``models.runtime``: OpenVINO once prepared) at batch 1 and the model's own
+input, plus EFSNet at the thesis's 256 px; prints the ratio and the largest output difference. With ``--json`` the
+last line is ``[{"model", "input", "plain_forward_fps", "default_path_fps", "ratio", "max_abs_diff"}, ...]``.
 
 For each ``checkpoints/<task>/<variant>/``: load ``model.safetensors`` as the app does (``models.hub``); for a trained
 model whose weights are not shipped (200 MB budget), build its architecture from its ``config.json`` (latency depends
@@ -21,7 +27,7 @@ import statistics
 
 import torch
 
-from bench.timing import times_ms
+from bench.timing import paired_rounds, times_ms
 from leaderboard.results import SPEED, speed_identity
 from models.hub import checkpoint_dir, checkpoints_root, load_model_from
 from models.registry import get_task, get_variant
@@ -91,14 +97,64 @@ def measure(task: str, variant: str, n: int, measured: dict | None = None) -> di
     }
 
 
+SEGMENTERS = ("breast_us_seg", "lung_seg", "ultrasound_multitask")
+
+
+@torch.inference_mode()
+def compare_backends(n: int, only: list[str] | None = None) -> list[dict]:
+    """Plain eager NCHW fp32 forward vs the default fast path, per shipped segmenter (and EFSNet at 256 px)."""
+    from models.efsnet import EFSNet
+    from models.predict import AllHeads
+    from models.runtime import BACKENDS, LazyRuntime, backend_choice
+
+    backend = backend_choice()
+    cases = []
+    for task, variant in trained():
+        if task in SEGMENTERS and (checkpoint_dir(task, variant) / "model.safetensors").exists():
+            if not only or f"{task}/{variant}" in only:
+                model = load_model_from(task, variant, checkpoint_dir(task, variant)).float().eval()
+                cases.append((f"{task}/{variant}", AllHeads(model) if hasattr(model, "forward_tasks") else model,
+                              get_task(task).in_channels, model.input_size))  # fmt: skip
+    if not only or "efsnet-256" in only:
+        cases.append(("breast_us_seg/efsnet at 256 px (thesis protocol)", EFSNet(input_size=256).eval(), 1, 256))
+    rows = []
+    for name, model, channels, size in cases:
+        x = torch.rand(1, channels, size, size)
+        fast = LazyRuntime.for_model(model, tuple(x.shape), backend)
+        if fast is None or not fast.wait(300):
+            print(f"{name}: no fast path ({fast.error if fast else 'INFERENCE_BACKEND=pytorch'})")
+            continue
+        plain = model.to(memory_format=torch.contiguous_format)
+        reference = plain(x)
+        reference = reference if isinstance(reference, tuple) else (reference,)
+        diff = max((a - b).abs().max().item() for a, b in zip(fast(x), reference))
+        a, b = paired_rounds(lambda p=plain, x=x: p(x), lambda f=fast, x=x: f(x), rounds=10, n=max(1, n // 10))
+        rows.append({"model": name, "input": "x".join(map(str, x.shape)), "backend": BACKENDS[backend],
+                     "plain_forward_fps": round(len(a) / sum(a), 1), "default_path_fps": round(len(b) / sum(b), 1),
+                     "ratio": round(statistics.median(pa / pb for pa, pb in zip(a, b)), 2),
+                     "max_abs_diff": float(f"{diff:.2e}")})  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser("python -m bench.model_speed", description=__doc__)
     p.add_argument("--n", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--only", nargs="*", help="task/variant keys (default: every trained model)")
     p.add_argument("--write-leaderboard", action="store_true")
+    p.add_argument("--backends", action="store_true", help="plain PyTorch forward vs the default fast path")
+    p.add_argument("--json", action="store_true", help="with --backends: the rows as JSON on the last line")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.backends:
+        rows = compare_backends(args.n, args.only)
+        print(f"{'model':52s} {'input':>14s} {'plain FPS':>10s} {'default FPS':>12s} {'ratio':>6s} {'max |diff|':>10s}")
+        for r in rows:
+            print(f"{r['model']:52s} {r['input']:>14s} {r['plain_forward_fps']:>10.1f} {r['default_path_fps']:>12.1f} "
+                  f"{r['ratio']:>6.2f} {r['max_abs_diff']:>10.1e}")  # fmt: skip
+        if args.json:
+            print(json.dumps(rows))
+        return {r["model"]: r for r in rows}
     keys = [tuple(k.split("/")) for k in args.only] if args.only else trained()
     existing = json.loads(SPEED.read_text()) if SPEED.exists() else {}
     results = {}

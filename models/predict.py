@@ -54,7 +54,7 @@ class SegPrediction:
             them only for the probability view): softmax, or ``(1 - p, p)`` for a one-logit model.
         labels: class names, index = label value.
         model_ms: forward pass only; latency_ms: the whole call (decode, preprocess, forward, resize back, mask).
-        backend: what ran the network ("PyTorch" or "ONNX Runtime").
+        backend: what ran the network ("OpenVINO", "ONNX Runtime" or "PyTorch").
     """
 
     mask: np.ndarray
@@ -86,33 +86,34 @@ class SegmentationPredictor:
     """Segment one image with a trained segmentation model (e.g. EFSNet).
 
     Logits are bilinearly resized from the model resolution to the original size before softmax/arg-max, so the
-    mask follows lesion borders at full resolution. With ``onnx`` (default ``models.onnx_runtime.enabled()``, i.e.
-    ``ONNX_RUNTIME=on``) the network runs in ONNX Runtime on the CPU once its export is ready, in PyTorch until then
-    and wherever it fails.
+    mask follows lesion borders at full resolution. The network runs on ``backend`` (default
+    ``models.runtime.backend_choice()``: OpenVINO, 2.4-3.8x a plain PyTorch forward on the CPU) once it is prepared,
+    in PyTorch until then and wherever it fails. ``size`` overrides the network's input side (the cine mode's speed
+    check at the thesis's 256 px; default the size the model was trained at).
     """
 
-    def __init__(self, model: torch.nn.Module, spec, onnx: bool | None = None):
-        from models import onnx_runtime
+    def __init__(self, model: torch.nn.Module, spec, backend: str | None = None, size: int | None = None,
+                 replicas: int = 2):  # fmt: skip
+        from models.runtime import LazyRuntime
 
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.preset = eval_preset(spec, model.input_size)
-        use_onnx = onnx_runtime.enabled() if onnx is None else onnx
-        # opt-in ONNX Runtime, 1.8-3.0x faster forwards on the CPU (models.onnx_runtime); PyTorch until it is ready
-        self.onnx = (
-            onnx_runtime.LazyOnnx(model, spec.in_channels, model.input_size)
-            if use_onnx and runtime_device().type == "cpu"
+        self.size = int(size or model.input_size)
+        self.preset = eval_preset(spec, self.size)
+        self.fast = (
+            LazyRuntime.for_model(model, (1, spec.in_channels, self.size, self.size), backend, pool=replicas)
+            if runtime_device().type == "cpu"
             else None
         )
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> SegmentationPredictor:
         """``TaskSpec.predictor``'s constructor: the predictor of a loaded model (no companion files)."""
-        return cls(model, spec)
+        return cls(model, spec, replicas=max(2, replicas))
 
     @property
     def backend(self) -> str:
-        return "ONNX Runtime" if self.onnx is not None and self.onnx.ready() else "PyTorch"
+        return self.fast.name if self.fast is not None else "PyTorch"
 
     @torch.inference_mode()
     def __call__(self, image) -> SegPrediction:
@@ -122,8 +123,8 @@ class SegmentationPredictor:
         x = self.preset(image)[None].contiguous(memory_format=torch.channels_last)
         t1 = time.perf_counter()
         backend = self.backend
-        if backend == "ONNX Runtime":
-            logits = self.onnx(x)
+        if backend != "PyTorch":
+            logits = self.fast(x)[0]
         else:
             logits = self.model(on_device(self.model, x)).cpu()
         t2 = time.perf_counter()
@@ -144,7 +145,7 @@ class SegmentationPredictor:
             latency_ms=(t3 - t0) * 1e3,
             image=image,
             backend=backend,
-            model_size=int(self.model.input_size),
+            model_size=self.size,
         )
 
 
@@ -349,6 +350,7 @@ class MultiTaskPrediction:
     latency_ms: float
     axes_organs: frozenset = frozenset()  # organs whose model has a 4-point axes head (HC18's): their masks give an HC
     organ_probs: dict | None = None  # which organ the image looks like (``models.multitask.OrganProbe``)
+    backend: str = "PyTorch"  # what ran the network
 
     def head_circumference_px(self, source: str = "points") -> float | None:
         """HC18's head circumference in pixels: ``"points"`` the ellipse through the four axis end points of a
@@ -380,10 +382,25 @@ def tasks_by_organ(task_ids) -> dict[str, list[str]]:
     return groups
 
 
+class AllHeads(torch.nn.Module):
+    """A ``MultiTaskNet`` as one graph for a fast backend: every head, then the pooled encoder features."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.task_ids = list(model.tasks)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, pooled = self.model.forward_tasks(x, self.task_ids, pooled=True)
+        return (*(out[t] for t in self.task_ids), pooled)
+
+
 class MultiTaskPredictor:
     """Run chosen heads of a ``MultiTaskNet`` on one image (the evaluator's preprocessing: resize to the model's
     input size, the encoder's mean/std) and map every answer back to original pixels, as the challenge's inference does
-    (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points)."""
+    (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points).
+    On the fast backend (``models.runtime``, once prepared) one graph runs every head (``AllHeads``); the chosen ones
+    are kept. Their cost is the encoder's, which every head shares."""
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, spec=None, replicas: int = 1) -> MultiTaskPredictor:
@@ -393,15 +410,27 @@ class MultiTaskPredictor:
         from models.multitask import ORGAN_PROBE, OrganProbe
 
         probe = companion_file(model, ORGAN_PROBE)
-        return cls(model, OrganProbe.load(probe.parent) if probe else None)
+        return cls(model, OrganProbe.load(probe.parent) if probe else None, replicas=max(2, replicas))
 
-    def __init__(self, model: torch.nn.Module, organ_probe=None):
+    def __init__(self, model: torch.nn.Module, organ_probe=None, backend: str | None = None, replicas: int = 2):
+        from models.runtime import LazyRuntime, backend_choice
         from models.transforms import multitask_eval_transform
 
         self.organ_probe = organ_probe  # models.multitask.OrganProbe, when fitted
         self.model = model.eval()
         self.size = model.input_size
         self.transform = multitask_eval_transform(self.size, model.mean, model.std)
+        choice = backend or backend_choice()
+        choice = "pytorch" if choice == "onnxruntime" else choice  # the ONNX path exports one-output graphs only
+        self.fast = (
+            LazyRuntime.for_model(AllHeads(model), (1, 3, self.size, self.size), choice, pool=replicas)
+            if runtime_device().type == "cpu"
+            else None
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.fast.name if self.fast is not None else "PyTorch"
 
     @property
     def organs(self) -> dict[str, list[str]]:
@@ -426,12 +455,19 @@ class MultiTaskPredictor:
         x = self.transform(image)[None]
         t1 = time.perf_counter()
         organ_probs = None
-        if self.organ_probe is not None:
-            raw, pooled = self.model.forward_tasks(on_device(self.model, x), list(task_ids), pooled=True)
-            organ_probs = self.organ_probe(pooled.cpu()[0])
+        backend = self.backend
+        unknown = [t for t in task_ids if t not in self.model.tasks]
+        if unknown:
+            raise KeyError(f"unknown task(s) {unknown}; this model has {', '.join(self.model.tasks)}")
+        if backend != "PyTorch":
+            *heads, pooled = self.fast(x)
+            raw = {t: heads[i] for i, t in enumerate(self.model.tasks) if t in task_ids}
+            raw = {t: raw[t] for t in task_ids}  # in the asked order
         else:
-            raw = self.model.forward_tasks(on_device(self.model, x), list(task_ids))
-        raw = {k: v.cpu() for k, v in raw.items()}
+            raw, pooled = self.model.forward_tasks(on_device(self.model, x), list(task_ids), pooled=True)
+            raw = {k: v.cpu() for k, v in raw.items()}
+        if self.organ_probe is not None:
+            organ_probs = self.organ_probe(pooled.cpu()[0])
         t2 = time.perf_counter()
         outputs = {}
         for task_id, out in raw.items():
@@ -454,4 +490,4 @@ class MultiTaskPredictor:
         axes_organs = frozenset(t.split("_")[0] for t, (kind, n) in self.model.tasks.items() if kind == "Regression"
                                 and n == 4)  # fmt: skip
         return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3, axes_organs,
-                                   organ_probs)  # fmt: skip
+                                   organ_probs, backend)  # fmt: skip

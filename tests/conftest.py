@@ -18,7 +18,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ["ONNX_RUNTIME"] = "off"  # no background exports in every test; tests/test_onnx.py turns it on
+os.environ["ONNX_RUNTIME"] = "off"
+os.environ["INFERENCE_BACKEND"] = "pytorch"  # no background conversions in every test; tests/test_runtime.py picks
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -103,11 +103,15 @@ def test_ground_truth_of_another_size_gives_no_dice(client, tmp_path):
 def test_video_mode_segments_every_frame(client):
     from gradio_client import handle_file
 
-    video, text = client.predict(
-        handle_file(str(EXAMPLES / "cine_loop_synthetic.webm")), 0.4, api_name="/segment_breast_video"
+    live, video, text = client.predict(
+        handle_file(str(EXAMPLES / "cine_loop_synthetic.webm")),
+        0.4,
+        "128 px (as trained)",
+        api_name="/segment_breast_video",
     )
     path = video["video"] if isinstance(video, dict) else video
     assert Path(path).stat().st_size > 0 and "45 frames" in text and "FPS" in text
+    assert 'data-frame="44"' in live and "cine_loop_synthetic.webm" in live  # the last streamed frame, named
 
 
 def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):

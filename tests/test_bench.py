@@ -50,3 +50,17 @@ def test_efsnet_speed_json_prints_the_ratio_line(capsys):
     main(["--json", "--rounds", "1", "--n", "2", "--threads", "1"])
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert {"plain_forward_fps", "default_path_fps", "ratio"} <= set(line) and line["ratio"] > 0
+
+
+def test_model_speed_backends_prints_each_ratio(capsys, monkeypatch):
+    """Issue 20: ``bench.model_speed --backends`` gives the plain-vs-default figures per segmenter (shape only)."""
+    import json
+
+    pytest.importorskip("openvino")
+    from bench.model_speed import main
+
+    monkeypatch.setenv("INFERENCE_BACKEND", "openvino")
+    main(["--backends", "--json", "--n", "10", "--only", "efsnet-256"])
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(rows) == 1 and rows[0]["backend"] == "OpenVINO" and rows[0]["ratio"] > 0
+    assert rows[0]["max_abs_diff"] < 1e-3

@@ -1,0 +1,164 @@
+"""The default inference path on the CPU: OpenVINO, 2.4-3.8x a plain eager PyTorch forward, with PyTorch behind it.
+
+    INFERENCE_BACKEND=openvino     (default) OpenVINO's CPU plugin, fp32, the same outputs as PyTorch to ~1e-4
+    INFERENCE_BACKEND=onnxruntime  ONNX Runtime (``models.onnx_runtime``; the older opt-in path, also ONNX_RUNTIME=on)
+    INFERENCE_BACKEND=pytorch      channels-last eager PyTorch only
+
+Measured by ``python -m bench.model_speed --backends`` at batch 1 on 2 cores (a quiet machine; see the README): EFSNet
+at the thesis protocol (1x1x256x256) 3.8x the plain NCHW fp32 forward (ONNX Runtime 2.3x), U-Net 2.4x, U-Net++ 2.7x,
+the multitask Lite1 (all heads) 1.5x. The outputs equal PyTorch's within ``TOLERANCE`` (tests/test_runtime.py).
+
+The network is converted from the loaded safetensors weights on this machine (``openvino.convert_model`` traces the
+module; 2-4 s), in a background thread, so a cold server answers at once with PyTorch and switches when the compiled
+model is ready; nothing is written to disk or downloaded. Anything that fails (OpenVINO not installed, an unsupported
+operator) leaves the model on PyTorch and logs why. ``LazyRuntime.error`` says what happened.
+
+Concurrency: one compiled model per (network, input shape), and a pool of infer requests (an OpenVINO infer request
+serves one call at a time); a call beyond the pool waits for a free request. Runs in OpenVINO's own thread pool, sized
+to torch's thread count (the app's 2 cores).
+
+    >>> fast = LazyRuntime.for_model(model, (1, 1, 256, 256))   # converts in the background
+    >>> outputs = fast(x) if fast.ready() else (model(x),)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import queue
+import threading
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+BACKENDS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
+TOLERANCE = 1e-3  # max |logit difference| to the plain fp32 forward (measured: 1e-8 EFSNet .. 7e-5 U-Net)
+
+
+def backend_choice() -> str:
+    """``INFERENCE_BACKEND`` (default ``openvino``); the older ``ONNX_RUNTIME=on`` still selects ONNX Runtime."""
+    if os.environ.get("ONNX_RUNTIME", "off").strip().lower() in ("on", "1", "true", "yes"):
+        return "onnxruntime"
+    choice = os.environ.get("INFERENCE_BACKEND", "openvino").strip().lower()
+    if choice not in BACKENDS:
+        log.warning("INFERENCE_BACKEND=%r is not one of %s; using PyTorch", choice, ", ".join(BACKENDS))
+        return "pytorch"
+    return choice
+
+
+def available(backend: str) -> bool:
+    try:
+        if backend == "openvino":
+            import openvino  # noqa: F401
+        elif backend == "onnxruntime":
+            import onnxruntime  # noqa: F401
+            import onnxscript  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OpenVinoRunner:
+    """``x -> tuple of output tensors`` through an OpenVINO CPU compiled model (thread-safe)."""
+
+    def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], threads: int | None = None, pool: int = 2):
+        import openvino as ov
+
+        example = torch.rand(*shape)
+        with torch.no_grad():
+            converted = ov.convert_model(model, example_input=example, input=[tuple(shape)])
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
+            "INFERENCE_PRECISION_HINT": "f32",  # the same numbers as PyTorch (bf16 was not faster on this CPU)
+        }
+        self.compiled = ov.Core().compile_model(converted, "CPU", config)
+        self.requests: queue.Queue = queue.Queue()
+        for _ in range(max(1, pool)):
+            self.requests.put(self.compiled.create_infer_request())
+
+    @contextlib.contextmanager
+    def _request(self):
+        request = self.requests.get()
+        try:
+            yield request
+        finally:
+            self.requests.put(request)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        data = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        with self._request() as request:
+            request.infer({0: data})
+            # copies: the request's buffers are reused by the next call
+            return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data))
+                         for i in range(len(self.compiled.outputs)))  # fmt: skip
+
+
+class _OrtTuple:
+    """ONNX Runtime's runner with the same ``x -> tuple`` interface (one-output networks)."""
+
+    def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], threads: int | None = None):
+        from models import onnx_runtime
+
+        name = f"{type(model).__name__}-{shape[1]}x{shape[-1]}"
+        path = onnx_runtime.cache_dir() / f"{name}-{onnx_runtime.weights_digest(model)}.onnx"
+        if not path.exists():
+            onnx_runtime.export(model, shape[1], shape[-1], path)
+        self.runner = onnx_runtime.OrtRunner(path, threads)
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.runner(x),)
+
+
+class LazyRuntime:
+    """Prepares the fast backend for one network and input shape in a background thread. ``ready()`` once it
+    serves; ``name`` is what serves now ("OpenVINO", "ONNX Runtime" or "PyTorch"); ``error`` why it never will."""
+
+    def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], backend: str, threads: int | None = None,
+                 pool: int = 2):  # fmt: skip
+        self.backend = backend
+        self.runner = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._prepare, args=(model, tuple(shape), threads, pool), daemon=True,
+                                       name=f"prepare-{backend}")  # fmt: skip
+        self.thread.start()
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module, shape: tuple[int, ...], backend: str | None = None,
+                  pool: int = 2) -> LazyRuntime | None:  # fmt: skip
+        """The lazy fast path of ``model`` for ``backend`` (default ``backend_choice()``), or ``None`` for PyTorch."""
+        backend = backend or backend_choice()
+        return None if backend == "pytorch" else cls(model, shape, backend, pool=pool)
+
+    def _prepare(self, model, shape, threads, pool):
+        try:
+            if not available(self.backend):
+                raise ImportError(f"{BACKENDS[self.backend]} is not installed")
+            copied = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)  # the live model
+            if self.backend == "openvino":  # keeps serving meanwhile
+                self.runner = OpenVinoRunner(copied, shape, threads, pool)
+            else:
+                self.runner = _OrtTuple(copied, shape, threads)
+            log.info("%s serves %s at %s", BACKENDS[self.backend], type(model).__name__, shape)
+        except Exception as exc:  # missing package, an unsupported operator...: stay on PyTorch
+            self.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            log.warning("%s not used for %s (%s); PyTorch serves it", BACKENDS[self.backend], type(model).__name__,
+                        self.error)  # fmt: skip
+
+    def ready(self) -> bool:
+        return self.runner is not None
+
+    @property
+    def name(self) -> str:
+        return BACKENDS[self.backend] if self.ready() else "PyTorch"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return self.ready()
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.runner(x)
