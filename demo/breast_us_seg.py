@@ -220,46 +220,37 @@ def cine_predictor(size: int | None, get_predictor=get_predictor):
     return predictor
 
 
-def frame_html(rgb: np.ndarray, index: int, name: str) -> str:
-    """One segmented frame as an inline JPEG (no file per frame)."""
-    import base64
-
+def frame_jpeg(rgb: np.ndarray) -> bytes:
     import cv2
 
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    data = base64.b64encode(jpeg.tobytes()).decode()
-    return (f'<img class="cine-frame" data-frame="{index}" alt="frame {index + 1} of {name}" '
+    return jpeg.tobytes()
+
+
+def frame_html(jpeg: bytes, index: int, name: str, run: str = "") -> str:
+    """One segmented frame as an inline JPEG (no file per frame); ``run`` tells one request's frames from another's."""
+    import base64
+
+    data = base64.b64encode(jpeg).decode()
+    return (f'<img class="cine-frame" data-run="{run}" data-frame="{index}" alt="frame {index + 1} of {name}" '
             f'src="data:image/jpeg;base64,{data}">')  # fmt: skip
 
 
-class WebmWriter:
-    """Encodes the segmented loop to WebM in a thread of its own (VP8 costs ~17 ms a frame here, twice the network at
-    256 px), so the live stream does not wait for it; a bounded queue keeps memory flat on long videos."""
+def write_webm(path: Path, jpegs: list[bytes], fps: float) -> None:
+    """The streamed frames (their JPEGs) as a WebM to download, encoded after the stream: VP8 costs ~17 ms a frame
+    here, more than the network at 256 px, so it would halve the live frame rate on 2 cores."""
+    import cv2
 
-    def __init__(self, path: Path, fps: float, width: int, height: int):
-        import queue
-        import threading
-
-        import cv2
-
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, (width, height))
-        self.frames: queue.Queue = queue.Queue(maxsize=16)
-        self.thread = threading.Thread(target=self._run, daemon=True, name="webm-writer")
-        self.thread.start()
-
-    def _run(self):
-        import cv2
-
-        while (rgb := self.frames.get()) is not None:
-            self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.writer.release()
-
-    def put(self, rgb: np.ndarray) -> None:
-        self.frames.put(rgb)
-
-    def close(self) -> None:
-        self.frames.put(None)
-        self.thread.join()
+    writer = None
+    try:
+        for data in jpegs:
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if writer is None:
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"VP80"), fps, (bgr.shape[1], bgr.shape[0]))
+            writer.write(bgr)
+    finally:
+        if writer is not None:
+            writer.release()
 
 
 @gpu(duration=120)
@@ -279,8 +270,9 @@ def segment_video(video_path, opacity: float, size_choice: str | None = None, ge
     fps_in = cap.get(cv2.CAP_PROP_FPS) or 15.0
     name = Path(str(video_path)).name
     predictor = cine_predictor(CINE_SIZES.get(size_choice), get_predictor)
-    out_path = scratch_file("video", f"{uuid.uuid4().hex}.webm")  # bounded: old outputs are pruned
-    writer, n, model_s, html = None, 0, 0.0, ""
+    run = uuid.uuid4().hex
+    out_path = scratch_file("video", f"{run}.webm")  # bounded: old outputs are pruned
+    jpegs, n, model_s, html = [], 0, 0.0, ""
     start = time.perf_counter()
 
     def stats(final: bool) -> str:
@@ -305,19 +297,17 @@ def segment_video(video_path, opacity: float, size_choice: str | None = None, ge
             pred = predictor(image)
             rgb = overlay_mask(image, pred.mask, pred.labels, opacity_value(opacity))
             model_s += pred.model_ms / 1e3
-            if writer is None:
-                writer = WebmWriter(out_path, fps_in, rgb.shape[1], rgb.shape[0])
-            writer.put(rgb)
-            html = frame_html(rgb, n, name)
+            jpegs.append(frame_jpeg(rgb))  # ~20-60 kB a frame: 300 frames stay under 20 MB
+            html = frame_html(jpegs[-1], n, name, run[:8])
             n += 1
             yield html, gr.skip(), stats(False) if n % 15 == 1 else gr.skip()
     finally:
         cap.release()
-        if writer is not None:
-            writer.close()
     if n == 0:
         raise ImageInputError("No frames could be decoded from this video.")
-    text = stats(True) + (
+    text = stats(True)  # the live stream's rate; the WebM to download is encoded after it
+    write_webm(out_path, jpegs, fps_in)
+    text += (
         f"{' Only the first ' + str(MAX_VIDEO_FRAMES) + ' frames.' if n == MAX_VIDEO_FRAMES else ''} "
         "Thesis: 81.6 FPS on an RTX 4060 laptop GPU, 10.6 FPS on an Intel Core i7 (model only)."
     )
@@ -385,30 +375,36 @@ def build_tab(get_predictor=get_predictor) -> None:
             segmentation_quiz("breast", "Outline the lesion", quiz_items,
                               lambda image: get_predictor(TASK)(image).mask > 0, truth_from_files)  # fmt: skip
         with gr.Tab("Cine loop (video)"):
-            gr.Markdown(
-                "Ultrasound is watched as cine loops. Each frame is segmented independently on this CPU and shown "
-                f"as soon as it is ready (at most {MAX_VIDEO_FRAMES} frames, frames larger than {MAX_VIDEO_SIDE} px "
-                "are scaled down); the throughput is measured, not estimated. The 256-px input runs the 128-px "
-                "model at the thesis's speed-test size: for speed, its masks are coarser than at 128 px."
-            )
             with gr.Row():
                 with gr.Column(scale=1):
                     video_in = gr.Video(label="Ultrasound video", sources=["upload"], elem_id="breast-video-in",
-                                        height=240)  # fmt: skip
-                    cine_size = gr.Radio(list(CINE_SIZES), value=next(iter(CINE_SIZES)), label="Network input",
-                                         elem_id="breast-video-size")  # fmt: skip
-                    video_run = gr.Button("Segment video", variant="primary", elem_id="breast-video-run")
+                                        height=180)  # fmt: skip
+                    examples = sorted(EXAMPLES_DIR.glob("*.webm"))
+                    if examples:
+                        gr.Examples(
+                            [[str(p)] for p in examples],
+                            inputs=[video_in],
+                            label="Synthetic cine loop (a still BUSI image moved and re-noised; BUSI has no videos)",
+                            elem_id="breast-video-examples",
+                        )
+                    with gr.Row(equal_height=True):
+                        cine_size = gr.Radio(list(CINE_SIZES), value=next(iter(CINE_SIZES)), label="Network input",
+                                             elem_id="breast-video-size", scale=3)  # fmt: skip
+                        video_run = gr.Button("Segment video", variant="primary", elem_id="breast-video-run",
+                                              scale=1)  # fmt: skip
                 with gr.Column(scale=1):
-                    video_stats = gr.Markdown(elem_id="breast-video-stats", elem_classes="key-result")
+                    video_stats = gr.Markdown(
+                        "Ultrasound is watched as cine loops. Each frame is segmented independently on this CPU and "
+                        f"shown here as soon as it is ready (at most {MAX_VIDEO_FRAMES} frames; frames larger than "
+                        f"{MAX_VIDEO_SIDE} px are scaled down); the throughput is measured, not estimated. The 256-px "
+                        "input runs the 128-px model at the thesis's speed-test size (for speed; its masks are "
+                        "coarser).",
+                        elem_id="breast-video-stats",
+                        elem_classes="key-result",
+                    )
                     video_live = gr.HTML(elem_id="breast-video-live", elem_classes="cine-live")
-            video_out = gr.Video(label="Segmented loop (WebM)", elem_id="breast-video-out", interactive=False)
-            examples = sorted(EXAMPLES_DIR.glob("*.webm"))
-            if examples:
-                gr.Examples(
-                    [[str(p)] for p in examples],
-                    inputs=[video_in],
-                    label="Synthetic cine loop (a still BUSI image moved and re-noised; BUSI has no videos)",
-                )
+            video_out = gr.Video(label="Segmented loop (WebM, to download)", elem_id="breast-video-out",
+                                 interactive=False)  # fmt: skip
 
             def _video(path, opacity_value, size_choice):
                 yield from segment_video(path, opacity_value, size_choice, get_predictor=get_predictor)
@@ -419,4 +415,5 @@ def build_tab(get_predictor=get_predictor) -> None:
                 [video_live, video_out, video_stats],
                 api_name="segment_breast_video",
                 concurrency_limit=1,
+                show_progress="hidden",  # the stream itself and its frame counter show the progress
             )
