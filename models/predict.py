@@ -420,10 +420,10 @@ class MultiTaskPredictor:
         self.model = model.eval()
         self.size = model.input_size
         self.transform = multitask_eval_transform(self.size, model.mean, model.std)
-        choice = backend or backend_choice()
-        choice = "pytorch" if choice == "onnxruntime" else choice  # the ONNX path exports one-output graphs only
+        if (backend or backend_choice()) == "onnxruntime":
+            backend = "pytorch"  # the ONNX path exports one-output graphs only
         self.fast = (
-            LazyRuntime.for_model(AllHeads(model), (1, 3, self.size, self.size), choice, pool=replicas)
+            LazyRuntime.for_model(AllHeads(model), (1, 3, self.size, self.size), backend, pool=replicas)
             if runtime_device().type == "cpu"
             else None
         )

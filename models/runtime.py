@@ -23,6 +23,7 @@ to torch's thread count (the app's 2 cores).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import logging
@@ -36,6 +37,10 @@ import torch
 log = logging.getLogger(__name__)
 
 BACKENDS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
+# the app's default fast path covers networks up to this many parameters (``FAST_PATH_MAX_PARAMS``): OpenVINO keeps
+# its own repacked weights, ~2x their fp16 size, so each lung U-Net (24-26 M) would add ~190 MB for a forward that is
+# 10-20 % of its request; EFSNet (0.18 M) and the multitask Lite1 (6.5 M) are in. An explicit ``backend`` ignores it.
+MAX_PARAMS = 10_000_000
 TOLERANCE = 1e-3  # max |logit difference| to the plain fp32 forward (measured: 1e-8 EFSNet .. 7e-5 U-Net)
 
 
@@ -66,17 +71,26 @@ class OpenVinoRunner:
     """``x -> tuple of output tensors`` through an OpenVINO CPU compiled model (thread-safe)."""
 
     def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], threads: int | None = None, pool: int = 2):
+        import tempfile
+
         import openvino as ov
 
         example = torch.rand(*shape)
-        with torch.no_grad():
-            converted = ov.convert_model(model, example_input=example, input=[tuple(shape)])
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads()),
             "INFERENCE_PRECISION_HINT": "f32",  # the same numbers as PyTorch (bf16 was not faster on this CPU)
         }
-        self.compiled = ov.Core().compile_model(converted, "CPU", config)
+        # through a temporary IR file, with fp16 constants where that is lossless (weights shipped in fp16, as every
+        # checkpoint over 20 MB is): the plugin then holds its repacked fp32 weights and not a second fp32 copy
+        # (measured: a lung U-Net +222 -> +178 MB)
+        lossless = all(torch.equal(t, t.half().float()) for t in model.state_dict().values() if t.is_floating_point())
+        with tempfile.TemporaryDirectory(prefix="ov-ir-") as tmp:
+            with torch.no_grad():
+                converted = ov.convert_model(model, example_input=example, input=[tuple(shape)])
+            ov.save_model(converted, f"{tmp}/model.xml", compress_to_fp16=lossless)
+            del converted
+            self.compiled = ov.Core().compile_model(f"{tmp}/model.xml", "CPU", config)
         self.requests: queue.Queue = queue.Queue()
         for _ in range(max(1, pool)):
             self.requests.put(self.compiled.create_infer_request())
@@ -114,6 +128,17 @@ class _OrtTuple:
         return (self.runner(x),)
 
 
+_PREPARING: set[threading.Thread] = set()
+
+
+@atexit.register
+def _finish_preparing(timeout_s: float = 60.0) -> None:
+    """A conversion still running when the interpreter exits aborts the process inside OpenVINO ("terminate called
+    without an active exception"); let it finish first."""
+    for thread in list(_PREPARING):
+        thread.join(timeout_s)
+
+
 class LazyRuntime:
     """Prepares the fast backend for one network and input shape in a background thread. ``ready()`` once it
     serves; ``name`` is what serves now ("OpenVINO", "ONNX Runtime" or "PyTorch"); ``error`` why it never will."""
@@ -125,13 +150,17 @@ class LazyRuntime:
         self.error: str | None = None
         self.thread = threading.Thread(target=self._prepare, args=(model, tuple(shape), threads, pool), daemon=True,
                                        name=f"prepare-{backend}")  # fmt: skip
+        _PREPARING.add(self.thread)
         self.thread.start()
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, shape: tuple[int, ...], backend: str | None = None,
                   pool: int = 2) -> LazyRuntime | None:  # fmt: skip
-        """The lazy fast path of ``model`` for ``backend`` (default ``backend_choice()``), or ``None`` for PyTorch."""
-        backend = backend or backend_choice()
+        """The lazy fast path of ``model`` for ``backend``, or ``None`` for PyTorch. Without ``backend``: the app's
+        default, ``backend_choice()``, for a network within ``FAST_PATH_MAX_PARAMS`` parameters."""
+        if backend is None:
+            limit = int(os.environ.get("FAST_PATH_MAX_PARAMS", MAX_PARAMS))
+            backend = backend_choice() if sum(p.numel() for p in model.parameters()) <= limit else "pytorch"
         return None if backend == "pytorch" else cls(model, shape, backend, pool=pool)
 
     def _prepare(self, model, shape, threads, pool):
@@ -148,6 +177,8 @@ class LazyRuntime:
             self.error = f"{type(exc).__name__}: {str(exc)[:300]}"
             log.warning("%s not used for %s (%s); PyTorch serves it", BACKENDS[self.backend], type(model).__name__,
                         self.error)  # fmt: skip
+        finally:
+            _PREPARING.discard(threading.current_thread())
 
     def ready(self) -> bool:
         return self.runner is not None

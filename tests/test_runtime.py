@@ -149,3 +149,18 @@ def test_concurrent_calls_share_one_compiled_model():
         outs = list(pool.map(lambda x: fast(x)[0], xs))
     for x, out in zip(xs, outs):
         assert (out - _plain(model, x)[0]).abs().max().item() < 1e-3
+
+
+def test_the_default_fast_path_skips_large_networks(monkeypatch):
+    """Memory: the app's default covers networks up to FAST_PATH_MAX_PARAMS; an explicit backend ignores it."""
+    from models.efsnet import EFSNet
+    from models.runtime import LazyRuntime
+
+    monkeypatch.setenv("INFERENCE_BACKEND", "openvino")
+    small = EFSNet(input_size=64).eval()
+    monkeypatch.setenv("FAST_PATH_MAX_PARAMS", "1000")
+    assert LazyRuntime.for_model(small, (1, 1, 64, 64)) is None  # over the limit: PyTorch
+    explicit = LazyRuntime.for_model(small, (1, 1, 64, 64), "openvino")
+    assert explicit is not None and explicit.wait(120)
+    monkeypatch.setenv("FAST_PATH_MAX_PARAMS", "1000000")
+    assert LazyRuntime.for_model(small, (1, 1, 64, 64)) is not None
