@@ -9,6 +9,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from models.cache import trim_heap
+
 log = logging.getLogger(__name__)
 
 
@@ -22,20 +24,6 @@ def configure_result_pruning(demo: gr.Blocks, ttl_s: float) -> None:
     import threading
 
     _PRUNE.update(demo=demo, ttl=float(ttl_s), lock=threading.Lock())
-
-
-def trim_heap() -> bool:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``). Requests on many worker threads leave
-    freed image and tensor buffers in per-thread arenas that glibc keeps; without this the soak's RSS crept up by
-    ~30 MB per 1,000 requests with a fixed set of sessions. A no-op (False) off glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
 
 
 def prune_result_cache(every_s: float = 60.0) -> int:

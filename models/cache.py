@@ -54,3 +54,17 @@ def single_flight(maxsize: int = 32):
         return wrapper
 
     return decorate
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``). Requests on many worker threads leave
+    freed image and tensor buffers in per-thread arenas that glibc keeps; without this the soak's RSS crept up by
+    ~30 MB per 1,000 requests with a fixed set of sessions. A no-op (False) off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

@@ -5,8 +5,9 @@
     INFERENCE_BACKEND=pytorch      channels-last eager PyTorch only
 
 Measured by ``python -m bench.model_speed --backends`` at batch 1 on 2 cores (a quiet machine; see the README): EFSNet
-at the thesis protocol (1x1x256x256) 3.8x the plain NCHW fp32 forward (ONNX Runtime 2.3x), U-Net 2.4x, U-Net++ 2.7x,
-the multitask Lite1 (all heads) 1.5x. The outputs equal PyTorch's within ``TOLERANCE`` (tests/test_runtime.py).
+at the thesis protocol (1x1x256x256) 3.4-4.7x the plain NCHW fp32 forward (ONNX Runtime 2.3x), U-Net 2.5x, U-Net++
+1.9-2.7x, the multitask Lite1 (all heads) 1.4-1.6x. The outputs equal PyTorch's within ``TOLERANCE``
+(tests/test_runtime.py). By default the app puts only networks within ``MAX_PARAMS`` on it (a memory budget; below).
 
 The network is converted from the loaded safetensors weights on this machine (``openvino.convert_model`` traces the
 module; 2-4 s), in a background thread, so a cold server answers at once with PyTorch and switches when the compiled
@@ -37,10 +38,13 @@ import torch
 log = logging.getLogger(__name__)
 
 BACKENDS = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
-# the app's default fast path covers networks up to this many parameters (``FAST_PATH_MAX_PARAMS``): OpenVINO keeps
-# its own repacked weights, ~2x their fp16 size, so each lung U-Net (24-26 M) would add ~190 MB for a forward that is
-# 10-20 % of its request; EFSNet (0.18 M) and the multitask Lite1 (6.5 M) are in. An explicit ``backend`` ignores it.
-MAX_PARAMS = 10_000_000
+# the app's default fast path covers networks up to this many parameters (``FAST_PATH_MAX_PARAMS``), a memory budget
+# measured under bench.load: OpenVINO's runtime and EFSNet add ~120-190 MB; the multitask Lite1 (6.5 M) another
+# ~110 MB, which took the app past issue 20's +300 MB for a 1.4-1.6x faster forward (multitask p50 338 -> 287 ms at one
+# user); each lung U-Net (24-26 M) ~190 MB for a forward that is 10-20 % of its request. So by default only EFSNet
+# (0.18 M), the real-time model, runs on it; FAST_PATH_MAX_PARAMS=30000000 puts every segmenter on it. An explicit
+# ``backend`` ignores the budget.
+MAX_PARAMS = 1_000_000
 TOLERANCE = 1e-3  # max |logit difference| to the plain fp32 forward (measured: 1e-8 EFSNet .. 7e-5 U-Net)
 
 
@@ -179,6 +183,9 @@ class LazyRuntime:
                         self.error)  # fmt: skip
         finally:
             _PREPARING.discard(threading.current_thread())
+            from models.cache import trim_heap
+
+            trim_heap()  # the trace and the IR are gone: give their pages back (measured: ~150 MB kept otherwise)
 
     def ready(self) -> bool:
         return self.runner is not None
