@@ -9,7 +9,8 @@ It starts ``app.py`` on a free port with ``RESULT_TTL_S=--ttl`` (Gradio's result
 with a per-request pixel of noise where the data are absent). Every 10 s it samples the app's RSS (with children),
 open file descriptors, threads, and the size and file count of the Gradio temp folder and the app's scratch folder.
 Slopes are least-squares fits against the number of requests completed, over the samples after the first cache window
-(``--ttl`` seconds plus one deletion period), i.e. where a bounded app must be flat.
+(``--ttl`` seconds plus one deletion period), i.e. where a bounded app must be flat; each comes with its 95 % interval
+(``flat`` when it holds 0) and the slope of the second half alone (a drift that levels off shrinks there).
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ from bench.load import ROOT, free_port, percentile
 SHARED = ROOT.parent / "shared" / "data"
 SKIN = "resnet18"  # a shipped skin model (the default may change; the soak measures resources)
 EX = ROOT / "demo" / "examples"
+
+
+def slope_per_1000(samples: list[dict], key: str) -> tuple[float, float]:
+    """Least-squares slope of ``key`` per 1,000 requests and its 95 % half-width (1.96 standard errors): a sawtooth
+    (the cache pruned once a minute) is flat when the interval holds 0."""
+    x = np.array([s["requests"] for s in samples], float) / 1000
+    y = np.array([s[key] for s in samples], float)
+    if len(set(x)) < 3:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + intercept)
+    se = np.sqrt(resid @ resid / (len(x) - 2) / ((x - x.mean()) ** 2).sum())
+    return float(slope), float(1.96 * se)
 
 
 def image_pool(limit: int = 400, seed: int = 0) -> dict[str, list[Path]]:
@@ -173,18 +187,19 @@ def main(argv: list[str] | None = None) -> dict:
     proc.wait(timeout=30)
     window = args.ttl + max(60, args.ttl // 3)
     steady = [s for s in samples if s["t"] - t0 >= window] or samples
-    slopes = {}
+    slopes, ci95, late = {}, {}, {}
+    half = steady[len(steady) // 2 :]  # the second half alone: does a slope level off?
     for key in ("rss_mb", "open_files", "threads", "temp_mb", "temp_files"):
-        x = np.array([s["requests"] for s in steady], float)
-        y = np.array([s[key] for s in steady], float)
-        slopes[key] = float(np.polyfit(x, y, 1)[0] * 1000) if len(set(x)) > 1 else float("nan")
+        slopes[key], ci95[key] = slope_per_1000(steady, key)
+        late[key] = slope_per_1000(half, key)[0]
     ok = [d for _, d, e in records if e is None]
     errors = [e for _, _, e in records if e is not None]
     result = {
         "users": args.users, "minutes": args.minutes, "ttl_s": args.ttl, "requests": len(records),
         "throughput_rps": len(ok) / (time.monotonic() - t0), "p50_ms": percentile(ok, 50) * 1e3,
         "p95_ms": percentile(ok, 95) * 1e3, "errors": len(errors), "first_error": errors[0] if errors else None,
-        "slopes_per_1000_requests": slopes, "steady_from_s": window,
+        "slopes_per_1000_requests": slopes, "slopes_ci95": ci95, "second_half_slopes": late,
+        "flat": {k: bool(abs(slopes[k]) <= ci95[k]) for k in slopes}, "steady_from_s": window,
         "first": samples[0], "last": samples[-1],
     }  # fmt: skip
     print(json.dumps(result, indent=1))
