@@ -1,4 +1,4 @@
-"""The default inference path on the CPU: OpenVINO, 2.4-3.8x a plain eager PyTorch forward, with PyTorch behind it.
+"""The default inference path on the CPU: OpenVINO, 3.4-4.7x a plain eager PyTorch forward for EFSNet, PyTorch behind.
 
     INFERENCE_BACKEND=openvino     (default) OpenVINO's CPU plugin, fp32, the same outputs as PyTorch to ~1e-4
     INFERENCE_BACKEND=onnxruntime  ONNX Runtime (``models.onnx_runtime``; the older opt-in path, also ONNX_RUNTIME=on)
@@ -11,8 +11,9 @@ at the thesis protocol (1x1x256x256) 3.4-4.7x the plain NCHW fp32 forward (ONNX 
 
 The network is converted from the loaded safetensors weights on this machine (``openvino.convert_model`` traces the
 module; 2-4 s), in a background thread, so a cold server answers at once with PyTorch and switches when the compiled
-model is ready; nothing is written to disk or downloaded. Anything that fails (OpenVINO not installed, an unsupported
-operator) leaves the model on PyTorch and logs why. ``LazyRuntime.error`` says what happened.
+model is ready; nothing is downloaded or kept on disk (the IR passes through a temporary folder). Anything that fails
+(OpenVINO not installed, an unsupported operator) leaves the model on PyTorch and logs why; ``LazyRuntime.error`` says
+what happened.
 
 Concurrency: one compiled model per (network, input shape), and a pool of infer requests (an OpenVINO infer request
 serves one call at a time); a call beyond the pool waits for a free request. Runs in OpenVINO's own thread pool, sized
@@ -171,8 +172,9 @@ class LazyRuntime:
         try:
             if not available(self.backend):
                 raise ImportError(f"{BACKENDS[self.backend]} is not installed")
-            copied = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)  # the live model
-            if self.backend == "openvino":  # keeps serving meanwhile
+            # a copy: the live model keeps serving meanwhile, and no two threads convert one module at once
+            copied = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
+            if self.backend == "openvino":
                 self.runner = OpenVinoRunner(copied, shape, threads, pool)
             else:
                 self.runner = _OrtTuple(copied, shape, threads)
