@@ -78,14 +78,16 @@ def distinct(path: Path, folder: Path, k: int) -> Path:
 
 
 def folder_stats(folder: Path) -> tuple[float, int]:
+    """Size (MB) and file count under ``folder``, while the app deletes files in it (``os.walk`` skips a folder that
+    vanishes mid-walk; ``Path.rglob`` raised and ended a 50-minute soak)."""
     size, count = 0, 0
-    for p in folder.rglob("*"):
-        try:
-            if p.is_file():
-                size += p.stat().st_size
+    for root, _, files in os.walk(folder, onerror=lambda exc: None):
+        for name in files:
+            try:
+                size += os.stat(os.path.join(root, name)).st_size
                 count += 1
-        except OSError:
-            pass
+            except OSError:  # deleted between the listing and the stat
+                pass
     return size / 2**20, count
 
 
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
         th.start()
     while any(th.is_alive() for th in threads):
         sample()
+        if args.json:  # kept as it goes: a crash late in a long soak keeps its samples
+            Path(args.json).with_suffix(".partial.json").write_text(json.dumps(samples))
         time.sleep(10)
     sample()
     proc.terminate()
