@@ -64,7 +64,7 @@ CSS = """
 .tab-error:has(p) {border:2px solid #b00020;border-radius:8px;padding:4px 10px;background:#fff5f5}
 .key-result h3 {margin:2px 0 4px 0}
 .api-only {display:none !important}
-.cine-live {height:310px;contain:strict}
+.cine-live:has(img.cine-frame) {height:310px;contain:strict}
 .cine-live img {max-height:300px;max-width:100%;display:block;margin:auto}
 #about table td:first-child, #about table th:first-child {white-space:nowrap}
 #title-row {align-items:center}
