@@ -20,6 +20,7 @@ from demo.common import (
     bind_model_run,
     checkpoint_status,
     comparison_map,
+    error_markdown,
     footnotes,
     get_predictor,
     gpu,
@@ -396,6 +397,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                         video_run = gr.Button("Segment video", variant="primary", elem_id="breast-video-run",
                                               scale=1)  # fmt: skip
                 with gr.Column(scale=1):
+                    video_message = gr.Markdown(elem_id="breast-video-message", elem_classes="tab-error")
                     video_stats = gr.Markdown(
                         "Ultrasound is watched as cine loops. Each frame is segmented independently on this CPU and "
                         f"shown here as soon as it is ready (at most {MAX_VIDEO_FRAMES} frames; frames larger than "
@@ -413,11 +415,23 @@ def build_tab(get_predictor=get_predictor) -> None:
             def _video(path, opacity_value, size_choice):
                 yield from segment_video(path, opacity_value, size_choice, get_predictor=get_predictor)
 
+            def _video_in_tab(path, opacity_value, size_choice):
+                """The button's run: a problem stays in this tab's message box and clears the last run's result."""
+                try:
+                    for live, loop, text in _video(path, opacity_value, size_choice):
+                        yield live, loop, text, ""
+                except gr.Error as exc:
+                    yield "", gr.update(value=None, visible=False), "", error_markdown(str(exc.message))
+
+            inputs = [video_in, opacity, cine_size]
+            video_api = gr.Button(visible=False, elem_classes="api-only")
+            video_api.click(_video, inputs, [video_live, video_out, video_stats], api_name="segment_breast_video",
+                            concurrency_limit=1)  # fmt: skip
             video_run.click(
-                _video,
-                [video_in, opacity, cine_size],
-                [video_live, video_out, video_stats],
-                api_name="segment_breast_video",
+                _video_in_tab,
+                inputs,
+                [video_live, video_out, video_stats, video_message],
+                api_name=False,
                 concurrency_limit=1,
-                show_progress="hidden",  # the stream and its frame counter show the progress
-            )
+                show_progress="hidden",
+            )  # fmt: skip  (the stream and its frame counter show progress)

@@ -618,6 +618,10 @@ def test_cine_loop_streams_every_frame_as_it_is_ready(page, serve):
 
     url, _ = serve(("breast_us_seg", "efsnet"))
     page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)  # first the main button with no video: the message stays in the tab
+    page.get_by_role("tab", name="Cine loop (video)").click()
+    page.locator("#breast-video-run").click()
+    expect(page.locator("#breast-video-message")).to_contain_text("Upload a video first", timeout=30_000)
     open_cine(page, url)
     assert page.locator("#breast-video-run").bounding_box()["y"] < 720  # the main button above the fold
     first = run_once(page, "128")
