@@ -5,6 +5,7 @@ is not cached, so the next call retries it."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import threading
@@ -68,3 +69,13 @@ def trim_heap() -> bool:
         return bool(libc.malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def borrowed(pool):
+    """An item of ``pool`` (a ``queue.Queue``) that no other thread uses meanwhile; waits for a free one."""
+    item = pool.get()
+    try:
+        yield item
+    finally:
+        pool.put(item)

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from dataclasses import dataclass
@@ -270,14 +269,11 @@ class SkinPredictor:
         for i in range(max(1, replicas)):
             self.pool.put(self.model if i == 0 else copy.deepcopy(self.model))
 
-    @contextlib.contextmanager
     def borrow(self):
         """A model copy that no other request uses meanwhile."""
-        model = self.pool.get()
-        try:
-            yield model
-        finally:
-            self.pool.put(model)
+        from models.cache import borrowed
+
+        return borrowed(self.pool)
 
     @torch.inference_mode()
     def __call__(self, image) -> SkinPrediction:

@@ -26,7 +26,6 @@ to torch's thread count (the app's 2 cores).
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
 import logging
 import os
@@ -35,6 +34,8 @@ import threading
 
 import numpy as np
 import torch
+
+from models.cache import borrowed
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,9 @@ class OpenVinoRunner:
         for _ in range(max(1, pool)):
             self.requests.put(self.compiled.create_infer_request())
 
-    @contextlib.contextmanager
-    def _request(self):
-        request = self.requests.get()
-        try:
-            yield request
-        finally:
-            self.requests.put(request)
-
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         data = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        with self._request() as request:
+        with borrowed(self.requests) as request:
             request.infer({0: data})
             # copies: the request's buffers are reused by the next call
             return tuple(torch.from_numpy(np.array(request.get_output_tensor(i).data))
