@@ -85,10 +85,10 @@ class SegmentationPredictor:
     """Segment one image with a trained segmentation model (e.g. EFSNet).
 
     Logits are bilinearly resized from the model resolution to the original size before softmax/arg-max, so the
-    mask follows lesion borders at full resolution. The network runs on ``backend`` (default
-    ``models.runtime.backend_choice()``: OpenVINO, 2.4-3.8x a plain PyTorch forward on the CPU) once it is prepared,
-    in PyTorch until then and wherever it fails. ``size`` overrides the network's input side (the cine mode's speed
-    check at the thesis's 256 px; default the size the model was trained at).
+    mask follows lesion borders at full resolution. The network runs on ``backend`` (default: the app's
+    fast path, ``models.runtime``: OpenVINO for networks within its parameter budget, e.g. EFSNet at 3.4-4.7x a plain
+    PyTorch forward) once it is prepared, in PyTorch until then and wherever it fails. ``size`` overrides the
+    network's input side (the cine mode's speed check at the thesis's 256 px; default the size it was trained at).
     """
 
     def __init__(self, model: torch.nn.Module, spec, backend: str | None = None, size: int | None = None,
