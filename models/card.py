@@ -277,7 +277,9 @@ def skin_notes(saved: dict, progress: dict) -> str:
         + (f" after {saved['warmup_epochs']} warm-up epoch(s)" if saved.get("warmup_epochs") else "")
         + (f", label smoothing {saved['label_smoothing']:g}" if saved.get("label_smoothing") else "")
         + f", batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
-        f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}, augmentation `{saved['augment']}`; "
+        f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}"
+        + (f", CutMix alpha {saved['cutmix_alpha']:g}" if saved.get("cutmix_alpha") else "")
+        + f", augmentation `{saved['augment']}`; "
         + (
             f"the model after the last of {planned_epochs(saved)} epochs is kept (fixed before any run: nothing is "
             "chosen on the validation set)."

@@ -97,6 +97,23 @@ def test_mixup_mixes_images_and_labels_alike():
     assert 0 <= float(lam) <= 1
 
 
+def test_cutmix_pastes_a_box_and_mixes_labels_by_its_area():
+    import torch
+
+    from training.config import resolve_config
+    from training.recipes import SkinLesionRecipe
+
+    recipe = SkinLesionRecipe(resolve_config(["skin_lesion", "--data-dir", "x", "--cutmix-alpha", "1.0"]))
+    x = torch.stack([torch.zeros(3, 16, 16), torch.ones(3, 16, 16)])
+    y = torch.tensor([0, 2])
+    for seed in range(5):
+        torch.manual_seed(seed)
+        mx, my = recipe.prepare_batch(x, y)
+        assert torch.allclose(my.sum(1), torch.ones(2)) and my.shape == (2, 3)
+        assert set(mx.unique().tolist()) <= {0.0, 1.0}  # pasted, not blended
+        assert torch.allclose(mx.mean((1, 2, 3)), my[:, 2])  # the pasted area is the label's share
+
+
 def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
     import pytest
     from gradio_client import handle_file

@@ -36,6 +36,7 @@ class TrainConfig:
     sampler: str = "shuffle"  # "shuffle" or "weighted" (WeightedRandomSampler, inverse class frequency)
     class_weighting: str = "none"  # "none" or "inverse_frequency" (cross-entropy weights)
     mixup_alpha: float = 0.0  # > 0: Mixup with lambda ~ Beta(alpha, alpha)
+    cutmix_alpha: float = 0.0  # > 0: CutMix with lambda ~ Beta(alpha, alpha) (with Mixup: one of the two per batch)
     augment: str = "default"  # the recipe's augmentation preset
     encoder_lr: float | None = None  # multitask: the encoder's AdamW lr (baseline 1e-4, for an ImageNet encoder)
     steps_per_epoch: int | None = None  # multitask: cap the sampler's len(dataset) // batch steps (CPU budgets)
@@ -83,6 +84,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["shuffle", "weighted"])
     p.add_argument("--class-weighting", choices=["none", "inverse_frequency"])
     p.add_argument("--mixup-alpha", type=float)
+    p.add_argument("--cutmix-alpha", type=float)
     p.add_argument("--augment", help="the recipe's augmentation preset")
     p.add_argument("--encoder-lr", type=float, help="multitask: the encoder's lr (baseline 1e-4)")
     p.add_argument("--steps-per-epoch", type=int, help="multitask: cap the steps of an epoch (CPU budgets)")

@@ -198,7 +198,8 @@ class BinarySegmentationRecipe(Recipe):
 
 class SkinLesionRecipe(Recipe):
     """ISIC 2017 Part 3 three-class classification (SYSTEMS.md §4) with the report's switchable techniques:
-    class-weighted CE (``class_weighting``), ``WeightedRandomSampler`` (``sampler``), Mixup (``mixup_alpha``),
+    class-weighted CE (``class_weighting``), ``WeightedRandomSampler`` (``sampler``), Mixup / CutMix (``mixup_alpha``,
+    ``cutmix_alpha``),
     augmentation presets (``augment``), SGD + StepLR(7, 0.1) or Adam + ReduceLROnPlateau (``optimizer``/``scheduler``),
     selection and early stopping on the official score (``select``, ``patience``)."""
 
@@ -226,14 +227,18 @@ class SkinLesionRecipe(Recipe):
         return torch.utils.data.WeightedRandomSampler(per_sample, num_samples=len(train_ds), replacement=True)
 
     def prepare_batch(self, x: torch.Tensor, y: torch.Tensor):
-        """Mixup (Zhang et al. 2018): one lambda ~ Beta(a, a) per batch, images and one-hot labels mixed alike."""
-        alpha = self.cfg.mixup_alpha
-        if alpha <= 0:
+        """Batch-level label mixing through torchvision v2: Mixup (Zhang et al. 2018; ``mixup_alpha``) and CutMix (Yun
+        et al. 2019; ``cutmix_alpha``), one lambda ~ Beta(a, a) per batch, images and one-hot labels mixed alike; with
+        both set each batch draws one of the two."""
+        from torchvision.transforms import v2
+
+        k = len(self.spec.labels)
+        mixers = [v2.MixUp(alpha=self.cfg.mixup_alpha, num_classes=k)] if self.cfg.mixup_alpha > 0 else []
+        if self.cfg.cutmix_alpha > 0:
+            mixers.append(v2.CutMix(alpha=self.cfg.cutmix_alpha, num_classes=k))
+        if not mixers:
             return x, y
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-        perm = torch.randperm(len(x), device=x.device)
-        onehot = F.one_hot(y, len(self.spec.labels)).float()
-        return lam * x + (1 - lam) * x[perm], lam * onehot + (1 - lam) * onehot[perm]
+        return (mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers))(x, y)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         weight = None if self.weight is None else self.weight.to(logits.device)

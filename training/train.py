@@ -268,6 +268,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
                 "sampler",
                 "class_weighting",
                 "mixup_alpha",
+                "cutmix_alpha",
                 "augment",
                 "tag",
                 "train_split",
