@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "MODEL_SOURCE": "local", "GRADIO_TEMP_DIR": str(temp),
            "RESULT_TTL_S": str(args.ttl)}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, os.environ.get("SOAK_APP", "app.py")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    command = [sys.executable, os.environ.get("SOAK_APP", "app.py")]  # SOAK_APP: a wrapper (e.g. with tracemalloc)
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while True:
         try:
