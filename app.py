@@ -17,6 +17,7 @@ from demo.about import build_tab as build_about
 from demo.common import CSS, PROJECTOR_JS, configure_result_pruning, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
+from models.cache import tune_heap
 from models.image_io import MAX_PIXELS
 from models.registry import get_task
 
@@ -32,6 +33,8 @@ DELETE_CACHE = (max(60, RESULT_TTL_S // 3), RESULT_TTL_S)
 # PIL's own bomb guard at the app's limit (it warns above it and refuses twice it, from the header alone); the image
 # components check the header before Gradio decodes anything (demo.common.RawImage), inline data: URLs included
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# at most 2 glibc malloc arenas, set before the server's worker threads exist (bounded memory, issue 21.5)
+tune_heap()
 
 
 class BodyLimit:

@@ -12,6 +12,7 @@ import logging
 import gradio as gr
 
 from demo.environment import DiskFullError, check_disk, prune_result_cache, result_cache
+from models.cache import trim_heap
 from models.hub import CheckpointError
 from models.image_io import ImageInputError
 
@@ -65,3 +66,5 @@ def _as_user_error():
             "The app is still running; try another image.",
             print_exception=False,
         ) from None
+    finally:
+        trim_heap(every_s=10)  # this request's freed buffers go back to the system (at most every 10 s)

@@ -57,16 +57,49 @@ def single_flight(maxsize: int = 32):
     return decorate
 
 
-def trim_heap() -> bool:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``). Requests on many worker threads leave
-    freed image and tensor buffers in per-thread arenas that glibc keeps; without this the soak's RSS crept up by
-    ~30 MB per 1,000 requests with a fixed set of sessions. A no-op (False) off glibc."""
+_TRIM = {"last": 0.0, "lock": threading.Lock()}
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def _libc():
     import ctypes
     import ctypes.util
 
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def trim_heap(every_s: float = 0.0) -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``). Requests on many worker threads leave
+    freed image and tensor buffers in per-thread arenas that glibc keeps; without this the soak's RSS crept up by
+    ~30 MB per 1,000 requests with a fixed set of sessions. ``every_s`` > 0: at most once per that many seconds, and
+    never waiting for another thread's trim (what every request calls). A no-op (False) off glibc."""
+    import time
+
+    if every_s > 0:
+        if time.monotonic() - _TRIM["last"] < every_s or not _TRIM["lock"].acquire(blocking=False):
+            return False
+        try:
+            _TRIM["last"] = time.monotonic()
+            return trim_heap()
+        finally:
+            _TRIM["lock"].release()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
+        return bool(_libc().malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+def tune_heap(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` would) before the server starts
+    its worker threads: by default each of up to 8 x cores threads may get its own arena, whose freed buffers stay
+    fragmented across requests (the soak's slow RSS drift, issue 21.5). Leaves an explicit ``MALLOC_ARENA_MAX`` alone;
+    a no-op (False) off glibc."""
+    import os
+
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        return bool(_libc().mallopt(M_ARENA_MAX, int(arenas)))
     except (OSError, AttributeError):
         return False
 

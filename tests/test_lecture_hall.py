@@ -175,3 +175,21 @@ def test_result_cache_pruning_keeps_examples_and_new_files(tmp_path, monkeypatch
     assert not old.exists() and not old.parent.exists() and new.exists() and example.exists()
     assert tracked == {str(new)}
     monkeypatch.setitem(common._PRUNE, "demo", None)  # the app's own configuration is restored by the next build
+
+
+def test_heap_is_trimmed_at_most_every_few_seconds_and_arenas_capped(monkeypatch):
+    from types import SimpleNamespace
+
+    import models.cache as cache
+
+    calls = []
+    libc = SimpleNamespace(malloc_trim=lambda n: calls.append(n) or 1, mallopt=lambda k, v: calls.append((k, v)) or 1)
+    monkeypatch.setattr(cache, "_libc", lambda: libc)
+    monkeypatch.setitem(cache._TRIM, "last", 0.0)
+    assert cache.trim_heap(every_s=10) and not cache.trim_heap(every_s=10)  # the second within 10 s is skipped
+    assert cache.trim_heap()  # unthrottled
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert cache.tune_heap(2) and calls[-1] == (cache.M_ARENA_MAX, 2)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert not cache.tune_heap(2)  # an explicit setting wins
+    assert calls == [0, 0, (cache.M_ARENA_MAX, 2)]
