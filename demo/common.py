@@ -28,7 +28,6 @@ from demo.environment import (  # noqa: F401  (re-exported: the tabs import thei
     prune_result_cache,
     result_cache,
     torch_threads,
-    trim_heap,
 )
 from demo.errors import user_errors  # noqa: F401
 from demo.examples import example_label, examples  # noqa: F401

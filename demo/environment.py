@@ -9,8 +9,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from models.cache import trim_heap
-
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +54,6 @@ def prune_result_cache(every_s: float = 60.0) -> int:
                 folder.rmdir()  # only empty ones
             except OSError:
                 pass
-        trim_heap()
         return len(removed)
     finally:
         lock.release()

@@ -61,6 +61,7 @@ _TRIM = {"last": 0.0, "lock": threading.Lock()}
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
+@functools.cache
 def _libc():
     import ctypes
     import ctypes.util
