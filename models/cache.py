@@ -58,7 +58,7 @@ def single_flight(maxsize: int = 32):
 
 
 _TRIM = {"last": 0.0, "lock": threading.Lock()}
-M_ARENA_MAX = -8  # glibc's mallopt parameter number
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameter numbers
 
 
 @functools.cache
@@ -90,17 +90,27 @@ def trim_heap(every_s: float = 0.0) -> bool:
         return False
 
 
-def tune_heap(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` would) before the server starts
-    its worker threads: by default each of up to 8 x cores threads may get its own arena, whose freed buffers stay
-    fragmented across requests (the soak's slow RSS drift, issue 21.5). Leaves an explicit ``MALLOC_ARENA_MAX`` alone;
-    a no-op (False) off glibc."""
+def tune_heap(arenas: int = 2, mmap_threshold: int = 128 * 1024) -> bool:
+    """Bound glibc's heap before the server starts its worker threads (issue 21.5, the soak's slow RSS drift):
+
+    * cap the malloc arenas (``mallopt(M_ARENA_MAX)``, as ``MALLOC_ARENA_MAX`` would): by default each of up to
+      8 x cores threads may get its own arena, whose freed buffers stay fragmented across requests;
+    * fix the mmap threshold (``mallopt(M_MMAP_THRESHOLD)``): glibc otherwise raises it, up to 32 MB, each time a large
+      buffer is freed, after which decoded images and tensors of every size come from the arenas and their freed
+      pages stay there. With it fixed, every buffer of ``mmap_threshold`` bytes or more is returned on free.
+
+    An explicit ``MALLOC_ARENA_MAX`` / ``MALLOC_MMAP_THRESHOLD_`` (or the same ``GLIBC_TUNABLES``) wins. True when
+    anything was set; a no-op (False) off glibc."""
     import os
 
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    wanted = []
+    if not os.environ.get("MALLOC_ARENA_MAX") and "arena_max" not in tunables:
+        wanted.append((M_ARENA_MAX, int(arenas)))
+    if not os.environ.get("MALLOC_MMAP_THRESHOLD_") and "mmap_threshold" not in tunables:
+        wanted.append((M_MMAP_THRESHOLD, int(mmap_threshold)))
     try:
-        return bool(_libc().mallopt(M_ARENA_MAX, int(arenas)))
+        return any([bool(_libc().mallopt(k, v)) for k, v in wanted])
     except (OSError, AttributeError):
         return False
 

@@ -177,7 +177,7 @@ def test_result_cache_pruning_keeps_examples_and_new_files(tmp_path, monkeypatch
     monkeypatch.setitem(common._PRUNE, "demo", None)  # the app's own configuration is restored by the next build
 
 
-def test_heap_is_trimmed_at_most_every_few_seconds_and_arenas_capped(monkeypatch):
+def test_heap_is_trimmed_at_most_every_few_seconds_and_arenas_and_mmap_threshold_fixed(monkeypatch):
     from types import SimpleNamespace
 
     import models.cache as cache
@@ -188,8 +188,10 @@ def test_heap_is_trimmed_at_most_every_few_seconds_and_arenas_capped(monkeypatch
     monkeypatch.setitem(cache._TRIM, "last", 0.0)
     assert cache.trim_heap(every_s=10) and not cache.trim_heap(every_s=10)  # the second within 10 s is skipped
     assert cache.trim_heap()  # unthrottled
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert cache.tune_heap(2) and calls[-1] == (cache.M_ARENA_MAX, 2)
+    for name in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    assert cache.tune_heap(2, 4096) and calls[-2:] == [(cache.M_ARENA_MAX, 2), (cache.M_MMAP_THRESHOLD, 4096)]
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert not cache.tune_heap(2)  # an explicit setting wins
-    assert calls == [0, 0, (cache.M_ARENA_MAX, 2)]
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert not cache.tune_heap(2, 4096)  # an explicit setting wins
+    assert calls == [0, 0, (cache.M_ARENA_MAX, 2), (cache.M_MMAP_THRESHOLD, 4096)]
