@@ -192,10 +192,17 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
             fg = pred.mask > 0
             dice, iou = binary_dice_iou(fg, gt)  # lesion vs background: BUSI masks carry no class
             compare = comparison_map(image, fg, gt)
-            gt_text = (
-                f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask. "
-                "Yellow = correct, red = false positive, green = missed."
-            )
+            if not gt.any():  # a normal image: Dice says nothing about it, the false-positive area does
+                gt_text = "The uploaded mask is empty (no lesion, e.g. a normal image): " + (
+                    "the model marks none either, which is correct."
+                    if not fg.any()
+                    else f"the model marks **{100 * fg.mean():.2f} %** of the image, all of it a false positive (red)."
+                )
+            else:
+                gt_text = (
+                    f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask. "
+                    "Yellow = correct, red = false positive, green = missed."
+                )
     return _render(state, opacity, view), stats, state, compare, gt_text
 
 
@@ -339,7 +346,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     output = gr.Image(
                         label="Segmentation",
                         type="numpy",
-                        height=300,
+                        height=250,
                         elem_id="breast-output",
                         interactive=False,
                         format="png",

@@ -66,6 +66,9 @@ CSS = """
 .cine-live:has(img.cine-frame) {height:310px;contain:strict}
 .cine-live img {max-height:300px;max-width:100%;display:block;margin:auto}
 #about table td:first-child, #about table th:first-child {white-space:nowrap}
+/* table headers break between words, never inside one (a column widens instead) */
+th .header.text {word-break:normal !important;overflow-wrap:normal !important}
+th.header-cell {min-width:max-content}
 #title-row {align-items:center}
 #permalink-notice:not(:has(p)) {display:none !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */

@@ -35,12 +35,16 @@ def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None, l
 
 
 def example_label(path) -> str:
-    """A readable label from an example's file name: ``benign_83.png`` -> "benign 83", ``CHNCXR_0012_0.png`` ->
-    "Shenzhen, normal", ``MCUCXR_0104_1.png`` -> "Montgomery, TB", ``melanoma_ISIC_0012099.jpg`` -> "melanoma"."""
+    """A readable, distinct label from an example's file name: ``benign_83.png`` -> "benign 83",
+    ``CHNCXR_0012_0.png`` -> "Shenzhen 12, normal", ``MCUCXR_0104_1.png`` -> "Montgomery 104, TB",
+    ``melanoma_ISIC_0012099.jpg`` -> "melanoma 12099"."""
     stem = Path(str(path)).stem
     for prefix, hospital in (("CHNCXR", "Shenzhen"), ("MCUCXR", "Montgomery")):
         if stem.startswith(prefix):
-            return f"{hospital}, {'TB' if stem.endswith('_1') else 'normal'}"
+            number = stem.split("_")[1] if stem.count("_") >= 2 else ""
+            number = f" {int(number)}" if number.isdigit() else ""
+            return f"{hospital}{number}, {'TB' if stem.endswith('_1') else 'normal'}"
     if "_ISIC_" in stem:
-        return stem.split("_ISIC_")[0].replace("_", " ")
+        label, number = stem.split("_ISIC_", 1)
+        return f"{label.replace('_', ' ')} {int(number) if number.isdigit() else number}"
     return stem.replace("_", " ")

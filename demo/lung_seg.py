@@ -34,6 +34,7 @@ from demo.common import (
     user_errors,
 )
 from leaderboard import lung
+from leaderboard.plots import LEGEND_BELOW
 from models.hub import model_source
 from models.metrics import binary_dice_iou
 from models.registry import get_task
@@ -127,12 +128,16 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_p
         headline = f"### Dice against the mask: A {dice_a:.3f} · B {dice_b:.3f}"
     else:
         headline = f"### The two masks disagree on {100 * (a ^ b).mean():.2f} % of the pixels"
+    areas = {k: 100 * p.class_areas()["lung"]["fraction"] for k, p in preds.items()}
     stats = (
         f"{headline}\n{result_caption(image_path, f'A {name_a} · B {name_b}')} · {image.width}x{image.height}\n\n"
+        f"Lung area A {areas['A']:.1f} % · B {areas['B']:.1f} %; the masks disagree on "
+        f"**{100 * (a ^ b).mean():.2f} %** of the pixels (Dice between them {agree_dice:.4f}).\n\n"
+        "<details><summary>Areas and CPU latency</summary>\n\n"
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        f"The two masks disagree on **{100 * (a ^ b).mean():.2f} %** of the pixels "
-        f"(Dice between them {agree_dice:.4f}). CPU latency ({preds['A'].backend})."
+        f"CPU latency ({preds['A'].backend})."
         + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
+        + "\n</details>"
     )
     map_a = map_b = None
     gt_text = ""
@@ -244,7 +249,7 @@ def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progre
         title=f"{PERTURBATIONS[kind][0]}: mean Dice ± std over {source}",
         xaxis_title=f"severity (1 = {PERTURBATIONS[kind][1]})",
         yaxis=dict(title="Dice against the mask", range=[0, 1]),
-        legend=dict(orientation="h", yanchor="top", y=-0.2),
+        legend=LEGEND_BELOW,
         height=420,
         margin=dict(l=40, r=10, t=50, b=40),
     )
@@ -315,7 +320,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                         label="Model A | Model B (drag the handle)",
                         type="numpy",
                         format="png",
-                        height=300,
+                        height=270,
                         interactive=False,
                         elem_id="lung-slider",
                     )
@@ -337,7 +342,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_compare, inputs, outputs, run=run, message=message, api_name="compare_lung",
                                upload=image_in, clear=[gt_in], examples_rows=_examples(), examples_inputs=[image_in,
                                gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
-                               "with masks", permalink=TASK, models=[model_a, model_b])  # fmt: skip
+                               "with masks", rerun=[model_a, model_b], permalink=TASK,
+                               models=[model_a, model_b])  # fmt: skip
         with gr.Tab("Robustness lab"):
             gr.Markdown(
                 "Perturb an X-ray and watch both models: choose a perturbation and its severity (0 = none, exactly "

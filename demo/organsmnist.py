@@ -158,14 +158,18 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def best_choice(choices) -> str | None:
-    """The runnable step with the best **validation** accuracy (the test split chooses nothing)."""
-    best, best_acc = (choices[0][1] if choices else None), -1.0
+    """The runnable step with the best **validation** accuracy, ties broken by validation AUC (a majority-class model
+    ties on accuracy but not on AUC); the test split chooses nothing."""
+    best, best_key = (choices[0][1] if choices else None), (-1.0, -1.0)
     for _, value in choices:
         task, step = value.split("/", 1)
         result = (_available(task).get(step) or {}).get("metrics")
-        acc = (result.splits or {}).get("val", {}).get("acc") if result else None
-        if acc is not None and acc > best_acc:
-            best, best_acc = value, acc
+        val = (result.splits or {}).get("val", {}) if result else {}
+        if val.get("acc") is None:
+            continue
+        key = (round(val["acc"], 6), val.get("auc") if val.get("auc") is not None else -1.0)
+        if key > best_key:
+            best, best_key = value, key
     return best
 
 
@@ -252,7 +256,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     model = gr.Dropdown(
                         choices,
                         value=best_choice(choices),
-                        label="Model (shipped weights; default: the best validation accuracy)",
+                        label="Model (shipped weights; default: the best validation accuracy, then AUC)",
                         elem_id="organ-model",
                     )
                     run = gr.Button("Classify", variant="primary", elem_id="organ-run")
@@ -261,15 +265,17 @@ def build_tab(get_predictor=get_predictor) -> None:
                 with gr.Column():
                     message = gr.Markdown(elem_id="organ-message", elem_classes="tab-error")
                     info = gr.Markdown(elem_id="organ-info", elem_classes="key-result")
-                    label = gr.Label(num_top_classes=5, label="Top-k probabilities", elem_id="organ-label")
-                    preview = gr.Image(
-                        label="What the model sees (28x28, enlarged)",
-                        type="numpy",
-                        format="png",
-                        interactive=False,
-                        height=160,
-                        elem_id="organ-preview",
-                    )
+                    with gr.Row(equal_height=True):
+                        label = gr.Label(num_top_classes=5, label="Top-k probabilities", show_heading=False,
+                                         elem_id="organ-label")  # fmt: skip
+                        preview = gr.Image(
+                            label="What the model sees (28x28, enlarged)",
+                            type="numpy",
+                            format="png",
+                            interactive=False,
+                            height=160,
+                            elem_id="organ-preview",
+                        )
 
             def _classify(path, choice):
                 return classify(path, choice, get_predictor=get_predictor)

@@ -28,6 +28,7 @@ from demo.common import (
     user_errors,
 )
 from leaderboard import skin
+from leaderboard.plots import LEGEND_BELOW
 from models.hub import checkpoint_dir, model_source
 from models.registry import get_task
 
@@ -102,7 +103,8 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
                "Tick *Show the raw output anyway* to see what the model would say.")  # fmt: skip
         if not show_anyway:
             return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
-        ood += "\n\n**Raw output shown on request: it is meaningless for such an image.**"
+        ood = (f"### ⚠️ Raw output, shown on request\nThis does not look like a dermoscopy image ({pred.ood_reason}): "
+               "the answer below is meaningless for such an image.")  # fmt: skip
     else:
         ood = (f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
                f"{pred.ood_threshold:.1f}; colour and texture checks passed).")  # fmt: skip
@@ -117,9 +119,11 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     views = len(getattr(predictor, "views", ("id",)))
     tta = f", the mean over {views} test-time views (the image and its flips)" if views > 1 else ""
     text = (
-        f"{verdict}\n\n{caption}\n\nProbabilities {calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence "
-        f"for it). CPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms; Grad-CAM adds one backward "
-        "pass." + footnotes(notes, predictor)
+        f"{verdict}\n\n{caption}\n\n<details><summary>How these numbers were made</summary>\n\nProbabilities "
+        f"{calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence for it). CPU: {pred.latency_ms:.0f} ms "
+        f"in all, forward {pred.model_ms:.0f} ms; Grad-CAM adds one backward pass."
+        + footnotes(notes, predictor)
+        + "\n</details>"
     )
     return pred.probs, cam, ood, text
 
@@ -204,7 +208,7 @@ def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progre
         )
     fig.update_layout(title=f"{PERTURBATIONS[kind][0]}: accuracy over {len(items)} ISIC 2017 validation images",
                       xaxis_title=f"severity (1 = {PERTURBATIONS[kind][1]})",
-                      yaxis=dict(title="accuracy", range=[0, 1]), legend=dict(orientation="h", yanchor="top", y=-0.2),
+                      yaxis=dict(title="accuracy", range=[0, 1]), legend=LEGEND_BELOW,
                       height=420, margin=dict(l=40, r=10, t=50, b=40))  # fmt: skip
     acc = {m: [r / len(items) for r in right[m]] for m in right}
     text = (f"**{PERTURBATIONS[kind][0]}**, severity 0 to 1, on {len(items)} held-out images: accuracy "
@@ -263,16 +267,19 @@ def build_tab(get_predictor=get_predictor) -> None:
                     example_column = gr.Column()
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
-                    show_anyway = gr.Checkbox(False, label="Show the raw output anyway for an image the gate refuses",
-                                              elem_id="skin-show-anyway")  # fmt: skip
                     medical_import(image_in, "skin-medical")
                 with gr.Column():
                     message = gr.Markdown(elem_id="skin-message", elem_classes="tab-error")
                     ood = gr.Markdown(elem_id="skin-ood", elem_classes="key-result")
+                    # shown where it applies: beside the gate's refusal (and while its raw output is shown)
+                    show_anyway = gr.Checkbox(False, label="Show the raw output anyway", visible=False,
+                                              elem_id="skin-show-anyway")  # fmt: skip
                     info = gr.Markdown(elem_id="skin-info", elem_classes="key-result")
-                    label = gr.Label(num_top_classes=3, label="Probabilities", elem_id="skin-label")
-                    cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=260,
-                                   elem_id="skin-cam")  # fmt: skip
+                    with gr.Row(equal_height=True):
+                        label = gr.Label(num_top_classes=3, label="Probabilities", show_heading=False,
+                                         elem_id="skin-label")  # fmt: skip
+                        cam = gr.Image(label="Grad-CAM", type="numpy", format="png", interactive=False, height=240,
+                                       elem_id="skin-cam")  # fmt: skip
                     slide_export(cam, info, TASK, "skin", message, variant=model)
                     gr.Markdown(OOD_TEXT)
 
@@ -280,11 +287,14 @@ def build_tab(get_predictor=get_predictor) -> None:
                 return classify(path, variant, target, anyway, get_predictor=get_predictor)
 
             inputs = [image_in, model, cam_for, show_anyway]
+            ood.change(lambda text: gr.update(visible=(text or "").startswith("### ⚠️")), [ood], [show_anyway],
+                       api_name=False, queue=False)  # fmt: skip
             with example_column:
                 bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
-                               api_name="classify_skin", upload=image_in, examples_rows=_examples() if choices
-                               else None, examples_inputs=[image_in], examples_label="Real ISIC 2017 validation "
-                               "images", rerun=[model, cam_for, show_anyway], permalink=TASK,
+                               api_name="classify_skin", upload=image_in, clear=[show_anyway],
+                               examples_rows=_examples() if choices else None, examples_inputs=[image_in],
+                               examples_label="Real ISIC 2017 validation images",
+                               rerun=[model, cam_for, show_anyway], permalink=TASK,
                                models=[model])  # fmt: skip
         with gr.Tab("Robustness lab"):
             from models.robustness import PERTURBATIONS

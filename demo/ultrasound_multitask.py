@@ -46,6 +46,18 @@ ORGAN_TITLES = {"breast": "Breast (BUSI)", "fetal": "Fetal head (HC18)"}
 EXAMPLE_HC18 = {"004_HC.png": (0.0612398400539, 59.81), "053_HC.png": (0.107659570714, 75.88),
                 "733_HC.png": (0.235860943794, 272.9)}  # fmt: skip
 EXAMPLE_PIXEL_MM = {name: mm for name, (mm, _) in EXAMPLE_HC18.items()}
+HEAD_TITLES = {"breast_3cls": "Lesion class", "breast_lesion": "Lesion mask", "breast_lesion_det": "Lesion box",
+               "fetal_head": "Head mask", "fetal_head_axes": "Head axes (4 points)",
+               "fetal_head_det": "Head box"}  # fmt: skip
+
+
+def head_title(task_id: str) -> str:
+    return HEAD_TITLES.get(task_id, task_id)
+
+
+def head_choices(ids) -> list[tuple[str, str]]:
+    """(what a user reads, the head's id) for the heads picker."""
+    return [(head_title(h), h) for h in ids]
 
 
 def variant_name() -> str:
@@ -146,9 +158,10 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     if not available():
         raise gr.Error(f"No trained multitask model is present. Train one with: {get_task(TASK).train_hint}")
     groups = heads_by_organ()
-    heads = [h for h in (heads or groups.get(organ, [])) if h in groups.get(organ, [])]
-    if not heads:
-        raise gr.Error("Choose at least one head of the chosen organ.")
+    if organ not in groups:
+        raise gr.Error(f"Choose the organ: {', '.join(ORGAN_TITLES.get(o, o) for o in groups)}.")
+    # none chosen, or none of this organ's (the organ was just switched): all of the organ's heads
+    heads = [h for h in heads or [] if h in groups[organ]] or groups[organ]
     pixel_mm = parse_pixel_size(pixel_mm)
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
@@ -162,7 +175,9 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         from models.fmc_metrics import head_ellipse_from_mask
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
-    picture = draw_multitask(pred.image, list(pred.outputs.values()), ellipse=ellipse)
+    # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
+    drawn = [o for o in pred.outputs.values() if ellipse is None or o.points is None]
+    picture = draw_multitask(pred.image, drawn, ellipse=ellipse)
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
@@ -175,13 +190,13 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
                else "ellipse through the four axis end points")  # fmt: skip
         ref = reference_hc(image_path)
-        reference = f"; HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**" if ref else ""
+        reference = f" HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**." if ref else ""
         if pixel_mm:
-            head.append(f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px "
-                        f"from the {how}; chosen by {why}{reference}.")  # fmt: skip
+            head.append(f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px."
+                        f"{reference}")  # fmt: skip
         else:
-            head.append(f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres. From the "
-                        f"{how}; chosen by {why}{reference}.")  # fmt: skip
+            head.append(f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres.{reference}")
+        details.append(f"* **Head circumference**: from the {how}; chosen by {why}.")
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
@@ -191,17 +206,20 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             else:
                 verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
             if hc_px is None:
-                head.append(f"### {out.task_id}: {verdict}")
-            details.append(f"* **{out.task_id}** (classification): {verdict}")
+                head.append(f"### {head_title(out.task_id)}: {verdict}")
+            details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
-            details.append(f"* **{out.task_id}** (segmentation): {frac:.1%} of the image, tinted on the picture")
+            details.append(
+                f"* **{head_title(out.task_id)}** (segmentation): {frac:.1%} of the image, tinted on the picture"
+            )
         elif out.kind == "detection":
-            details.append(f"* **{out.task_id}** (detection): box {_fmt_box(out.box)} px, objectness "
+            details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(out.box)} px, objectness "
                            f"{out.score:.2f} (green rectangle)")  # fmt: skip
         else:
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
-            details.append(f"* **{out.task_id}** (keypoints): {pts} px (yellow dots)")
+            shown = "yellow dots" if ellipse is None else "not drawn: the HC above is the head mask's ellipse"
+            details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
     caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)
@@ -252,11 +270,11 @@ def build_tab(get_predictor=get_predictor) -> None:
                     with gr.Row():
                         organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
                         pixel = gr.Number(label="Pixel size, mm/px (optional: HC in mm)", value=None,
-                                          elem_id="mt-pixel")  # fmt: skip
+                                          placeholder="empty: HC in px", elem_id="mt-pixel")  # fmt: skip
                     run = gr.Button("Run", variant="primary", elem_id="mt-run")
                     example_column = gr.Column()
                     heads = gr.CheckboxGroup(  # every head is valid for the API; the page shows the organ's
-                        [h for hs in groups.values() for h in hs],
+                        head_choices(h for hs in groups.values() for h in hs),
                         value=groups.get(first, []),
                         label="Heads to run (default: all of the organ's)",
                         elem_id="mt-heads",
@@ -271,7 +289,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     slide_export(picture, info, TASK, "mt", message)
 
             def _heads_for(o):
-                return gr.CheckboxGroup(choices=groups.get(o, []), value=groups.get(o, []))
+                return gr.CheckboxGroup(choices=head_choices(groups.get(o, [])), value=groups.get(o, []))
 
             def _shown(result):  # no class box where no classification head ran
                 picture_, probs, text = result
@@ -289,7 +307,8 @@ def build_tab(get_predictor=get_predictor) -> None:
 
             with example_column:
                 bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,
-                               message=message, api_name="multitask", upload=image_in, clear=[pixel])  # fmt: skip
+                               message=message, api_name="multitask", upload=image_in, clear=[pixel],
+                               rerun=[organ, heads])  # fmt: skip
                 if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
                     examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
                              fn=in_tab(_example, 3), outputs=[picture, label, info, message],

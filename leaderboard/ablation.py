@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import OKABE_ITO, confusion_heatmap
+from leaderboard.plots import LEGEND_BELOW, OKABE_ITO, confusion_heatmap, wrap_title
 from leaderboard.results import RunResult
 from models.hub import checkpoints_root
 from models.registry import ABLATION_STEPS, ABLATION_TITLES, get_task
@@ -70,13 +70,15 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
         )
         fig.add_scatter(x=df["step"], y=df[f"val_{which}_smooth"], name=f"{title}: val", line=dict(color=color))
     fig.update_layout(
-        title=f"{dataset_label(task)}, measured here: {'accuracy' if which == 'acc' else 'loss'} per step "
-        "(60-step moving average; dashed train batch, solid one cycled val batch)",
+        title=wrap_title(
+            f"{dataset_label(task)}, measured here: {'accuracy' if which == 'acc' else 'loss'} per "
+            "step (60-step moving average; dashed train batch, solid one cycled val batch)"
+        ),
         xaxis_title="optimiser step",
         yaxis_title="accuracy" if which == "acc" else "cross-entropy",
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.18),
-        margin=dict(l=40, r=10, t=50, b=40),
-        height=520,
+        legend=LEGEND_BELOW,
+        margin=dict(l=40, r=10, t=80, b=40),
+        height=620,
         title_font_size=17,
     )
     return fig
@@ -106,10 +108,11 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
     fig.update_layout(
         barmode="group",
         title="Accuracy per step",
+        xaxis=dict(automargin=True),
         yaxis=dict(title="accuracy", range=[0, 1]),
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.25),
+        legend=LEGEND_BELOW,
         margin=dict(l=40, r=10, t=40, b=40),
-        height=480,
+        height=540,
     )
     return fig
 
@@ -219,11 +222,11 @@ def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28
                   "MedMNIST v2 BreastMNIST, different split", annotation_position="bottom left")  # fmt: skip
     fig.update_layout(
         barmode="group",
-        title=f"{dataset_label(task)}, {resolution} px: test accuracy, mean and 95 % interval over seeds",
+        title=wrap_title(f"{dataset_label(task)}, {resolution} px: test accuracy, mean and 95 % interval over seeds"),
         yaxis=dict(title="test accuracy", range=[0.5, 1]),
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.2),
-        margin=dict(l=40, r=10, t=50, b=40),
-        height=480,
+        legend=LEGEND_BELOW,
+        margin=dict(l=40, r=10, t=80, b=40),
+        height=540,
     )
     return fig
 
@@ -242,13 +245,15 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
                             showlegend=False)  # fmt: skip
             fig.add_scatter(x=rows["epoch"], y=rows["val_acc_mean"], name=STEP_TITLES[step], line=dict(color=color))
     fig.update_layout(
-        title=f"{dataset_label(task)}, {protocol_title(protocol).lower()}, {resolution} px: validation accuracy per "
-        "epoch, mean ± std over seeds (a seed drops out when it stops early)",
+        title=wrap_title(
+            f"{dataset_label(task)}, {protocol_title(protocol).lower()}, {resolution} px: validation "
+            "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)"
+        ),
         xaxis_title="epoch",
         yaxis_title="validation accuracy",
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.2),
-        margin=dict(l=40, r=10, t=50, b=40),
-        height=460,
+        legend=LEGEND_BELOW,
+        margin=dict(l=40, r=10, t=80, b=40),
+        height=560,
     )
     return fig
 
@@ -273,12 +278,12 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
             fig.add_scatter(x=[res], y=[acc], mode="markers", marker=dict(symbol="star", size=13, color="#555"),
                             name=f"{name}: MedMNIST v2 BreastMNIST (different split)")  # fmt: skip
     fig.update_layout(
-        title=f"{dataset_label(task)}: test accuracy against input size (mean ± std over seeds)",
+        title=wrap_title(f"{dataset_label(task)}: test accuracy against input size (mean ± std over seeds)"),
         xaxis=dict(title="input size (px, log scale)", type="log", tickvals=[28, 64, 128, 224]),
         yaxis=dict(title="test accuracy"),
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.2),
-        margin=dict(l=40, r=10, t=50, b=40),
-        height=460,
+        legend=LEGEND_BELOW,
+        margin=dict(l=40, r=10, t=80, b=40),
+        height=560,
     )
     return fig
 

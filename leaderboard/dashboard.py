@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.plots import LEGEND_BELOW
 from leaderboard.results import RunResult
 from models.registry import get_task
 
@@ -62,7 +63,7 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
     fig.update_layout(
         title=f"{title}: {metric} vs {x}" + ("" if len(rows) else " (no rows with both)"),
         xaxis_title=AXES.get(x, x), yaxis_title=metric, xaxis_type="log", height=420,
-        margin=dict(l=50, r=10, t=50, b=40), legend=dict(orientation="h", yanchor="top", y=-0.18),
+        margin=dict(l=50, r=10, t=50, b=40), legend=LEGEND_BELOW,
     )  # fmt: skip
     return fig
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.plots import LEGEND_BELOW
 from leaderboard.results import RunResult
 from models.hub import checkpoint_dir
 from models.registry import get_task
@@ -89,7 +90,7 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
         title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.18),
+        legend=LEGEND_BELOW,
         margin=dict(l=40, r=10, t=40, b=40),
         height=520,
     )

@@ -14,18 +14,32 @@ pio.templates["projector"] = go.layout.Template(
 pio.templates.default = "plotly_white+projector"
 
 
+def wrap_title(text: str, width: int = 72) -> str:
+    """A long figure title on several lines (Plotly clips rather than wraps titles)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width)) or text
+
+
+# a horizontal legend under the plot, placed from the figure's bottom edge: Plotly then grows the bottom margin to
+# hold it, so it never covers the x-axis title (a legend at a negative paper y did, at some heights)
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0.01, yanchor="bottom", x=0, font=dict(size=14))
+
+
 def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) -> go.Figure:
     """Rows = true class, columns = predicted, cell text given; empty figure with the title when ``z`` is None."""
     fig = go.Figure()
     if z is not None:
         fig.add_heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues", zmin=0,
                         zmax=zmax, showscale=False)  # fmt: skip
+    if len(title) > 45 and ": " in title:  # Plotly does not wrap titles: the model's name goes on a second line
+        title = title.replace(": ", ":<br>", 1)
     fig.update_layout(
         title=title,
         xaxis_title="predicted",
         yaxis=dict(title="true", autorange="reversed"),
-        margin=dict(l=40, r=10, t=40, b=40),
-        height=400,
+        margin=dict(l=40, r=10, t=70, b=40),
+        height=420,
         title_font_size=17,
     )
     return fig

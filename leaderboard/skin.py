@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import confusion_heatmap
+from leaderboard.plots import LEGEND_BELOW, confusion_heatmap
 from leaderboard.results import RunResult, load_metrics
 from models.hub import checkpoint_dir
 from models.registry import get_task
@@ -51,9 +51,9 @@ def roc_figure(results: dict[str, RunResult]) -> go.Figure:
         title="Validation ROC (ISIC 2017, 150 images)",
         xaxis_title="false positive rate",
         yaxis_title="true positive rate",
-        legend=dict(font=dict(size=14), orientation="h", yanchor="top", y=-0.2),
+        legend=LEGEND_BELOW,
         margin=dict(l=40, r=10, t=40, b=40),
-        height=480,
+        height=560,
     )
     return fig
 
