@@ -15,10 +15,15 @@ pio.templates.default = "plotly_white+projector"
 
 
 def wrap_title(text: str, width: int = 72) -> str:
-    """A long figure title on several lines (Plotly clips rather than wraps titles)."""
+    """A long figure title on several lines (Plotly clips rather than wraps titles): first after its subject (the
+    first ": "), then between words where a part is still too long."""
     import textwrap
 
-    return "<br>".join(textwrap.wrap(text, width)) or text
+    if len(text) <= width:
+        return text
+    head, sep, rest = text.partition(": ")
+    parts = [head + sep.strip(), rest] if sep else [text]
+    return "<br>".join(line for part in parts for line in (textwrap.wrap(part, width) or [part]))
 
 
 # a horizontal legend under the plot, placed from the figure's bottom edge: Plotly then grows the bottom margin to
@@ -32,10 +37,8 @@ def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) ->
     if z is not None:
         fig.add_heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues", zmin=0,
                         zmax=zmax, showscale=False)  # fmt: skip
-    if len(title) > 45 and ": " in title:  # Plotly does not wrap titles: the model's name goes on a second line
-        title = title.replace(": ", ":<br>", 1)
     fig.update_layout(
-        title=title,
+        title=wrap_title(title, 45),
         xaxis_title="predicted",
         yaxis=dict(title="true", autorange="reversed"),
         margin=dict(l=40, r=10, t=70, b=40),

@@ -139,3 +139,40 @@ def test_missing_checkpoint_message_stays_in_its_tab(tmp_path, monkeypatch):
         assert "rows" in table[1]
     finally:
         demo.close()
+
+
+def test_an_empty_reference_mask_is_named_not_scored(client, tmp_path):
+    """A normal image's empty mask: Dice says nothing there (it read "Dice 0.000"); the false-positive area does."""
+    from gradio_client import handle_file
+
+    image = EXAMPLES / "normal_2.png"
+    w, h = Image.open(image).size
+    Image.fromarray(np.zeros((h, w), np.uint8)).save(tmp_path / "empty.png")
+    *_, gt_stats = client.predict(handle_file(str(image)), handle_file(str(tmp_path / "empty.png")), 0.4, "Overlay",
+                                  api_name="/segment_breast")  # fmt: skip
+    assert "mask is empty" in gt_stats and "Dice" not in gt_stats
+
+
+def test_example_labels_are_distinct_in_every_tab():
+    from demo.examples import example_label
+
+    for folder in (EXAMPLES.parent / name for name in ("breast_us_seg", "lung_seg", "skin_lesion", "organsmnist")):
+        images = [p for p in folder.iterdir() if p.suffix in (".png", ".jpg") and not p.stem.endswith("_mask")]
+        labels = [example_label(p) for p in images]
+        assert len(set(labels)) == len(labels), labels
+    assert example_label("CHNCXR_0012_0.png") == "Shenzhen 12, normal"
+    assert example_label("melanoma_ISIC_0012099.jpg") == "melanoma 12099"
+
+
+def test_ablation_picker_breaks_an_accuracy_tie_by_auc(monkeypatch):
+    """Two steps at the majority-class validation accuracy: the one whose AUC shows it learnt something is the
+    default (the picker opened on the majority-class Base CNN)."""
+    from types import SimpleNamespace
+
+    from demo import organsmnist as tab
+
+    runs = {"base": (0.7308, 0.50), "bn": (0.7308, 0.80), "big": (0.70, 0.90)}
+    fake = {s: {"metrics": SimpleNamespace(splits={"val": {"acc": a, "auc": u}})} for s, (a, u) in runs.items()}
+    monkeypatch.setattr(tab, "_available", lambda task: fake)
+    choices = [(s, f"{tab.STANDIN}/{s}") for s in runs]
+    assert tab.best_choice(choices) == f"{tab.STANDIN}/bn"

@@ -265,6 +265,9 @@ def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
     assert "Head circumference:" in text and " mm" in text
     _, probs, text = tab.predict(str(tab.EXAMPLES_DIR / "benign_17.png"), "breast", ["breast_3cls"], None)
     assert set(probs) == {"normal", "benign", "malignant"} and "(classification)" in text
+    # the organ switched while the other organ's heads are still ticked (a re-run on the switch): the organ's heads
+    picture_, _, text = tab.predict(example, "fetal", ["breast_3cls"], None)
+    assert "Head mask" in text and "Lesion" not in text and "Enter the pixel size" in text
     with pytest.raises(gr.Error, match="pixel size"):
         tab.predict(example, "fetal", [], -1)
     with pytest.raises(gr.Error, match="Upload an image"):
@@ -295,7 +298,7 @@ def test_api_can_ask_for_any_organs_heads(client):
     image = ROOT / "demo" / "examples" / "ultrasound_multitask" / "004_HC.png"
     _, _, info = client.predict(handle_file(str(image)), "fetal", ["fetal_head", "fetal_head_axes"], 0.0691,
                                 api_name="/multitask")  # fmt: skip
-    assert "fetal_head" in info and "Head circumference" in info and "breast" not in info
+    assert "Head mask" in info and "Head circumference" in info and "Lesion" not in info  # the fetal heads ran
 
 
 def test_head_circumference_from_a_mask_within_one_percent():
