@@ -114,7 +114,8 @@ def isic_augmentations(name: str) -> list:
     * ``default``: the course template's ColorJitter(.05, .05, .05, .01) + horizontal/vertical flips p 0.5;
     * ``contrast``: default + RandomAutocontrast (the report's "contrast enhancement");
     * ``geometric``: default + orientation (rotation 0-360), shift 10 %, zoom 0.9-1.1 (the report's "most relevant");
-    * ``trivial``: flips + TrivialAugmentWide (Muller & Hutter 2021; torchvision v2), one random op per image.
+    * ``trivial``: flips + TrivialAugmentWide (Muller & Hutter 2021; torchvision v2), one random op per image;
+    * ``randaugment``: flips + RandAugment (Cubuk et al. 2020; torchvision v2's defaults: 2 ops at magnitude 9).
     """
     default = [
         v2.ColorJitter(0.05, 0.05, 0.05, 0.01),
@@ -127,6 +128,7 @@ def isic_augmentations(name: str) -> list:
         "contrast": [*default, v2.RandomAutocontrast(p=0.5)],
         "geometric": [*default, v2.RandomAffine(degrees=180, translate=(0.1, 0.1), scale=(0.9, 1.1))],
         "trivial": [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5), v2.TrivialAugmentWide()],
+        "randaugment": [v2.RandomHorizontalFlip(0.5), v2.RandomVerticalFlip(0.5), v2.RandAugment()],
     }
     if name not in presets:
         raise ValueError(f"unknown augmentation preset {name!r}; valid: {', '.join(presets)}")

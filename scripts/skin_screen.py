@@ -32,6 +32,11 @@ OPTIONS = {  # one change each, on top of the fixed recipe
     "balanced": (["--sampler", "weighted", "--class-weighting", "none"],
                  "balanced sampling (WeightedRandomSampler) instead of class-weighted CE"),
     "longer": (["--epochs", "10"], "10 epochs instead of 5"),
+    "randaugment": (["--augment", "randaugment"], "RandAugment (2 ops, magnitude 9) instead of TrivialAugmentWide"),
+    "sgd": (["--optimizer", "sgd", "--lr", "1e-3", "--momentum", "0.9", "--weight-decay", "0", "--scheduler", "step",
+             "--warmup-epochs", "0", "--label-smoothing", "0", "--augment", "default"],
+            "the report's fine-tuning recipe: SGD momentum 0.9 lr 1e-3, StepLR(7, 0.1), no label smoothing, the course "
+            "template's jitter + flips (class-weighted CE as in the recipe)"),
 }  # fmt: skip
 
 

@@ -78,6 +78,9 @@ def test_sgd_step_preset_and_variant_overrides():
     assert (resnet.optimizer, resnet.momentum, resnet.lr, resnet.scheduler) == ("sgd", 0.9, 1e-3, "step")
     assert resnet.scheduler_kwargs == {"step_size": 7, "gamma": 0.1} and resnet.batch_size == 64
     assert custom.lr == 1e-2 and lite.pretrained and not resnet.pretrained
+    zero = resolve_config([*base, "--model", "efficientnet-lite1", "--weight-decay", "0", "--warmup-epochs", "0",
+                           "--label-smoothing", "0"])  # fmt: skip
+    assert (zero.weight_decay, zero.warmup_epochs, zero.label_smoothing) == (0, 0, 0)  # a given 0 beats the preset
 
 
 def test_mixup_mixes_images_and_labels_alike():

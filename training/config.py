@@ -116,7 +116,7 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
     values.update(get_variant(args.task, variant).train_preset)  # how this study arm differs
     known = {f.name for f in fields(TrainConfig)}
     for key, value in vars(args).items():
-        if key in known and value not in (None, False):
+        if key in known and value is not None and value is not False:  # an explicit 0 (== False) counts
             values[key] = value
     cfg = TrainConfig(**values)
     cfg.model = cfg.model or spec.default_variant
