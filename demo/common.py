@@ -69,6 +69,10 @@ CSS = """
 /* table headers break between words, never inside one (a column widens instead) */
 th .header.text {word-break:normal !important;overflow-wrap:normal !important}
 th.header-cell {min-width:max-content}
+/* an image slider shows both whole images, letterboxed alike (Gradio's own sizing cropped a tall X-ray and offset
+   one layer from the other) */
+.fit-slider img {height:100% !important;max-height:100% !important;width:100% !important;object-fit:contain !important;
+  top:0 !important}
 #title-row {align-items:center}
 #permalink-notice:not(:has(p)) {display:none !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */

@@ -320,9 +320,10 @@ def build_tab(get_predictor=get_predictor) -> None:
                         label="Model A | Model B (drag the handle)",
                         type="numpy",
                         format="png",
-                        height=270,
+                        height=250,
                         interactive=False,
                         elem_id="lung-slider",
+                        elem_classes="fit-slider",
                     )
                     gr.HTML(legend_html(["background"], AB_KEY), elem_id="lung-legend")
             with gr.Row():
@@ -369,7 +370,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     lab_message = gr.Markdown(elem_id="lab-message", elem_classes="tab-error")
                     lab_stats = gr.Markdown(elem_id="lab-stats", elem_classes="key-result")
                     lab_slider = gr.ImageSlider(label="Model A | Model B on the perturbed X-ray", type="numpy",
-                                                format="png", height=300, interactive=False,
+                                                format="png", height=300, interactive=False, elem_classes="fit-slider",
                                                 elem_id="lab-slider")  # fmt: skip
             with gr.Row():
                 n_images = gr.Slider(6, 60, value=20, step=1, label="Held-out X-rays in the sweep", elem_id="lab-n")

@@ -158,8 +158,9 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def best_choice(choices) -> str | None:
-    """The runnable step with the best **validation** accuracy, ties broken by validation AUC (a majority-class model
-    ties on accuracy but not on AUC); the test split chooses nothing."""
+    """The runnable step with the best **validation** accuracy, ties broken by validation weighted F1 (a model that
+    always answers the majority class ties on accuracy, and has the lowest F1 for it); the test split chooses
+    nothing."""
     best, best_key = (choices[0][1] if choices else None), (-1.0, -1.0)
     for _, value in choices:
         task, step = value.split("/", 1)
@@ -167,7 +168,7 @@ def best_choice(choices) -> str | None:
         val = (result.splits or {}).get("val", {}) if result else {}
         if val.get("acc") is None:
             continue
-        key = (round(val["acc"], 6), val.get("auc") if val.get("auc") is not None else -1.0)
+        key = (round(val["acc"], 6), val.get("f1_weighted") if val.get("f1_weighted") is not None else -1.0)
         if key > best_key:
             best, best_key = value, key
     return best
@@ -256,7 +257,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     model = gr.Dropdown(
                         choices,
                         value=best_choice(choices),
-                        label="Model (shipped weights; default: the best validation accuracy, then AUC)",
+                        label="Model (shipped weights; default: the best validation accuracy, then F1)",
                         elem_id="organ-model",
                     )
                     run = gr.Button("Classify", variant="primary", elem_id="organ-run")

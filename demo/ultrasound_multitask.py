@@ -26,6 +26,7 @@ from demo.common import (
     in_tab,
     lazy_caching,
     medical_import,
+    model_event,
     read_upload,
     result_caption,
     slide_export,
@@ -177,7 +178,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         ellipse = head_ellipse_from_mask(pred.head_mask())
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
     drawn = [o for o in pred.outputs.values() if ellipse is None or o.points is None]
-    picture = draw_multitask(pred.image, drawn, ellipse=ellipse)
+    picture = draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES)
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
@@ -284,7 +285,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     message = gr.Markdown(elem_id="mt-message", elem_classes="tab-error")
                     info = gr.Markdown(elem_id="mt-info", elem_classes="key-result")
                     picture = gr.Image(label="All answers on the image", type="numpy", format="png",
-                                       interactive=False, height=280, elem_id="mt-picture")  # fmt: skip
+                                       interactive=False, height=250, elem_id="mt-picture")  # fmt: skip
                     label = gr.Label(num_top_classes=3, label="Class probabilities", elem_id="mt-label")
                     slide_export(picture, info, TASK, "mt", message)
 
@@ -299,16 +300,29 @@ def build_tab(get_predictor=get_predictor) -> None:
                 return _shown(predict(path, o, h, px, get_predictor=get_predictor))
 
             organ.change(_heads_for, [organ], [heads], api_name=False)
-            gr.context.Context.root_block.load(_heads_for, [organ], [heads], api_name=False)
+
+            def _on_load(o, px):  # the organ's heads; an empty pixel size (Gradio's Number shows 0 for a None default)
+                return _heads_for(o), px or None
+
+            gr.context.Context.root_block.load(_on_load, [organ, pixel], [heads, pixel], api_name=False)
 
             def _example(path, o, px):
                 result = predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
                 return result if lazy_caching() else _shown(result)  # Gradio's example cache stores plain values
 
             with example_column:
-                bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,
-                               message=message, api_name="multitask", upload=image_in, clear=[pixel],
-                               rerun=[organ, heads])  # fmt: skip
+                ui = bind_model_run(_predict, [image_in, organ, heads, pixel], [picture, label, info], run=run,
+                                    message=message, api_name="multitask", upload=image_in, clear=[pixel],
+                                    rerun=[heads])  # fmt: skip
+
+                def _switch(path, o, px):  # a switched organ re-runs with its own heads (the ticked ones are the
+                    # other organ's, and the server refuses them for the narrowed picker)
+                    if path is None:
+                        return _heads_for(o), *(gr.skip() for _ in range(4))
+                    return _heads_for(o), *ui(path, o, groups.get(o, []), px)
+
+                organ.input(_switch, [image_in, organ, pixel], [heads, picture, label, info, message], api_name=False,
+                            trigger_mode="always_last", **model_event())  # fmt: skip
                 if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
                     examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
                              fn=in_tab(_example, 3), outputs=[picture, label, info, message],

@@ -92,10 +92,11 @@ def image_grid(tiles: list[np.ndarray], captions: list[str], tile: int = 192, co
     return grid
 
 
-def draw_multitask(image, outputs, ellipse=None) -> np.ndarray:
+def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> np.ndarray:
     """Every head's answer on one picture: segmentation masks tinted, detection boxes as rectangles (with their
     objectness), regression points as numbered dots, the two axes when there are four points (HC18's), and
-    ``ellipse`` (``cv2.fitEllipse``'s ``((cx, cy), (w, h), angle)``, e.g. the head's) as a magenta outline."""
+    ``ellipse`` (``cv2.fitEllipse``'s ``((cx, cy), (w, h), angle)``, e.g. the head's) as a magenta outline. A box is
+    labelled with ``names[task_id]`` where given."""
     import cv2
     from PIL import ImageDraw
 
@@ -115,7 +116,8 @@ def draw_multitask(image, outputs, ellipse=None) -> np.ndarray:
     for out in outputs:
         if out.box is not None:
             draw.rectangle(out.box, outline=(0, 255, 0), width=width)
-            draw.text((out.box[0] + 3, out.box[1] + 2), f"{out.task_id} {out.score:.2f}", fill=(0, 255, 0))
+            name = (names or {}).get(out.task_id, out.task_id)
+            draw.text((out.box[0] + 3, out.box[1] + 2), f"{name} {out.score:.2f}", fill=(0, 255, 0))
         if out.points is not None:
             pts = [tuple(map(float, p)) for p in out.points]
             if len(pts) == 4:

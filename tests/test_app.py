@@ -164,15 +164,16 @@ def test_example_labels_are_distinct_in_every_tab():
     assert example_label("melanoma_ISIC_0012099.jpg") == "melanoma 12099"
 
 
-def test_ablation_picker_breaks_an_accuracy_tie_by_auc(monkeypatch):
-    """Two steps at the majority-class validation accuracy: the one whose AUC shows it learnt something is the
-    default (the picker opened on the majority-class Base CNN)."""
+def test_ablation_picker_breaks_an_accuracy_tie_by_f1(monkeypatch):
+    """Two steps at the majority-class validation accuracy: the one that does not always answer the majority class
+    (higher weighted F1) is the default; the picker opened on the majority-class Base CNN, whose AUC is higher."""
     from types import SimpleNamespace
 
     from demo import organsmnist as tab
 
-    runs = {"base": (0.7308, 0.50), "bn": (0.7308, 0.80), "big": (0.70, 0.90)}
-    fake = {s: {"metrics": SimpleNamespace(splits={"val": {"acc": a, "auc": u}})} for s, (a, u) in runs.items()}
+    runs = {"base": (0.7308, 0.617, 0.84), "bn": (0.7308, 0.743, 0.79), "big": (0.70, 0.75, 0.90)}
+    fake = {s: {"metrics": SimpleNamespace(splits={"val": {"acc": a, "f1_weighted": f, "auc": u}})}
+            for s, (a, f, u) in runs.items()}  # fmt: skip
     monkeypatch.setattr(tab, "_available", lambda task: fake)
     choices = [(s, f"{tab.STANDIN}/{s}") for s in runs]
     assert tab.best_choice(choices) == f"{tab.STANDIN}/bn"

@@ -639,3 +639,37 @@ def test_cine_loop_streams_every_frame_as_it_is_ready(page, serve):
     expect(page.locator("#breast-video-live img.cine-frame")).to_have_count(0)
     second = run_once(page, "256")  # a second run is timed on its own frames, at the thesis's input size
     assert second["frames_shown"] == 45 and "at 256 px" in second["stats"]
+
+
+def test_a_switched_setting_reruns_and_pictures_fit(page, serve):
+    """Seen by a newcomer: the multitask pixel size starts empty, switching the organ re-runs on the image shown (it
+    failed: the re-run sent the other organ's heads), a changed lung model re-runs, and the A | B slider shows both
+    whole X-rays (it cropped a tall one and offset one layer)."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("ultrasound_multitask", "busi-hc18-lite1"), ("lung_seg", "unet"), ("lung_seg", "unetplusplus"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
+    pixel = page.locator("#mt-pixel input")
+    expect(pixel).to_have_value("", timeout=30_000)
+    page.locator("#mt-input input[type=file]").set_input_files(str(EXAMPLES / "ultrasound_multitask" / "benign_17.png"))
+    info, message = page.locator("#mt-info"), page.locator("#mt-message")
+    expect(info).to_contain_text("Lesion class", timeout=120_000)
+    page.locator("#mt-organ").get_by_text("Fetal head (HC18)").click()
+    expect(info).to_contain_text("Head circumference", timeout=120_000)  # re-ran with the fetal heads
+    expect(info).to_contain_text("looks like a Breast")
+    expect(message).not_to_contain_text("⚠️")
+
+    page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
+    page.locator("#lung-input input[type=file]").set_input_files(str(EXAMPLES / "lung_seg" / "MCUCXR_0104_1.png"))
+    stats = page.locator("#lung-stats")
+    expect(stats).to_contain_text("model A U-Net, Adam", timeout=120_000)
+    slider = page.locator("#lung-slider")
+    frame = slider.locator(".slider-wrap").bounding_box()
+    for img in slider.locator("img").all():
+        box = img.bounding_box()
+        assert frame["y"] - 1 <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"] + 1, (box, frame)
+    page.locator("#lung-model-a input").click()
+    page.get_by_role("option", name="U-Net++, Adam").click()
+    expect(stats).to_contain_text("model A U-Net++, Adam", timeout=120_000)  # re-ran by itself
