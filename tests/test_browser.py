@@ -673,3 +673,26 @@ def test_a_switched_setting_reruns_and_pictures_fit(page, serve):
     page.locator("#lung-model-a input").click()
     page.get_by_role("option", name="U-Net++, Adam").click()
     expect(stats).to_contain_text("model A U-Net++, Adam", timeout=120_000)  # re-ran by itself
+
+
+def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
+    """Issue 16: a chest X-ray gets no diagnosis (the reason, and an override beside it); a dermoscopy image next is
+    classified, with the override gone."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("skin_lesion", "efficientnet-lite1"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
+    upload = page.locator("#skin-input input[type=file]")
+    ood, info, anyway = page.locator("#skin-ood"), page.locator("#skin-info"), page.locator("#skin-show-anyway")
+    upload.set_input_files(str(EXAMPLES / "lung_seg" / "CHNCXR_0012_0.png"))
+    expect(ood).to_contain_text("Not classified", timeout=120_000)
+    expect(info).to_contain_text("No diagnosis")
+    expect(anyway).to_be_visible()
+    anyway.locator("input").check()
+    expect(ood).to_contain_text("Raw output, shown on request", timeout=120_000)
+    upload.set_input_files(str(EXAMPLES / "skin_lesion" / "nevus_ISIC_0001852.jpg"))
+    expect(info).to_contain_text("Grad-CAM for", timeout=120_000)
+    expect(ood).to_contain_text("Looks like the training images")
+    expect(anyway).to_be_hidden()
