@@ -6,12 +6,16 @@
 # choose nothing. Fold 0's model is the one that ships (fixed in advance, not the best fold); scripts/skin_cv_report.py
 # collects the out-of-fold score, fits the temperature and writes options.csv.
 #   scripts/skin_cv.sh [FOLD ...]    (default: 0 1 2 3 4; two lanes can split the folds). Resumable: rerun it.
+#   EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh ...   the same recipe trained longer (the option screen's winner), tagged
+#   apart so that scripts/skin_cv_report.py --tag cv5e10 collects it beside the 5-epoch folds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data/isic2017}
+EPOCHS=${EPOCHS:-5}
+TAG=${TAG:-cv5}
 for k in "${@:-0 1 2 3 4}"; do
-  $PY -m training.train skin_lesion --model efficientnet-lite1 --data-dir "$DATA" --image-size 224 --tag "cv5-$k" \
+  $PY -m training.train skin_lesion --model efficientnet-lite1 --data-dir "$DATA" --image-size 224 --tag "$TAG-$k" --epochs "$EPOCHS" \
       --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume
 done
 echo "skin cv folds $* done"

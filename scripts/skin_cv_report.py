@@ -1,16 +1,21 @@
 """Collect the skin-lesion cross-validation (issue 16) and ship its model.
 
     python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017 [--model efficientnet-lite1] [--ship-fold 0]
+                                     [--tag cv5] [--no-ship]
 
-For every finished fold run ``runs/skin_lesion/<model>/*-cv5-<k>`` it predicts the held-out fold (out-of-fold, OOF)
-through the evaluation preprocessing, then:
+For every finished fold run ``runs/skin_lesion/<model>/*-<tag>-<k>`` (``--tag cv5``: the recipe's 5 epochs; ``cv5e10``:
+the same recipe for 10 epochs, ``EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh``) it predicts the held-out fold
+(out-of-fold, OOF) through the evaluation preprocessing, then:
 
 * the CV ISIC score: mean +- std over folds (each fold's own score) and the pooled OOF score;
 * a temperature fitted on the pooled OOF logits (NLL, LBFGS), with the OOF ECE before and after;
 * ships fold ``--ship-fold``'s model (fixed in advance, not the best fold) into ``checkpoints/skin_lesion/<model>/``
   with ``calibration.json``, the OOD statistics (``training.ood_fit``, fitted without the validation split), and its
   validation-split metrics (reported only: the 150 validation images chose nothing) plus the CV block;
-* appends the recipe's row to ``checkpoints/skin_lesion/options.csv`` with its CV mean +- std and compute.
+* appends the recipe's row to ``checkpoints/skin_lesion/options.csv`` with its CV mean +- std and compute (one row per
+  epoch count: ``adamw_cosine_ls_trivialaugment`` for 5, ``..._10ep`` for 10).
+
+``--no-ship`` only scores the folds and writes the options row: which recipe ships is decided on the CV mean.
 """
 
 from __future__ import annotations
@@ -38,10 +43,18 @@ def fold_logits(model, data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
     return torch.cat(logits).float().numpy(), ds.labels.numpy()
 
 
-def finished_folds(runs_dir, model: str) -> dict[int, Path]:
-    """``{fold: run folder}`` of the finished cross-validation runs ``runs/skin_lesion/<model>/*-cv5-<k>``."""
+RECIPE_OPTION = "adamw_cosine_ls_trivialaugment"  # the fixed recipe of models.registry.SKIN_CV_RECIPE
+
+
+def recipe_option(epochs: int) -> str:
+    """The options.csv name of the recipe trained for ``epochs`` (the recipe's own 5 keep the plain name)."""
+    return RECIPE_OPTION if epochs == 5 else f"{RECIPE_OPTION}_{epochs}ep"
+
+
+def finished_folds(runs_dir, model: str, tag: str = "cv5") -> dict[int, Path]:
+    """``{fold: run folder}`` of the finished cross-validation runs ``runs/skin_lesion/<model>/*-<tag>-<k>``."""
     runs = {}
-    for run in sorted(Path(runs_dir).glob(f"skin_lesion/{model}/*-cv5-*")):
+    for run in sorted(Path(runs_dir).glob(f"skin_lesion/{model}/*-{tag}-*")):
         if (run / "metrics.json").exists():
             runs[int(run.name.rsplit("-", 1)[1])] = run
     return runs
@@ -80,8 +93,10 @@ def main(argv=None) -> dict:
     p.add_argument("--ship-fold", type=int, default=0)
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
+    p.add_argument("--tag", default="cv5", help="the fold runs' tag prefix (cv5: 5 epochs; cv5e10: 10 epochs)")
+    p.add_argument("--no-ship", action="store_true", help="score and write the options row only; ship nothing")
     args = p.parse_args(argv)
-    runs = finished_folds(args.runs_dir, args.model)
+    runs = finished_folds(args.runs_dir, args.model, args.tag)
     if args.ship_fold not in runs:
         raise SystemExit(f"fold {args.ship_fold} has not finished (finished: {sorted(runs)})")
     folds, all_logits, all_labels, minutes = [], [], [], 0.0
@@ -120,6 +135,20 @@ def main(argv=None) -> dict:
         "split": "stratified 5-fold of the 2,000 training images (sklearn StratifiedKFold, shuffle, seed 0)",
     }
     print(json.dumps({k: v for k, v in cv.items() if k != "folds"}))
+    fold_result = json.loads((runs[args.ship_fold] / "metrics.json").read_text())
+    epochs = fold_result["training"]["epochs_run"]
+    row = {
+        "model": args.model, "option": recipe_option(epochs),
+        "args": "AdamW 5e-4 wd 0.05, 1 warm-up + cosine, label smoothing 0.1, flips + TrivialAugmentWide, "
+                f"class-weighted CE, {epochs} epochs, last epoch",
+        "best_epoch": "last", "epochs_run": epochs, "image_size": fold_result["training"]["image_size"],
+        "train_min": round(minutes, 1), "run": f"skin_lesion/{args.model}/*-{args.tag}-*",
+        "cv_isic_mean": round(cv["isic_score_mean"], 4), "cv_isic_std": round(cv["isic_score_std"] or 0, 4),
+        "cv_folds": len(folds), "selected_on": "nothing (fixed recipe; CV estimates it)",
+    }  # fmt: skip
+    if args.no_ship:
+        write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
+        return cv
 
     dest = Path(args.checkpoints_dir) / "skin_lesion" / args.model
     if dest.exists():
@@ -131,7 +160,6 @@ def main(argv=None) -> dict:
     model = load_model_from("skin_lesion", args.model, dest)
     fit_ood(model, args.data_dir).save(dest)
     result = evaluate_checkpoint("skin_lesion", args.model, dest, args.data_dir, split="val")
-    fold_result = json.loads((runs[args.ship_fold] / "metrics.json").read_text())
     result["training"] = {**fold_result["training"], "selection": "none on the validation split"}
     result["notes"] = fold_result.get("notes", "") + (
         f"\n* **Shipped model: fold {args.ship_fold}'s** (fixed before the runs), trained on 1,600 of the 2,000 "
@@ -146,32 +174,32 @@ def main(argv=None) -> dict:
     print(json.dumps({"val_isic_score": m["isic_score"], "val_auc_melanoma": m["auc_melanoma"],
                       "val_auc_sk": m["auc_sk"], "exported": str(dest)}))  # fmt: skip
 
-    options = Path(args.checkpoints_dir) / "skin_lesion" / "options.csv"
+    row.update(
+        isic_score=m["isic_score"],
+        auc_melanoma=m["auc_melanoma"],
+        auc_sk=m["auc_sk"],
+        acc=m["acc"],
+        balanced_acc=m["balanced_acc"],
+    )  # the shipped fold's validation scores: reported only
+    write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
+    return cv
+
+
+def write_option(options: Path, row: dict) -> None:
+    """Replace ``row``'s (model, option) line of ``options.csv`` (older rows get their ``selected_on``)."""
     rows = list(csv.DictReader(options.open())) if options.exists() else []
     fields = list(rows[0]) if rows else []
     for extra in ("cv_isic_mean", "cv_isic_std", "cv_folds", "selected_on"):
         if extra not in fields:
             fields.append(extra)
-    for row in rows:
-        row.setdefault("selected_on", "validation split (150 images)")
-    option = "adamw_cosine_ls_trivialaugment"
-    rows = [r for r in rows if not (r.get("model") == args.model and r.get("option") == option)]
-    rows.append({
-        "model": args.model, "option": option,
-        "args": "AdamW 5e-4 wd 0.05, 1 warm-up + cosine, label smoothing 0.1, flips + TrivialAugmentWide, "
-                "class-weighted CE, 5 epochs, last epoch",
-        "isic_score": m["isic_score"], "auc_melanoma": m["auc_melanoma"], "auc_sk": m["auc_sk"], "acc": m["acc"],
-        "balanced_acc": m["balanced_acc"], "best_epoch": "last", "epochs_run": fold_result["training"]["epochs_run"],
-        "image_size": fold_result["training"]["image_size"], "train_min": round(minutes, 1),
-        "run": f"skin_lesion/{args.model}/*-cv5-*", "cv_isic_mean": round(cv["isic_score_mean"], 4),
-        "cv_isic_std": round(cv["isic_score_std"] or 0, 4), "cv_folds": len(folds),
-        "selected_on": "nothing (fixed recipe; CV estimates it)",
-    })  # fmt: skip
+    for r in rows:
+        r.setdefault("selected_on", "validation split (150 images)")
+    rows = [r for r in rows if not (r.get("model") == row["model"] and r.get("option") == row["option"])]
+    rows.append({**{f: "" for f in fields}, **row})
     with options.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    return cv
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Issue 16's test-time augmentation (TTA) and fold-ensemble rows, scored without the validation split choosing.
 
-    python scripts/skin_tta_oof.py --data-dir ../shared/data/isic2017 [--model efficientnet-lite1]
+    python scripts/skin_tta_oof.py --data-dir ../shared/data/isic2017 [--model efficientnet-lite1] [--tag cv5]
     python scripts/skin_tta_oof.py --choose [--max-latency-ms 50] [--data-dir DIR]   (a quiet machine: times, picks)
 
-For every finished fold run ``runs/skin_lesion/<model>/*-cv5-<k>`` it predicts the held-out fold (out-of-fold) with
+For every finished fold run ``runs/skin_lesion/<model>/*-<tag>-<k>`` it predicts the held-out fold (out-of-fold) with
 the views of each TTA set (the identity; + horizontal flip; the four flips) and averages the softmax over views. The
 CV ISIC score of each set (fold mean +- std, pooled) goes to ``options.csv``; the shipped model uses TTA only where
 its CV gain is positive (a choice made on out-of-fold predictions, never on the validation split), and only a set
@@ -12,7 +12,8 @@ through the app's own predictor and writes the views of the best CV score within
 
 The fold ensemble (the five fold models averaged) has no out-of-fold estimate (each image was seen by four of the
 five models), so its row gives the validation score only, labelled as such; it chose nothing and does not ship (5x
-the latency).
+the latency). Rows of a recipe trained longer carry its suffix (``tta_hflip_10ep``); ``tta.json`` is written only when
+the shipped model comes from the tag's folds.
 """
 
 from __future__ import annotations
@@ -123,14 +124,16 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="efficientnet-lite1")
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
+    p.add_argument("--tag", default="cv5", help="the fold runs' tag prefix (as scripts/skin_cv_report.py)")
     args = p.parse_args(argv)
     if args.choose:
         return choose(args.model, args.checkpoints_dir, args.max_latency_ms, data_dir=args.data_dir)
     if not args.data_dir:
         p.error("--data-dir is required (except with --choose)")
-    from skin_cv_report import finished_folds
+    from skin_cv_report import finished_folds, recipe_option
 
-    runs = finished_folds(args.runs_dir, args.model)
+    runs = finished_folds(args.runs_dir, args.model, args.tag)
+    epochs = json.loads((next(iter(runs.values())) / "metrics.json").read_text())["training"]["epochs_run"]
     per_set = {name: [] for name in TTA_SETS}
     pooled = {name: [] for name in TTA_SETS}
     labels_all, val_probs, val_labels = [], [], None
@@ -160,37 +163,45 @@ def main(argv=None) -> dict:
                                    "auc_sk": ens["auc_sk"], "acc": ens["acc"], "models": len(val_probs)}  # fmt: skip
     best = max(TTA_SETS, key=lambda n: result[n]["cv_mean"])
     result["chosen_tta"] = best if result[best]["cv_mean"] > result["none"]["cv_mean"] else "none"
-    out = Path(args.checkpoints_dir) / "skin_lesion" / args.model / "tta.json"
-    chosen_on = "5-fold CV out-of-fold ISIC score (the validation split chose nothing)"
-    tta = {"views": list(TTA_SETS[result["chosen_tta"]]), "chosen_on": chosen_on, "cv": result}
-    out.write_text(json.dumps(tta, indent=2) + "\n")
-    write_options(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", args.model, result)
+    folder = Path(args.checkpoints_dir) / "skin_lesion" / args.model
+    shipped_tag = json.loads((folder / "metrics.json").read_text())["training"].get("tag", "")
+    if shipped_tag.rsplit("-", 1)[0] == args.tag:  # the shipped model is one of these folds' models
+        chosen_on = "5-fold CV out-of-fold ISIC score (the validation split chose nothing)"
+        tta = {"views": list(TTA_SETS[result["chosen_tta"]]), "chosen_on": chosen_on, "cv": result}
+        (folder / "tta.json").write_text(json.dumps(tta, indent=2) + "\n")
+    options = Path(args.checkpoints_dir) / "skin_lesion" / "options.csv"
+    write_options(options, args.model, result, recipe_option(epochs), f"skin_lesion/{args.model}/*-{args.tag}-*")
     print(json.dumps(result))
     return result
 
 
-def write_options(options: Path, model: str, result: dict) -> None:
+def write_options(options: Path, model: str, result: dict, recipe: str, run: str) -> None:
+    """The TTA and fold-ensemble rows of the recipe ``recipe`` (its options.csv name), suffixed as it is."""
     rows = list(csv.DictReader(options.open()))
     fields = list(rows[0])
-    base = next(r for r in rows if r["model"] == model and r["option"] == "adamw_cosine_ls_trivialaugment")
+    base = next(r for r in rows if r["model"] == model and r["option"] == recipe)
+    suffix = recipe.removeprefix("adamw_cosine_ls_trivialaugment")
+    recipe_text = "the recipe" + (f" ({base['epochs_run']} epochs)" if suffix else "")
     new = {
-        "tta_hflip": ("hflip", "the recipe + TTA: mean softmax of the image and its horizontal flip"),
-        "tta_flips4": ("flips4", "the recipe + TTA: mean softmax of the image and its 3 flips"),
+        f"tta_hflip{suffix}": ("hflip", f"{recipe_text} + TTA: mean softmax of the image and its horizontal flip"),
+        f"tta_flips4{suffix}": ("flips4", f"{recipe_text} + TTA: mean softmax of the image and its 3 flips"),
     }
-    rows = [r for r in rows if not (r["model"] == model and (r["option"] in new or r["option"] == "fold_ensemble"))]
+    ensemble = f"fold_ensemble{suffix}"
+    rows = [r for r in rows if not (r["model"] == model and (r["option"] in new or r["option"] == ensemble))]
     for option, (name, text) in new.items():
         r = result[name]
         rows.append({**{f: "" for f in fields}, "model": model, "option": option, "args": text,
                      "image_size": base["image_size"], "epochs_run": base["epochs_run"], "best_epoch": "last",
-                     "train_min": "0 (inference on the CV fold models)", "run": base["run"],
+                     "train_min": "0 (inference on the CV fold models)", "run": run,
                      "cv_isic_mean": round(r["cv_mean"], 4), "cv_isic_std": round(r["cv_std"] or 0, 4),
                      "cv_folds": r["folds"], "selected_on": "nothing (CV estimates it)"})  # fmt: skip
     e = result["fold_ensemble_val"]
-    rows.append({**{f: "" for f in fields}, "model": model, "option": "fold_ensemble",
-                 "args": f"mean softmax of the {e['models']} fold models (no out-of-fold estimate exists)",
+    rows.append({**{f: "" for f in fields}, "model": model, "option": ensemble,
+                 "args": f"mean softmax of the {e['models']} fold models of {recipe_text} (no out-of-fold estimate "
+                         "exists)",
                  "isic_score": e["isic_score"], "auc_melanoma": e["auc_melanoma"], "auc_sk": e["auc_sk"],
                  "acc": e["acc"], "image_size": base["image_size"], "epochs_run": base["epochs_run"],
-                 "best_epoch": "last", "train_min": base["train_min"], "run": base["run"],
+                 "best_epoch": "last", "train_min": base["train_min"], "run": run,
                  "selected_on": "nothing (validation score reported only; not shipped: 5x latency)"})  # fmt: skip
     with options.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
