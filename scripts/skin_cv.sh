@@ -8,14 +8,20 @@
 #   scripts/skin_cv.sh [FOLD ...]    (default: 0 1 2 3 4; two lanes can split the folds). Resumable: rerun it.
 #   EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh ...   the same recipe trained longer (the option screen's winner), tagged
 #   apart so that scripts/skin_cv_report.py --tag cv5e10 collects it beside the 5-epoch folds.
+#   MODEL=customnet EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh   CustomNet / ResNet18 (SIZE=112) with Lite1's recipe, from
+#   scratch (no ImageNet weights for them install offline): the comparison of the report on equal terms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data/isic2017}
 EPOCHS=${EPOCHS:-5}
 TAG=${TAG:-cv5}
-for k in "${@:-0 1 2 3 4}"; do
-  $PY -m training.train skin_lesion --model efficientnet-lite1 --data-dir "$DATA" --image-size 224 --tag "$TAG-$k" --epochs "$EPOCHS" \
-      --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume
+MODEL=${MODEL:-efficientnet-lite1}
+SIZE=${SIZE:-224}
+RECIPE=()
+[ "$MODEL" = efficientnet-lite1 ] || RECIPE=(--recipe-of efficientnet-lite1)  # the same recipe, from scratch
+for k in ${@:-0 1 2 3 4}; do
+  $PY -m training.train skin_lesion --model "$MODEL" "${RECIPE[@]}" --data-dir "$DATA" --image-size "$SIZE" \
+      --tag "$TAG-$k" --epochs "$EPOCHS" --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume
 done
 echo "skin cv folds $* done"

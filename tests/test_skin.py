@@ -81,6 +81,11 @@ def test_sgd_step_preset_and_variant_overrides():
     zero = resolve_config([*base, "--model", "efficientnet-lite1", "--weight-decay", "0", "--warmup-epochs", "0",
                            "--label-smoothing", "0"])  # fmt: skip
     assert (zero.weight_decay, zero.warmup_epochs, zero.label_smoothing) == (0, 0, 0)  # a given 0 beats the preset
+    same = resolve_config([*base, "--model", "customnet", "--recipe-of", "efficientnet-lite1", "--epochs", "10"])
+    lite1 = resolve_config([*base, "--model", "efficientnet-lite1"])
+    recipe = ("optimizer", "lr", "weight_decay", "scheduler", "warmup_epochs", "label_smoothing", "augment", "select")
+    assert all(getattr(same, k) == getattr(lite1, k) for k in recipe)  # Lite1's recipe, CustomNet's architecture
+    assert same.model == "customnet" and not same.pretrained and same.epochs == 10  # no ImageNet init; flags still win
 
 
 def test_mixup_mixes_images_and_labels_alike():

@@ -67,6 +67,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("python -m training.train", add_help=add_help, description=__doc__)
     p.add_argument("task", choices=list_tasks())
     p.add_argument("--model", help="variant name (default: the task's default variant)")
+    p.add_argument("--recipe-of", metavar="VARIANT", help="train with another variant's preset (its recipe; not its "
+                   "ImageNet initialisation), e.g. skin_lesion's customnet with efficientnet-lite1's")  # fmt: skip
     p.add_argument("--data-dir", required=True)
     p.add_argument("--epochs", type=int)
     p.add_argument("--image-size", type=int)
@@ -114,6 +116,9 @@ def resolve_config(argv: list[str] | None = None) -> TrainConfig:
     values = {"task": args.task, **spec.train_preset}  # the published system's settings (the registry's)
     variant = args.model or values.get("model") or spec.default_variant
     values.update(get_variant(args.task, variant).train_preset)  # how this study arm differs
+    if args.recipe_of:  # the same recipe for another architecture (issue 16: a fair comparison)
+        recipe = get_variant(args.task, args.recipe_of).train_preset
+        values.update({k: v for k, v in recipe.items() if k != "pretrained"})
     known = {f.name for f in fields(TrainConfig)}
     for key, value in vars(args).items():
         if key in known and value is not None and value is not False:  # an explicit 0 (== False) counts
