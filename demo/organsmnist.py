@@ -101,8 +101,9 @@ def seeds_view(dataset: str, protocol: str, resolution):
     missing = "" if size in sizes else f"No run at {size} px; showing {sizes[0]} px. "
     size = size if size in sizes else sizes[0]
     if table is None or not len(table):
-        note = (f"No seed study of the {dataset} yet: `python -m training.ablate --dataset FILE --seeds 5 --protocols "
-                "report,adapted --export`.")  # fmt: skip
+        note = (f"No seed study on {dataset} here yet. Where the file is (or the internet, for the download): "
+                f"`python -m training.ablate --dataset {'organsmnist' if task == 'organsmnist' else 'FILE'} --seeds 5 "
+                "--protocols report,adapted --export`.")  # fmt: skip
     else:
         at = table[table["resolution"] == size]
         best = at.loc[at["test_acc_mean"].idxmax()]
@@ -124,15 +125,23 @@ def seeds_view(dataset: str, protocol: str, resolution):
             + ". "
             + ablation.MEDMNIST_PLUS_NOTE
         )
+    shown = table is not None and bool(len(table))  # no study: the note alone, no empty plots or foreign anchors
     return (
         note,
-        ablation.seed_bars_figure(task, table, size),
-        ablation.seed_curves_figure(task, curves, protocol, size),
-        ablation.resolution_figure(task, table),
+        ablation.seed_bars_figure(task, table, size) if shown else None,
+        ablation.seed_curves_figure(task, curves, protocol, size) if shown else None,
+        ablation.resolution_figure(task, table) if shown else None,
         ablation.seed_table_view(table),
-        ablation.anchors_table(),
-        gr.update(value=str(size)),
+        ablation.anchors_table() if task != "organsmnist" else None,
+        str(size),
     )
+
+
+def seeds_ui(dataset: str, protocol: str, resolution):
+    """``seeds_view`` for the page: what has no value is hidden (the API serves ``seeds_view`` itself)."""
+    note, *parts, size = seeds_view(dataset, protocol, resolution)
+    shown = [p is not None and not (hasattr(p, "empty") and p.empty) for p in parts]
+    return note, *(gr.update(value=p, visible=v) for p, v in zip(parts, shown)), size
 
 
 def gr_table(measured):
@@ -245,9 +254,12 @@ def build_tab(get_predictor=get_predictor) -> None:
                                    elem_id="seeds-anchors")  # fmt: skip
             seed_outputs = [seeds_note, seeds_bars, seeds_curves, seeds_resolution, seeds_table, anchors, resolution]
             for control in (seeds_dataset, protocol, resolution):
-                control.input(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs, api_name=False)
-            gr.context.Context.root_block.load(seeds_view, [seeds_dataset, protocol, resolution], seed_outputs,
-                                               api_name="ablation_seeds")  # fmt: skip
+                control.input(seeds_ui, [seeds_dataset, protocol, resolution], seed_outputs, api_name=False)
+            gr.context.Context.root_block.load(seeds_ui, [seeds_dataset, protocol, resolution], seed_outputs,
+                                               api_name=False)  # fmt: skip
+            gr.Button(visible=False, elem_classes="api-only").click(
+                seeds_view, [seeds_dataset, protocol, resolution], seed_outputs, api_name="ablation_seeds"
+            )
         with gr.Tab("Predict", id="predict"):
             choices = model_choices()
             with gr.Row():

@@ -696,3 +696,40 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(info).to_contain_text("Grad-CAM for", timeout=120_000)
     expect(ood).to_contain_text("Looks like the training images")
     expect(anyway).to_be_hidden()
+
+
+def test_seed_study_draws_error_bars_and_bands(page, serve):
+    """Issue 18's view in Chromium: the bars carry 95 % interval whiskers with the value labels at the foot of each
+    bar (they crossed the whiskers before), the curves carry mean ± std bands, and switching to OrganSMNIST, which has
+    no seed study, shows the note alone: no empty plots, no BreastMNIST reference."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("breastmnist_standin", "bn"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="OrganSMNIST ablation").click()
+    page.get_by_role("tab", name="Seeds and protocols").click()
+    expect(page.locator("#seeds-note")).to_contain_text("seeds per step", timeout=60_000)
+    bars = page.locator("#seeds-bars")
+    expect(bars.locator("g.errorbar path").first).to_be_attached(timeout=30_000)
+    assert bars.locator("g.errorbar path").count() >= 9  # one whisker per step and protocol
+    expect(page.locator("#seeds-curves g.scatterlayer path.js-fill").first).to_be_attached()  # the ± std bands
+    assert page.locator("#seeds-curves g.scatterlayer path.js-fill").count() >= 5
+    # no value label overlaps a whisker: each bar's text box sits below the lower end of every whisker it meets
+    overlaps = page.evaluate(
+        """() => {
+        const root = document.querySelector('#seeds-bars');
+        const texts = [...root.querySelectorAll('g.point text')].map(t => t.getBoundingClientRect());
+        const bars = [...root.querySelectorAll('g.errorbar path')].map(p => p.getBoundingClientRect());
+        return texts.filter(t => bars.some(b => b.left < t.right && t.left < b.right && b.top < t.bottom
+                                              && t.top < b.bottom)).length;
+        }"""
+    )
+    assert overlaps == 0
+    _shot(page, "app_ablation_seeds.png")
+    page.locator("#seeds-dataset").get_by_text("OrganSMNIST").click()
+    expect(page.locator("#seeds-note")).to_contain_text("No seed study", timeout=30_000)
+    expect(page.locator("#seeds-bars")).to_be_hidden()
+    expect(page.locator("#seeds-anchors")).to_be_hidden()
+    page.locator("#seeds-dataset").get_by_text("stand-in").click()
+    expect(page.locator("#seeds-bars g.errorbar path").first).to_be_attached(timeout=30_000)
