@@ -103,8 +103,9 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
                "Tick *Show the raw output anyway* to see what the model would say.")  # fmt: skip
         if not show_anyway:
             return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
-        ood = (f"### ⚠️ Raw output, shown on request\nThis does not look like a dermoscopy image ({pred.ood_reason}): "
-               "the answer below is meaningless for such an image.")  # fmt: skip
+        ood = ("⚠️ **Raw output, shown on request**: not a dermoscopy image, so this answer means nothing."
+               "<details><summary>Why it was refused</summary>\n\n"
+               f"{pred.ood_reason}.\n</details>")  # fmt: skip
     else:
         ood = (f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
                f"{pred.ood_threshold:.1f}; colour and texture checks passed).")  # fmt: skip
@@ -270,10 +271,11 @@ def build_tab(get_predictor=get_predictor) -> None:
                     medical_import(image_in, "skin-medical")
                 with gr.Column():
                     message = gr.Markdown(elem_id="skin-message", elem_classes="tab-error")
-                    ood = gr.Markdown(elem_id="skin-ood", elem_classes="key-result")
-                    # shown where it applies: beside the gate's refusal (and while its raw output is shown)
-                    show_anyway = gr.Checkbox(False, label="Show the raw output anyway", visible=False,
-                                              elem_id="skin-show-anyway")  # fmt: skip
+                    with gr.Row():  # shown where it applies: beside the gate's refusal (and its raw output)
+                        with gr.Column(scale=3):
+                            ood = gr.Markdown(elem_id="skin-ood", elem_classes="key-result")
+                        show_anyway = gr.Checkbox(False, label="Show the raw output anyway", visible=False, scale=1,
+                                                  min_width=150, elem_id="skin-show-anyway")  # fmt: skip
                     info = gr.Markdown(elem_id="skin-info", elem_classes="key-result")
                     with gr.Row(equal_height=True):
                         label = gr.Label(num_top_classes=3, label="Probabilities", show_heading=False,
@@ -287,7 +289,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 return classify(path, variant, target, anyway, get_predictor=get_predictor)
 
             inputs = [image_in, model, cam_for, show_anyway]
-            ood.change(lambda text: gr.update(visible=(text or "").startswith("### ⚠️")), [ood], [show_anyway],
+            ood.change(lambda text: gr.update(visible=(text or "").lstrip("# ").startswith("⚠️")), [ood], [show_anyway],
                        api_name=False, queue=False)  # fmt: skip
             with example_column:
                 bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
