@@ -38,6 +38,7 @@ from demo.predictors import (  # noqa: F401
 from demo.uploads import (  # noqa: F401
     MEDICAL_TYPES,
     RawImage,
+    browser_viewable,
     convert_medical,
     image_upload,
     medical_import,
@@ -175,9 +176,13 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
     run.click(ui, inputs, ui_outputs, api_name=False, **model_event())
     if upload is not None:
         reset = [*clear, *ui_outputs]
+
+        def drop_unviewable(path, error):  # a refused file the browser cannot draw leaves the box (a broken icon)
+            return None if path and error and not browser_viewable(path) else gr.skip()
+
         upload.upload(lambda: [None] * len(reset), None, reset, api_name=False, queue=False).then(
             ui, inputs, ui_outputs, api_name=False, **model_event()
-        )
+        ).then(drop_unviewable, [upload, message], [upload], api_name=False, queue=False)
     if rerun:
 
         def again(*values):  # a changed setting re-runs on the image shown; nothing to do before an image

@@ -73,6 +73,16 @@ class RawImage(gr.Image):
             return path
 
 
+def browser_viewable(path) -> bool:
+    """Whether the browser can draw this upload in its box: a file PIL opens as PNG, JPEG, GIF, WebP or BMP. Anything
+    else (a document renamed .png, a TIFF, DICOM) shows Gradio's broken-image icon there."""
+    try:
+        with Image.open(path) as im:
+            return im.format in {"PNG", "JPEG", "GIF", "WEBP", "BMP", "MPO"}
+    except Exception:
+        return False
+
+
 def _too_large(path: str) -> bool:
     """Whether an image file's header declares more than the app's pixel limit (PIL reads the header only)."""
     import warnings

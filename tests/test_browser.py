@@ -409,6 +409,7 @@ def test_first_use_at_1280x720(page, serve, tmp_path, prefix):
     upload.set_input_files(str(bad))
     expect(message).to_contain_text("not an image", timeout=60_000)  # stays in the tab
     expect(result).not_to_contain_text(text)  # the previous image's result is gone
+    expect(page.locator(f"#{prefix}-input img")).to_have_count(0, timeout=30_000)  # it leaves the box: no broken icon
 
     upload.set_input_files(str(good))
     expect(result).to_contain_text(good.name, timeout=120_000)

@@ -205,3 +205,15 @@ def test_user_file_names_are_shortened_and_stripped_in_messages(tmp_path):
     with pytest.raises(ImageInputError) as err:
         load_image(evil)
     assert "<b>" not in str(err.value)
+
+
+def test_browser_viewable_tells_what_the_upload_box_can_draw(tmp_path):
+    from PIL import Image
+
+    from demo.uploads import browser_viewable
+
+    Image.new("L", (8, 8)).save(tmp_path / "a.png")
+    Image.new("L", (8, 8)).save(tmp_path / "a.tif")
+    (tmp_path / "b.png").write_text("this is not an image")
+    assert browser_viewable(tmp_path / "a.png")
+    assert not browser_viewable(tmp_path / "a.tif") and not browser_viewable(tmp_path / "b.png")
