@@ -15,7 +15,8 @@ the same recipe for 10 epochs, ``EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh``) it p
 * appends the recipe's row to ``checkpoints/skin_lesion/options.csv`` with its CV mean +- std and compute (one row per
   epoch count: ``adamw_cosine_ls_trivialaugment`` for 5, ``..._10ep`` for 10).
 
-``--no-ship`` only scores the folds and writes the options row: which recipe ships is decided on the CV mean.
+``--no-ship`` only scores the folds and writes the options row; ``--ship-if-better`` ships only when the CV mean beats
+the shipped model's (which recipe ships is decided on the CV mean, never on the validation split).
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ def main(argv=None) -> dict:
     p.add_argument("--checkpoints-dir", default=str(ROOT / "checkpoints"))
     p.add_argument("--tag", default="cv5", help="the fold runs' tag prefix (cv5: 5 epochs; cv5e10: 10 epochs)")
     p.add_argument("--no-ship", action="store_true", help="score and write the options row only; ship nothing")
+    p.add_argument(
+        "--ship-if-better",
+        action="store_true",
+        help="ship only if the CV mean beats the shipped model's (the choice CV makes, never validation)",
+    )
     args = p.parse_args(argv)
     runs = finished_folds(args.runs_dir, args.model, args.tag)
     if args.ship_fold not in runs:
@@ -146,6 +152,11 @@ def main(argv=None) -> dict:
         "cv_isic_mean": round(cv["isic_score_mean"], 4), "cv_isic_std": round(cv["isic_score_std"] or 0, 4),
         "cv_folds": len(folds), "selected_on": "nothing (fixed recipe; CV estimates it)",
     }  # fmt: skip
+    shipped = Path(args.checkpoints_dir) / "skin_lesion" / args.model / "metrics.json"
+    shipped_cv = (json.loads(shipped.read_text()).get("cv") or {}).get("isic_score_mean") if shipped.exists() else None
+    if args.ship_if_better and shipped_cv is not None and cv["isic_score_mean"] <= shipped_cv:
+        print(f"not shipped: CV {cv['isic_score_mean']:.4f} <= the shipped model's {shipped_cv:.4f}")
+        args.no_ship = True
     if args.no_ship:
         write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
         return cv
