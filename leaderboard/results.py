@@ -185,7 +185,8 @@ def tta_rows(result: RunResult, base: dict) -> list[dict]:
     return [{**base, "model": model + ", CV", "isic_score": tta["cv_isic_mean"], "auc_melanoma": None, "auc_sk": None,
              "acc": None, "latency_ms": tta.get("latency_ms"),
              "dataset": (result.cv or {}).get("split", base["dataset"]),
-             "split": "out-of-fold, 5 folds of the training set; ISIC score = mean over folds"
+             "split": f"out-of-fold, {tta.get('cv_folds', 5)} of 5 folds of the training set; ISIC score = mean over "
+                      "folds"
                       + (f" ± {std:.3f}" if std else "")},
             {**base, "model": model, "isic_score": tta["val_isic_score"], "auc_melanoma": tta.get("val_auc_melanoma"),
              "auc_sk": tta.get("val_auc_sk"), "acc": None, "latency_ms": tta.get("latency_ms")}]  # fmt: skip

@@ -153,10 +153,17 @@ def main(argv=None) -> dict:
         "cv_folds": len(folds), "selected_on": "nothing (fixed recipe; CV estimates it)",
     }  # fmt: skip
     shipped = Path(args.checkpoints_dir) / "skin_lesion" / args.model / "metrics.json"
-    shipped_cv = (json.loads(shipped.read_text()).get("cv") or {}).get("isic_score_mean") if shipped.exists() else None
-    if args.ship_if_better and shipped_cv is not None and cv["isic_score_mean"] <= shipped_cv:
-        print(f"not shipped: CV {cv['isic_score_mean']:.4f} <= the shipped model's {shipped_cv:.4f}")
-        args.no_ship = True
+    before = {f["fold"]: f["isic_score"] for f in (json.loads(shipped.read_text()).get("cv") or {}).get("folds", [])
+              } if shipped.exists() else {}  # fmt: skip
+    common = sorted(set(before) & {f["fold"] for f in folds})  # compared on the same folds
+    if args.ship_if_better and common:
+        new = float(np.mean([f["isic_score"] for f in folds if f["fold"] in common]))
+        old = float(np.mean([before[k] for k in common]))
+        cv["compared_with_shipped"] = {"folds": common, "this": new, "shipped": old}
+        print(f"CV on folds {common}: this recipe {new:.4f}, the shipped model's {old:.4f}")
+        if new <= old:
+            print("not shipped")
+            args.no_ship = True
     if args.no_ship:
         write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
         return cv

@@ -100,7 +100,8 @@ def choose(model_name: str, checkpoints_dir: str, max_latency_ms: float, threads
         m = isic_metrics(labels, np.mean([probs[v] for v in TTA_SETS[best]], axis=0))
         result = json.loads((folder / "metrics.json").read_text())
         result["tta"] = {"views": list(TTA_SETS[best]), "cv_isic_mean": tta["cv"][best]["cv_mean"],
-                         "cv_isic_std": tta["cv"][best]["cv_std"], "val_isic_score": m["isic_score"],
+                         "cv_isic_std": tta["cv"][best]["cv_std"], "cv_folds": tta["cv"][best]["folds"],
+                         "val_isic_score": m["isic_score"],
                          "val_auc_melanoma": m["auc_melanoma"], "val_auc_sk": m["auc_sk"],
                          "latency_ms": latency[best]}  # fmt: skip
         note = (f"\n* **The app averages {len(TTA_SETS[best])} test-time views** ({', '.join(TTA_SETS[best])}; chosen "
