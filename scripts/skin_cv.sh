@@ -11,6 +11,9 @@
 #   MODEL=customnet EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh   CustomNet / ResNet18 (SIZE=112) with Lite1's recipe, from
 #   scratch (no ImageNet weights for them install offline): the comparison of the report on equal terms.
 set -euo pipefail
+# glibc: transparent huge pages and no mmap/munmap churn per step (python -m bench.train_step: the same steps in a
+# fraction of the CPU time on this VM; the process keeps its peak heap). An explicit GLIBC_TUNABLES wins.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data/isic2017}

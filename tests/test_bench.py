@@ -3,7 +3,11 @@ overhead on a shipped model, and the queue settings they measure are the ones th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_model_requests_share_one_concurrency_group(tiny_checkpoints):
@@ -64,3 +68,16 @@ def test_model_speed_backends_prints_each_ratio(capsys, monkeypatch):
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(rows) == 1 and rows[0]["backend"] == "OpenVINO" and rows[0]["ratio"] > 0
     assert rows[0]["max_abs_diff"] < 1e-3
+
+
+def test_train_step_bench_prints_both_settings_and_the_ratio(capsys):
+    """The allocator settings of the training scripts (``bench.train_step``): each setting in its own process, CPU
+    time and page faults per step, then the ratio (only the shape is checked: the figure lives in the benchmark)."""
+    from bench.train_step import TRAINING_TUNABLES, main
+
+    out = main(["--size", "32", "--batch", "2", "--steps", "1"])
+    assert set(out) == {"glibc defaults", "training scripts' tunables"}
+    assert "CPU time per step, defaults / tunables" in capsys.readouterr().out.strip().splitlines()[-1]
+    for script in ("skin_cv.sh", "train_multitask.sh", "ablation_study.sh", "train_lung_study.sh",
+                   "train_skin_study.sh"):  # fmt: skip
+        assert TRAINING_TUNABLES in (ROOT / "scripts" / script).read_text(), script
