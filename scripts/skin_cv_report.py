@@ -15,8 +15,8 @@ the same recipe for 10 epochs, ``EPOCHS=10 TAG=cv5e10 scripts/skin_cv.sh``) it p
 * appends the recipe's row to ``checkpoints/skin_lesion/options.csv`` with its CV mean +- std and compute (one row per
   epoch count: ``adamw_cosine_ls_trivialaugment`` for 5, ``..._10ep`` for 10).
 
-``--no-ship`` only scores the folds and writes the options row; ``--ship-if-better`` ships only when the CV mean beats
-the shipped model's (which recipe ships is decided on the CV mean, never on the validation split).
+``--no-ship`` only scores the folds and writes the options row; ``--ship-if-better`` ships only when the mean over the
+folds both have finished beats the shipped model's on those folds (decided on CV, never on the validation split).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv=None) -> dict:
     p.add_argument(
         "--ship-if-better",
         action="store_true",
-        help="ship only if the CV mean beats the shipped model's (the choice CV makes, never validation)",
+        help="ship only if it beats the shipped model on the folds both finished (CV, never validation)",
     )
     args = p.parse_args(argv)
     runs = finished_folds(args.runs_dir, args.model, args.tag)
