@@ -165,7 +165,7 @@ def main(argv=None) -> dict:
             print("not shipped")
             args.no_ship = True
     if args.no_ship:
-        write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
+        write_options(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", [row])
         return cv
 
     dest = Path(args.checkpoints_dir) / "skin_lesion" / args.model
@@ -199,23 +199,25 @@ def main(argv=None) -> dict:
         acc=m["acc"],
         balanced_acc=m["balanced_acc"],
     )  # the shipped fold's validation scores: reported only
-    write_option(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", row)
+    write_options(Path(args.checkpoints_dir) / "skin_lesion" / "options.csv", [row])
     return cv
 
 
-def write_option(options: Path, row: dict) -> None:
-    """Replace ``row``'s (model, option) line of ``options.csv`` (older rows get their ``selected_on``)."""
+def write_options(options: Path, new: list[dict]) -> None:
+    """The one writer of ``options.csv``: replace the (model, option) lines of ``new`` (appended in order), adding any
+    new column; older rows without a ``selected_on`` get the one they had before the CV (the validation split)."""
     rows = list(csv.DictReader(options.open())) if options.exists() else []
     fields = list(rows[0]) if rows else []
-    for extra in ("cv_isic_mean", "cv_isic_std", "cv_folds", "selected_on"):
-        if extra not in fields:
-            fields.append(extra)
+    for row in new:
+        fields += [k for k in row if k not in fields]
+    if "selected_on" not in fields:
+        fields.append("selected_on")
     for r in rows:
         r.setdefault("selected_on", "validation split (150 images)")
-    rows = [r for r in rows if not (r.get("model") == row["model"] and r.get("option") == row["option"])]
-    rows.append({**{f: "" for f in fields}, **row})
+    names = {(r["model"], r["option"]) for r in new}
+    rows = [r for r in rows if (r.get("model"), r.get("option")) not in names] + new
     with options.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
 

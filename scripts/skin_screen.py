@@ -16,7 +16,6 @@ out-of-fold ISIC score mean +- std over the finished folds, the folds, the size 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -25,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from skin_cv_report import write_options  # noqa: E402  (the one writer of options.csv)
+
 OPTIONS = {  # one change each, on top of the fixed recipe
     "recipe": ([], "the fixed recipe alone (reference of the screen)"),
     "mixup": (["--mixup-alpha", "0.2"], "+ Mixup (alpha 0.2, torchvision v2)"),
@@ -69,14 +71,7 @@ def collect(runs_dir: Path, model: str, size: int, folds: list[int], options: li
             "cv_folds": len(scores),
             "selected_on": f"nothing (screen: {len(scores)} of 5 CV folds at {size} px; out-of-fold scores)",
         })  # fmt: skip
-    existing = list(csv.DictReader(out.open())) if out.exists() else []
-    fields = list(existing[0]) if existing else list(rows[0]) if rows else []
-    names = {(r["model"], r["option"]) for r in rows}
-    kept = [r for r in existing if (r.get("model"), r.get("option")) not in names]
-    with out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows(kept + rows)
+    write_options(out, rows)
     for row in rows:
         print(json.dumps({k: row[k] for k in ("option", "cv_isic_mean", "cv_isic_std", "cv_folds", "train_min")}))
     return rows

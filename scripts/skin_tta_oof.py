@@ -178,8 +178,9 @@ def main(argv=None) -> dict:
 
 def write_options(options: Path, model: str, result: dict, recipe: str, run: str) -> None:
     """The TTA and fold-ensemble rows of the recipe ``recipe`` (its options.csv name), suffixed as it is."""
+    from skin_cv_report import write_options as write
+
     rows = list(csv.DictReader(options.open()))
-    fields = list(rows[0])
     base = next(r for r in rows if r["model"] == model and r["option"] == recipe)
     suffix = recipe.removeprefix("adamw_cosine_ls_trivialaugment")
     recipe_text = "the recipe" + (f" ({base['epochs_run']} epochs)" if suffix else "")
@@ -188,26 +189,23 @@ def write_options(options: Path, model: str, result: dict, recipe: str, run: str
         f"tta_flips4{suffix}": ("flips4", f"{recipe_text} + TTA: mean softmax of the image and its 3 flips"),
     }
     ensemble = f"fold_ensemble{suffix}"
-    rows = [r for r in rows if not (r["model"] == model and (r["option"] in new or r["option"] == ensemble))]
+    rows = []
     for option, (name, text) in new.items():
         r = result[name]
-        rows.append({**{f: "" for f in fields}, "model": model, "option": option, "args": text,
+        rows.append({"model": model, "option": option, "args": text,
                      "image_size": base["image_size"], "epochs_run": base["epochs_run"], "best_epoch": "last",
                      "train_min": "0 (inference on the CV fold models)", "run": run,
                      "cv_isic_mean": round(r["cv_mean"], 4), "cv_isic_std": round(r["cv_std"] or 0, 4),
                      "cv_folds": r["folds"], "selected_on": "nothing (CV estimates it)"})  # fmt: skip
     e = result["fold_ensemble_val"]
-    rows.append({**{f: "" for f in fields}, "model": model, "option": ensemble,
+    rows.append({"model": model, "option": ensemble,
                  "args": f"mean softmax of the {e['models']} fold models of {recipe_text} (no out-of-fold estimate "
                          "exists)",
                  "isic_score": e["isic_score"], "auc_melanoma": e["auc_melanoma"], "auc_sk": e["auc_sk"],
                  "acc": e["acc"], "image_size": base["image_size"], "epochs_run": base["epochs_run"],
                  "best_epoch": "last", "train_min": base["train_min"], "run": run,
                  "selected_on": "nothing (validation score reported only; not shipped: 5x latency)"})  # fmt: skip
-    with options.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write(options, rows)
 
 
 if __name__ == "__main__":

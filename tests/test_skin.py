@@ -88,6 +88,21 @@ def test_sgd_step_preset_and_variant_overrides():
     assert same.model == "customnet" and not same.pretrained and same.epochs == 10  # no ImageNet init; flags still win
 
 
+def test_options_csv_has_one_writer_that_replaces_rows_by_model_and_option(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from skin_cv_report import write_options
+
+    out = tmp_path / "options.csv"
+    out.write_text("model,option,isic_score\nm,a,0.7\nm,b,0.8\n")
+    write_options(out, [{"model": "m", "option": "a", "cv_isic_mean": 0.81, "selected_on": "nothing"}])
+    write_options(out, [{"model": "n", "option": "b", "cv_isic_mean": 0.5}])
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["model"], r["option"]) for r in rows] == [("m", "b"), ("m", "a"), ("n", "b")]
+    assert list(rows[0]) == ["model", "option", "isic_score", "cv_isic_mean", "selected_on"]
+    assert rows[0]["selected_on"] == "validation split (150 images)" and rows[0]["cv_isic_mean"] == ""
+    assert rows[1]["cv_isic_mean"] == "0.81" and rows[1]["isic_score"] == "" and rows[2]["selected_on"] == ""
+
+
 def test_mixup_mixes_images_and_labels_alike():
     import torch
 
