@@ -49,9 +49,26 @@ def fold_logits(model, data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
 RECIPE_OPTION = "adamw_cosine_ls_trivialaugment"  # the fixed recipe of models.registry.SKIN_CV_RECIPE
 
 
-def recipe_option(epochs: int) -> str:
-    """The options.csv name of the recipe trained for ``epochs`` (the recipe's own 5 keep the plain name)."""
+def recipe_option(epochs: int, cfg: dict | None = None) -> str:
+    """The options.csv name of a fold run's recipe (``cfg``: its config.json). The fixed recipe keeps the plain name
+    for its own 5 epochs and gets ``_<N>ep`` otherwise; the report's SGD + StepLR recipe is ``report_sgd_step_<N>ep``.
+    """
+    if cfg is not None and cfg.get("optimizer") == "sgd":
+        return f"report_sgd_step_{epochs}ep"
     return RECIPE_OPTION if epochs == 5 else f"{RECIPE_OPTION}_{epochs}ep"
+
+
+def recipe_text(cfg: dict, epochs: int) -> str:
+    """What a fold run trained with, from its config.json (the options.csv ``args`` column)."""
+    if cfg.get("optimizer") == "sgd":
+        step = cfg.get("scheduler_kwargs") or {}
+        head = (f"the report's recipe: SGD momentum {cfg['momentum']:g} lr {cfg['lr']:g}, "
+                f"StepLR({step.get('step_size')}, {step.get('gamma')}), flips + colour jitter")  # fmt: skip
+    else:
+        head = (f"AdamW {cfg['lr']:g} wd {cfg['weight_decay']:g}, {cfg['warmup_epochs']} warm-up + cosine, label "
+                f"smoothing {cfg['label_smoothing']:g}, flips + TrivialAugmentWide")  # fmt: skip
+    scratch = "" if cfg.get("pretrained") else ", from scratch"
+    return f"{head}, class-weighted CE, batch {cfg['batch_size']}, {epochs} epochs, last epoch{scratch}"
 
 
 def finished_folds(runs_dir, model: str, tag: str = "cv5") -> dict[int, Path]:
@@ -145,10 +162,9 @@ def main(argv=None) -> dict:
     print(json.dumps({k: v for k, v in cv.items() if k != "folds"}))
     fold_result = json.loads((runs[args.ship_fold] / "metrics.json").read_text())
     epochs = fold_result["training"]["epochs_run"]
+    fold_cfg = json.loads((runs[args.ship_fold] / "config.json").read_text())
     row = {
-        "model": args.model, "option": recipe_option(epochs),
-        "args": "AdamW 5e-4 wd 0.05, 1 warm-up + cosine, label smoothing 0.1, flips + TrivialAugmentWide, "
-                f"class-weighted CE, {epochs} epochs, last epoch",
+        "model": args.model, "option": recipe_option(epochs, fold_cfg), "args": recipe_text(fold_cfg, epochs),
         "best_epoch": "last", "epochs_run": epochs, "image_size": fold_result["training"]["image_size"],
         "train_min": round(minutes, 1), "run": f"skin_lesion/{args.model}/*-{args.tag}-*",
         "cv_isic_mean": round(cv["isic_score_mean"], 4), "cv_isic_std": round(cv["isic_score_std"] or 0, 4),

@@ -171,7 +171,8 @@ def main(argv=None) -> dict:
         tta = {"views": list(TTA_SETS[result["chosen_tta"]]), "chosen_on": chosen_on, "cv": result}
         (folder / "tta.json").write_text(json.dumps(tta, indent=2) + "\n")
     options = Path(args.checkpoints_dir) / "skin_lesion" / "options.csv"
-    write_options(options, args.model, result, recipe_option(epochs), f"skin_lesion/{args.model}/*-{args.tag}-*")
+    cfg = json.loads((next(iter(runs.values())) / "config.json").read_text())
+    write_options(options, args.model, result, recipe_option(epochs, cfg), f"skin_lesion/{args.model}/*-{args.tag}-*")
     print(json.dumps(result))
     return result
 

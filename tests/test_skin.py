@@ -103,6 +103,20 @@ def test_options_csv_has_one_writer_that_replaces_rows_by_model_and_option(tmp_p
     assert rows[1]["cv_isic_mean"] == "0.81" and rows[1]["isic_score"] == "" and rows[2]["selected_on"] == ""
 
 
+def test_cv_report_names_the_recipe_each_fold_trained_with():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from skin_cv_report import recipe_option, recipe_text
+
+    adamw = dict(optimizer="adamw", lr=5e-4, weight_decay=0.05, warmup_epochs=1, label_smoothing=0.1, batch_size=32)
+    assert recipe_option(5, {**adamw, "pretrained": True}) == "adamw_cosine_ls_trivialaugment"
+    assert recipe_option(10, adamw) == "adamw_cosine_ls_trivialaugment_10ep"
+    assert recipe_text({**adamw, "pretrained": True}, 10).endswith("10 epochs, last epoch")
+    assert recipe_text(adamw, 10).endswith("from scratch")  # CustomNet / ResNet18 with --recipe-of
+    sgd = dict(optimizer="sgd", lr=1e-2, momentum=0.9, scheduler_kwargs={"step_size": 7, "gamma": 0.1}, batch_size=64)
+    assert recipe_option(20, sgd) == "report_sgd_step_20ep"
+    assert "SGD momentum 0.9 lr 0.01, StepLR(7, 0.1)" in recipe_text(sgd, 20)
+
+
 def test_mixup_mixes_images_and_labels_alike():
     import torch
 
