@@ -5,11 +5,10 @@
 Found while the issue-16 folds ran: a fold's epochs slowed from 280 s to 630-790 s, with a third of the CPU in the
 kernel. Each step frees and re-allocates activations of tens of MB; glibc serves blocks that large with ``mmap`` and
 returns them with ``munmap``, so every step faults in and zeroes fresh 4 KB pages (hundreds of thousands of page
-faults per step), and the compute on them misses the TLB. The training scripts (``scripts/*.sh``) therefore start
-Python with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592``:
-malloc asks for transparent huge pages and keeps freed memory for the next step (the price: the process keeps its peak
-heap, about 5.6 GB for Lite1 at 224 px, batch 32). The app keeps its own settings (``models.cache.tune_heap``: memory
-that stays flat over hours, issue 21).
+faults per step), and the compute on them misses the TLB. The command-line trainers therefore re-run themselves under
+``training.allocator.TRAINING_TUNABLES``: malloc asks for transparent huge pages and keeps freed memory for the next
+step (the price: the process keeps its peak heap, about 5.6 GB for Lite1 at 224 px, batch 32). The app keeps its own
+settings (``models.cache.tune_heap``: memory that stays flat over hours, issue 21).
 
 Each setting runs in its own subprocess (glibc reads the tunables at start): ``--steps`` timed steps after two warm-up
 steps on a random batch (forward, cross-entropy, backward, AdamW), one torch thread by default (the scripts' lanes).
@@ -25,7 +24,7 @@ import statistics
 import subprocess
 import sys
 
-TRAINING_TUNABLES = "glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592"
+from training.allocator import TRAINING_TUNABLES  # the one definition
 
 
 def _steps(model: str, size: int, batch: int, steps: int, threads: int) -> dict:

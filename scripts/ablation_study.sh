@@ -5,9 +5,6 @@
 # bn; the deep ResNets at 128 px cost hours per seed on 2 CPU cores) with AXIS_SEEDS seeds, then exports the shown
 # run (report protocol, seed 1, 28 px) and the seed tables into checkpoints/breastmnist_standin/.
 set -euo pipefail
-# glibc: transparent huge pages and no mmap/munmap churn per step (python -m bench.train_step: the same steps in a
-# fraction of the CPU time on this VM; the process keeps its peak heap). An explicit GLIBC_TUNABLES wins.
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 BUSI=${BUSI:-../shared/data/busi}

@@ -247,4 +247,7 @@ def write_options(options: Path, new: list[dict]) -> None:
 
 
 if __name__ == "__main__":
+    from training.allocator import reexec_with_training_tunables
+
+    reexec_with_training_tunables()
     main()

@@ -210,4 +210,8 @@ def write_options(options: Path, model: str, result: dict, recipe: str, run: str
 
 
 if __name__ == "__main__":
+    if "--choose" not in sys.argv:  # --choose times the app's predictor: under the app's own allocator settings
+        from training.allocator import reexec_with_training_tunables
+
+        reexec_with_training_tunables()
     main()

@@ -6,9 +6,6 @@
 # key points), class-balanced CE for breast_3cls, the axes regression weighted x10. The last epoch is the model
 # (select=last): the held-out split chooses nothing. Resumable: rerun the script.
 set -euo pipefail
-# glibc: transparent huge pages and no mmap/munmap churn per step (python -m bench.train_step: the same steps in a
-# fraction of the CPU time on this VM; the process keeps its peak heap). An explicit GLIBC_TUNABLES wins.
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 [ -d data/fmc/csv_files ] || $PY -m training.fmc_convert --busi ../shared/data/busi --hc18 ../shared/data/hc18 --out data/fmc

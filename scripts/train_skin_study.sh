@@ -3,9 +3,6 @@
 # (112 px) with the report recipe and CustomNet's best option, then the EfficientNet-Lite0 fine-tune (128 px).
 # Resumable: every run is tagged and restarted with --resume.
 set -euo pipefail
-# glibc: transparent huge pages and no mmap/munmap churn per step (python -m bench.train_step: the same steps in a
-# fraction of the CPU time on this VM; the process keeps its peak heap). An explicit GLIBC_TUNABLES wins.
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=8589934592}
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data/isic2017}

@@ -73,11 +73,30 @@ def test_model_speed_backends_prints_each_ratio(capsys, monkeypatch):
 def test_train_step_bench_prints_both_settings_and_the_ratio(capsys):
     """The allocator settings of the training scripts (``bench.train_step``): each setting in its own process, CPU
     time and page faults per step, then the ratio (only the shape is checked: the figure lives in the benchmark)."""
-    from bench.train_step import TRAINING_TUNABLES, main
+    from bench.train_step import main
 
     out = main(["--size", "32", "--batch", "2", "--steps", "1"])
     assert set(out) == {"glibc defaults", "training scripts' tunables"}
     assert "CPU time per step, defaults / tunables" in capsys.readouterr().out.strip().splitlines()[-1]
-    for script in ("skin_cv.sh", "train_multitask.sh", "ablation_study.sh", "train_lung_study.sh",
-                   "train_skin_study.sh"):  # fmt: skip
-        assert TRAINING_TUNABLES in (ROOT / "scripts" / script).read_text(), script
+    for entry in ("training/train.py", "training/ablate.py", "scripts/skin_cv_report.py", "scripts/skin_tta_oof.py"):
+        assert "reexec_with_training_tunables()" in (ROOT / entry).read_text(), entry  # every trainer's entry point
+
+
+def test_entry_points_rerun_themselves_under_the_training_tunables_once():
+    """glibc reads GLIBC_TUNABLES at start-up only: ``reexec_with_training_tunables`` re-runs the command line under
+    them; an explicit value (even an empty one) wins."""
+    import os
+    import subprocess
+    import sys
+
+    from training.allocator import TRAINING_TUNABLES
+
+    code = ("import os; from training.allocator import reexec_with_training_tunables as r; r(); "
+            "print(os.getpid(), repr(os.environ.get('GLIBC_TUNABLES')))")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert run.stdout.split()[1] == repr(TRAINING_TUNABLES)
+    for explicit in ("", "glibc.malloc.arena_max=2"):
+        run = subprocess.run([sys.executable, "-c", code], env={**env, "GLIBC_TUNABLES": explicit}, cwd=ROOT,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        assert run.stdout.split()[1] == repr(explicit)

@@ -613,4 +613,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    from training.allocator import reexec_with_training_tunables
+
+    reexec_with_training_tunables()
     main(sys.argv[1:])

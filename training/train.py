@@ -316,4 +316,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
 
 
 if __name__ == "__main__":
+    from training.allocator import reexec_with_training_tunables
+
+    reexec_with_training_tunables()
     main(resolve_config(sys.argv[1:]))
