@@ -69,7 +69,7 @@ def summary() -> str:
         + (
             f" (as served, with {len(t['views'])} test-time views: **{t['val_isic_score']:.3f}**; 5-fold CV "
             f"{t['cv_isic_mean']:.3f})"
-            if (t := r.extra.get("tta"))
+            if (t := r.extra.get("tta")) and len(t["views"]) > 1
             else ""
         )  # fmt: skip
         for v, r in results.items()

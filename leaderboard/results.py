@@ -177,7 +177,7 @@ def tta_rows(result: RunResult, base: dict) -> list[dict]:
     """The configuration the app serves when it averages test-time views (``metrics.json``'s ``tta`` block): its
     out-of-fold CV score and, reported only, its validation score."""
     tta = result.extra.get("tta")
-    if not tta:
+    if not tta or len(tta["views"]) < 2:  # one view: served as the plain rows say
         return []
     views = len(tta["views"])
     model = base["model"].replace("(ours)", f"(ours, as served: {views} test-time views)")

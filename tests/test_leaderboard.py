@@ -206,3 +206,21 @@ def test_studies_draw_every_figure_from_the_shipped_results():
     ablation_bars, adam_sgd, arch, multitask = studies()
     assert "Multitask model, per task" in json.dumps(multitask.to_plotly_json()["layout"])
     assert len(multitask.data[0].x) >= 1 and len(ablation_bars.data) >= 1
+
+
+def test_served_rows_appear_only_where_test_time_views_are_averaged():
+    """A model served without TTA (``tta.json`` views ["id"]: the flip did not fit the latency budget) has no extra
+    "as served" rows: its plain rows are what the app serves."""
+    from leaderboard.results import RunResult, tta_rows
+
+    def result(views):
+        tta = {"views": views, "cv_isic_mean": 0.84, "cv_isic_std": 0.02, "cv_folds": 5, "val_isic_score": 0.85}
+        return RunResult.from_dict({"task": "skin_lesion", "variant": "v", "metrics": {}, "tta": tta})
+
+    base = {"model": "Lite1 (ours)", "dataset": "ISIC"}
+    assert tta_rows(result(["id"]), base) == []
+    rows = tta_rows(result(["id", "h"]), base)
+    assert [r["model"] for r in rows] == [
+        "Lite1 (ours, as served: 2 test-time views), CV",
+        "Lite1 (ours, as served: 2 test-time views)",
+    ]
