@@ -97,6 +97,18 @@ def _csv(df: pd.DataFrame) -> str:
     return str(path)
 
 
+MAX_CHARS = 40  # the table's cell width in characters (Gradio's max_chars)
+
+
+def short_name(name: str, width: int = MAX_CHARS) -> str:
+    """A model name that fits ``width`` characters with its distinguishing tail kept ("(ours, 5-fold CV)", a multitask
+    head's ": fetal_head"): the head and the tail around an ellipsis. The CSV download keeps the full names."""
+    if not isinstance(name, str) or len(name) <= width:
+        return name
+    head = width // 2 - 2
+    return name[:head].rstrip() + "…" + name[-(width - head - 1) :].lstrip()
+
+
 def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results,
                sort: str = "task, then score"):  # fmt: skip
     """``(table, status, csv path)``: task, model, the primary metric's score, parameters and latency first (the
@@ -113,6 +125,7 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
     first = [c for c in LEADING if c in df.columns]
     last = [c for c in TRAILING if c in df.columns and c not in first]
     shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
+    shown = shown.assign(model=shown["model"].map(short_name)) if "model" in shown else shown
     return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 
@@ -147,7 +160,7 @@ def build_tab(get_results=default_results) -> None:
                 status = gr.Markdown(elem_id="lb-status")
                 refresh = gr.Button("Refresh from the checkpoints", size="sm", elem_id="lb-refresh")
                 download = gr.DownloadButton("Download CSV", size="sm", elem_id="lb-download")
-            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=2, max_chars=40,
+            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=2, max_chars=MAX_CHARS,
                                  elem_id="leaderboard-table")  # fmt: skip
 
             def _load(t, s, q, order=next(iter(SORTS))):

@@ -67,6 +67,13 @@ def summary() -> str:
     parts = [
         f"{spec.variants[v].title}: ISIC score **{r.metrics['isic_score']:.3f}**"
         + (
+            f" (5-fold CV, out-of-fold: **{c['isic_score_mean']:.3f} ± {c.get('isic_score_std') or 0:.3f}**)"
+            if (c := r.cv)
+            else " (this split chose its epoch: optimistic)"
+            if r.training.get("select") != "last"
+            else ""
+        )
+        + (
             f" (as served, with {len(t['views'])} test-time views: **{t['val_isic_score']:.3f}**; 5-fold CV "
             f"{t['cv_isic_mean']:.3f})"
             if (t := r.extra.get("tta")) and len(t["views"]) > 1

@@ -224,3 +224,18 @@ def test_served_rows_appear_only_where_test_time_views_are_averaged():
         "Lite1 (ours, as served: 2 test-time views), CV",
         "Lite1 (ours, as served: 2 test-time views)",
     ]
+
+
+def test_long_model_names_keep_their_distinguishing_tail_in_the_table():
+    """The table cuts cells at ``MAX_CHARS``: a cut at the end made "Lite1 (ours)" and "Lite1 (ours, 5-fold CV)", and
+    every multitask head's row, look alike. Names keep head and tail; the CSV download keeps them whole."""
+    from demo.leaderboard_tab import MAX_CHARS, load_table, short_name
+
+    lite1, b4 = "EfficientNet-Lite1 (ImageNet fine-tune)", "EfficientNet-B4 + FPN + 6 heads (BUSI + HC18 in the format)"
+    names = [f"{lite1} (ours)", f"{lite1} (ours, 5-fold CV)", f"{b4} (ours): fetal_head_det", "U-Net"]
+    short = [short_name(n) for n in names]
+    assert all(len(s) <= MAX_CHARS for s in short) and len(set(short)) == len(names) and short[-1] == "U-Net"
+    assert short[1].endswith("(ours, 5-fold CV)") and short[2].endswith("fetal_head_det")
+    df = pd.DataFrame({"task": ["skin_lesion"] * 4, "model": names, "source": "measured here", "split": "val"})
+    table, _, csv = load_table(get_results=lambda: df)
+    assert sorted(table["model"]) == sorted(short) and sorted(pd.read_csv(csv)["model"]) == sorted(names)

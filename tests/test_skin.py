@@ -321,3 +321,18 @@ def test_skin_robustness_lab_and_sweep(client):
     assert not np.array_equal(np.asarray(Image.open(cast).convert("RGB")), original)
     fig, text, message = client.predict("blur", "customnet", "customnet", 6, api_name="/sweep_skin")
     assert "accuracy" in text and not message and "Blur" in json.dumps(fig)
+
+
+def test_tab_summary_gives_the_cv_estimate_and_flags_validation_chosen_scores():
+    """The tab's summary promises cross-validation numbers: a model with a CV block shows it; one whose epoch the
+    validation split chose says its score is optimistic."""
+    from demo.skin_lesion import summary
+    from leaderboard import skin
+
+    results = skin.available()
+    text = summary()
+    for r in results.values():
+        if r.cv:
+            assert f"{r.cv['isic_score_mean']:.3f}" in text
+    if any(r.training.get("select") not in (None, "last") and not r.cv for r in results.values()):
+        assert "optimistic" in text
