@@ -70,7 +70,7 @@ def summary() -> str:
             f" (5-fold CV, out-of-fold: **{c['isic_score_mean']:.3f} ± {c.get('isic_score_std') or 0:.3f}**)"
             if (c := r.cv)
             else " (this split chose its epoch: optimistic)"
-            if r.training.get("select") != "last"
+            if r.training.get("select") not in (None, "last")
             else ""
         )
         + (

@@ -184,14 +184,14 @@ def main(argv=None) -> dict:
         (folder / "tta.json").write_text(json.dumps(tta, indent=2) + "\n")
     options = Path(args.checkpoints_dir) / "skin_lesion" / "options.csv"
     cfg = json.loads((next(iter(runs.values())) / "config.json").read_text())
-    write_options(options, args.model, result, recipe_option(epochs, cfg), f"skin_lesion/{args.model}/*-{args.tag}-*")
+    write_tta_rows(options, args.model, result, recipe_option(epochs, cfg), f"skin_lesion/{args.model}/*-{args.tag}-*")
     print(json.dumps(result))
     return result
 
 
-def write_options(options: Path, model: str, result: dict, recipe: str, run: str) -> None:
+def write_tta_rows(options: Path, model: str, result: dict, recipe: str, run: str) -> None:
     """The TTA and fold-ensemble rows of the recipe ``recipe`` (its options.csv name), suffixed as it is."""
-    from skin_cv_report import write_options as write
+    from skin_cv_report import write_options
 
     rows = list(csv.DictReader(options.open()))
     base = next(r for r in rows if r["model"] == model and r["option"] == recipe)
@@ -218,7 +218,7 @@ def write_options(options: Path, model: str, result: dict, recipe: str, run: str
                  "acc": e["acc"], "image_size": base["image_size"], "epochs_run": base["epochs_run"],
                  "best_epoch": "last", "train_min": base["train_min"], "run": run,
                  "selected_on": "nothing (validation score reported only; not shipped: 5x latency)"})  # fmt: skip
-    write(options, rows)
+    write_options(options, rows)
 
 
 if __name__ == "__main__":
