@@ -46,10 +46,12 @@ UNCERTAIN_MARGIN = 0.2  # top-1 minus top-2 (calibrated) probability below this:
 
 
 def model_choices() -> list[tuple[str, str]]:
+    """``(label, variant)`` of the runnable models; the labels are short enough for one row at 1280x720 (the result's
+    caption names the model in full)."""
     spec = get_task(TASK)
     results = skin.available()
     return [
-        (v.title, name)
+        (v.title.replace(" (ImageNet fine-tune)", ""), name)
         for name, v in spec.variants.items()
         if model_source() != "local"
         or (name in results and (checkpoint_dir(TASK, name) / "model.safetensors").exists())
@@ -266,7 +268,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             choices = model_choices()
             with gr.Row():
                 with gr.Column():
-                    image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=220,
+                    image_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=200,
                                             elem_id="skin-input")  # fmt: skip
                     names = [v for _, v in choices]
                     default = spec.default_variant if spec.default_variant in names else (names or [None])[0]

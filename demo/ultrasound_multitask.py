@@ -266,7 +266,7 @@ def build_tab(get_predictor=get_predictor) -> None:
         with gr.Tab("Predict"):
             with gr.Row():
                 with gr.Column():
-                    image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=200,
+                    image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=180,
                                             elem_id="mt-input")  # fmt: skip
                     with gr.Row():
                         organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")

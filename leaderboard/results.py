@@ -203,6 +203,34 @@ def task_rows(result: RunResult, base: dict) -> list[dict]:
     return rows
 
 
+SEED_TABLE_RESOLUTION = 28  # the seed study's rows in the table: the size of the published anchors (the tab has all)
+
+
+def seed_rows(root: Path) -> list[dict]:
+    """Issue 18's seed study (``<task>/ablation_seeds.csv``, written by ``training.ablate``): one row per protocol and
+    step at 28 px, test accuracy and AUC as the mean over seeds, the spread and interval in the split column. These,
+    not the one shown run per step, are the figures to set beside the published ones."""
+    from models.registry import ABLATION_PROTOCOLS
+
+    rows = []
+    for path in sorted(root.glob("*/ablation_seeds.csv")):
+        task = path.parent.name
+        table = pd.read_csv(path)
+        for r in table[table["resolution"] == SEED_TABLE_RESOLUTION].itertuples():
+            protocol = ABLATION_PROTOCOLS.get(r.protocol, (r.protocol,))[0]
+            rows.append({
+                "task": task, "model": f"{r.title} (ours, {protocol.lower()}, {r.seeds} seeds)",
+                "source": "measured here", "dataset": get_task(task).dataset,
+                "split": f"test; mean over {r.seeds} seeds (accuracy ± {r.test_acc_std:.3f}, 95 % interval "
+                         f"{r.test_acc_ci95_low:.3f}-{r.test_acc_ci95_high:.3f}; {r.majority_seeds} at the majority "
+                         "class)",
+                "resolution": r.resolution, "acc": r.test_acc_mean, "auc": r.test_auc_mean,
+                "params": getattr(r, "params", None), "citation": "this project, training.ablate seed study",
+                "unverified": False, "protocol": f"{protocol}: {path.name}",
+            })  # fmt: skip
+    return rows
+
+
 def hub_owner() -> str | None:
     """The Hub owner whose model repos join the table: ``MODEL_SOURCE=hf://OWNER`` (None for local stores)."""
     source = model_source()
@@ -262,6 +290,7 @@ def collect(
                     "protocol": f"unreadable metrics.json: {exc}",
                 }
             )
+    rows += seed_rows(root)
     frames = [pd.DataFrame(rows, columns=COLUMNS)]
     if published and Path(published).exists():
         frames.append(pd.read_csv(published))

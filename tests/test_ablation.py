@@ -229,6 +229,20 @@ def test_seed_statistics_and_the_paired_test():
     assert at_majority([[0, 42], [0, 114]]) and not at_majority([[30, 12], [10, 104]])
 
 
+def test_prior_correction_gives_the_balanced_loss_its_prior_back():
+    """The adapted protocol trains with class-balanced CE, whose softmax estimates p(y|x) / prior(y); its predictions
+    add log prior(y) (logit adjustment). The report's protocol adds nothing."""
+    from training.ablate import prior_correction
+
+    labels = np.array([0] * 25 + [1] * 75)
+    shift = prior_correction("breastmnist_standin", "adapted", labels)
+    assert torch.allclose(shift, torch.log(torch.tensor([0.25, 0.75])))
+    assert prior_correction("breastmnist_standin", "report", labels) is None
+    # a balanced model that says 60 % minority is under the prior's threshold: accuracy's arg-max is the majority
+    balanced = torch.log(torch.tensor([[0.6, 0.4]]))
+    assert (balanced + shift).argmax(1).item() == 1
+
+
 def test_seeds_and_protocols_end_to_end(tmp_path):
     """Issue 18: every step x seed x protocol trains through the one trainer; the seed tables say mean, std, interval,
     majority-class seeds and the paired comparison; only the shown run (report protocol, seed 1) keeps weights."""
@@ -258,6 +272,11 @@ def test_seeds_and_protocols_end_to_end(tmp_path):
     assert t["seed"] == 2 and t["class_weighting"] == "inverse_frequency" and t["protocol"] == "adapted"
     assert t["select"] == "max:val_auc" and t["patience"] == 10 and t["weight_decay"] == 1e-4
     assert "class-balanced" in adapted["notes"] and "seed 2" in adapted["notes"]
+    assert t["augmentation"] == "small_data" and t["prior_correction"] is True  # the adapted protocol's own changes
+    base = json.loads((out / "seeds" / "adapted-28px" / "seed2" / "base" / "metrics.json").read_text())["training"]
+    assert base["augmentation"] == "none" and not base["augment"]  # a step that does not augment still does not
+    report = json.loads((out / "seeds" / "report-28px" / "seed2" / "bn" / "metrics.json").read_text())["training"]
+    assert report["augmentation"] == "report" and report["prior_correction"] is False
     assert (tmp_path / "ck" / "breastmnist_standin" / "bn" / "model.safetensors").exists()  # the shown run
     assert not list((out / "seeds").rglob("model.safetensors"))  # the others keep logits, not weights
     assert not list((out / "seeds").rglob("state"))  # no optimiser state left behind
@@ -285,3 +304,27 @@ def test_standin_builder_takes_a_resolution(tmp_path):
     out = main(["--busi", str(busi), "--out", str(tmp_path / "s64.npz"), "--size", "64"])
     assert load_npz(out)["train"][0].shape[1:] == (64, 64)
     assert json.loads(out.with_suffix(".json").read_text())["size"] == 64
+
+
+def test_a_study_of_one_protocol_keeps_the_other_protocols_shipped_rows(tmp_path):
+    """Rerunning only the adapted protocol replaces its rows at every resolution (its definition may have changed) and
+    keeps the report protocol's shipped rows; a study without the shown run leaves the shipped ablation.json alone."""
+    import csv
+
+    from training.ablate import export, merge_seed_table
+
+    shipped, new = tmp_path / "shipped.csv", tmp_path / "new.csv"
+    head = "protocol,resolution,step,seeds,test_acc_mean\n"
+    shipped.write_text(head + "adapted,28,bn,5,0.80\nadapted,64,bn,5,0.54\nreport,28,bn,5,0.74\nreport,64,bn,5,0.61\n")
+    new.write_text(head + "adapted,28,bn,5,0.85\n")
+    merge_seed_table(new, shipped)
+    rows = [(r["protocol"], r["resolution"], r["test_acc_mean"]) for r in csv.DictReader(shipped.open())]
+    assert rows == [("adapted", "28", "0.85"), ("report", "28", "0.74"), ("report", "64", "0.61")]
+
+    out, ck = tmp_path / "study", tmp_path / "ck"
+    out.mkdir()
+    (ck / "t").mkdir(parents=True)
+    (ck / "t" / "ablation.json").write_text('{"task": "t", "steps": [{"step": "bn"}]}')
+    (out / "ablation.json").write_text('{"task": "t", "steps": []}')
+    export(out, "t", str(ck))
+    assert json.loads((ck / "t" / "ablation.json").read_text())["steps"] == [{"step": "bn"}]

@@ -400,7 +400,10 @@ def test_first_use_at_1280x720(page, serve, tmp_path, prefix):
     assert picture is not None and picture["y"] + picture["height"] <= 720, picture
     _shot(page, f"first_use_{prefix}.png")
 
-    page.get_by_role("button", name=example, exact=True).first.click()  # an example runs too
+    button = page.get_by_role("button", name=example, exact=True).first
+    shown = button.bounding_box()  # the examples are in the first screen too: a newcomer sees them without scrolling
+    assert shown is not None and shown["y"] + shown["height"] <= 720, shown
+    button.click()  # an example runs too
     expect(result).to_contain_text(example_file, timeout=120_000)
     expect(result).not_to_contain_text(good.name)
 

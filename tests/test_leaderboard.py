@@ -70,7 +70,8 @@ def test_measured_rows_come_from_checkpoint_metrics(tiny_checkpoints):
     lung = ours[ours["task"] == "lung_seg"].set_index("model")
     assert lung.loc["U-Net, Adam (ours)", "dice"] == 0.6 and lung["dice"].dtype.kind == "f"
     standin = ours[ours["task"] == "breastmnist_standin"]
-    assert set(standin["model"]) == {"Base CNN (ours)", "+ BatchNorm (ours)"} and standin["acc"].notna().all()
+    shown = standin[~standin["model"].str.contains("seeds")]  # the shown run per step; the seed study's rows besides
+    assert set(shown["model"]) == {"Base CNN (ours)", "+ BatchNorm (ours)"} and standin["acc"].notna().all()
     # numeric sort, not lexicographic: as strings "81.6" would beat "650.5"
     assert df.sort_values("fps", ascending=False).iloc[0]["fps"] == 650.5
 
@@ -239,3 +240,27 @@ def test_long_model_names_keep_their_distinguishing_tail_in_the_table():
     df = pd.DataFrame({"task": ["skin_lesion"] * 4, "model": names, "source": "measured here", "split": "val"})
     table, _, csv = load_table(get_results=lambda: df)
     assert sorted(table["model"]) == sorted(short) and sorted(pd.read_csv(csv)["model"]) == sorted(names)
+
+
+def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
+    """Issue 18: the leaderboard reads ablation_seeds.csv; each protocol x step at 28 px is one row with the mean over
+    seeds, its spread, interval and majority-class seeds named in the split; other sizes stay in the tab."""
+    from leaderboard.results import collect
+
+    task = tmp_path / "breastmnist_standin"
+    task.mkdir()
+    (task / "ablation_seeds.csv").write_text(
+        "protocol,resolution,step,title,seeds,test_acc_mean,test_acc_std,test_acc_ci95_low,test_acc_ci95_high,"
+        "test_auc_mean,test_auc_std,majority_seeds,params\n"
+        "adapted,28,bn,+ BatchNorm,5,0.85,0.02,0.83,0.87,0.9,0.01,0,1662386\n"
+        "report,28,bn,+ BatchNorm,5,0.74,0.05,0.68,0.80,0.75,0.05,1,1662386\n"
+        "adapted,64,bn,+ BatchNorm,5,0.80,0.02,0.78,0.82,0.85,0.01,0,7000000\n"
+    )
+    df = collect(root=tmp_path, published=None, owner="")
+    rows = df[df["task"] == "breastmnist_standin"].set_index("model")
+    assert list(rows.index) == ["+ BatchNorm (ours, adapted to small data, 5 seeds)",
+                                "+ BatchNorm (ours, as in the report, 5 seeds)"]  # fmt: skip
+    adapted = rows.loc["+ BatchNorm (ours, adapted to small data, 5 seeds)"]
+    assert adapted["acc"] == 0.85 and adapted["auc"] == 0.9 and adapted["resolution"] == 28
+    assert "mean over 5 seeds" in adapted["split"] and "0.830-0.870" in adapted["split"]
+    assert "1 at the majority class" in rows.loc["+ BatchNorm (ours, as in the report, 5 seeds)", "split"]

@@ -12,11 +12,12 @@ weights kept, at most ``--max-epochs`` (1000). Augmentation as coded in the note
 RandomRotation(30) -> RandomErasing() -> RandomPerspective(p=0.1).
 
 Issue 18: ``--seeds N`` runs every step with seeds 1..N; ``--protocols`` adds "adapted to small data"
-(``models.registry.ABLATION_PROTOCOLS``: AdamW + weight decay, class-balanced CE, plateau schedule, early stopping on
-validation AUC with patience 10). A file of another resolution (``training.medmnist_standin --size 64``) runs the same
-ladder at that size. ``ablation_seeds.csv`` gives, per protocol x resolution x step, test accuracy and AUC as mean, std
-and 95 % interval over seeds, how many seeds stayed at the majority class, and a paired t-test against the previous
-step on the same seeds; ``ablation_seed_curves.csv`` the validation accuracy per epoch as mean and std over seeds.
+(``models.registry.ABLATION_PROTOCOLS``: AdamW + weight decay, class-balanced CE with the prior given back to the
+predictions, plateau schedule, early stopping on validation AUC with patience 10, a milder augmentation). A file of
+another resolution (``training.medmnist_standin --size 64``) runs the same ladder at that size. ``ablation_seeds.csv``
+gives, per protocol x resolution x step, test accuracy and AUC as mean, std and 95 % interval over seeds, how many seeds
+stayed at the majority class, and a paired t-test against the previous step on the same seeds;
+``ablation_seed_curves.csv`` the validation accuracy per epoch as mean and std over seeds.
 
 ``--dataset`` is a MedMNIST ``.npz`` or flag (``organsmnist`` is looked up in ``--data-root`` or downloaded with the
 ``medmnist`` package). The official OrganSMNIST files are recognised by MD5; the task defaults to ``organsmnist`` for
@@ -74,6 +75,17 @@ def augmentation():
     from torchvision.transforms import v2
 
     return v2.Compose([v2.RandomRotation(30), v2.RandomErasing(), v2.RandomPerspective(p=0.1)])
+
+
+def small_data_augmentation():
+    """The adapted protocol's train transform (``augment="small_data"``): flips and small shifts, turns and scalings,
+    which keep the lesion in a 28-px image (the notebook's erasing and 30-degree turns can remove it)."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))])
+
+
+AUGMENTATIONS = {"report": augmentation, "small_data": small_data_augmentation}
 
 
 def moving_average(values, window: int = SMOOTH) -> list[float]:
@@ -144,8 +156,8 @@ class AblationRecipe(Recipe):
         from training.medmnist import MedMNISTDataset
 
         task = self.cfg.task
-        train = MedMNISTDataset(*self.data["train"], transform=augmentation() if self.cfg.augment == "report" else None,
-                                task=task)  # fmt: skip
+        make = AUGMENTATIONS.get(self.cfg.augment)
+        train = MedMNISTDataset(*self.data["train"], transform=make() if make else None, task=task)
         val = MedMNISTDataset(*self.data["val"], task=task)
         if self.cfg.class_weighting == "inverse_frequency":
             counts = torch.bincount(train.labels, minlength=len(self.spec.labels)).float().clamp_min(1)
@@ -253,31 +265,45 @@ def protocol_config(task: str, step: str, data: Path, size: int, seed: int, prot
     args = [task, "--model", step, "--data-dir", str(data), "--image-size", str(size), "--seed", str(seed),
             "--runs-dir", str(runs_dir), "--resume"] + (["--cpu"] if cpu else [])  # fmt: skip
     cfg = resolve_config(args)
-    _, every, early = ABLATION_PROTOCOLS[protocol]
+    _, every, early, beyond = ABLATION_PROTOCOLS[protocol]
     stops_early = get_variant(task, step).train_preset.get("patience") is not None
     cfg = replace(cfg, **every, **(early if stops_early else {}))
+    if cfg.augment in AUGMENTATIONS and beyond.get("augment"):  # an augmenting step: the protocol's augmentation
+        cfg = replace(cfg, augment=beyond["augment"])
     if stops_early:
         cfg = replace(cfg, epochs=max_epochs)
     # minutes-long runs restart rather than resume: no per-epoch optimiser state (ResNet-152's: 700 MB each epoch)
     return replace(cfg, pretrained=bool(pretrained and step.startswith("resnet")), export=False, save_state=False)
 
 
-def run_step(cfg, out: Path, keep_weights: bool) -> dict:
+def prior_correction(task: str, protocol: str, train_labels: np.ndarray) -> torch.Tensor | None:
+    """The log training prior the protocol adds to every logit (logit adjustment), or None. With class-balanced
+    cross-entropy the model's softmax estimates p(y|x) / prior(y); adding log prior(y) gives back the arg-max that
+    accuracy needs (Menon et al., ICLR 2021). Early stopping on AUC does not see it (AUC is threshold-free)."""
+    if not ABLATION_PROTOCOLS[protocol][3].get("prior_correction"):
+        return None
+    counts = np.bincount(np.asarray(train_labels).ravel(), minlength=len(get_task(task).labels)).clip(min=1)
+    return torch.log(torch.from_numpy(counts / counts.sum()).float())
+
+
+def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> dict:
     """Train one step through ``training.train`` (resuming an interrupted run), then score train/val/test exactly as
-    saved and write ``out``: ``metrics.json`` (all splits; ``metrics`` = test), ``history.csv``, ``steps.csv`` (with
-    the 60-step moving averages), ``logits.npz`` (for the ensemble) and, if ``keep_weights``, ``model/``."""
+    saved (plus the protocol's prior correction) and write ``out``: ``metrics.json`` (all splits; ``metrics`` = test),
+    ``history.csv``, ``steps.csv`` (with the 60-step moving averages), ``logits.npz`` (for the ensemble) and, if
+    ``keep_weights``, ``model/``."""
     from models.hub import load_model_from
     from training.train import main as train
 
     run_dir = train(cfg)
     model = load_model_from(cfg.task, cfg.model, run_dir / "model")
     data = AblationRecipe(cfg).data
+    shift = prior_correction(cfg.task, protocol, data["train"][1])
     splits, logits = {}, {}
     for split in ("train", "val", "test"):
         from training.medmnist import MedMNISTDataset
 
         ds = MedMNISTDataset(*data[split], task=cfg.task)
-        logits[split] = predict(model, ds.images)
+        logits[split] = predict(model, ds.images) + (0 if shift is None else shift)
         splits[split] = classification_metrics(ds.labels.numpy(), logits[split], get_task(cfg.task).labels)
     history = list(csv.DictReader((run_dir / "history.csv").open()))
     progress = json.loads((run_dir / "progress.json").read_text())
@@ -300,7 +326,9 @@ def run_step(cfg, out: Path, keep_weights: bool) -> dict:
         "best_epoch": progress["best_epoch"] - 1,
         "epochs_run": len(history),
         "early_stopping": stops_early,
-        "augment": cfg.augment == "report",
+        "augment": cfg.augment in AUGMENTATIONS,
+        "augmentation": cfg.augment,
+        "prior_correction": shift is not None,
         "fixed_epochs": None if stops_early else cfg.epochs,
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
@@ -419,7 +447,7 @@ def run(args) -> dict:
             else:
                 cfg = protocol_config(task, name, path, size, seed, protocol, args.max_epochs,
                                       seed_dir / "train", args.cpu, args.pretrained)  # fmt: skip
-                result = {**base_result, **run_step(cfg, out, keep_weights=shown)}
+                result = {**base_result, **run_step(cfg, out, keep_weights=shown, protocol=protocol)}
                 result["training"]["pretrained"] = cfg.pretrained
             result["training"]["protocol"] = protocol
             result["training"]["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -584,10 +612,30 @@ def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIG
         else:
             dest.mkdir(parents=True)
         shutil.copyfile(src / "metrics.json", dest / "metrics.json")
-    for f in ("ablation.json", "ablation_seeds.csv", "ablation_seed_curves.csv"):
+    dest = Path(checkpoints_dir) / task
+    dest.mkdir(parents=True, exist_ok=True)
+    if (out_root / "ablation.json").exists() and json.loads((out_root / "ablation.json").read_text())["steps"]:
+        shutil.copyfile(out_root / "ablation.json", dest / "ablation.json")  # a study without the shown run keeps it
+    for f in ("ablation_seeds.csv", "ablation_seed_curves.csv"):
         if (out_root / f).exists():
-            shutil.copyfile(out_root / f, Path(checkpoints_dir) / task / f)
-    print(f"exported to {Path(checkpoints_dir) / task}")
+            merge_seed_table(out_root / f, dest / f)
+    print(f"exported to {dest}")
+
+
+def merge_seed_table(new: Path, shipped: Path) -> None:
+    """Write ``new`` over ``shipped``, keeping the shipped rows of each protocol ``new`` lacks: a study that reran one
+    protocol (the other's seed runs are on an earlier machine) keeps the other's rows as shipped. A protocol present
+    in ``new`` comes from ``new`` alone, at every resolution (its definition may have changed since)."""
+    rows = list(csv.DictReader(new.open()))
+    fresh = {r["protocol"] for r in rows}
+    if shipped.exists():
+        kept = [r for r in csv.DictReader(shipped.open()) if r["protocol"] not in fresh]
+        rows = sorted(rows + [{k: r.get(k, "") for k in rows[0]} for r in kept],
+                      key=lambda r: (r["protocol"], int(r["resolution"])))  # fmt: skip
+    with shipped.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
