@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -134,6 +135,15 @@ def hc_source() -> tuple[str, str]:
     return best, f"held-out mean HC error {errors[best]:.1f} mm" + (f" (vs {other})" if other else "")
 
 
+def box_iou_note(det_task_id: str) -> str:
+    """The held-out IoU of the box read off the mask beside the box head's own (the shipped model's metrics)."""
+    result = board.load_result(variant_name())
+    scores = (result.metrics.get("tasks", {}) if result else {}).get(det_task_id, {})
+    if scores.get("iou_mask_box") is None or scores.get("iou") is None:
+        return ""
+    return f" (held-out IoU {scores['iou_mask_box']:.2f}; the box head's {scores['iou']:.2f})"
+
+
 def _fmt_box(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
@@ -176,8 +186,11 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         from models.fmc_metrics import head_ellipse_from_mask
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
+    # a box is read off its organ's mask when that ran (a rule, not a choice: held-out IoU in the details line)
+    mask_boxes = {t: b for t in pred.outputs if (b := pred.mask_box(t)) is not None}
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
-    drawn = [o for o in pred.outputs.values() if ellipse is None or o.points is None]
+    drawn = [replace(o, box=mask_boxes[o.task_id]) if o.task_id in mask_boxes else o
+             for o in pred.outputs.values() if ellipse is None or o.points is None]  # fmt: skip
     picture = draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES)
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
@@ -214,6 +227,11 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(
                 f"* **{head_title(out.task_id)}** (segmentation): {frac:.1%} of the image, tinted on the picture"
             )
+        elif out.kind == "detection" and out.task_id in mask_boxes:
+            organ_mask = head_title(out.task_id.removesuffix("_det"))
+            details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(mask_boxes[out.task_id])} px "
+                           f"around the {organ_mask}'s largest region (green rectangle){box_iou_note(out.task_id)}; "
+                           f"the box head's own: {_fmt_box(out.box)} px, objectness {out.score:.2f}")  # fmt: skip
         elif out.kind == "detection":
             details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(out.box)} px, objectness "
                            f"{out.score:.2f} (green rectangle)")  # fmt: skip

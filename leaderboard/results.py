@@ -198,7 +198,8 @@ def task_rows(result: RunResult, base: dict) -> list[dict]:
     for task_id, t in result.metrics.get("tasks", {}).items():
         rows.append({**base, "model": f"{base['model']}: {task_id}", "params": None, "fps": None, "latency_ms": None,
                      "dsc": t.get("dice"), "hd": t.get("hd"), "acc": t.get("acc"), "auc": t.get("auc"),
-                     "f1_weighted": t.get("f1_weighted"), "iou": t.get("iou"), "mre": t.get("mre"),
+                     "f1_weighted": t.get("f1_weighted"), "mre": t.get("mre"),
+                     "iou": t.get("iou_mask_box", t.get("iou")),  # the box the app draws (the mask's, where it ran)
                      "hc_error_mm": t.get("hc_abs_error_mm")})  # fmt: skip
     return rows
 

@@ -130,6 +130,20 @@ def head_ellipse_from_mask(mask) -> tuple | None:
     return cv2.fitEllipse(contour.astype(np.float32))
 
 
+def box_from_mask(mask) -> tuple[int, int, int, int] | None:
+    """The box around the largest connected component of a mask, ``(x1, y1, x2, y2)`` with exclusive ends (as the
+    converted data's boxes, ``training.fmc_convert.mask_box``); ``None`` for an empty mask. The app draws it in place
+    of the detection head's box when the organ's segmentation ran (issue 15: a box read off the mask, as the HC is)."""
+    import cv2
+
+    fg = (np.asarray(mask) > 0).astype(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n < 2:
+        return None
+    x, y, w, h = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), :4])
+    return x, y, x + w, y + h
+
+
 def circumference_from_mask(mask) -> float | None:
     """Head circumference in pixels of the ellipse fitted to a head mask (``head_ellipse_from_mask``), by
     Ramanujan's perimeter; ``None`` when no ellipse can be fitted."""

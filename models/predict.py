@@ -361,6 +361,16 @@ class MultiTaskPrediction:
         mask = self.head_mask()
         return circumference_from_mask(mask) if mask is not None else None
 
+    def mask_box(self, det_task_id: str) -> tuple[int, int, int, int] | None:
+        """The box of a detection task read off its organ's segmentation (``breast_lesion_det`` <- ``breast_lesion``:
+        the largest component's box), when that segmentation ran and found something; else ``None``."""
+        from models.fmc_metrics import box_from_mask
+
+        seg = self.outputs.get(det_task_id.removesuffix("_det")) if det_task_id.endswith("_det") else None
+        if seg is None or seg.kind != "segmentation" or seg.mask is None:
+            return None
+        return box_from_mask(seg.mask)
+
     def head_mask(self) -> np.ndarray | None:
         """The segmentation of an organ whose model has a 4-point (axes) regression head, when it ran."""
         for o in self.outputs.values():

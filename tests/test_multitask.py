@@ -203,6 +203,9 @@ def test_challenge_format_round_trip_convert_train_evaluate(tmp_path):
                                "fetal_head_det"}  # fmt: skip
     assert 0 <= m["dsc"] <= 1 and m["hd"] >= 0 and 0 <= m["iou"] <= 1 and m["mre"] >= 0
     assert "hc_abs_error_mm" in m["tasks"]["fetal_head_axes"]
+    for det in ("breast_lesion_det", "fetal_head_det"):  # the box read off the mask, where any mask was found
+        t = m["tasks"][det]
+        assert "iou_mask_box" not in t or (0 <= t["iou_mask_box"] <= 1 and 0 <= t["mask_box_missing"] <= t["n"])
     assert m["tasks"]["breast_3cls"]["auc_official"] == (m["tasks"]["breast_3cls"]["auc"] or 0.0)
 
 
@@ -316,6 +319,29 @@ def test_head_circumference_from_a_mask_within_one_percent():
         hc = circumference_from_mask(mask)
         assert abs(hc - ellipse_circumference(a, b)) / ellipse_circumference(a, b) < 0.01
     assert circumference_from_mask(np.zeros((50, 50), np.uint8)) is None
+
+
+def test_a_box_is_read_off_the_organ_mask_as_the_data_boxes_are():
+    """Issue 15: the box around the largest component of the organ's mask, with exclusive ends like the converted
+    data's boxes (training.fmc_convert.mask_box); a prediction gives it for a detection task whose mask ran."""
+    import numpy as np
+
+    from models.fmc_metrics import box_from_mask
+    from models.predict import MultiTaskPrediction, TaskOutput
+    from training.fmc_convert import mask_box
+
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:30, 20:50] = 1
+    mask[50:52, 70:72] = 1  # a speck: not the largest component
+    assert box_from_mask(mask) == (20, 10, 50, 30) == mask_box(mask[:40])
+    assert box_from_mask(np.zeros((5, 5), np.uint8)) is None
+    outputs = {"breast_lesion": TaskOutput("breast_lesion", "segmentation", mask=mask),
+               "breast_lesion_det": TaskOutput("breast_lesion_det", "detection", box=(0, 0, 5, 5), score=0.9),
+               "fetal_head_det": TaskOutput("fetal_head_det", "detection", box=(0, 0, 5, 5), score=0.9)}  # fmt: skip
+    pred = MultiTaskPrediction(image=None, outputs=outputs, model_ms=0, latency_ms=0)
+    assert pred.mask_box("breast_lesion_det") == (20, 10, 50, 30)
+    assert pred.mask_box("fetal_head_det") is None  # its mask did not run: the box head's box is drawn
+    assert pred.mask_box("breast_lesion") is None  # a mask is not a detection task
 
 
 def test_hc_errors_summarise_mean_median_and_within_5mm():

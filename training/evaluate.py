@@ -179,14 +179,16 @@ FMC_PROTOCOL = (
     "FMC-UIA official rules at original resolution: per-class Dice (1 when both empty) and max symmetric Hausdorff "
     "in pixels (0 both empty, image diagonal one empty), foreground mean per task; accuracy / macro-F1 / "
     "weighted-F1 / MCC / AUC (n/a where undefined; the official 0.0 kept as auc_official); box IoU from the arg-max "
-    "objectness cell; MRE in pixels; head circumference error in mm from the fitted ellipse"
+    "objectness cell (and, as iou_mask_box, of the box around the largest component of the organ's mask, the head's "
+    "box where the mask is empty); MRE in pixels; head circumference error in mm from the fitted ellipse"
 )
 
 
 @torch.inference_mode()
 def fmc_predictions(model, samples):
     """Yield ``(sample, prediction in original pixels)`` per image through the app's ``MultiTaskPredictor`` (the
-    challenge's inference rules): seg label map at the GT mask's size / cls probs / det box / reg points."""
+    challenge's inference rules): seg label map at the GT mask's size / cls probs / (det box, the box around the
+    organ mask's largest component or None) / reg points."""
     import numpy as np
     from PIL import Image
 
@@ -194,8 +196,12 @@ def fmc_predictions(model, samples):
 
     predictor = MultiTaskPredictor(model)
     for s in samples:
+        seg = s.task_id.removesuffix("_det")  # a detection task's organ mask, where the model has it
+        paired = s.task_name == "detection" and seg != s.task_id and seg in getattr(model, "tasks", {})
+        heads = [s.task_id, seg] if paired else [s.task_id]
         with Image.open(s.image) as im:
-            out = predictor(im.convert("RGB"), [s.task_id]).outputs[s.task_id]
+            both = predictor(im.convert("RGB"), heads)
+        out = both.outputs[s.task_id]
         if s.task_name == "segmentation":
             mask = out.mask
             with Image.open(s.mask) as m:
@@ -204,8 +210,8 @@ def fmc_predictions(model, samples):
             yield s, mask.astype(np.int64)
         elif s.task_name == "classification":
             yield s, np.array(list(out.probs.values()))
-        elif s.task_name == "detection":
-            yield s, np.array(out.box)
+        elif s.task_name == "detection":  # the head's box, and the box read off the organ's mask (or None)
+            yield s, (np.array(out.box), both.mask_box(s.task_id))
         else:
             yield s, out.points
 
@@ -258,7 +264,11 @@ def evaluate_fmc(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dic
             scores = fm.classification_scores([s.label for s, _ in items], np.stack([p for _, p in items]),
                                               s0.num_classes)  # fmt: skip
         elif s0.task_name == "detection":
-            scores = {"iou": float(np.mean([fm.box_iou(p, s.box) for s, p in items]))}
+            scores = {"iou": float(np.mean([fm.box_iou(box, s.box) for s, (box, _) in items]))}
+            if any(mask_box is not None for _, (_, mask_box) in items):  # the box the app draws (the head's if no mask)
+                scores["iou_mask_box"] = float(np.mean([fm.box_iou(m if m is not None else box, s.box)
+                                                        for s, (box, m) in items]))  # fmt: skip
+                scores["mask_box_missing"] = sum(m is None for _, (_, m) in items)
         else:
             scores = {"mre": fm.mean_radial_error([p for _, p in items], [s.points for s, _ in items])}
             sizes = [float(s.extra["pixel_size_mm"]) for s, _ in items if "pixel_size_mm" in s.extra]
