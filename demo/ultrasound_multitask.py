@@ -186,7 +186,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         from models.fmc_metrics import head_ellipse_from_mask
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
-    # a box is read off its organ's mask when that ran (a rule, not a choice: held-out IoU in the details line)
+    # a box is read off its organ's mask whenever that mask ran (one fixed rule; both held-out IoUs in the details)
     mask_boxes = {t: b for t in pred.outputs if (b := pred.mask_box(t)) is not None}
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
     drawn = [replace(o, box=mask_boxes[o.task_id]) if o.task_id in mask_boxes else o
