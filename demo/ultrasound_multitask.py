@@ -124,10 +124,11 @@ def reference_hc(image_path) -> tuple[str, float] | None:
     return (name, EXAMPLE_HC18[name][1]) if name else None
 
 
-def hc_source() -> tuple[str, str]:
+def hc_source(result=None) -> tuple[str, str]:
     """Which HC the tab reports: the source with the lower mean HC error on the held-out split of the shipped
-    model's metrics (``"mask"``: the ellipse fitted to the head segmentation; ``"points"``: the axes head)."""
-    errors = hc_errors_by_source(board.load_result(variant_name()))
+    model's metrics (``result``, read when not given; ``"mask"``: the ellipse fitted to the head segmentation;
+    ``"points"``: the axes head)."""
+    errors = hc_errors_by_source(result or board.load_result(variant_name()))
     if not errors:
         return "points", "the axes head (no held-out HC errors measured)"
     best = min(errors, key=errors.get)
@@ -135,9 +136,8 @@ def hc_source() -> tuple[str, str]:
     return best, f"held-out mean HC error {errors[best]:.1f} mm" + (f" (vs {other})" if other else "")
 
 
-def box_iou_note(det_task_id: str) -> str:
-    """The held-out IoU of the box read off the mask beside the box head's own (the shipped model's metrics)."""
-    result = board.load_result(variant_name())
+def box_iou_note(result, det_task_id: str) -> str:
+    """The held-out IoU of the box read off the mask beside the box head's own (``result``: the shipped metrics)."""
     scores = (result.metrics.get("tasks", {}) if result else {}).get(det_task_id, {})
     if scores.get("iou_mask_box") is None or scores.get("iou") is None:
         return ""
@@ -177,7 +177,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
     pred = predictor(image, heads)
-    source, why = hc_source()
+    held_out = board.load_result(variant_name())  # read once per request: the HC source and the box IoUs
+    source, why = hc_source(held_out)
     ellipse = None
     hc_px = pred.head_circumference_px(source)
     if hc_px is None and source == "mask":  # the head mask did not run: the axes head, when it did
@@ -229,8 +230,9 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             )
         elif out.kind == "detection" and out.task_id in mask_boxes:
             organ_mask = head_title(out.task_id.removesuffix("_det"))
+            note = box_iou_note(held_out, out.task_id)
             details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(mask_boxes[out.task_id])} px "
-                           f"around the {organ_mask}'s largest region (green rectangle){box_iou_note(out.task_id)}; "
+                           f"around the {organ_mask}'s largest region (green rectangle){note}; "
                            f"the box head's own: {_fmt_box(out.box)} px, objectness {out.score:.2f}")  # fmt: skip
         elif out.kind == "detection":
             details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(out.box)} px, objectness "

@@ -632,10 +632,7 @@ def merge_seed_table(new: Path, shipped: Path) -> None:
         kept = [r for r in csv.DictReader(shipped.open()) if r["protocol"] not in fresh]
         rows = sorted(rows + [{k: r.get(k, "") for k in rows[0]} for r in kept],
                       key=lambda r: (r["protocol"], int(r["resolution"])))  # fmt: skip
-    with shipped.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(shipped, rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
