@@ -306,9 +306,9 @@ def test_standin_builder_takes_a_resolution(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["size"] == 64
 
 
-def test_a_study_of_one_protocol_keeps_the_other_protocols_shipped_rows(tmp_path):
-    """Rerunning only the adapted protocol replaces its rows at every resolution (its definition may have changed) and
-    keeps the report protocol's shipped rows; a study without the shown run leaves the shipped ablation.json alone."""
+def test_a_partial_study_keeps_the_shipped_rows_of_what_it_did_not_rerun(tmp_path):
+    """A study replaces every step of each (protocol, resolution) it ran and keeps the shipped rows of the others (the
+    report protocol's runs, or another size's); a study without the shown run leaves the shipped ablation.json alone."""
     import csv
 
     from training.ablate import export, merge_seed_table
@@ -316,10 +316,12 @@ def test_a_study_of_one_protocol_keeps_the_other_protocols_shipped_rows(tmp_path
     shipped, new = tmp_path / "shipped.csv", tmp_path / "new.csv"
     head = "protocol,resolution,step,seeds,test_acc_mean\n"
     shipped.write_text(head + "adapted,28,bn,5,0.80\nadapted,64,bn,5,0.54\nreport,28,bn,5,0.74\nreport,64,bn,5,0.61\n")
-    new.write_text(head + "adapted,28,bn,5,0.85\n")
+    shipped.write_text(head + shipped.read_text().split("\n", 1)[1] + "report,64,base,5,0.73\n")
+    new.write_text(head + "adapted,28,bn,5,0.85\nreport,64,bn,5,0.66\nreport,64,resnet50,5,0.70\n")
     merge_seed_table(new, shipped)
-    rows = [(r["protocol"], r["resolution"], r["test_acc_mean"]) for r in csv.DictReader(shipped.open())]
-    assert rows == [("adapted", "28", "0.85"), ("report", "28", "0.74"), ("report", "64", "0.61")]
+    rows = [(r["protocol"], r["resolution"], r["step"], r["test_acc_mean"]) for r in csv.DictReader(shipped.open())]
+    assert rows == [("adapted", "28", "bn", "0.85"), ("adapted", "64", "bn", "0.54"), ("report", "28", "bn", "0.74"),
+                    ("report", "64", "bn", "0.66"), ("report", "64", "resnet50", "0.70")]  # fmt: skip
 
     out, ck = tmp_path / "study", tmp_path / "ck"
     out.mkdir()

@@ -336,3 +336,55 @@ def test_tab_summary_gives_the_cv_estimate_and_flags_validation_chosen_scores():
             assert f"{r.cv['isic_score_mean']:.3f}" in text
     if any(r.training.get("select") not in (None, "last") and not r.cv for r in results.values()):
         assert "optimistic" in text
+
+
+def test_the_served_copy_folds_batchnorm_with_the_same_answers_and_grad_cam():
+    """Issue 16's latency: the predictor serves a copy with each BatchNorm folded into its convolution (Grad-CAM's
+    layer kept), channels-last. Probabilities, OOD features and Grad-CAM equal the plain model's; the parameter count
+    the tab shows is the original's; a module whose registration order is not its call order is served unfolded."""
+    import torch
+    from PIL import Image
+
+    from models.explain import grad_cam
+    from models.ood import penultimate_features
+    from models.predict import SkinPredictor
+    from models.registry import build_model, get_task
+    from models.runtime import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model("skin_lesion", "efficientnet-lite1", input_size=96).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # statistics worth folding
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2), bn.weight.data.uniform_(0.5, 1.5)
+    params = sum(p.numel() for p in model.parameters())
+    predictor = SkinPredictor(model, get_task("skin_lesion"), views=("id", "h"))
+    with predictor.borrow() as served:
+        left = [m for m in served.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert len(left) == 1 and served.gradcam_layer() is not model.gradcam_layer()  # only the Grad-CAM layer's BN
+    assert sum(p.numel() for p in predictor.model.parameters()) == params  # the original is what the tab counts
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (120, 140, 3), dtype=np.uint8))
+    pred = predictor(image)
+    with torch.inference_mode():
+        features, logits = penultimate_features(model, torch.cat([pred.input, pred.input.flip(-1)]))
+    expected = logits.softmax(1).mean(0)
+    assert np.allclose(list(pred.probs.values()), expected.numpy(), atol=1e-5)
+    assert np.allclose(grad_cam(model, pred.input.clone(), 1), predictor_cam(predictor, pred, 1), atol=1e-4)
+
+    class Reordered(torch.nn.Module):  # registers conv then BN, but normalises the input before the convolution
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.BatchNorm2d(3)
+            self.bn.running_mean.fill_(2.0)
+
+        def forward(self, x):
+            return self.conv(self.bn(x))
+
+    unfolded = fold_batchnorm(Reordered(), example=torch.rand(1, 3, 8, 8))
+    assert isinstance(unfolded.bn, torch.nn.BatchNorm2d)
+
+
+def predictor_cam(predictor, pred, target):
+    """Grad-CAM through the served (folded) copy, on the network's input size."""
+    from models.explain import grad_cam
+
+    with predictor.borrow() as served:
+        return grad_cam(served, pred.input.clone(), target)

@@ -66,6 +66,19 @@ def test_train_writes_artefacts_resumes_and_exports(synthetic_busi, tmp_path):
     assert (exported / "model.safetensors").exists() and "model-index" in (exported / "README.md").read_text()
 
 
+def test_a_continuation_of_a_continuation_states_the_whole_budget(synthetic_busi, tmp_path):
+    """``--init-from`` a run's model starts from its weights, and the budget it records (which the card states) adds
+    up every earlier run's epochs and seconds."""
+    first = main(_cfg(synthetic_busi, tmp_path, "--epochs", "1", "--max-steps", "2", "--tag", "a"))
+    second = main(_cfg(synthetic_busi, tmp_path, "--epochs", "1", "--max-steps", "2", "--tag", "b",
+                       "--init-from", str(first / "model")))  # fmt: skip
+    third = main(_cfg(synthetic_busi, tmp_path, "--epochs", "1", "--max-steps", "2", "--tag", "c",
+                      "--init-from", str(second / "model")))  # fmt: skip
+    seconds = [json.loads((r / "progress.json").read_text())["train_seconds"] for r in (first, second)]
+    earlier = json.loads((third / "progress.json").read_text())["init_from"]
+    assert earlier["epochs"] == 2 and math.isclose(earlier["train_seconds"], sum(seconds))
+
+
 def test_evaluate_cli_prints_one_json_object_last(synthetic_busi, tiny_checkpoints):
     clear_cache()
     out = subprocess.run(

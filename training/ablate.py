@@ -623,13 +623,14 @@ def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIG
 
 
 def merge_seed_table(new: Path, shipped: Path) -> None:
-    """Write ``new`` over ``shipped``, keeping the shipped rows of each protocol ``new`` lacks: a study that reran one
-    protocol (the other's seed runs are on an earlier machine) keeps the other's rows as shipped. A protocol present
-    in ``new`` comes from ``new`` alone, at every resolution (its definition may have changed since)."""
+    """Write ``new`` over ``shipped``, keeping the shipped rows of each (protocol, resolution) that ``new`` lacks: a
+    study that reran one protocol, or one protocol at one size (the other runs are on an earlier machine), keeps the
+    other rows as shipped. A (protocol, resolution) present in ``new`` comes from ``new`` alone, every step of it (its
+    paired comparisons are between runs of one study); after a protocol's definition changes, rerun it at every size."""
     rows = list(csv.DictReader(new.open()))
-    fresh = {r["protocol"] for r in rows}
+    fresh = {(r["protocol"], r["resolution"]) for r in rows}
     if shipped.exists():
-        kept = [r for r in csv.DictReader(shipped.open()) if r["protocol"] not in fresh]
+        kept = [r for r in csv.DictReader(shipped.open()) if (r["protocol"], r["resolution"]) not in fresh]
         rows = sorted(rows + [{k: r.get(k, "") for k in rows[0]} for r in kept],
                       key=lambda r: (r["protocol"], int(r["resolution"])))  # fmt: skip
     _write_csv(shipped, rows)

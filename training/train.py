@@ -172,7 +172,11 @@ def main(cfg: TrainConfig) -> Path:
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         earlier = Path(cfg.init_from).parent / "progress.json"  # a run folder's model/: its budget joins the card
         earlier = json.loads(earlier.read_text()) if earlier.exists() else {}
-        progress["init_from"] = {"epochs": earlier.get("epoch"), "train_seconds": earlier.get("train_seconds")}
+        chain = earlier.get("init_from") or {}  # a continuation of a continuation: the whole budget so far
+        progress["init_from"] = {
+            key: earlier.get(own) and earlier[own] + (chain.get(key) or 0)
+            for key, own in (("epochs", "epoch"), ("train_seconds", "train_seconds"))
+        }
     # models over 20 MB are stored in fp16 (evaluation then scores exactly the weights that ship)
     model.save_half = sum(p.numel() for p in model.parameters()) * 4 > 20e6
     if cfg.channels_last:
