@@ -256,13 +256,13 @@ class SkinPredictor:
         import copy
         import queue
 
+        from models.runtime import fold_batchnorm
+
         unknown = set(views) - set(TTA_FLIPS)
         if unknown or "id" not in views:
             raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
         self.views = tuple(views)  # one batched forward over the image and its flips; the softmax is averaged
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
-        from models.runtime import fold_batchnorm
-
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
