@@ -272,6 +272,9 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
             fig.add_scatter(
                 x=rows["resolution"], y=rows["test_acc_mean"], mode="lines+markers",
                 error_y=dict(type="data", array=rows["test_acc_std"]),
+                # each point names what ran at its size (the axis's ensemble has the members trained there)
+                text=rows["title"] if "title" in rows else None,
+                hovertemplate="%{text}, %{x} px: %{y:.3f}<extra></extra>" if "title" in rows else None,
                 name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}",
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip
@@ -296,7 +299,7 @@ def seed_table_view(table: pd.DataFrame | None) -> pd.DataFrame:
     if table is None or not len(table):
         return pd.DataFrame()
     view = pd.DataFrame({
-        "step": [STEP_TITLES.get(s, s) for s in table["step"]],
+        "step": list(table["title"]) if "title" in table else [STEP_TITLES.get(s, s) for s in table["step"]],
         "protocol": [protocol_title(p) for p in table["protocol"]],
         "px": table["resolution"],
         "seeds": table["seeds"],

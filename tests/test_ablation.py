@@ -330,3 +330,14 @@ def test_a_partial_study_keeps_the_shipped_rows_of_what_it_did_not_rerun(tmp_pat
     (out / "ablation.json").write_text('{"task": "t", "steps": []}')
     export(out, "t", str(ck))
     assert json.loads((ck / "t" / "ablation.json").read_text())["steps"] == [{"step": "bn"}]
+
+
+def test_an_ensemble_of_other_members_is_named_in_the_seed_table():
+    """The resolution axis's ensemble (the members trained at that size) names them; the report's is "Ensemble"."""
+    from training.ablate import ENSEMBLE, step_title
+
+    two = {"title": "Ensemble (BatchNorm + ResNet-50)", "training": {"members": ["bn", "resnet50"]}}
+    four = {"title": "Ensemble (BatchNorm + ...)", "training": {"members": list(ENSEMBLE)}}
+    assert step_title("ensemble", [{"result": two}] * 3) == "Ensemble (BatchNorm + ResNet-50)"
+    assert step_title("ensemble", [{"result": four}] * 3) == "Ensemble"
+    assert step_title("bn", [{"result": {"title": "x"}}]) == "+ BatchNorm"

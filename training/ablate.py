@@ -542,6 +542,15 @@ def paired_test(current: dict[int, float], previous: dict[int, float]) -> tuple[
         return float(diff.mean()), float(stats.ttest_rel(a, b).pvalue)
 
 
+def step_title(step: str, runs) -> str:
+    """The step's title; an ensemble of other members than the report's (the resolution axis) names them."""
+    titles = {r["result"].get("title", "") for r in runs}
+    members = {tuple(r["result"].get("training", {}).get("members", ENSEMBLE)) for r in runs}
+    if step == "ensemble" and members != {tuple(ENSEMBLE)} and len(titles) == 1:
+        return titles.pop()
+    return ABLATION_TITLES[step]
+
+
 def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
     """``ablation_seeds.csv`` and ``ablation_seed_curves.csv`` from every finished run under ``<out>/seeds/``."""
     runs: dict[tuple[str, int, str], dict[int, dict]] = {}
@@ -566,7 +575,7 @@ def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
             before = {s: r["result"]["splits"]["test"]["acc"] for s, r in runs[(protocol, size, previous)].items()}
             diff, p_value = paired_test(acc, before)
         rows.append({
-            "protocol": protocol, "resolution": size, "step": step, "title": ABLATION_TITLES[step],
+            "protocol": protocol, "resolution": size, "step": step, "title": step_title(step, by_seed.values()),
             "seeds": len(by_seed), "test_acc_mean": a["mean"], "test_acc_std": a["std"],
             "test_acc_ci95_low": a["ci95_low"], "test_acc_ci95_high": a["ci95_high"], "test_auc_mean": u["mean"],
             "test_auc_std": u["std"],
