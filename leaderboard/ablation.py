@@ -275,7 +275,8 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
                 # each point names what ran at its size (the axis's ensemble has the members trained there)
                 text=rows["title"] if "title" in rows else None,
                 hovertemplate="%{text}, %{x} px: %{y:.3f}<extra></extra>" if "title" in rows else None,
-                name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}",
+                name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}"
+                + (" (its members differ by size)" if "title" in rows and rows["title"].nunique() > 1 else ""),
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip
     for name, res, _, acc, _ in medmnist_v2_breast() if task != "organsmnist" else ():
