@@ -31,12 +31,10 @@ def measure(variant: str, n: int) -> dict:
     from models.ood import penultimate_features
     from models.predict import SkinPredictor
     from models.registry import get_task
-    from models.runtime import fold_batchnorm
     from training.provenance import hardware_summary
 
     model = load_model("skin_lesion", variant).float().eval()
-    keep = (model.gradcam_layer(),) if hasattr(model, "gradcam_layer") else ()
-    served = fold_batchnorm(model, keep=keep).to(memory_format=torch.channels_last)
+    served = SkinPredictor.serving_copy(model)
     size = model.input_size
     row = {"model": variant, "input": f"{size} px", "hardware": hardware_summary(), "threads": torch.get_num_threads()}
     for name, views in VIEW_SETS.items():

@@ -256,8 +256,6 @@ class SkinPredictor:
         import copy
         import queue
 
-        from models.runtime import fold_batchnorm
-
         unknown = set(views) - set(TTA_FLIPS)
         if unknown or "id" not in views:
             raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
@@ -267,13 +265,20 @@ class SkinPredictor:
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
-        # what serves: BatchNorm folded into the convolutions (Grad-CAM's layer kept as it is), channels-last; the
-        # same outputs to ~1e-5, 2.2x faster on the CPU for Lite1 with two TTA views (bench.skin_speed)
-        keep = (model.gradcam_layer(),) if hasattr(model, "gradcam_layer") else ()
-        served = fold_batchnorm(self.model, keep=keep).to(memory_format=torch.channels_last)
+        served = self.serving_copy(self.model)
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):
             self.pool.put(served if i == 0 else copy.deepcopy(served))
+
+    @staticmethod
+    def serving_copy(model: torch.nn.Module) -> torch.nn.Module:
+        """What serves: a copy with BatchNorm folded into the convolutions (Grad-CAM's layer kept as it is),
+        channels-last; the same outputs to ~1e-5, 2.2x faster on the CPU for Lite1 with two TTA views
+        (``bench.skin_speed``)."""
+        from models.runtime import fold_batchnorm
+
+        keep = (model.gradcam_layer(),) if hasattr(model, "gradcam_layer") else ()
+        return fold_batchnorm(model, keep=keep).to(memory_format=torch.channels_last)
 
     def borrow(self):
         """A model copy that no other request uses meanwhile."""
