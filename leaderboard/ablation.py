@@ -269,14 +269,15 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
             if rows["resolution"].nunique() < 2:
                 continue
             rows = rows.sort_values("resolution")
+            # each point names what ran at its size (the axis's ensemble has the members trained there)
+            titles = rows["title"] if "title" in rows else None
             fig.add_scatter(
                 x=rows["resolution"], y=rows["test_acc_mean"], mode="lines+markers",
                 error_y=dict(type="data", array=rows["test_acc_std"]),
-                # each point names what ran at its size (the axis's ensemble has the members trained there)
-                text=rows["title"] if "title" in rows else None,
-                hovertemplate="%{text}, %{x} px: %{y:.3f}<extra></extra>" if "title" in rows else None,
+                text=titles,
+                hovertemplate=None if titles is None else "%{text}, %{x} px: %{y:.3f}<extra></extra>",
                 name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}"
-                + (" (its members differ by size)" if "title" in rows and rows["title"].nunique() > 1 else ""),
+                + (" (its members differ by size)" if titles is not None and titles.nunique() > 1 else ""),
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip
     for name, res, _, acc, _ in medmnist_v2_breast() if task != "organsmnist" else ():

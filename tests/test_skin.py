@@ -367,6 +367,9 @@ def test_the_served_copy_folds_batchnorm_with_the_same_answers_and_grad_cam():
         features, logits = penultimate_features(model, torch.cat([pred.input, pred.input.flip(-1)]))
     expected = logits.softmax(1).mean(0)
     assert np.allclose(list(pred.probs.values()), expected.numpy(), atol=1e-5)
+    with predictor.borrow() as served, torch.inference_mode():  # the OOD gate's features, through the served copy
+        served_features, _ = penultimate_features(served, pred.input.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(served_features, features[:1], atol=1e-4)
     assert np.allclose(grad_cam(model, pred.input.clone(), 1), predictor_cam(predictor, pred, 1), atol=1e-4)
 
     class Reordered(torch.nn.Module):  # registers conv then BN, but normalises the input before the convolution
