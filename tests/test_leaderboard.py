@@ -94,6 +94,19 @@ def test_build_writes_the_table_the_app_reads(tmp_path, tiny_checkpoints):
     pd.testing.assert_series_equal(built["dice"], live["dice"], check_dtype=False)
 
 
+def test_the_shipped_table_is_current():
+    """The app serves ``leaderboard/table.csv`` as built: a release that changes a card, a latency or a cited row
+    without ``python -m leaderboard.build`` would show the previous numbers (it happened: issue 15's multitask rows)."""
+    from leaderboard.results import BUILT, load_built
+
+    shipped, live = load_built(BUILT), collect()
+    key = ["task", "model", "split"]
+    stale = set(map(tuple, live[key].astype(str).to_numpy())) ^ set(map(tuple, shipped[key].astype(str).to_numpy()))
+    assert not stale, f"rows differ; run python -m leaderboard.build: {sorted(stale)[:4]}"
+    pd.testing.assert_frame_equal(shipped.reset_index(drop=True), live.reset_index(drop=True), check_dtype=False,
+                                  check_exact=False, rtol=1e-9)  # fmt: skip
+
+
 def test_filters_search_and_pareto_front():
     import numpy as np
 
