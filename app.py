@@ -14,7 +14,7 @@ from PIL import Image
 
 from demo import TABS, permalink
 from demo.about import build_tab as build_about
-from demo.common import CSS, PROJECTOR_JS, configure_result_pruning, torch_threads
+from demo.common import CSS, PROJECTOR_JS, configure_result_pruning, theme, torch_threads
 from demo.leaderboard_tab import build_tab as build_leaderboard
 from leaderboard.plots import warm_up
 from models.cache import tune_heap
@@ -127,7 +127,7 @@ def launch(blocks: gr.Blocks, **kwargs):
     payloads); ``GRADIO_SERVER_NAME`` (a Space sets 0.0.0.0) picks the interface."""
     from starlette.middleware import Middleware
 
-    settings = {"server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), "css": CSS,
+    settings = {"server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), "css": CSS, "theme": theme(),
                 "max_file_size": MAX_FILE_SIZE, "show_error": False, "state_session_capacity": STATE_SESSIONS,
                 "app_kwargs": {"middleware": [Middleware(BodyLimit)]}}  # fmt: skip
     return blocks.launch(**{**settings, **kwargs})

@@ -30,7 +30,7 @@ from demo.environment import (  # noqa: F401  (re-exported: the tabs import thei
     torch_threads,
 )
 from demo.errors import user_errors  # noqa: F401
-from demo.examples import example_label, examples  # noqa: F401
+from demo.examples import example_label, example_truth, examples, shipped_example  # noqa: F401
 from demo.predictors import (  # noqa: F401
     checkpoint_status,
     get_predictor,
@@ -85,6 +85,19 @@ th.header-cell {min-width:max-content}
 .projector .js-plotly-plot .gtitle, .projector .js-plotly-plot .xtitle, .projector .js-plotly-plot .ytitle,
 .projector .js-plotly-plot .legendtext {font-size:20px !important}
 """
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default look with whole bold faces. The SemiBold files the installed Gradio ships hold only "A", "B",
+    a space and some Cyrillic, so every semibold word (headings, **bold** results) drew those two letters in another
+    face than the rest. Weight 700 uses the complete Bold files, which a browser also picks for 600."""
+    fonts = gr.themes.LocalFont
+    return gr.themes.Default(
+        font=[fonts("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=[fonts("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "Consolas", "monospace"],
+    )
+
+
 # the header's projector toggle: a class on the app's root element (no server round trip)
 PROJECTOR_JS = "(on) => { document.querySelector('.gradio-container').classList.toggle('projector', on); return on; }"
 
@@ -108,11 +121,13 @@ def footnotes(notes: list[str], *predictors) -> str:
     return text
 
 
-def result_caption(image_path, model: str) -> str:
-    """Names the image and the model a result belongs to (a new input never shows beside an old result)."""
+def result_caption(image_path, model: str, reference: str | None = None) -> str:
+    """Names the image and the model a result belongs to (a new input never shows beside an old result), and the
+    image's reference answer where one is known (a shipped example's label)."""
     from models.image_io import display_name
 
-    return f"Image **{display_name(image_path)}** · model **{model}**"
+    known = f" · reference label **{reference}**" if reference else ""
+    return f"Image **{display_name(image_path)}** · model **{model}**{known}"
 
 
 def opacity_value(value, default: float = 0.4) -> float:

@@ -3,6 +3,8 @@ labels."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import gradio as gr
 from demo.environment import lazy_caching, model_event
 
 log = logging.getLogger(__name__)
+EXAMPLES_ROOT = Path(__file__).with_name("examples")
 
 
 def examples(rows, inputs, label: str, fn=None, outputs=None, run_inputs=None, labels=None) -> gr.Examples:
@@ -48,3 +51,30 @@ def example_label(path) -> str:
         label, number = stem.split("_ISIC_", 1)
         return f"{label.replace('_', ' ')} {int(number) if number.isdigit() else number}"
     return stem.replace("_", " ")
+
+
+@functools.cache
+def _digests(folder: str) -> dict[str, str]:
+    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg")}  # fmt: skip
+
+
+def shipped_example(folder: str | Path, image_path) -> str | None:
+    """The file name of the shipped example in ``folder`` whose content ``image_path`` has (an example click, or the
+    same file uploaded again under any name), else None. By content, so a renamed upload cannot borrow a label."""
+    try:
+        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
+    except (OSError, TypeError):
+        return None
+    return _digests(str(folder)).get(digest) if Path(folder).is_dir() else None
+
+
+def example_truth(folder: str | Path, image_path) -> str | None:
+    """The reference class of a shipped classification example, from its file name (``melanoma_ISIC_0012099.jpg``
+    -> "melanoma", ``seborrheic_keratosis_ISIC_0012143.jpg`` -> "seborrheic keratosis", ``malignant_10.png`` ->
+    "malignant"), else None."""
+    name = shipped_example(folder, image_path)
+    if name is None:
+        return None
+    stem = Path(name).stem
+    return (stem.split("_ISIC_", 1)[0] if "_ISIC_" in stem else stem.rsplit("_", 1)[0]).replace("_", " ")

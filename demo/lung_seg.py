@@ -288,7 +288,7 @@ def _xray_inputs(prefix: str):
     with gr.Row():
         image = image_upload(label="Chest X-ray", sources=["upload", "clipboard"], height=200,
                              elem_id=f"{prefix}-input", scale=3)  # fmt: skip
-        gt = image_upload(label="Ground-truth lung mask (optional)", sources=["upload"], height=200,
+        gt = image_upload(label="Lung mask (optional)", sources=["upload"], height=200,
                           elem_id=f"{prefix}-gt", scale=2)  # fmt: skip
     return image, gt
 

@@ -8,12 +8,15 @@ locally or on the Hub). Every series is labelled with its dataset and source.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 from demo.common import (
     bind_model_run,
+    example_truth,
     footnotes,
     get_predictor,
     gpu,
@@ -30,6 +33,7 @@ from models.registry import ABLATION_PROTOCOL_CHANGES, ABLATION_PROTOCOLS, get_t
 
 TASK = "organsmnist"
 STANDIN = "breastmnist_standin"
+EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK  # BUSI images from the stand-in's test split
 SIZES = ["28", "64", "128"]  # the stand-in builder's MedMNIST+ sizes (training.medmnist_standin --size)
 DATASETS = {ablation.dataset_label(STANDIN): STANDIN, ablation.dataset_label(TASK): TASK}
 REPRODUCE = (
@@ -196,13 +200,14 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
     pred = get_predictor(task, step)(image)
     preview = np.asarray(Image.fromarray(pred.seen).resize((168, 168), Image.Resampling.NEAREST))
     ranked = pred.top(2)
+    reference = example_truth(EXAMPLES_DIR, image_path) if task == STANDIN else None  # a BUSI example's label
     verdict = (
         f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
         if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < 0.2
         else f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
     )
     text = (
-        f"{verdict}\n{result_caption(image_path, ablation.STEP_TITLES[step])}\n\n"
+        f"{verdict}\n{result_caption(image_path, ablation.STEP_TITLES[step], reference)}\n\n"
         f"**{ablation.STEP_TITLES[step]}** trained on the {ablation.dataset_label(task)}; the model sees the "
         f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image below (box-filter resize of the "
         f"{image.width}x{image.height} upload). CPU: {pred.latency_ms:.1f} ms in all, forward {pred.model_ms:.1f} ms."
@@ -303,7 +308,4 @@ def build_tab(get_predictor=get_predictor) -> None:
 
 
 def _examples() -> list[list[str]]:
-    from pathlib import Path
-
-    folder = Path(__file__).with_name("examples") / "organsmnist"
-    return [[str(p)] for p in sorted(folder.glob("*.png"))]
+    return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.png"))]

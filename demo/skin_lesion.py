@@ -16,6 +16,7 @@ import numpy as np
 from demo.common import (
     bind_model_run,
     bind_sweep,
+    example_truth,
     footnotes,
     get_predictor,
     gpu,
@@ -104,7 +105,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
-    caption = result_caption(image_path, title)
+    caption = result_caption(image_path, title, example_truth(EXAMPLES_DIR, image_path))  # an example: its label
     if pred.ood_distance is None:
         ood = "No out-of-distribution statistics ship with this checkpoint."
     elif pred.looks_out_of_distribution:

@@ -9,8 +9,6 @@ on its training subset).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from demo.common import (
     model_event,
     read_upload,
     result_caption,
+    shipped_example,
     slide_export,
     tab_intro,
     user_errors,
@@ -105,23 +104,10 @@ def summary() -> str:
     return text + " Research and teaching demo, not for clinical use."
 
 
-@functools.cache
-def _example_digests() -> dict[str, str]:
-    return {
-        hashlib.sha256((EXAMPLES_DIR / n).read_bytes()).hexdigest(): n
-        for n in EXAMPLE_HC18
-        if (EXAMPLES_DIR / n).exists()
-    }
-
-
 def reference_hc(image_path) -> tuple[str, float] | None:
     """``(example name, HC18's reference HC in mm)`` when the upload is a shipped HC18 example (by its content)."""
-    try:
-        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
-    except (OSError, TypeError):
-        return None
-    name = _example_digests().get(digest)
-    return (name, EXAMPLE_HC18[name][1]) if name else None
+    name = shipped_example(EXAMPLES_DIR, image_path)
+    return (name, EXAMPLE_HC18[name][1]) if name in EXAMPLE_HC18 else None
 
 
 def hc_source(result=None) -> tuple[str, str]:

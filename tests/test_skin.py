@@ -164,6 +164,7 @@ def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
     )
     assert {c["label"] for c in label["confidences"]} == {"nevus", "melanoma", "seborrheic keratosis"}
     assert Image.open(cam).size == Image.open(example).size and "Grad-CAM for **melanoma**" in info
+    assert "reference label **melanoma**" in info  # a shipped example names its ISIC label
     assert "feature distance" in ood
     # any image gets its distance (whether it is flagged needs a trained model's statistics, not these tiny ones)
     xray = ROOT / "demo" / "examples" / "lung_seg" / "CHNCXR_0012_0.png"
@@ -173,6 +174,8 @@ def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
         handle_file(str(xray)), "customnet", "melanoma", api_name="/classify_skin"
     )
     assert not label_xray and cam_xray is None and "not a colour photograph" in ood_xray  # refused, no diagnosis
+    *_, info_xray = client.predict(handle_file(str(xray)), "customnet", "melanoma", True, api_name="/classify_skin")
+    assert "reference label" not in info_xray  # no label where none is known
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
     roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
