@@ -182,21 +182,25 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
-    if best_organ != organ and organ in scores:
+    wrong_organ = best_organ != organ and organ in scores
+    if wrong_organ:  # the warning is the headline; the answers for the chosen organ follow in plain type
+        other = ORGAN_TITLES.get(best_organ, best_organ)
         head.append(
-            f"### ⚠️ This looks like a {ORGAN_TITLES.get(best_organ, best_organ)} image\n"
-            f"(organ check: {scores[best_organ]:.0%}): the answers below assume the wrong organ.\n"
+            f"### ⚠️ This looks like a {other} image\n(organ check: {scores[best_organ]:.0%}). Choose **{other}** "
+            f"under Organ: it runs again. The answers below assume {ORGAN_TITLES.get(organ, organ)}.\n"
         )
+    headline = "" if wrong_organ else "### "
     if hc_px is not None:
         how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
                else "ellipse through the four axis end points")  # fmt: skip
         ref = reference_hc(image_path)
         reference = f" HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**." if ref else ""
         if pixel_mm:
-            head.append(f"### Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × {pixel_mm:.4g} mm/px."
-                        f"{reference}")  # fmt: skip
+            head.append(f"{headline}Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × "
+                        f"{pixel_mm:.4g} mm/px.{reference}")  # fmt: skip
         else:
-            head.append(f"### Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres.{reference}")
+            head.append(f"{headline}Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres."
+                        f"{reference}")  # fmt: skip
         details.append(f"* **Head circumference**: from the {how}; chosen by {why}.")
     for out in pred.outputs.values():
         if out.kind == "classification":
@@ -207,7 +211,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             else:
                 verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
             if hc_px is None:
-                head.append(f"### {head_title(out.task_id)}: {verdict}")
+                head.append(f"{headline}{head_title(out.task_id)}: {verdict}")
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
@@ -230,7 +234,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
     caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)
-    text = "\n".join(head) + f"\n{caption}\n\n<details><summary>Every head's answer</summary>\n\n"
+    text = "\n".join(head) + f"\n\n{caption}\n\n<details><summary>Every head's answer</summary>\n\n"
     return picture, probs, text + "\n".join(details) + "\n</details>"
 
 

@@ -663,6 +663,8 @@ def test_a_switched_setting_reruns_and_pictures_fit(page, serve):
     page.locator("#mt-organ").get_by_text("Fetal head (HC18)").click()
     expect(info).to_contain_text("Head circumference", timeout=120_000)  # re-ran with the fetal heads
     expect(info).to_contain_text("looks like a Breast")
+    expect(info).to_contain_text("Choose Breast (BUSI) under Organ")  # what to do, as the headline
+    assert "Head circumference" not in " ".join(info.locator("h3").all_inner_texts())  # the wrong organ's answer: small
     expect(message).not_to_contain_text("⚠️")
 
     page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
