@@ -183,35 +183,36 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
             else ""
         )
     else:
-        verdict = "### Predicted lesion: " + " + ".join(f"{n} ({100 * areas[n]['fraction']:.1f} %)" for n in present)
-    stats = (
-        f"{verdict}\n{result_caption(image_path, 'EFSNet')} · image {image.width}x{image.height} · Inference on CPU: "
-        f"**{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} ms, {pred.backend})\n\n{rows}"
-        + footnotes(notes, predictor)
-    )
+        verdict = "### Predicted lesion: " + " + ".join(
+            f"{n} ({100 * areas[n]['fraction']:.1f} % of the image)" for n in present
+        )
     state = compact_state(pred, labels)
-    compare, gt_text = None, ""
+    compare, gt_line = None, ""  # gt_line: the comparison with an uploaded mask, a key number
     if gt_path:
         gt = _read_gt(gt_path, image.size)
         if gt is None:
-            gt_text = ("⚠️ The ground-truth mask has a different size from the image, so it belongs to another "
+            gt_line = ("⚠️ The ground-truth mask has a different size from the image, so it belongs to another "
                        "image: no Dice computed. Upload the mask of this image.")  # fmt: skip
         else:
             fg = pred.mask > 0
             dice, iou = binary_dice_iou(fg, gt)  # lesion vs background: BUSI masks carry no class
             compare = comparison_map(image, fg, gt)
             if not gt.any():  # a normal image: Dice says nothing about it, the false-positive area does
-                gt_text = "The uploaded mask is empty (no lesion, e.g. a normal image): " + (
+                gt_line = "The uploaded mask is empty (no lesion, e.g. a normal image): " + (
                     "the model marks none either, which is correct."
                     if not fg.any()
                     else f"the model marks **{100 * fg.mean():.2f} %** of the image, all of it a false positive (red)."
                 )
             else:
-                gt_text = (
-                    f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask. "
-                    "Yellow = correct, red = false positive, green = missed."
-                )
-    return _render(state, opacity, view), stats, state, compare, gt_text
+                gt_line = f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask."
+    # the comparison is shown under the verdict, in view, and again as the caption of its map further down
+    legend = " Yellow = correct, red = false positive, green = missed." if compare is not None else ""
+    stats = (
+        f"{verdict}\n{gt_line}\n\n{result_caption(image_path, 'EFSNet')} · image "
+        f"{image.width}x{image.height} · Inference on CPU: **{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} "
+        f"ms, {pred.backend})\n\n{rows}" + footnotes(notes, predictor)
+    )
+    return _render(state, opacity, view), stats, state, compare, gt_line + legend
 
 
 CINE_SIZES = {"128 px (as trained)": None, "256 px (the thesis's speed protocol)": 256}

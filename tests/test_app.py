@@ -38,6 +38,8 @@ def test_segment_example_with_ground_truth(client):
     assert Image.open(overlay).size == Image.open(image).size
     assert "Inference on CPU" in stats and "| benign |" in stats
     assert Image.open(compare).size == Image.open(image).size and "Dice" in gt_stats
+    dice_line = next(line for line in stats.splitlines() if "Dice" in line)  # the key number, under the verdict
+    assert stats.index(dice_line) < stats.index("Inference on CPU") and dice_line in gt_stats
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "tiny", "huge", "rgba", "cmyk", "palette", "sixteen"])

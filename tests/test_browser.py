@@ -140,6 +140,10 @@ def test_example_with_ground_truth_shows_comparison(page, app_url):
     page.locator("#breast-run").click()
     page.locator("#breast-gt-stats").get_by_text("Dice").wait_for(timeout=60_000)
     page.locator("#breast-compare img").wait_for(timeout=30_000)
+    page.set_viewport_size({"width": 1280, "height": 720})  # the Dice, a key number, in view on a projector
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#breast-stats").get_by_text("Dice").first.bounding_box()
+    assert box and box["y"] + box["height"] <= 720, box
 
 
 def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
