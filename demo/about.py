@@ -8,7 +8,8 @@ import gradio as gr
 ABOUT = """
 ### What this is
 Five published student systems in biomedical imaging, re-implemented from their specs, trained here on real public
-data (CPU budgets, no ImageNet downloads: see each model card), and compared with the published figures. **Research
+data (CPU budgets; the ImageNet starts come from PyPI packages installed offline, never a download: see each
+model card), and compared with the published figures. **Research
 and teaching demo, not for clinical use**: no model here is validated for diagnosis.
 
 | Tab | Task | Data (licence) | Reproduce the shipped numbers |
