@@ -12,6 +12,7 @@ failure shows a message instead of a table.
 from __future__ import annotations
 
 import os
+import time
 
 import gradio as gr
 import pandas as pd
@@ -166,15 +167,17 @@ def build_tab(get_results=default_results) -> None:
             def _load(t, s, q, order=next(iter(SORTS))):
                 return load_table(t, s, q, get_results, order)
 
-            def _refresh(t, s, q):
+            def _refresh(t, s, q, order=next(iter(SORTS))):  # keeps the chosen order; says when it re-collected
                 refresh_results()
-                return _load(t, s, q)
+                shown, status, csv = _load(t, s, q, order)
+                when = time.strftime("%H:%M:%S UTC", time.gmtime())
+                return shown, f"{status} Re-collected from the checkpoints at {when}.", csv
 
             inputs, outputs = [task, source, query], [table, status, download]
             for control in (task, source, sort):
                 control.change(_load, [*inputs, sort], outputs, api_name=False)
             query.submit(_load, [*inputs, sort], outputs, api_name=False)
-            refresh.click(_refresh, inputs, outputs, api_name="leaderboard_refresh")
+            refresh.click(_refresh, [*inputs, sort], outputs, api_name="leaderboard_refresh")
             demo.load(_load, inputs, outputs, api_name="leaderboard")
         with gr.Tab("Trade-offs"):
             gr.Markdown("Each task's primary metric against model size and measured CPU latency; the dashed line is "

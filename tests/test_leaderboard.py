@@ -277,3 +277,13 @@ def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
     assert adapted["acc"] == 0.85 and adapted["auc"] == 0.9 and adapted["resolution"] == 28
     assert "mean over 5 seeds" in adapted["split"] and "0.830-0.870" in adapted["split"]
     assert "1 at the majority class" in rows.loc["+ BatchNorm (ours, as in the report, 5 seeds)", "split"]
+
+
+def test_refresh_keeps_the_chosen_order_and_says_it_re_collected(client):
+    """Seen by a newcomer: *Refresh* changed nothing visible ("158 rows." before and after), and it dropped the
+    chosen order."""
+    table, status, _ = client.predict("all", "all", "", "parameters (fewest first)", api_name="/leaderboard_refresh")
+    assert "rows." in status and "Re-collected from the checkpoints at" in status
+    params = [row[table["headers"].index("params")] for row in table["data"]]
+    values = [float(v) for v in params if v not in (None, "", "NaN") and v == v]
+    assert values == sorted(values) and len(values) >= 2
