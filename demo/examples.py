@@ -54,19 +54,24 @@ def example_label(path) -> str:
 
 
 @functools.cache
-def _digests(folder: str) -> dict[str, str]:
-    return {hashlib.sha256(p.read_bytes()).hexdigest(): p.name for p in sorted(Path(folder).iterdir())
-            if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg")}  # fmt: skip
+def _index(folder: str) -> dict[int, dict[str, str]]:
+    """The shipped example images of ``folder``: file size -> {sha256: file name}."""
+    index: dict[int, dict[str, str]] = {}
+    for p in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else []:
+        if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            index.setdefault(p.stat().st_size, {})[hashlib.sha256(p.read_bytes()).hexdigest()] = p.name
+    return index
 
 
 def shipped_example(folder: str | Path, image_path) -> str | None:
     """The file name of the shipped example in ``folder`` whose content ``image_path`` has (an example click, or the
-    same file uploaded again under any name), else None. By content, so a renamed upload cannot borrow a label."""
+    same file uploaded again under any name), else None. By content, so a renamed upload cannot borrow a label; an
+    upload of another size is not even read."""
     try:
-        digest = hashlib.sha256(Path(image_path).read_bytes()).hexdigest()
+        same_size = _index(str(folder)).get(Path(image_path).stat().st_size)
+        return same_size.get(hashlib.sha256(Path(image_path).read_bytes()).hexdigest()) if same_size else None
     except (OSError, TypeError):
         return None
-    return _digests(str(folder)).get(digest) if Path(folder).is_dir() else None
 
 
 def example_truth(folder: str | Path, image_path) -> str | None:
