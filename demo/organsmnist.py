@@ -92,6 +92,16 @@ def study_view(dataset: str, step: str, split: str):
     )
 
 
+def study_ui(dataset: str, step: str, split: str):
+    """``study_view`` for the page: with no run of the dataset, its empty plots and the controls that only pick within
+    a run (step, split) are hidden, so the command to make one is what shows (the API serves ``study_view``)."""
+    curves, bars, confusion, table, status = study_view(dataset, step, split)
+    present = curves is not None
+    hide = gr.update(visible=present)
+    return (gr.update(value=curves, visible=present), bars, gr.update(value=confusion, visible=present), table, status,
+            hide, hide)  # fmt: skip
+
+
 def seeds_view(dataset: str, protocol: str, resolution):
     """Issue 18's view: bars with 95 % intervals per step and protocol, curves as mean ± band, accuracy against
     resolution, the seed table and the published anchors."""
@@ -240,8 +250,12 @@ def build_tab(get_predictor=get_predictor) -> None:
             table = gr.DataFrame(interactive=False, wrap=True, elem_id="organ-table")
             outputs = [curves, bars, confusion, table, status]
             for control in (dataset, step, split):
-                control.change(study_view, [dataset, step, split], outputs, api_name=False)
-            gr.context.Context.root_block.load(study_view, [dataset, step, split], outputs, api_name="ablation")
+                control.input(study_ui, [dataset, step, split], [*outputs, step, split], api_name=False)
+            gr.context.Context.root_block.load(study_ui, [dataset, step, split], [*outputs, step, split],
+                                               api_name=False)  # fmt: skip
+            gr.Button(visible=False, elem_classes="api-only").click(
+                study_view, [dataset, step, split], outputs, api_name="ablation"
+            )
         with gr.Tab("Seeds and protocols"):
             with gr.Row():
                 seeds_dataset = gr.Radio(list(DATASETS), value=list(DATASETS)[0], label="Dataset",

@@ -209,6 +209,14 @@ def test_ablation_tab_shows_curves_and_predicts(page, serve):
     expect(page.locator("#organ-bars")).to_contain_text("student report")
     expect(page.locator("#organ-table")).to_contain_text("measured here")
     _shot(page, "app_ablation.png")
+    page.locator("#organ-dataset").get_by_text("OrganSMNIST").click()  # no run here: the command, no empty plots
+    expect(page.locator("#organ-status")).to_contain_text("No OrganSMNIST run present", timeout=30_000)
+    expect(page.locator("#organ-curves")).to_be_hidden()
+    expect(page.locator("#organ-confusion")).to_be_hidden()
+    expect(page.get_by_label("Confusion matrix of")).to_be_hidden()
+    expect(page.locator("#organ-bars")).to_contain_text("student report")
+    page.locator("#organ-dataset").get_by_text("BreastMNIST-style").click()
+    expect(page.locator("#organ-curves")).to_contain_text("+ BatchNorm: val", timeout=30_000)
     page.get_by_role("tab", name="Predict").click()
     page.get_by_role("button", name="malignant 10", exact=True).click()  # malignant_10
     page.locator("#organ-input img").wait_for(timeout=30_000)
