@@ -130,6 +130,29 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
     return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 
+def readable(df: pd.DataFrame):
+    """The table as shown: parameters with thousands separators ("178,887", not "178887.0"), other numbers with up to
+    4 decimals and no padding, blanks for missing values. Display only (a pandas Styler): the values, their order and
+    the CSV stay numeric."""
+    if df.empty:
+        return df
+
+    def number(v) -> str:
+        if pd.isna(v):
+            return ""
+        v = round(float(v), 4)
+        return f"{v:,.0f}" if abs(v) >= 1e5 else f"{v:g}"
+
+    def count(v) -> str:
+        return "" if pd.isna(v) else f"{round(float(v)):,}"
+
+    def text(v) -> str:
+        return "" if pd.isna(v) else str(v)
+
+    numeric = set(df.select_dtypes("number").columns)
+    return df.style.format({c: (count if c == "params" else number) if c in numeric else text for c in df.columns})
+
+
 def tradeoffs(task: str, get_results=default_results):
     df = get_results()
     return dashboard.tradeoff_figure(df, task, "params"), dashboard.tradeoff_figure(df, task, "latency_ms")
@@ -165,7 +188,8 @@ def build_tab(get_results=default_results) -> None:
                                  elem_id="leaderboard-table")  # fmt: skip
 
             def _load(t, s, q, order=next(iter(SORTS))):
-                return load_table(t, s, q, get_results, order)
+                shown, status, csv = load_table(t, s, q, get_results, order)
+                return readable(shown), status, csv
 
             def _refresh(t, s, q, order=next(iter(SORTS))):  # keeps the chosen order; says when it re-collected
                 refresh_results()

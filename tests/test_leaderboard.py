@@ -255,6 +255,26 @@ def test_long_model_names_keep_their_distinguishing_tail_in_the_table():
     assert sorted(table["model"]) == sorted(short) and sorted(pd.read_csv(csv)["model"]) == sorted(names)
 
 
+def test_the_table_shows_readable_numbers_but_keeps_them_numeric():
+    """Parameters read "70,300,000" (raw "70300000.0" was unreadable on a projector), other numbers keep up to four
+    decimals, missing values are blank (not "nan"); the values sent, their sort order and the CSV stay numeric."""
+    import gradio as gr
+
+    from demo.leaderboard_tab import load_table, readable
+
+    df = pd.DataFrame({"task": ["skin_lesion"] * 3, "model": ["a", "b", "c"], "source": "measured here",
+                       "split": ["val", None, "val"], "params": [70_300_000, 178_887, None],
+                       "latency_ms": [13.73712, None, 2.5], "isic_score": [0.81234, 0.7, 0.9]})  # fmt: skip
+    table, _, _ = load_table(get_results=lambda: df, sort="parameters (fewest first)")
+    sent = gr.DataFrame(interactive=False).postprocess(readable(table))
+    col = {h: i for i, h in enumerate(sent.headers)}
+    shown = sent.metadata["display_value"]
+    assert [row[col["params"]] for row in shown] == ["178,887", "70,300,000", ""]
+    assert [row[col["latency_ms"]] for row in shown] == ["", "13.7371", "2.5"]
+    assert [row[col["split"]] for row in shown] == ["", "val", "val"]
+    assert [row[col["params"]] for row in sent.data][:2] == [178_887, 70_300_000]
+
+
 def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
     """Issue 18: the leaderboard reads ablation_seeds.csv; each protocol x step at 28 px is one row with the mean over
     seeds, its spread, interval and majority-class seeds named in the split; other sizes stay in the tab."""
