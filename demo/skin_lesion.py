@@ -8,6 +8,7 @@ confusion matrices, calibration, the option sweep.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
@@ -106,19 +107,20 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
     caption = result_caption(image_path, title, example_truth(EXAMPLES_DIR, image_path))  # an example: its label
+    evidence = nearest_evidence(pred, labels)
     if pred.ood_distance is None:
-        ood = "No out-of-distribution statistics ship with this checkpoint."
+        ood = "No out-of-distribution statistics ship with this checkpoint." + evidence
     elif pred.looks_out_of_distribution:
         ood = (f"### ⚠️ Not classified: this does not look like a dermoscopy image\nReason: {pred.ood_reason}. "
-               "Tick *Show the raw output anyway* to see what the model would say.")  # fmt: skip
+               "Tick *Show the raw output anyway* to see what the model would say." + evidence)  # fmt: skip
         if not show_anyway:
             return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
         ood = ("⚠️ **Raw output, shown on request**: not a dermoscopy image, so this answer means nothing."
                "<details><summary>Why it was refused</summary>\n\n"
-               f"{pred.ood_reason}.\n</details>")  # fmt: skip
+               f"{pred.ood_reason}.\n</details>" + evidence)  # fmt: skip
     else:
         ood = (f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
-               f"{pred.ood_threshold:.1f}; colour and texture checks passed).")  # fmt: skip
+               f"{pred.ood_threshold:.1f}; colour and texture checks passed)." + evidence)  # fmt: skip
     ranked = sorted(pred.probs.items(), key=lambda kv: kv[1], reverse=True)
     if pred.margin < UNCERTAIN_MARGIN:
         verdict = (f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}\nThe two "
@@ -244,6 +246,61 @@ def _examples() -> list[list[str]]:
 
 
 ISIC_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2017"
+
+
+@functools.cache
+def training_images() -> dict[str, Path]:
+    """ISIC 2017 training images by id where the dataset is on disk (the evidence's pictures); empty elsewhere, e.g.
+    on a Space, where the evidence lists ids and labels only (no training pixels ship with the app)."""
+    if not (ISIC_DATA / "ISIC-2017_Training_Data").is_dir():
+        return {}
+    from training.datasets import find_isic
+
+    try:
+        return {s.image_id: s.image for s in find_isic(ISIC_DATA, "train")}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def thumbnail_html(path: Path, caption: str, size: int = 96) -> str:
+    """A small inline JPEG (data URI) with its caption; the JPEG is decoded at reduced size (``draft``)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("RGB", (size * 2, size * 2))
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=80)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return (f'<figure style="display:inline-block;margin:0 6px 4px 0;text-align:center">'
+            f'<img src="data:image/jpeg;base64,{data}" alt="{caption}" width="{im.width}" height="{im.height}">'
+            f'<figcaption style="font-size:0.8em">{caption}</figcaption></figure>')  # fmt: skip
+
+
+def nearest_evidence(pred, labels: list[str]) -> str:
+    """The gate's evidence (issue 16): the nearest training images in the model's feature space, folded away, with
+    their pictures where the dataset is on disk."""
+    if not pred.nearest:
+        return ""
+    paths = training_images()
+    items = []
+    for image_id, label, similarity in pred.nearest:
+        caption = f"{image_id}: {labels[label]}, {similarity:.2f}"
+        if image_id in paths:
+            try:
+                items.append(thumbnail_html(paths[image_id], caption))
+                continue
+            except OSError:
+                pass
+        items.append(f"<div>{caption}</div>")
+    where = "" if paths else " (ids only: the training images are not on this machine)"
+    return (f"<details><summary>Nearest training images{where}</summary>\n\n{pred.nearest_text}. Similarity: the "
+            "cosine of the model's penultimate features (PCA-reduced), 1 = the same; each with its ISIC label.\n\n"
+            + "".join(items) + "\n</details>")  # fmt: skip
 
 
 def quiz_items() -> list[tuple[str, int]]:

@@ -207,6 +207,8 @@ class SkinPrediction:
     image: Image.Image
     ood_reason: str | None = None  # why the image looks out of distribution (None: it does not, or no statistics)
     temperature: float = 1.0  # the calibration applied to ``probs``
+    nearest: list | None = None  # [(training image id, label, cosine similarity)], the nearest in feature space
+    nearest_text: str | None = None  # the closest one's similarity beside how close held-out skin images come
 
     @property
     def predicted(self) -> int:
@@ -241,18 +243,20 @@ class SkinPredictor:
         import json
 
         from models.hub import companion_file
-        from models.ood import FILENAME, MahalanobisOOD
+        from models.ood import FILENAME, NEIGHBOURS, MahalanobisOOD, TrainingNeighbours
 
         stats = companion_file(model, FILENAME)
         ood = MahalanobisOOD.load(stats.parent) if stats else None
+        gallery = companion_file(model, NEIGHBOURS)  # the nearest training images: the gate's evidence
+        neighbours = TrainingNeighbours.load(gallery.parent) if gallery else None
         calibration = companion_file(model, "calibration.json")
         temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
         tta = companion_file(model, "tta.json")  # test-time augmentation chosen on out-of-fold predictions
         views = tuple(json.loads(tta.read_text())["views"]) if tta else ("id",)
-        return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views)
+        return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views, neighbours=neighbours)
 
     def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0,
-                 views: tuple[str, ...] = ("id",)):  # fmt: skip
+                 views: tuple[str, ...] = ("id",), neighbours=None):  # fmt: skip
         import copy
         import queue
 
@@ -265,6 +269,7 @@ class SkinPredictor:
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
+        self.neighbours = neighbours  # models.ood.TrainingNeighbours or None
         served = self.serving_copy(self.model)
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):
@@ -309,12 +314,17 @@ class SkinPredictor:
 
             distance = float(self.ood.distance(features)[0])
             reason = self.ood.check(distance, *colour_statistics(image))
+        nearest = nearest_text = None
+        if self.neighbours is not None:
+            nearest, nearest_text = self.neighbours.evidence(features)
         return SkinPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
             input=x,
             ood_distance=distance,
             ood_threshold=self.ood.threshold if self.ood is not None else None,
             ood_reason=reason,
+            nearest=nearest,
+            nearest_text=nearest_text,
             temperature=self.temperature,
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(time.perf_counter() - t0) * 1e3,

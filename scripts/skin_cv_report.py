@@ -106,6 +106,7 @@ def main(argv=None) -> dict:
     from models.hub import load_model_from
     from training.evaluate import evaluate_checkpoint
     from training.ood_fit import fit as fit_ood
+    from training.ood_fit import save as save_ood
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", required=True)
@@ -200,7 +201,7 @@ def main(argv=None) -> dict:
         "temperature": temperature, "fit_on": f"pooled out-of-fold logits of {len(folds)} CV folds (n={len(labels)})",
         "oof_ece_before": ece_before, "oof_ece_after": ece_after}, indent=2) + "\n")  # fmt: skip
     model = load_model_from("skin_lesion", args.model, dest)
-    fit_ood(model, args.data_dir).save(dest)
+    save_ood(fit_ood(model, args.data_dir), dest)
     result = evaluate_checkpoint("skin_lesion", args.model, dest, args.data_dir, split="val")
     result["training"] = {**fold_result["training"], "selection": "none on the validation split"}
     result["notes"] = fold_result.get("notes", "") + (

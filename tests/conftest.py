@@ -182,7 +182,7 @@ def tiny_skin_models(tmp_path_factory) -> Path:
     scores over 9 images) and OOD statistics fitted on random features. Built once per session."""
     from models.card import write_model_folder
     from models.cls_metrics import isic_metrics
-    from models.ood import MahalanobisOOD, penultimate_features
+    from models.ood import MahalanobisOOD, TrainingNeighbours, penultimate_features
     from models.registry import build_model
 
     root = tmp_path_factory.mktemp("skin_models") / "skin_lesion"
@@ -194,6 +194,8 @@ def tiny_skin_models(tmp_path_factory) -> Path:
     feats, _ = penultimate_features(model, x)
     # colour and noise thresholds as if the training photos had saturation 0.2 and roughness 0.3
     MahalanobisOOD.fit(feats[:30], feats[30:], image_stats=[(0.2, 0.2, 0.3)] * 10).save(folder)
+    ids = [f"ISIC_{9000000 + i}" for i in range(30)]  # ids no dataset holds: the evidence lists them, no pictures
+    TrainingNeighbours.fit(feats[:30], ids, [i % 3 for i in range(30)], feats[30:], dims=8).save(folder)
     labels = np.arange(9) % 3
     probs = torch.rand(9, 3).softmax(1).numpy()
     metrics = isic_metrics(labels, probs)

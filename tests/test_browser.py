@@ -708,6 +708,10 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Not classified", timeout=120_000)
     expect(info).to_contain_text("No diagnosis")
     expect(anyway).to_be_visible()
+    ood.get_by_text("Nearest training images").click()  # the evidence, folded away under the reason
+    expect(ood).to_contain_text("the gate decides by the distance")
+    if (ROOT.parent / "shared" / "data" / "isic2017" / "ISIC-2017_Training_Data").is_dir():
+        expect(ood.locator("figure img")).to_have_count(4)  # their pictures, where the dataset is on disk
     anyway.locator("input").check()
     expect(ood).to_contain_text("Raw output, shown on request", timeout=120_000)
     expect(anyway).to_be_visible()  # it can be unticked again
@@ -718,6 +722,8 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Looks like the training images", timeout=120_000)  # (the raw view had a Grad-CAM)
     expect(info).to_contain_text("nevus_ISIC_0001852.jpg")
     expect(anyway).to_be_hidden()
+    ood.get_by_text("Nearest training images").click()
+    expect(ood).to_contain_text("closest has similarity")
 
 
 def test_seed_study_draws_error_bars_and_bands(page, serve):

@@ -1,10 +1,13 @@
 """Fit the out-of-distribution statistics (``models.ood``) of a skin-lesion checkpoint: penultimate features of the
 training images (eval preprocessing, no augmentation) of cross-validation fold 0's training part, the threshold from
-its held-out part, the colour threshold from the training images' saturation. The validation split is never used.
+its held-out part, the colour threshold from the training images' saturation; and the nearest-neighbour evidence
+(``models.ood.TrainingNeighbours``: ids, labels and PCA-reduced features of the same training images, no pixels). The
+validation split is never used.
 
     python -m training.ood_fit --model resnet18 --data-dir ../shared/data/isic2017 [--checkpoint DIR]
 
-Writes ``ood.safetensors`` into the checkpoint folder; runs automatically at the end of ``training.train skin_lesion``.
+Writes ``ood.safetensors`` and ``neighbours.safetensors`` into the checkpoint folder; runs automatically at the end of
+``training.train skin_lesion``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from models.ood import MahalanobisOOD, penultimate_features
+from models.ood import MahalanobisOOD, TrainingNeighbours, penultimate_features
 
 
 @torch.inference_mode()
@@ -41,16 +44,25 @@ def image_statistics(data_dir, split: str) -> list[tuple[float, float, float]]:
     return [colour_statistics(cached_decode(preset, s.image)) for s in find_isic(data_dir, split)]
 
 
-def fit(model, data_dir) -> MahalanobisOOD:
+def fit(model, data_dir) -> tuple[MahalanobisOOD, TrainingNeighbours]:
+    """The gate's statistics and the nearest-neighbour evidence, from one pass of features over the training split's
+    fold-0 parts (the validation split is never read)."""
     from training.datasets import find_isic
 
     try:
-        find_isic(data_dir, THRESHOLD_SPLIT)
+        fit_samples, held_out = find_isic(data_dir, FIT_SPLIT), features(model, data_dir, THRESHOLD_SPLIT)
+        train, stats_split = features(model, data_dir, FIT_SPLIT), FIT_SPLIT
     except ValueError:  # too few images per class for 5 folds (tests' tiny data): all training images for both
-        train = features(model, data_dir, "train")
-        return MahalanobisOOD.fit(train, train, image_stats=image_statistics(data_dir, "train"))
-    return MahalanobisOOD.fit(features(model, data_dir, FIT_SPLIT), features(model, data_dir, THRESHOLD_SPLIT),
-                              image_stats=image_statistics(data_dir, FIT_SPLIT))  # fmt: skip
+        fit_samples, stats_split = find_isic(data_dir, "train"), "train"
+        train = held_out = features(model, data_dir, "train")
+    ood = MahalanobisOOD.fit(train, held_out, image_stats=image_statistics(data_dir, stats_split))
+    ids, labels = [s.image_id for s in fit_samples], [s.label for s in fit_samples]
+    return ood, TrainingNeighbours.fit(train, ids, labels, held_out)
+
+
+def save(fitted: tuple[MahalanobisOOD, TrainingNeighbours], folder: Path) -> None:
+    for part in fitted:
+        part.save(folder)
 
 
 def finalize(model_dir: Path, cfg) -> None:
@@ -59,7 +71,7 @@ def finalize(model_dir: Path, cfg) -> None:
     from models.hub import load_model_from
 
     if not cfg.train_split.startswith("cv"):
-        fit(load_model_from(cfg.task, cfg.model, model_dir), cfg.data_dir).save(model_dir)
+        save(fit(load_model_from(cfg.task, cfg.model, model_dir), cfg.data_dir), model_dir)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -71,9 +83,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--checkpoint", help="model folder (default: checkpoints/skin_lesion/<model>)")
     args = p.parse_args(argv)
     folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir("skin_lesion", args.model)
-    stats = fit(load_model_from("skin_lesion", args.model, folder), args.data_dir)
-    stats.save(folder)
-    print(f"threshold {stats.threshold:.2f} -> {folder / 'ood.safetensors'}")
+    fitted = fit(load_model_from("skin_lesion", args.model, folder), args.data_dir)
+    save(fitted, folder)
+    print(
+        f"threshold {fitted[0].threshold:.2f}, held-out nearest similarity median {fitted[1].held_out_median:.2f}"
+        f" -> {folder}"
+    )
     return folder
 
 
