@@ -107,20 +107,21 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
     caption = result_caption(image_path, title, example_truth(EXAMPLES_DIR, image_path))  # an example: its label
-    evidence = nearest_evidence(pred, labels)
+    evidence = nearest_evidence(pred, labels)  # folded: it must not push the verdict and picture off the screen
     if pred.ood_distance is None:
-        ood = "No out-of-distribution statistics ship with this checkpoint." + evidence
+        ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
     elif pred.looks_out_of_distribution:
         ood = (f"### ⚠️ Not classified: this does not look like a dermoscopy image\nReason: {pred.ood_reason}. "
-               "Tick *Show the raw output anyway* to see what the model would say." + evidence)  # fmt: skip
+               "Tick *Show the raw output anyway* to see what the model would say."
+               + fold("Nearest training images", evidence))  # fmt: skip
         if not show_anyway:
             return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
         ood = ("⚠️ **Raw output, shown on request**: not a dermoscopy image, so this answer means nothing."
-               "<details><summary>Why it was refused</summary>\n\n"
-               f"{pred.ood_reason}.\n</details>" + evidence)  # fmt: skip
+               + fold("Why it was refused" + (", and the nearest training images" if evidence else ""),
+                      f"{pred.ood_reason}.\n\n{evidence}"))  # fmt: skip
     else:
-        ood = (f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
-               f"{pred.ood_threshold:.1f}; colour and texture checks passed)." + evidence)  # fmt: skip
+        ood = fold(f"Looks like the training images (feature distance {pred.ood_distance:.1f} ≤ "
+                   f"{pred.ood_threshold:.1f}; colour and texture checks passed).", evidence)  # fmt: skip
     ranked = sorted(pred.probs.items(), key=lambda kv: kv[1], reverse=True)
     if pred.margin < UNCERTAIN_MARGIN:
         verdict = (f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}\nThe two "
@@ -282,8 +283,8 @@ def thumbnail_html(path: Path, caption: str, size: int = 96) -> str:
 
 
 def nearest_evidence(pred, labels: list[str]) -> str:
-    """The gate's evidence (issue 16): the nearest training images in the model's feature space, folded away, with
-    their pictures where the dataset is on disk."""
+    """The gate's evidence (issue 16): the nearest training images in the model's feature space, with their pictures
+    where the dataset is on disk ("" when the checkpoint ships none)."""
     if not pred.nearest:
         return ""
     paths = training_images()
@@ -297,10 +298,17 @@ def nearest_evidence(pred, labels: list[str]) -> str:
             except OSError:
                 pass
         items.append(f"<div>{caption}</div>")
-    where = "" if paths else " (ids only: the training images are not on this machine)"
-    return (f"<details><summary>Nearest training images{where}</summary>\n\n{pred.nearest_text}. Similarity: the "
-            "cosine of the model's penultimate features (PCA-reduced), 1 = the same; each with its ISIC label.\n\n"
-            + "".join(items) + "\n</details>")  # fmt: skip
+    where = "" if paths else " (ids only: the training pictures are not on this machine)"
+    return (f"**Nearest training images**{where}. {pred.nearest_text}. Similarity: the cosine of the model's "
+            "penultimate features (PCA-reduced), 1 = the same; each with its ISIC label.\n\n"
+            + "".join(items))  # fmt: skip
+
+
+def fold(summary: str, body: str) -> str:
+    """``summary`` as the one line of a folded ``<details>`` holding ``body`` (hover: what opens); the line alone
+    where there is none."""
+    tip = ' title="Click: the nearest training images"' if "Nearest training images" in body else ""
+    return f"<details><summary{tip}>{summary}</summary>\n\n{body}\n</details>" if body else summary
 
 
 def quiz_items() -> list[tuple[str, int]]:

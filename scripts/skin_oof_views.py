@@ -93,10 +93,51 @@ def score(files: dict[str, Path]) -> dict[str, dict]:
     return out
 
 
+OPTION_ROWS = {  # candidate -> (model, options.csv option, what it is)
+    "b: lite1 full": (
+        "efficientnet-lite1",
+        "uncropped_256_tta_hflip_10ep",
+        "the recipe (10 epochs) + TTA hflip, on the whole resized image (256 px, the training scale) "
+        "instead of its 224-px centre crop",
+    ),
+    "c: lite1 crop + resnet18": (
+        "efficientnet-lite1",
+        "ensemble_resnet18_20ep_tta_hflip_10ep",
+        "the recipe (10 epochs) + TTA hflip, averaged with the same fold's ResNet18 (Lite1's "
+        "recipe, 20 epochs, 112 px, TTA hflip), equal weights",
+    ),
+    "d: lite1 full + resnet18": (
+        "efficientnet-lite1",
+        "ensemble_resnet18_20ep_uncropped_tta_hflip_10ep",
+        "as the ensemble above, Lite1 on the uncropped 256-px image",
+    ),
+}
+
+
+def write_rows(result: dict, options: Path) -> None:
+    """The candidates' rows in ``options.csv`` (CV only: none ships unless logs/decisions.txt's rule says so)."""
+    from skin_cv_report import write_options
+
+    rows = []
+    for name, (model, option, text) in OPTION_ROWS.items():
+        if name in result:
+            r = result[name]
+            rows.append({"model": model, "option": option, "args": text, "epochs_run": 10, "best_epoch": "last",
+                         "image_size": 256 if "full" in name else 224,
+                         "train_min": "0 (inference on the CV fold models)", "run": "logs/oof/*.npz",
+                         "cv_isic_mean": round(r["cv_mean"], 4), "cv_isic_std": round(r["cv_std"], 4),
+                         "cv_folds": r["folds"], "selected_on": "nothing (CV estimates it)"})  # fmt: skip
+    write_options(options, rows)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--score"]:  # python scripts/skin_oof_views.py --score lite1=FILE [resnet18=FILE]
+    # python scripts/skin_oof_views.py --score lite1=FILE [resnet18=FILE] [--write-options]
+    if sys.argv[1:2] == ["--score"]:
         import json
 
-        print(json.dumps(score(dict(a.split("=", 1) for a in sys.argv[2:])), indent=1))
+        result = score(dict(a.split("=", 1) for a in sys.argv[2:] if "=" in a))
+        print(json.dumps(result, indent=1))
+        if "--write-options" in sys.argv:
+            write_rows(result, ROOT / "checkpoints" / "skin_lesion" / "options.csv")
     else:
         main()

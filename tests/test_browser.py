@@ -708,7 +708,7 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Not classified", timeout=120_000)
     expect(info).to_contain_text("No diagnosis")
     expect(anyway).to_be_visible()
-    ood.get_by_text("Nearest training images").click()  # the evidence, folded away under the reason
+    ood.locator("summary").click()  # the evidence, folded away under the reason
     expect(ood).to_contain_text("the gate decides by the distance")
     if (ROOT.parent / "shared" / "data" / "isic2017" / "ISIC-2017_Training_Data").is_dir():
         expect(ood.locator("figure img")).to_have_count(4)  # their pictures, where the dataset is on disk
@@ -722,7 +722,8 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Looks like the training images", timeout=120_000)  # (the raw view had a Grad-CAM)
     expect(info).to_contain_text("nevus_ISIC_0001852.jpg")
     expect(anyway).to_be_hidden()
-    ood.get_by_text("Nearest training images").click()
+    ood.locator("summary").click()  # the gate's line opens on its evidence
+    expect(ood).to_contain_text("Nearest training images")
     expect(ood).to_contain_text("closest has similarity")
 
 
