@@ -275,6 +275,29 @@ def test_the_table_shows_readable_numbers_but_keeps_them_numeric():
     assert [row[col["params"]] for row in sent.data][:2] == [178_887, 70_300_000]
 
 
+def test_unshipped_recipes_under_cv_join_the_table(tmp_path):
+    """Issue 16: CustomNet / ResNet18 keep the seed's validation-chosen weights, so their 5-fold CV recipes (which did
+    not ship) join the table from options.csv, one row per recipe and TTA set, named apart and labelled out-of-fold;
+    screens (2 folds), fold ensembles and models whose shipped checkpoint has its own CV are left out."""
+    from leaderboard.results import recipe_cv_rows
+
+    folder = tmp_path / "skin_lesion"
+    folder.mkdir()
+    (folder / "options.csv").write_text(
+        "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds\n"
+        "resnet18,adamw_cosine_ls_trivialaugment_20ep,AdamW...,112,0.7487,0.016,5\n"
+        "resnet18,tta_flips4_20ep,the recipe + TTA,112,0.7533,0.021,5\n"
+        "resnet18,fold_ensemble_20ep,mean of 5 fold models,112,,,\n"
+        "resnet18,baseline,(report recipe),112,,,\n"
+        "efficientnet-lite1,screen_sgd,SGD,128,0.79,0.02,2\n"
+    )
+    rows = recipe_cv_rows(tmp_path)
+    name = "ResNet18 (ours, CV, not shipped): Lite1 recipe 20 ep"
+    assert [r["model"] for r in rows] == [name, f"{name} + 4-flip TTA"]
+    assert rows[1]["isic_score"] == 0.7533 and "out-of-fold" in rows[1]["split"] and "± 0.021" in rows[1]["split"]
+    assert recipe_cv_rows(tmp_path / "none") == []
+
+
 def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
     """Issue 18: the leaderboard reads ablation_seeds.csv; each protocol x step at 28 px is one row with the mean over
     seeds, its spread, interval and majority-class seeds named in the split; other sizes stay in the tab."""
