@@ -252,15 +252,10 @@ ISIC_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isic2017"
 @functools.cache
 def training_images() -> dict[str, Path]:
     """ISIC 2017 training images by id where the dataset is on disk (the evidence's pictures); empty elsewhere, e.g.
-    on a Space, where the evidence lists ids and labels only (no training pixels ship with the app)."""
-    if not (ISIC_DATA / "ISIC-2017_Training_Data").is_dir():
-        return {}
-    from training.datasets import find_isic
-
-    try:
-        return {s.image_id: s.image for s in find_isic(ISIC_DATA, "train")}
-    except (OSError, ValueError, KeyError):
-        return {}
+    on a Space, where the evidence lists ids and labels only (no training pixels ship with the app). A directory
+    listing, once: the labels come with the neighbours file."""
+    folder = ISIC_DATA / "ISIC-2017_Training_Data"
+    return {p.stem: p for p in folder.glob("ISIC_*.jpg")} if folder.is_dir() else {}
 
 
 def thumbnail_html(path: Path, caption: str, size: int = 96) -> str:
