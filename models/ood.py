@@ -140,7 +140,7 @@ class TrainingNeighbours:
     similarity of the penultimate features after a PCA fitted on the training features, scikit-learn), and how close
     held-out skin images usually come. It shows what the model takes the image to resemble; the gate itself is
     ``MahalanobisOOD``. Stores ISIC ids and labels, never pixels: the tab shows the pictures only where
-    the dataset is on disk (``find_gallery_images``)."""
+    the dataset is on disk (``demo.skin_lesion.training_images``)."""
 
     mean: torch.Tensor  # (D,) the PCA's centre
     components: torch.Tensor  # (K, D)
@@ -208,4 +208,5 @@ class TrainingNeighbours:
         near = self.nearest(features, k)
         return near, (f"The closest has similarity {near[0][2]:.2f}; a held-out skin image's closest is typically "
                       f"{self.held_out_median:.2f}. They show what the model's features put near this image; the gate "
-                      "decides by the distance to all the training images, above")  # fmt: skip
+                      "decides by its own checks, above (colour, texture, distance to the whole training set)"
+                      )  # fmt: skip
