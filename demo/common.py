@@ -297,3 +297,28 @@ def slide_export(image, text, task: str, prefix: str, message, variant=None) -> 
         return slide_file(img, txt, task, var)
 
     button.click(in_tab(user_errors(make), 1), inputs, [file, message], api_name=f"slide_{prefix}")
+
+
+def readable(df):
+    """The table as shown: parameters with thousands separators ("178,887", not "178887.0"), other numbers with up to
+    4 decimals and no padding, blanks for missing values. Display only (a pandas Styler): the values, their order and
+    the CSV stay numeric."""
+    import pandas as pd
+
+    if df.empty:
+        return df
+
+    def number(v) -> str:
+        if pd.isna(v):
+            return ""
+        v = round(float(v), 4)
+        return f"{v:,.0f}" if abs(v) >= 1e5 else f"{v:g}"
+
+    def count(v) -> str:
+        return "" if pd.isna(v) else f"{round(float(v)):,}"
+
+    def text(v) -> str:
+        return "" if pd.isna(v) else str(v)
+
+    numeric = set(df.select_dtypes("number").columns)
+    return df.style.format({c: (count if c == "params" else number) if c in numeric else text for c in df.columns})

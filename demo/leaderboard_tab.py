@@ -17,6 +17,7 @@ import time
 import gradio as gr
 import pandas as pd
 
+from demo.common import readable
 from leaderboard import ablation, dashboard, lung
 from leaderboard import multitask as mt
 from leaderboard.results import collect, hub_owner, load_built
@@ -128,29 +129,6 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
     shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
     shown = shown.assign(model=shown["model"].map(short_name)) if "model" in shown else shown
     return shown.round(4), f"{len(df)} rows.", _csv(df)
-
-
-def readable(df: pd.DataFrame):
-    """The table as shown: parameters with thousands separators ("178,887", not "178887.0"), other numbers with up to
-    4 decimals and no padding, blanks for missing values. Display only (a pandas Styler): the values, their order and
-    the CSV stay numeric."""
-    if df.empty:
-        return df
-
-    def number(v) -> str:
-        if pd.isna(v):
-            return ""
-        v = round(float(v), 4)
-        return f"{v:,.0f}" if abs(v) >= 1e5 else f"{v:g}"
-
-    def count(v) -> str:
-        return "" if pd.isna(v) else f"{round(float(v)):,}"
-
-    def text(v) -> str:
-        return "" if pd.isna(v) else str(v)
-
-    numeric = set(df.select_dtypes("number").columns)
-    return df.style.format({c: (count if c == "params" else number) if c in numeric else text for c in df.columns})
 
 
 def tradeoffs(task: str, get_results=default_results):

@@ -23,6 +23,7 @@ from demo.common import (
     image_upload,
     medical_import,
     read_upload,
+    readable,
     result_caption,
     tab_intro,
     user_errors,
@@ -98,8 +99,8 @@ def study_ui(dataset: str, step: str, split: str):
     curves, bars, confusion, table, status = study_view(dataset, step, split)
     present = curves is not None
     hide = gr.update(visible=present)
-    return (gr.update(value=curves, visible=present), bars, gr.update(value=confusion, visible=present), table, status,
-            hide, hide)  # fmt: skip
+    return (gr.update(value=curves, visible=present), bars, gr.update(value=confusion, visible=present),
+            readable(table), status, hide, hide)  # fmt: skip
 
 
 def seeds_view(dataset: str, protocol: str, resolution):

@@ -272,7 +272,7 @@ def thumbnail_html(path: Path, caption: str, size: int = 96) -> str:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=80)
     data = base64.b64encode(buf.getvalue()).decode()
-    return (f'<figure style="display:inline-block;margin:0 6px 4px 0;text-align:center">'
+    return (f'<figure style="display:inline-block;margin:0 14px 4px 0;text-align:center">'
             f'<img src="data:image/jpeg;base64,{data}" alt="{caption}" width="{im.width}" height="{im.height}">'
             f'<figcaption style="font-size:0.8em">{caption}</figcaption></figure>')  # fmt: skip
 
@@ -284,8 +284,8 @@ def nearest_evidence(pred, labels: list[str]) -> str:
         return ""
     paths = training_images()
     items = []
-    for image_id, label, similarity in pred.nearest:
-        caption = f"{image_id}: {labels[label]}, {similarity:.2f}"
+    for image_id, label, _ in pred.nearest:
+        caption = f"{image_id}: {labels[label]}"
         if image_id in paths:
             try:
                 items.append(thumbnail_html(paths[image_id], caption))
@@ -294,8 +294,9 @@ def nearest_evidence(pred, labels: list[str]) -> str:
                 pass
         items.append(f"<div>{caption}</div>")
     where = "" if paths else " (ids only: the training pictures are not on this machine)"
-    return (f"**Nearest training images**{where}. {pred.nearest_text}. Similarity: the cosine of the model's "
-            "penultimate features (PCA-reduced), 1 = the same; each with its ISIC label.\n\n"
+    return (f"**Nearest training images**{where}: the four the model's features put closest to this image (cosine of "
+            "the penultimate features), each with its ISIC label: what the model takes it to resemble. Not a verdict: "
+            "the gate above decides by its own checks (colour, texture, distance to the whole training set).\n\n"
             + "".join(items))  # fmt: skip
 
 

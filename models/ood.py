@@ -137,30 +137,29 @@ NEIGHBOURS = "neighbours.safetensors"
 @dataclass
 class TrainingNeighbours:
     """The evidence beside the gate: the training images nearest an image in the model's own feature space (cosine
-    similarity of the penultimate features after a PCA fitted on the training features, scikit-learn), and how close
-    held-out skin images usually come. It shows what the model takes the image to resemble; the gate itself is
-    ``MahalanobisOOD``. Stores ISIC ids and labels, never pixels: the tab shows the pictures only where
-    the dataset is on disk (``demo.skin_lesion.training_images``)."""
+    similarity of the penultimate features after a PCA fitted on the training features, scikit-learn). It shows what
+    the model takes the image to resemble; it is not a verdict (the gate is ``MahalanobisOOD``): nearness to single
+    images separates skin from other images far less well than the distance to the whole training distribution (a
+    BUSI ultrasound can sit as near some training image as a skin photograph does, and the from-scratch models'
+    features put nearly everything near something). Stores ISIC ids and labels, never pixels: the tab shows the
+    pictures only where the dataset is on disk (``demo.skin_lesion.training_images``)."""
 
     mean: torch.Tensor  # (D,) the PCA's centre
     components: torch.Tensor  # (K, D)
     gallery: torch.Tensor  # (N, K) unit-norm projections of the training features
     ids: list[str]
     labels: list[int]
-    held_out_median: float  # top-1 similarity of held-out images (CV fold 0's held-out part): median
 
     @classmethod
-    def fit(cls, train_features: torch.Tensor, ids: list[str], labels: list[int], held_out: torch.Tensor,
-            dims: int = 128) -> TrainingNeighbours:  # fmt: skip
+    def fit(cls, train_features: torch.Tensor, ids: list[str], labels: list[int], dims: int = 128
+            ) -> TrainingNeighbours:  # fmt: skip
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=min(dims, *train_features.shape), random_state=0).fit(train_features.double().numpy())
         mean = torch.from_numpy(pca.mean_).float()
         components = torch.from_numpy(pca.components_).float().contiguous()
         gallery = torch.nn.functional.normalize((train_features.float() - mean) @ components.T, dim=1)
-        fitted = cls(mean, components, gallery.half(), list(ids), [int(v) for v in labels], 0.0)
-        fitted.held_out_median = float(fitted.similarities(held_out).max(1).values.median())
-        return fitted
+        return cls(mean, components, gallery.half(), list(ids), [int(v) for v in labels])
 
     def similarities(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, N)`` cosine similarity of ``features`` (B, D) to every training image."""
@@ -180,9 +179,9 @@ class TrainingNeighbours:
             {"mean": self.mean.half(), "components": self.components.half(), "gallery": self.gallery.half(),
              "labels": torch.tensor(self.labels, dtype=torch.int8)},
             str(Path(folder) / NEIGHBOURS),
-            metadata={"ids": json.dumps(self.ids), "held_out_median": str(self.held_out_median),
+            metadata={"ids": json.dumps(self.ids),
                       "method": "cosine similarity of penultimate features after a PCA fitted on CV fold 0's "
-                                "training part; held-out statistics from its held-out part"},
+                                "training part"},
         )  # fmt: skip
 
     @classmethod
@@ -198,15 +197,4 @@ class TrainingNeighbours:
             meta = f.metadata()
             t = {k: f.get_tensor(k) for k in f.keys()}
         return cls(t["mean"].float(), t["components"].float(), t["gallery"], json.loads(meta["ids"]),
-                   t["labels"].tolist(), float(meta["held_out_median"]))  # fmt: skip
-
-    def evidence(self, features: torch.Tensor, k: int = 4) -> tuple[list[tuple[str, int, float]], str]:
-        """``(nearest, summary)``: the ``k`` nearest training images and one sentence that sets the closest against
-        how close held-out skin images usually come. Not a verdict: nearness to single images separates skin from
-        other images far less well than the gate's distance to the whole training distribution (a BUSI ultrasound
-        can sit as near some training image as a skin photograph does)."""
-        near = self.nearest(features, k)
-        return near, (f"The closest has similarity {near[0][2]:.2f}; a held-out skin image's closest is typically "
-                      f"{self.held_out_median:.2f}. They show what the model's features put near this image; the gate "
-                      "decides by its own checks, above (colour, texture, distance to the whole training set)"
-                      )  # fmt: skip
+                   t["labels"].tolist())  # fmt: skip

@@ -208,7 +208,6 @@ class SkinPrediction:
     ood_reason: str | None = None  # why the image looks out of distribution (None: it does not, or no statistics)
     temperature: float = 1.0  # the calibration applied to ``probs``
     nearest: list | None = None  # [(training image id, label, cosine similarity)], the nearest in feature space
-    nearest_text: str | None = None  # the closest one's similarity beside how close held-out skin images come
 
     @property
     def predicted(self) -> int:
@@ -314,9 +313,7 @@ class SkinPredictor:
 
             distance = float(self.ood.distance(features)[0])
             reason = self.ood.check(distance, *colour_statistics(image))
-        nearest = nearest_text = None
-        if self.neighbours is not None:
-            nearest, nearest_text = self.neighbours.evidence(features)
+        nearest = self.neighbours.nearest(features) if self.neighbours is not None else None
         return SkinPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
             input=x,
@@ -324,7 +321,6 @@ class SkinPredictor:
             ood_threshold=self.ood.threshold if self.ood is not None else None,
             ood_reason=reason,
             nearest=nearest,
-            nearest_text=nearest_text,
             temperature=self.temperature,
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(time.perf_counter() - t0) * 1e3,

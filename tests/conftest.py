@@ -195,7 +195,7 @@ def tiny_skin_models(tmp_path_factory) -> Path:
     # colour and noise thresholds as if the training photos had saturation 0.2 and roughness 0.3
     MahalanobisOOD.fit(feats[:30], feats[30:], image_stats=[(0.2, 0.2, 0.3)] * 10).save(folder)
     ids = [f"ISIC_{9000000 + i}" for i in range(30)]  # ids no dataset holds: the evidence lists them, no pictures
-    TrainingNeighbours.fit(feats[:30], ids, [i % 3 for i in range(30)], feats[30:], dims=8).save(folder)
+    TrainingNeighbours.fit(feats[:30], ids, [i % 3 for i in range(30)], dims=8).save(folder)
     labels = np.arange(9) % 3
     probs = torch.rand(9, 3).softmax(1).numpy()
     metrics = isic_metrics(labels, probs)

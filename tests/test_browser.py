@@ -709,7 +709,7 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(info).to_contain_text("No diagnosis")
     expect(anyway).to_be_visible()
     ood.locator("summary").click()  # the evidence, folded away under the reason
-    expect(ood).to_contain_text("the gate decides by its own checks")
+    expect(ood).to_contain_text("the gate above decides by its own checks")
     if (ROOT.parent / "shared" / "data" / "isic2017" / "ISIC-2017_Training_Data").is_dir():
         expect(ood.locator("figure img")).to_have_count(4)  # their pictures, where the dataset is on disk
     anyway.locator("input").check()
@@ -724,7 +724,7 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(anyway).to_be_hidden()
     ood.locator("summary").click()  # the gate's line opens on its evidence
     expect(ood).to_contain_text("Nearest training images")
-    expect(ood).to_contain_text("closest has similarity")
+    expect(ood).to_contain_text("what the model takes it to resemble")
 
 
 def test_seed_study_draws_error_bars_and_bands(page, serve):

@@ -110,8 +110,8 @@ def test_grad_cam_points_at_the_evidence():
 
 
 def test_nearest_training_images_are_the_gates_evidence(tmp_path):
-    """Issue 16: the gate shows the training images nearest an image in feature space (ids and labels, no pixels)
-    and sets the closest against how close held-out images come; a stored, reloaded gallery answers the same."""
+    """Issue 16: the gate shows the training images nearest an image in feature space (ids and labels, no pixels);
+    a stored, reloaded gallery answers the same."""
     import torch
 
     from models.ood import TrainingNeighbours
@@ -120,15 +120,13 @@ def test_nearest_training_images_are_the_gates_evidence(tmp_path):
     centres = torch.randn(3, 32) * 4
     labels = [i % 3 for i in range(300)]
     train = centres[labels] + torch.randn(300, 32)
-    held_out = centres[[i % 3 for i in range(60)]] + torch.randn(60, 32)
     ids = [f"ISIC_{i:07d}" for i in range(300)]
-    gallery = TrainingNeighbours.fit(train, ids, labels, held_out, dims=16)
+    gallery = TrainingNeighbours.fit(train, ids, labels, dims=16)
     assert gallery.gallery.dtype == torch.float16 and gallery.gallery.shape == (300, 16)
     assert gallery.nearest(train[7], k=1)[0][:2] == ("ISIC_0000007", 1)  # a training image finds itself
-    near, text = gallery.evidence(train[5] + 0.01 * torch.randn(32))  # close to a class-2 training image
+    near = gallery.nearest(train[5] + 0.01 * torch.randn(32))  # close to a class-2 training image
     assert len(near) == 4 and {y for _, y, _ in near} == {2} and near[0][0] == "ISIC_0000005"
-    assert f"closest has similarity {near[0][2]:.2f}" in text and f"typically {gallery.held_out_median:.2f}" in text
-    assert 0 < gallery.held_out_median <= 1
+    assert all(-1 <= s <= 1 for *_, s in near) and [s for *_, s in near] == sorted((s for *_, s in near), reverse=True)
     gallery.save(tmp_path)
     back = TrainingNeighbours.load(tmp_path)
     assert back.ids == ids and back.labels == labels  # stored in fp16: the same neighbours, similarities to 1e-3

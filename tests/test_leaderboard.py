@@ -260,7 +260,8 @@ def test_the_table_shows_readable_numbers_but_keeps_them_numeric():
     decimals, missing values are blank (not "nan"); the values sent, their sort order and the CSV stay numeric."""
     import gradio as gr
 
-    from demo.leaderboard_tab import load_table, readable
+    from demo.common import readable
+    from demo.leaderboard_tab import load_table
 
     df = pd.DataFrame({"task": ["skin_lesion"] * 3, "model": ["a", "b", "c"], "source": "measured here",
                        "split": ["val", None, "val"], "params": [70_300_000, 178_887, None],

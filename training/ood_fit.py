@@ -57,7 +57,7 @@ def fit(model, data_dir) -> tuple[MahalanobisOOD, TrainingNeighbours]:
         train = held_out = features(model, data_dir, "train")
     ood = MahalanobisOOD.fit(train, held_out, image_stats=image_statistics(data_dir, stats_split))
     ids, labels = [s.image_id for s in fit_samples], [s.label for s in fit_samples]
-    return ood, TrainingNeighbours.fit(train, ids, labels, held_out)
+    return ood, TrainingNeighbours.fit(train, ids, labels)
 
 
 def save(fitted: tuple[MahalanobisOOD, TrainingNeighbours], folder: Path) -> None:
@@ -85,10 +85,7 @@ def main(argv: list[str] | None = None) -> Path:
     folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir("skin_lesion", args.model)
     fitted = fit(load_model_from("skin_lesion", args.model, folder), args.data_dir)
     save(fitted, folder)
-    print(
-        f"threshold {fitted[0].threshold:.2f}, held-out nearest similarity median {fitted[1].held_out_median:.2f}"
-        f" -> {folder}"
-    )
+    print(f"threshold {fitted[0].threshold:.2f} -> {folder}")
     return folder
 
 
