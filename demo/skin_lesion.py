@@ -360,8 +360,17 @@ def build_tab(get_predictor=get_predictor) -> None:
                 return classify(path, variant, target, anyway, get_predictor=get_predictor)
 
             inputs = [image_in, model, cam_for, show_anyway]
-            ood.change(lambda text: gr.update(visible=(text or "").lstrip("# ").startswith("⚠️")), [ood], [show_anyway],
-                       api_name=False, queue=False)  # fmt: skip
+
+            def _gate_shown(text):  # the override beside a refusal; no empty result boxes under it (they read as a
+                text = (text or "").lstrip("# ")  # failure to load); everything back for the raw output or a new image
+                refused = text.startswith("⚠️ Not classified")
+                return (
+                    gr.update(visible=text.startswith("⚠️")),
+                    gr.update(visible=not refused),
+                    gr.update(visible=not refused),
+                )
+
+            ood.change(_gate_shown, [ood], [show_anyway, label, cam], api_name=False, queue=False)
             with example_column:
                 bind_model_run(_classify, inputs, [label, cam, ood, info], run=run, message=message,
                                api_name="classify_skin", upload=image_in, clear=[show_anyway],

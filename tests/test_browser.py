@@ -708,6 +708,8 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Not classified", timeout=120_000)
     expect(info).to_contain_text("No diagnosis")
     expect(anyway).to_be_visible()
+    for box in ("#skin-label", "#skin-cam"):  # no empty result boxes under the refusal (they read as a failure)
+        expect(page.locator(box)).to_be_hidden()
     ood.locator("summary").click()  # the evidence, folded away under the reason
     expect(ood).to_contain_text("the gate above decides by its own checks")
     if (ROOT.parent / "shared" / "data" / "isic2017" / "ISIC-2017_Training_Data").is_dir():
@@ -715,6 +717,7 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     anyway.locator("input").check()
     expect(ood).to_contain_text("Raw output, shown on request", timeout=120_000)
     expect(anyway).to_be_visible()  # it can be unticked again
+    expect(page.locator("#skin-cam")).to_be_visible()
     page.evaluate("window.scrollTo(0, 0)")
     cam = page.locator("#skin-cam").bounding_box()
     assert cam["y"] + cam["height"] <= 720  # the raw output's picture fits the first screen too (it ended at 794)
@@ -722,6 +725,8 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     expect(ood).to_contain_text("Looks like the training images", timeout=120_000)  # (the raw view had a Grad-CAM)
     expect(info).to_contain_text("nevus_ISIC_0001852.jpg")
     expect(anyway).to_be_hidden()
+    expect(page.locator("#skin-label")).to_be_visible()  # the result boxes are back for a dermoscopy image
+    expect(page.locator("#skin-cam img")).to_be_visible()
     ood.locator("summary").click()  # the gate's line opens on its evidence
     expect(ood).to_contain_text("Nearest training images")
     expect(ood).to_contain_text("what the model takes it to resemble")
