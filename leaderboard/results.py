@@ -233,7 +233,7 @@ def recipe_cv_rows(root: Path) -> list[dict]:
                      f"{float(r['cv_isic_std']):.3f}",
             "resolution": float(r["image_size"]), "isic_score": float(r["cv_isic_mean"]),
             "params": shipped.params if shipped else None, "citation": "this project, skin_lesion/options.csv",
-            "unverified": False, "protocol": f"{r['args']}; from scratch, the last epoch kept; chose nothing",
+            "unverified": False, "protocol": f"{r['args']}; chose nothing (an out-of-fold estimate)",
         })  # fmt: skip
     return rows
 
