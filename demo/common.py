@@ -70,6 +70,7 @@ CSS = """
 /* table headers break between words, never inside one (a column widens instead) */
 th .header.text {word-break:normal !important;overflow-wrap:normal !important}
 th.header-cell {min-width:max-content}
+#leaderboard-table th.header-cell {min-width:max-content !important}
 /* an image slider shows both whole images, letterboxed alike (Gradio's own sizing cropped a tall X-ray and offset
    one layer from the other) */
 .fit-slider img {height:100% !important;max-height:100% !important;width:100% !important;object-fit:contain !important;
@@ -299,10 +300,11 @@ def slide_export(image, text, task: str, prefix: str, message, variant=None) -> 
     button.click(in_tab(user_errors(make), 1), inputs, [file, message], api_name=f"slide_{prefix}")
 
 
-def readable(df):
+def readable(df, cut: int | None = None, whole=("model",)):
     """The table as shown: parameters with thousands separators ("178,887", not "178887.0"), other numbers with up to
-    4 decimals and no padding, blanks for missing values. Display only (a pandas Styler): the values, their order and
-    the CSV stay numeric."""
+    4 decimals and no padding, blanks for missing values; with ``cut``, text cells but the ``whole`` columns end in "…"
+    after ``cut`` characters (a long protocol stays one line; a model's name is never cut). Display only (a pandas
+    Styler): the values, their order and the CSV stay numeric and whole."""
     import pandas as pd
 
     if df.empty:
@@ -320,5 +322,10 @@ def readable(df):
     def text(v) -> str:
         return "" if pd.isna(v) else str(v)
 
+    def short(v) -> str:
+        v = text(v)
+        return v if len(v) <= cut else v[: cut - 1].rstrip() + "…"
+
     numeric = set(df.select_dtypes("number").columns)
-    return df.style.format({c: (count if c == "params" else number) if c in numeric else text for c in df.columns})
+    words = {c: text if cut is None or c in whole else short for c in df.columns}
+    return df.style.format({c: (count if c == "params" else number) if c in numeric else words[c] for c in df.columns})

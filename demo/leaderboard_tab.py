@@ -99,16 +99,8 @@ def _csv(df: pd.DataFrame) -> str:
     return str(path)
 
 
-MAX_CHARS = 40  # the table's cell width in characters (Gradio's max_chars)
-
-
-def short_name(name: str, width: int = MAX_CHARS) -> str:
-    """A model name that fits ``width`` characters with its distinguishing tail kept ("(ours, 5-fold CV)", a multitask
-    head's ": fetal_head"): the head and the tail around an ellipsis. The CSV download keeps the full names."""
-    if not isinstance(name, str) or len(name) <= width:
-        return name
-    head = width // 2 - 2
-    return name[:head].rstrip() + "…" + name[-(width - head - 1) :].lstrip()
+MAX_CHARS = 40  # other text cells (protocol, citation, …) end in "…" after this many characters; names never do
+MODEL_WIDTH = "300px"  # the model column: long names wrap onto a second line instead of being cut
 
 
 def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results,
@@ -127,7 +119,6 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
     first = [c for c in LEADING if c in df.columns]
     last = [c for c in TRAILING if c in df.columns and c not in first]
     shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
-    shown = shown.assign(model=shown["model"].map(short_name)) if "model" in shown else shown
     return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 
@@ -162,12 +153,15 @@ def build_tab(get_results=default_results) -> None:
                 status = gr.Markdown(elem_id="lb-status")
                 refresh = gr.Button("Refresh from the checkpoints", size="sm", elem_id="lb-refresh")
                 download = gr.DownloadButton("Download CSV", size="sm", elem_id="lb-download")
-            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=2, max_chars=MAX_CHARS,
-                                 elem_id="leaderboard-table")  # fmt: skip
+            # whole model names, wrapped in a fixed-width column: cutting them (head…tail) left 70 of 167 rows
+            # unreadable and some alike ("ResNet-18 (224) on…AMNIST" vs "…CMNIST"); other long text is cut by
+            # ``readable`` so that a row stays at most two lines
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2,
+                                 column_widths=["140px", MODEL_WIDTH], elem_id="leaderboard-table")  # fmt: skip
 
             def _load(t, s, q, order=next(iter(SORTS))):
                 shown, status, csv = load_table(t, s, q, get_results, order)
-                return readable(shown), status, csv
+                return readable(shown, cut=MAX_CHARS), status, csv
 
             def _refresh(t, s, q, order=next(iter(SORTS))):  # keeps the chosen order; says when it re-collected
                 refresh_results()

@@ -450,6 +450,11 @@ def test_leaderboard_first_screen_shows_score_params_latency_and_tolerant_search
     search.press("Enter")
     expect(table).to_contain_text("U-Net", timeout=30_000)
     _shot(page, "first_use_leaderboard.png")
+    # long names are shown whole (wrapped in their column), not cut to "EfficientNet-Lite1…ne) (ours, 5-fold CV)"
+    search.fill("5-fold")
+    search.press("Enter")
+    expect(table).to_contain_text("EfficientNet-Lite1 (ImageNet fine-tune) (ours, 5-fold CV)", timeout=30_000)
+    expect(table).not_to_contain_text("…ne)")
 
 
 def test_projector_view_enlarges_type_across_the_app(page, app_url):

@@ -258,7 +258,7 @@ def card_notes(saved: dict, progress: dict) -> str:
 
 
 def protocol_config(task: str, step: str, data: Path, size: int, seed: int, protocol: str, max_epochs: int,
-                    runs_dir: Path, cpu: bool = False, pretrained: bool = False):  # fmt: skip
+                    runs_dir: Path, cpu: bool = False, pretrained: bool = False, save_state: bool = False):  # fmt: skip
     """The ``TrainConfig`` of one run: the registry's task and step presets, the protocol's changes, the seed."""
     from training.config import resolve_config
 
@@ -272,8 +272,9 @@ def protocol_config(task: str, step: str, data: Path, size: int, seed: int, prot
         cfg = replace(cfg, augment=beyond["augment"])
     if stops_early:
         cfg = replace(cfg, epochs=max_epochs)
-    # minutes-long runs restart rather than resume: no per-epoch optimiser state (ResNet-152's: 700 MB each epoch)
-    return replace(cfg, pretrained=bool(pretrained and step.startswith("resnet")), export=False, save_state=False)
+    # minutes-long runs restart rather than resume: no per-epoch optimiser state (ResNet-152's: 700 MB each epoch);
+    # --save-state keeps it for the hour-long ones (ResNet-50 at 128 px), so that an interrupted run resumes
+    return replace(cfg, pretrained=bool(pretrained and step.startswith("resnet")), export=False, save_state=save_state)
 
 
 def prior_correction(task: str, protocol: str, train_labels: np.ndarray) -> torch.Tensor | None:
@@ -446,7 +447,7 @@ def run(args) -> dict:
                 result = {**base_result, **ensemble_result(task, members, seed_dir, data)}
             else:
                 cfg = protocol_config(task, name, path, size, seed, protocol, args.max_epochs,
-                                      seed_dir / "train", args.cpu, args.pretrained)  # fmt: skip
+                                      seed_dir / "train", args.cpu, args.pretrained, args.save_state)  # fmt: skip
                 result = {**base_result, **run_step(cfg, out, keep_weights=shown, protocol=protocol)}
                 result["training"]["pretrained"] = cfg.pretrained
             result["training"]["protocol"] = protocol
@@ -661,6 +662,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--export", action="store_true", help="copy the shown steps and the seed tables into checkpoints/")
     p.add_argument("--checkpoints-dir", default="checkpoints")
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--save-state", action="store_true",
+                   help="keep each run's optimiser state after every epoch, so that an interrupted run resumes mid-run "
+                   "(hour-long runs such as ResNet-50 at 128 px; about 3x the weights on disk)")  # fmt: skip
     p.add_argument("--pretrained", action="store_true", help="ImageNet V1 weights for the ResNets (downloads)")
     summary = run(p.parse_args(argv))
     print(json.dumps(summary))
