@@ -170,13 +170,13 @@ def perturbed_pair(image_path, gt_path, kind: str, severity: float) -> tuple[str
         raise gr.Error(f"Choose a perturbation from the list ({', '.join(LAB_KINDS)}).")
     image, _ = read_upload(image_path)
     stem = Path(str(image_path)).stem
-    tag = f"{kind}-{severity:.2f}"
-    out = scratch_file("robustness", f"{stem} [{tag}].png")
+    tag = f"{kind}-{severity:.2f}"  # no brackets: Gradio served "[...]" as "?...?" in the shown name
+    out = scratch_file("robustness", f"{stem} {tag}.png")
     perturb(image, kind, severity).save(out)
     if gt_path and kind == "rotation" and severity > 0:  # geometry moves the lungs: move the mask with them
         gt, _ = read_upload(gt_path)
         rotated = gt.convert("L").rotate(30 * float(severity), resample=Image.Resampling.NEAREST)
-        gt_out = scratch_file("robustness", f"{stem} [{tag}] mask.png")
+        gt_out = scratch_file("robustness", f"{stem} {tag} mask.png")
         rotated.save(gt_out)
         gt_path = str(gt_out)
     return str(out), gt_path

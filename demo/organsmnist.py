@@ -269,8 +269,11 @@ def build_tab(get_predictor=get_predictor) -> None:
             with gr.Row():
                 seeds_curves = gr.Plot(label="Validation accuracy per epoch (mean ± std)", elem_id="seeds-curves")
                 seeds_resolution = gr.Plot(label="Accuracy against input size", elem_id="seeds-resolution-plot")
+            # widths that fit the nine columns in 1280 px (auto widths gave the step 300 px and pushed "gain vs
+            # previous" off the right edge)
             seeds_table = gr.DataFrame(interactive=False, wrap=True, label="Per step, protocol and size",
-                                       elem_id="seeds-table")  # fmt: skip
+                                       column_widths=["150px", "165px", "50px", "60px", "125px", "110px", "125px",
+                                                      "90px"], elem_id="seeds-table")  # fmt: skip
             anchors = gr.DataFrame(interactive=False, wrap=True, label="Published anchors (different split)",
                                    elem_id="seeds-anchors")  # fmt: skip
             seed_outputs = [seeds_note, seeds_bars, seeds_curves, seeds_resolution, seeds_table, anchors, resolution]

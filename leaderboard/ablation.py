@@ -95,24 +95,35 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
             name=f"{split} ({dataset_label(task)}, measured here)",
             marker_color=color,
         )
+    other = task != "organsmnist"  # the report's table is OrganSMNIST's: beside the stand-in, a different dataset
     if show_report:
-        order = [s for s in STEP_ORDER if s in REPORT]
+        shown = [s for s in STEP_ORDER if s in steps or not steps]
         for k, (split, symbol) in enumerate((("train", "triangle-up"), ("val", "diamond"), ("test", "star"))):
+            # the report gives the ResNets' validation accuracy only
+            values = {s: REPORT[s][k] for s in shown if s in REPORT} | (
+                {s: v for s, v in REPORT_VAL_RESNETS.items() if s in shown} if split == "val" else {}
+            )
+            order = [s for s in STEP_ORDER if s in values]
             fig.add_scatter(
                 x=[STEP_TITLES[s] for s in order],
-                y=[REPORT[s][k] for s in order],
+                y=[values[s] for s in order],
                 mode="markers",
                 marker=dict(symbol=symbol, size=11, color="#e6550d", line=dict(width=1, color="black")),
-                name=f"{split} ({REPORT_SOURCE})",
+                name=f"{split}: {REPORT_SOURCE}" + (", a different dataset" if other else ""),
             )
+    report = "; markers: the student report's OrganSMNIST table" if show_report else ""
     fig.update_layout(
         barmode="group",
-        title="Accuracy per step",
-        xaxis=dict(automargin=True),
-        yaxis=dict(title="accuracy", range=[0, 1]),
+        title=wrap_title(
+            f"{dataset_label(task)}: train / val / test accuracy per step (bars, measured here){report}"
+            + (" (a different dataset: compare the shape, not the values)" if show_report and other else "")
+        ),  # fmt: skip
+        # the ladder's order, whichever trace comes first
+        xaxis=dict(automargin=True, categoryorder="array", categoryarray=[STEP_TITLES[s] for s in STEP_ORDER]),
+        yaxis=dict(title="accuracy", range=[0, 1.02]),
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=40, b=40),
-        height=540,
+        margin=dict(l=40, r=10, t=80, b=40),
+        height=560,
     )
     return fig
 
@@ -280,15 +291,21 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
                 + (" (its members differ by size)" if titles is not None and titles.nunique() > 1 else ""),
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip
-    for name, res, _, acc, _ in medmnist_v2_breast() if task != "organsmnist" else ():
-        if name.startswith("ResNet"):
-            fig.add_scatter(x=[res], y=[acc], mode="markers", marker=dict(symbol="star", size=13, color="#555"),
-                            name=f"{name}: MedMNIST v2 BreastMNIST (different split)")  # fmt: skip
+    published = medmnist_v2_breast() if task != "organsmnist" else []  # BreastMNIST's rows
+    refs = [(n, r, a) for n, r, _, a, _ in published if n.startswith("ResNet")]
+    if refs:  # one trace, each star labelled beside it (two at one size: one above, one below)
+        fig.add_scatter(x=[r for _, r, _ in refs], y=[a for _, _, a in refs], mode="markers+text",
+                        marker=dict(symbol="star", size=13, color="#555"), text=[n.split(" (")[0] for n, _, _ in refs],
+                        textposition=[("bottom " if any(q[1] == r for q in refs[:k]) else "top ")
+                                      + ("left" if r > 100 else "right") for k, (_, r, _) in enumerate(refs)],
+                        hovertemplate="%{text} (%{x} px): %{y:.3f}<extra></extra>",
+                        name="MedMNIST v2 BreastMNIST, ResNets (different split)")  # fmt: skip
     fig.update_layout(
         title=wrap_title(f"{dataset_label(task)}: test accuracy against input size (mean ± std over seeds)"),
         xaxis=dict(title="input size (px, log scale)", type="log", tickvals=[28, 64, 128, 224]),
         yaxis=dict(title="test accuracy"),
-        legend=LEGEND_BELOW,
+        # beside the plot, one entry a line: below it, a dozen series left the plot a strip 100 px high
+        legend=dict(orientation="v", x=1.01, y=1, yanchor="top", font=dict(size=12)),
         margin=dict(l=40, r=10, t=80, b=40),
         height=560,
     )

@@ -277,6 +277,9 @@ def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
         tab.predict(None, "fetal", [], None)
     table = tab.results_view()
     assert {"measured here", tab.board.REPORT_SOURCE} <= set(table["source"])
+    # every row states its key numbers up front (a detection or keypoint row's sat off-screen, the row looked empty)
+    assert list(table.columns).index("headline") == list(table.columns).index("images") + 1
+    assert table["headline"].str.len().gt(0).all() and "Regression" not in set(table["kind"])
 
 
 def test_leaderboard_has_a_row_per_task(tiny_multitask_models):
