@@ -21,6 +21,7 @@ from demo.common import (
     checkpoint_status,
     comparison_map,
     error_markdown,
+    example_truth,
     footnotes,
     get_predictor,
     gpu,
@@ -204,11 +205,13 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
                     else f"the model marks **{100 * fg.mean():.2f} %** of the image, all of it a false positive (red)."
                 )
             else:
-                gt_line = f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask."
+                gt_line = (f"Lesion **Dice {dice:.3f}**, **IoU {iou:.3f}** against the uploaded mask (lesion vs "
+                           "background: a BUSI mask has no class, so the class is not scored).")  # fmt: skip
     # the comparison is shown under the verdict, in view, and again as the caption of its map further down
     legend = " Yellow = correct, red = false positive, green = missed." if compare is not None else ""
+    caption = result_caption(image_path, "EFSNet", example_truth(EXAMPLES_DIR, image_path))  # an example: its class
     stats = (
-        f"{verdict}\n{gt_line}\n\n{result_caption(image_path, 'EFSNet')} · image "
+        f"{verdict}\n{gt_line}\n\n{caption} · image "
         f"{image.width}x{image.height} · Inference on CPU: **{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} "
         f"ms, {pred.backend})\n\n{rows}" + footnotes(notes, predictor)
     )
@@ -365,7 +368,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                         opacity = gr.Slider(0.0, 1.0, value=0.4, step=0.05, label="Mask opacity")
                         view = gr.Radio(list(VIEWS), value=VIEWS[0], label="View")
                     slide_export(output, stats, TASK, "breast", message)
-            with gr.Row():
+            with gr.Row(visible=False) as compare_row:  # shown while a ground-truth mask is given (else empty)
                 compare = gr.Image(
                     label="Against the ground truth",
                     type="numpy",
@@ -389,6 +392,8 @@ def build_tab(get_predictor=get_predictor) -> None:
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
             view.change(view_legend, [view], [legend], api_name=False, queue=False)
+            gt_in.change(lambda gt: gr.update(visible=gt is not None), [gt_in], [compare_row], api_name=False,
+                         queue=False)  # fmt: skip
         with gr.Tab("Quiz"):
             from demo.quiz import segmentation_quiz, truth_from_files
 

@@ -279,8 +279,9 @@ def results_table():
     return lung.results_table([lung.load_run(v) for v in spec.variants]).round(4)
 
 
-def _map_image(label: str, elem_id: str) -> gr.Image:
-    return gr.Image(label=label, type="numpy", format="png", height=280, interactive=False, elem_id=elem_id)
+def _map_image(label: str, elem_id: str, visible: bool = True) -> gr.Image:
+    return gr.Image(label=label, type="numpy", format="png", height=280, interactive=False, elem_id=elem_id,
+                    visible=visible)  # fmt: skip
 
 
 def _xray_inputs(prefix: str):
@@ -328,8 +329,9 @@ def build_tab(get_predictor=get_predictor) -> None:
                     gr.HTML(legend_html(["background"], AB_KEY), elem_id="lung-legend")
             with gr.Row():
                 diff = _map_image("Where A and B disagree", "lung-disagree")
-                map_a = _map_image("A against the ground truth", "lung-compare-a")
-                map_b = _map_image("B against the ground truth", "lung-compare-b")
+                # shown while a ground-truth mask is given (else two empty boxes that looked broken)
+                map_a = _map_image("A against the ground truth", "lung-compare-a", visible=False)
+                map_b = _map_image("B against the ground truth", "lung-compare-b", visible=False)
             gr.HTML(legend_html(["background"], DIFF_COLORS))
             gt_stats = gr.Markdown(elem_id="lung-gt-stats")
             slide_export(diff, stats, TASK, "lung", message, variant=model_a)
@@ -345,6 +347,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                                gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
                                "with masks", rerun=[model_a, model_b], permalink=TASK,
                                models=[model_a, model_b])  # fmt: skip
+            gt_in.change(lambda gt: [gr.update(visible=gt is not None)] * 2, [gt_in], [map_a, map_b], api_name=False,
+                         queue=False)  # fmt: skip
         with gr.Tab("Robustness lab"):
             gr.Markdown(
                 "Perturb an X-ray and watch both models: choose a perturbation and its severity (0 = none, exactly "

@@ -132,8 +132,11 @@ def test_upload_real_busi_image_shows_overlay(page, app_url, tmp_path):
 
 
 def test_example_with_ground_truth_shows_comparison(page, app_url):
+    from playwright.sync_api import expect
+
     page.goto(app_url)
     page.get_by_role("tab", name="Breast ultrasound (EFSNet)").wait_for()
+    expect(page.locator("#breast-compare")).to_be_hidden()  # no mask yet: no empty comparison box
     page.get_by_role("button", name="malignant 130", exact=True).click()  # malignant (130) with its mask
     page.locator("#breast-input img").wait_for(timeout=30_000)
     page.locator("#breast-gt img").wait_for(timeout=30_000)
@@ -144,6 +147,7 @@ def test_example_with_ground_truth_shows_comparison(page, app_url):
     page.evaluate("window.scrollTo(0, 0)")
     box = page.locator("#breast-stats").get_by_text("Dice").first.bounding_box()
     assert box and box["y"] + box["height"] <= 720, box
+    expect(page.locator("#breast-stats")).to_contain_text("reference label malignant")  # the example's class
 
 
 def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
@@ -171,6 +175,7 @@ def test_lung_comparison_side_by_side(page, lung_app_url):
     url, model_b = lung_app_url
     page.goto(url)
     page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
+    expect(page.locator("#lung-compare-a")).to_be_hidden()  # no mask yet: no empty comparison boxes
     tab = page.locator("#lung-input").locator("xpath=ancestor::div[contains(@class,'column')][1]")
     tab.get_by_role("button", name="Montgomery 15, normal", exact=True).first.click()  # MCUCXR_0015_0 with its mask
     page.locator("#lung-input img").wait_for(timeout=30_000)
