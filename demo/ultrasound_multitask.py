@@ -178,7 +178,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     # a box is read off its organ's mask whenever that mask ran (one fixed rule; both held-out IoUs in the details)
     mask_boxes = {t: b for t in pred.outputs if (b := pred.mask_box(t)) is not None}
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
-    drawn = [replace(o, box=mask_boxes[o.task_id]) if o.task_id in mask_boxes else o
+    drawn = [replace(o, box=mask_boxes[o.task_id], score=None) if o.task_id in mask_boxes else o
              for o in pred.outputs.values() if ellipse is None or o.points is None]  # fmt: skip
     picture = draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES)
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
@@ -223,9 +223,10 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         elif out.kind == "detection" and out.task_id in mask_boxes:
             organ_mask = head_title(out.task_id.removesuffix("_det"))
             note = box_iou_note(held_out, out.task_id)
-            details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(mask_boxes[out.task_id])} px "
-                           f"around the {organ_mask}'s largest region (green rectangle){note}; "
-                           f"the box head's own: {_fmt_box(out.box)} px, objectness {out.score:.2f}")  # fmt: skip
+            details.append(f"* **{head_title(out.task_id)}** (detection): the green rectangle, "
+                           f"{_fmt_box(mask_boxes[out.task_id])} px, is drawn around the {organ_mask}'s largest "
+                           f"region{note}. The box head's own box, not drawn: {_fmt_box(out.box)} px, objectness "
+                           f"{out.score:.2f}.")  # fmt: skip
         elif out.kind == "detection":
             details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(out.box)} px, objectness "
                            f"{out.score:.2f} (green rectangle)")  # fmt: skip

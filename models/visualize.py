@@ -113,13 +113,15 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
         cv2.ellipse(canvas, ellipse, (255, 0, 255), width)
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    font = _font(max(12, round(max(canvas.shape[:2]) / 40)))  # readable where the picture is shown ~500 px wide
+    font = _font(max(14, round(max(canvas.shape[:2]) / 28)))  # readable where the picture is shown ~500 px wide
     for out in outputs:
         if out.box is not None:
             draw.rectangle(out.box, outline=(0, 255, 0), width=width)
             name = (names or {}).get(out.task_id, out.task_id)
-            draw.text((out.box[0] + 3, out.box[1] + 2), f"{name} {out.score:.2f}", fill=(0, 255, 0), font=font,
-                      stroke_width=1, stroke_fill=(0, 0, 0))  # fmt: skip
+            # a box without a score was drawn around a mask: the box head's objectness would not be its own
+            label = f"{name} {out.score:.2f}" if out.score is not None else f"{name} (around the mask)"
+            draw.text((out.box[0] + 3, out.box[1] + 2), label, fill=(0, 255, 0), font=font,
+                      stroke_width=max(2, width), stroke_fill=(0, 0, 0))  # fmt: skip
         if out.points is not None:
             pts = [tuple(map(float, p)) for p in out.points]
             if len(pts) == 4:
