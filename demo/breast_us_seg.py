@@ -187,6 +187,9 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
         verdict = "### Predicted lesion: " + " + ".join(
             f"{n} ({100 * areas[n]['fraction']:.1f} % of the image)" for n in present
         )
+    if pred.ood_reason:  # the result stays (a lecturer may want to show it), flagged first
+        verdict = (f"### ⚠️ Not like the BUSI training images: read the mask as meaningless\n{OOD_NOTE}: "
+                   f"{pred.ood_reason}.\n\n{verdict.replace('### ', '')}")  # fmt: skip
     state = compact_state(pred, labels)
     compare, gt_line = None, ""  # gt_line: the comparison with an uploaded mask, a key number
     if gt_path:
@@ -217,6 +220,11 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
     )
     return _render(state, opacity, view), stats, state, compare, gt_line + legend
 
+
+OOD_NOTE = (
+    "EFSNet's out-of-distribution check (its bottleneck features against the training images'; it flags "
+    "X-rays, photographs and junk, while another ultrasound, e.g. a fetal head, often passes)"
+)
 
 CINE_SIZES = {"128 px (as trained)": None, "256 px (the thesis's speed protocol)": 256}
 
@@ -315,7 +323,7 @@ def segment_video(video_path, opacity: float, size_choice: str | None = None, ge
             if scale < 1:
                 frame = cv2.resize(frame, (int(w * scale) // 2 * 2, int(h * scale) // 2 * 2))
             image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-            pred = predictor(image)
+            pred = predictor(image, gate=False)  # a video's frames: speed first (the image tab checks)
             rgb = overlay_mask(image, pred.mask, pred.labels, opacity_value(opacity))
             model_s += pred.model_ms / 1e3
             jpegs.append(frame_jpeg(rgb))  # ~20-60 kB a frame: 300 frames stay under 20 MB
@@ -397,8 +405,9 @@ def build_tab(get_predictor=get_predictor) -> None:
         with gr.Tab("Quiz"):
             from demo.quiz import segmentation_quiz, truth_from_files
 
-            segmentation_quiz("breast", "Outline the lesion", quiz_items,
-                              lambda image: get_predictor(TASK)(image).mask > 0, truth_from_files)  # fmt: skip
+            segmentation_quiz("breast", "Outline the lesion", quiz_items,  # held-out BUSI images: no gate needed
+                              lambda image: get_predictor(TASK)(image, gate=False).mask > 0,
+                              truth_from_files)  # fmt: skip
         with gr.Tab("Cine loop (video)"):
             with gr.Row():
                 with gr.Column(scale=1):

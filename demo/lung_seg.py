@@ -101,6 +101,12 @@ def _gt(path, size) -> np.ndarray | None:
     return np.asarray(gt_img.convert("L")) > 127
 
 
+OOD_NOTE = (
+    "The out-of-distribution check (each model's bottleneck features against its training X-rays'; it flags about "
+    "half of ultrasounds and more of photographs, so an unflagged result on such an image means nothing either)"
+)
+
+
 @gpu
 @user_errors
 def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_predictor):
@@ -128,6 +134,11 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_p
         headline = f"### Dice against the mask: A {dice_a:.3f} · B {dice_b:.3f}"
     else:
         headline = f"### The two masks disagree on {100 * (a ^ b).mean():.2f} % of the pixels"
+    flagged = [f"{k} ({lung.title(v)}): {preds[k].ood_reason}" for k, v in (("A", model_a), ("B", model_b))
+               if preds[k].ood_reason]  # fmt: skip
+    if flagged:  # the result stays, flagged first: a lung mask on another image means nothing
+        headline = ("### ⚠️ Not like the chest X-rays the models were trained on: read the masks as meaningless\n"
+                    f"{OOD_NOTE}: " + "; ".join(flagged) + ".\n\n" + headline.replace("### ", "") + "\n")  # fmt: skip
     areas = {k: 100 * p.class_areas()["lung"]["fraction"] for k, p in preds.items()}
     stats = (
         f"{headline}\n{result_caption(image_path, f'A {name_a} · B {name_b}')} · {image.width}x{image.height}\n\n"
@@ -238,7 +249,7 @@ def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progre
                 gt = gt.rotate(30 * severity, resample=Image.Resampling.NEAREST)
             gt = np.asarray(gt.resize(image.size, Image.Resampling.NEAREST)) > 127
             for m in dice:
-                dice[m][j].append(binary_dice_iou(get_predictor(TASK, m)(shown).mask > 0, gt)[0])
+                dice[m][j].append(binary_dice_iou(get_predictor(TASK, m)(shown, gate=False).mask > 0, gt)[0])
     fig = go.Figure()
     for m, color in ((model_a, MODEL_A_COLOR), (model_b, MODEL_B_COLOR)):
         means = [float(np.mean(d)) for d in dice[m]]
@@ -405,7 +416,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             from demo.quiz import segmentation_quiz, truth_from_files
 
             segmentation_quiz("lung", "Outline both lungs", lambda: sweep_images(60)[0],
-                              lambda image: get_predictor(TASK, spec.default_variant)(image).mask > 0,
+                              lambda image: get_predictor(TASK, spec.default_variant)(image, gate=False).mask > 0,
                               truth_from_files)  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(

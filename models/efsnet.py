@@ -198,6 +198,10 @@ class EFSNet(HubModel, pipeline_tag="image-segmentation", tags=["efsnet", "ultra
         self.shuffle2 = nn.Sequential(ShuffleUnit(16, 1, dropout), ShuffleUnit(16, 1, dropout))
         self.output = nn.ConvTranspose2d(16, num_classes, 3, stride=2, padding=1, output_padding=1)
 
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        """The deepest features (``(B, 128, H/8, W/8)``, the CSDC stage's output): what ``models.ood`` scores."""
+        return self.csdc(self.down2(self.factorized(self.down1(self.initial(x)))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1 = self.down1(self.initial(x))
         x2 = self.down2(self.factorized(x1))

@@ -40,6 +40,20 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
     return captured["f"].flatten(1).float(), logits
 
 
+@torch.inference_mode()
+def bottleneck_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``(B, C)``: a segmentation network's deepest features, average-pooled: EFSNet's ``bottleneck``, an smp
+    model's last encoder stage. No hooks, so one module serves concurrent requests."""
+    net = getattr(model, "net", model)  # models.segmenters wraps the smp model
+    if hasattr(model, "bottleneck"):
+        deep = model.bottleneck(x)
+    elif hasattr(net, "encoder"):
+        deep = net.encoder(x)[-1]
+    else:
+        raise ValueError(f"{type(model).__name__} has no bottleneck or encoder to score")
+    return deep.float().mean((2, 3))
+
+
 UNIFORM_STD = 2 / 255
 
 
@@ -72,7 +86,7 @@ class MahalanobisOOD:
         """The reason the image is out of distribution, or ``None``."""
         evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f})"
         if luminance_std < UNIFORM_STD:
-            return "the image is nearly uniform, with no structure to classify" + evidence
+            return "the image is nearly uniform, with no structure to analyse" + evidence
         if saturation < self.min_saturation:
             return (f"it is not a colour photograph (mean saturation {saturation:.3f}, dermoscopy images are above "
                     f"{self.min_saturation:.3f}): it looks like an X-ray, an ultrasound or a document"

@@ -54,6 +54,8 @@ class SegPrediction:
         labels: class names, index = label value.
         model_ms: forward pass only; latency_ms: the whole call (decode, preprocess, forward, resize back, mask).
         backend: what ran the network ("OpenVINO", "ONNX Runtime" or "PyTorch").
+        ood_reason: why the image does not look like the training images (``models.ood``), or ``None`` (it does, or
+            the checkpoint has no statistics, or the gate was not asked for).
     """
 
     mask: np.ndarray
@@ -64,6 +66,13 @@ class SegPrediction:
     image: Image.Image
     backend: str = "PyTorch"
     model_size: int = 256  # the side the network saw (the logits' own resolution before resizing)
+    ood_reason: str | None = None
+    ood_distance: float | None = None  # the bottleneck features' Mahalanobis distance (None: not scored)
+    ood_threshold: float | None = None
+
+    @property
+    def looks_out_of_distribution(self) -> bool:
+        return self.ood_reason is not None
 
     @functools.cached_property
     def probs(self) -> np.ndarray:
@@ -92,9 +101,10 @@ class SegmentationPredictor:
     """
 
     def __init__(self, model: torch.nn.Module, spec, backend: str | None = None, size: int | None = None,
-                 replicas: int = 2):  # fmt: skip
+                 replicas: int = 2, ood=None):  # fmt: skip
         from models.runtime import LazyRuntime
 
+        self.ood = ood  # models.ood.MahalanobisOOD on the bottleneck features, or None
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.size = int(size or model.input_size)
@@ -107,15 +117,30 @@ class SegmentationPredictor:
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> SegmentationPredictor:
-        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model (no companion files)."""
-        return cls(model, spec, replicas=max(2, replicas))
+        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model, with its out-of-distribution
+        statistics (``ood.safetensors``, ``training.ood_fit --task``) when the folder has them."""
+        from models.hub import companion_file
+        from models.ood import FILENAME, MahalanobisOOD
+
+        stats = companion_file(model, FILENAME)
+        return cls(model, spec, replicas=max(2, replicas), ood=MahalanobisOOD.load(stats.parent) if stats else None)
 
     @property
     def backend(self) -> str:
         return self.fast.name if self.fast is not None else "PyTorch"
 
+    def out_of_distribution(self, image: Image.Image, x: torch.Tensor) -> tuple[float, str | None]:
+        """``(distance, reason)``: why ``image`` (``x`` as the network gets it) does not look like the training
+        images, or ``None``: the uniform-image check, then the Mahalanobis distance of the bottleneck features (one
+        PyTorch encoder pass)."""
+        from models.ood import bottleneck_features, colour_statistics
+
+        distance = float(self.ood.distance(bottleneck_features(self.model, on_device(self.model, x)).cpu())[0])
+        return distance, self.ood.check(distance, *colour_statistics(image))
+
     @torch.inference_mode()
-    def __call__(self, image) -> SegPrediction:
+    def __call__(self, image, gate: bool = True) -> SegPrediction:
+        """Segment ``image``; ``gate=False`` skips the out-of-distribution check (a video's frames, the quiz)."""
         t0 = time.perf_counter()
         if not isinstance(image, Image.Image) or image.mode not in ("L", "RGB"):
             image, _ = load_image(image)
@@ -135,6 +160,7 @@ class SegmentationPredictor:
             mask = (logits[0] > 0).to(torch.uint8).numpy()
         else:  # arg-max of the logits = arg-max of the softmax; max().indices is ~25x faster than argmax(0) here
             mask = logits.max(0).indices.to(torch.uint8).numpy()
+        distance, reason = self.out_of_distribution(image, x) if gate and self.ood is not None else (None, None)
         t3 = time.perf_counter()
         return SegPrediction(
             mask=mask,
@@ -145,6 +171,9 @@ class SegmentationPredictor:
             image=image,
             backend=backend,
             model_size=self.size,
+            ood_reason=reason,
+            ood_distance=distance,
+            ood_threshold=self.ood.threshold if distance is not None else None,
         )
 
 

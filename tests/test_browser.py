@@ -150,6 +150,31 @@ def test_example_with_ground_truth_shows_comparison(page, app_url):
     expect(page.locator("#breast-stats")).to_contain_text("reference label malignant")  # the example's class
 
 
+def test_breast_and_lung_tabs_flag_an_image_of_another_kind(page, serve, tmp_path):
+    """A chest X-ray in the breast tab and a dermoscopy photograph in the lung tab: the result still shows, under a
+    warning that the image is not like the training images (each model's out-of-distribution gate)."""
+    from playwright.sync_api import expect
+
+    url, shipped = serve(("breast_us_seg", "efsnet"), ("lung_seg", "unet"), ("lung_seg", "unetplusplus"))
+    if not shipped:
+        pytest.skip("the gates ship with the trained checkpoints")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Breast ultrasound (EFSNet)").click()
+    xray = tmp_path / "chest xray.png"
+    shutil.copyfile(EXAMPLES / "lung_seg" / "CHNCXR_0012_0.png", xray)
+    page.locator("#breast-input input[type=file]").set_input_files(str(xray))
+    stats = page.locator("#breast-stats")
+    expect(stats).to_contain_text("Not like the BUSI training images", timeout=120_000)
+    expect(stats).to_contain_text("chest xray.png")
+    box = stats.get_by_text("Not like the BUSI", exact=False).first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 720, box  # the warning in the first screen
+    page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
+    skin = sorted((EXAMPLES / "skin_lesion").glob("*.jpg"))[0]  # U-Net++ (model B) flags it
+    page.locator("#lung-input input[type=file]").set_input_files(str(skin))
+    expect(page.locator("#lung-stats")).to_contain_text("Not like the chest X-rays", timeout=120_000)
+
+
 def test_leaderboard_tab_lists_the_thesis_row(page, app_url):
     page.goto(app_url)
     page.get_by_role("tab", name="Leaderboard").click()

@@ -53,3 +53,29 @@ def test_corrupt_checkpoint_gives_a_clear_error(tiny_checkpoints):
     clear_cache()
     with pytest.raises(CheckpointError, match="Could not load"):
         load_model("breast_us_seg")
+
+
+def test_segmentation_gate_fits_on_training_images_and_flags_a_foreign_one(synthetic_busi, tiny_checkpoints):
+    """The breast and lung tabs' out-of-distribution gate: bottleneck features (EFSNet's CSDC stage, an smp encoder's
+    last stage), a Gaussian on 4 in 5 training images, the threshold from the other fifth (``fit_segmenter``); the
+    predictor scores every image unless asked not to (video frames), and a blank image gets a reason."""
+    from PIL import Image
+
+    from models.ood import MahalanobisOOD, bottleneck_features
+    from training.ood_fit import fit_segmenter
+
+    model = load_model("breast_us_seg")
+    x = torch.zeros(2, 1, 64, 64)
+    assert bottleneck_features(model, x).shape == (2, 128)
+    lung = load_model("lung_seg", "unet")
+    assert bottleneck_features(lung, torch.zeros(1, 3, 64, 64)).shape[0] == 1
+    gate = fit_segmenter(model, "breast_us_seg", synthetic_busi)
+    assert np.isfinite(gate.threshold) and gate.threshold > 0
+    gate.save(tiny_checkpoints / "breast_us_seg" / "efsnet")
+    assert MahalanobisOOD.load(tiny_checkpoints / "breast_us_seg" / "efsnet").threshold == pytest.approx(gate.threshold)
+    predictor = SegmentationPredictor(model, get_task("breast_us_seg"), ood=gate)
+    pred = predictor(make_image(96, 80))
+    assert pred.ood_distance is not None and pred.ood_threshold == pytest.approx(gate.threshold)
+    blank = predictor(Image.new("L", (96, 80), 128))
+    assert blank.looks_out_of_distribution and "uniform" in blank.ood_reason
+    assert predictor(Image.new("L", (96, 80), 128), gate=False).ood_reason is None  # frames skip it

@@ -1,8 +1,10 @@
-"""Measure the skin classifier's out-of-distribution gate (``models.ood``) through the app's own predictor.
+"""Measure an out-of-distribution gate (``models.ood``: the skin classifier's, the breast and lung segmenters')
+through the app's own predictor.
 
     python -m training.ood_check skin_lesion [--model V] --in-data DIR --in-split val
         --ood ../shared/data/chest_xray_lung/images --ood ../shared/data/busi --ood ../shared/data/hc18
         [--synthetic 10] [--max-per-source 100] --json
+    python -m training.ood_check breast_us_seg --in-data ../shared/data/busi --in-split val --ood ... --json
 
 In-distribution: the ISIC images of ``--in-split``. Out-of-distribution: the images under each ``--ood`` folder
 (masks and annotations skipped; at most ``--max-per-source`` per folder, a seeded sample) plus ``--synthetic`` each of
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     from training.datasets import find_isic
 
     p = argparse.ArgumentParser("python -m training.ood_check", description=__doc__)
-    p.add_argument("task", choices=["skin_lesion"])
+    p.add_argument("task", choices=["skin_lesion", "breast_us_seg", "lung_seg"])
     p.add_argument("--model", help="variant (default: the task's default)")
     p.add_argument("--in-data", required=True)
     p.add_argument("--in-split", default="val")
@@ -89,7 +91,13 @@ def main(argv: list[str] | None = None) -> dict:
             flags.append(pred.looks_out_of_distribution)
         return scores, flags
 
-    in_scores, in_flags = run([s.image for s in find_isic(args.in_data, args.in_split)])
+    if args.task == "skin_lesion":
+        in_images = [s.image for s in find_isic(args.in_data, args.in_split)]
+    else:  # BUSI "val", lung "test": the splits the tabs report
+        from training.ood_fit import segmenter_images
+
+        in_images = segmenter_images(args.task, args.in_data, args.in_split)
+    in_scores, in_flags = run(in_images)
     sources = {Path(d).name: ood_images(d, args.max_per_source) for d in args.ood}
     sources.update(synthetic_images(args.synthetic) if args.synthetic else {})
     ood_scores, ood_flags, per_source = [], [], {}

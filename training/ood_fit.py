@@ -5,6 +5,11 @@ its held-out part, the colour threshold from the training images' saturation; an
 validation split is never used.
 
     python -m training.ood_fit --model resnet18 --data-dir ../shared/data/isic2017 [--checkpoint DIR]
+    python -m training.ood_fit --task breast_us_seg --model efsnet --data-dir ../shared/data/busi
+    python -m training.ood_fit --task lung_seg --model unet --data-dir ../shared/data/chest_xray_lung
+
+The segmentation models' gate (``fit_segmenter``) scores their bottleneck features, fitted on 4 in 5 training images
+with the threshold from the other fifth.
 
 Writes ``ood.safetensors`` and ``neighbours.safetensors`` into the checkpoint folder; runs automatically at the end of
 ``training.train skin_lesion``.
@@ -74,16 +79,60 @@ def finalize(model_dir: Path, cfg) -> None:
         save(fit(load_model_from(cfg.task, cfg.model, model_dir), cfg.data_dir), model_dir)
 
 
+SEGMENTERS = ("breast_us_seg", "lung_seg")  # the segmentation tasks with a gate (bottleneck features)
+
+
+def segmenter_images(task: str, data_dir, split: str) -> list[Path]:
+    """The image files of a segmentation task's ``split``: BUSI "train"/"val" (the thesis split), lung
+    "train"/"test" (the saved 80/20 split)."""
+    from training.datasets import busi_split, find_busi, find_lung, lung_split
+
+    if task == "breast_us_seg":
+        return [s.image for s in busi_split(find_busi(data_dir), split)]
+    if task == "lung_seg":
+        return [s.image for s in lung_split(find_lung(data_dir), split)]
+    raise ValueError(f"no out-of-distribution gate for {task!r}; valid: {', '.join(SEGMENTERS)}")
+
+
+@torch.inference_mode()
+def segmenter_features(model, task: str, paths) -> torch.Tensor:
+    """Bottleneck features of image files, through the app's own preprocessing (``eval_preset``)."""
+    from models.image_io import load_image
+    from models.ood import bottleneck_features
+    from models.registry import get_task
+    from models.transforms import eval_preset
+
+    preset = eval_preset(get_task(task), int(model.input_size))
+    return torch.cat([bottleneck_features(model.eval(), preset(load_image(p)[0])[None]) for p in paths])
+
+
+def fit_segmenter(model, task: str, data_dir) -> MahalanobisOOD:
+    """The gate of a segmentation model: a Gaussian on the bottleneck features of 4 in 5 training images, the
+    threshold at the 99th percentile of the other fifth's distances (every 5th file). The reported split (BUSI
+    "val", lung "test") is never read."""
+    train = segmenter_images(task, data_dir, "train")
+    fit_part = [p for i, p in enumerate(train) if i % 5]
+    held_out = [p for i, p in enumerate(train) if not i % 5]
+    return MahalanobisOOD.fit(segmenter_features(model, task, fit_part), segmenter_features(model, task, held_out))
+
+
 def main(argv: list[str] | None = None) -> Path:
     from models.hub import checkpoint_dir, load_model_from
 
     p = argparse.ArgumentParser("python -m training.ood_fit", description=__doc__)
+    p.add_argument("--task", default="skin_lesion", choices=["skin_lesion", *SEGMENTERS])
     p.add_argument("--model", default="resnet18")
     p.add_argument("--data-dir", required=True)
-    p.add_argument("--checkpoint", help="model folder (default: checkpoints/skin_lesion/<model>)")
+    p.add_argument("--checkpoint", help="model folder (default: checkpoints/<task>/<model>)")
     args = p.parse_args(argv)
-    folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir("skin_lesion", args.model)
-    fitted = fit(load_model_from("skin_lesion", args.model, folder), args.data_dir)
+    folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir(args.task, args.model)
+    model = load_model_from(args.task, args.model, folder)
+    if args.task in SEGMENTERS:
+        gate = fit_segmenter(model, args.task, args.data_dir)
+        gate.save(folder)
+        print(f"threshold {gate.threshold:.2f} -> {folder}")
+        return folder
+    fitted = fit(model, args.data_dir)
     save(fitted, folder)
     print(f"threshold {fitted[0].threshold:.2f} -> {folder}")
     return folder
