@@ -454,6 +454,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                     yield "", gr.update(value=None, visible=False), "", error_markdown(str(exc.message))
 
             inputs = [video_in, opacity, cine_size]
+            # a new video (the example, an upload) clears the last run's warning ("Upload a video first" stayed)
+            video_in.change(lambda _: "", [video_in], [video_message], api_name=False, queue=False)
             video_api = gr.Button(visible=False, elem_classes="api-only")
             video_api.click(_video, inputs, [video_live, video_out, video_stats], api_name="segment_breast_video",
                             concurrency_limit=1)  # fmt: skip

@@ -138,7 +138,8 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
         rows = [*rows, {"round": len(rows) + 1, "image": Path(current[0]).name,
                         **{k: round(v, 3) for k, v in scores.items()}}]  # fmt: skip
         text = (f"### Dice against the truth: you {scores['you vs truth']:.3f} · model {scores['model vs truth']:.3f}\n"
-                f"{Path(current[0]).name}: you and the model agree at Dice {scores['you vs model']:.3f}.")  # fmt: skip
+                f"{Path(current[0]).name}: Dice between your outline and the model's "
+                f"{scores['you vs model']:.3f}.")  # fmt: skip
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),
                 comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "")  # fmt: skip
 

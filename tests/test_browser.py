@@ -677,6 +677,9 @@ def test_cine_loop_streams_every_frame_as_it_is_ready(page, serve):
     page.get_by_role("tab", name="Cine loop (video)").click()
     page.locator("#breast-video-run").click()
     expect(page.locator("#breast-video-message")).to_contain_text("Upload a video first", timeout=30_000)
+    page.locator("#breast-video-examples button.gallery-item").first.click()  # then the example: the warning goes
+    page.locator("#breast-video-in video").wait_for(timeout=30_000)
+    expect(page.locator("#breast-video-message")).not_to_contain_text("Upload", timeout=30_000)
     open_cine(page, url)
     assert page.locator("#breast-video-run").bounding_box()["y"] < 720  # the main button above the fold
     first = run_once(page, "128")
