@@ -158,7 +158,9 @@ def copy_link_button(key: str) -> None:
         return
     with gr.Row():
         button = gr.Button("Copy link to this view", size="sm", elem_id=f"{key}-copy-link")
-        link = gr.Textbox(label="Link", interactive=False, elem_id=f"{key}-link", max_lines=1, buttons=["copy"])
+        # the link carries the tab and its settings, never an image (a newcomer expected the image back)
+        link = gr.Textbox(label="Link (this tab and its settings, not the image)", interactive=False,
+                          elem_id=f"{key}-link", max_lines=1, buttons=["copy"])  # fmt: skip
     sources = [*target.models] + ([target.opacity] if target.opacity is not None else [])
     n = len(target.models)
     has_opacity = "true" if target.opacity is not None else "false"
