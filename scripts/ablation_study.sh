@@ -24,7 +24,7 @@ echo "$(date -u +%FT%TZ) 28 px, all steps: $((SECONDS - t)) s" >> logs/ablation_
 for size in 64 128; do
   t=$SECONDS
   $PY -m training.ablate --dataset data/breastmnist_standin_${size}.npz --task breastmnist_standin \
-      --steps "$AXIS_STEPS" --seeds "$AXIS_SEEDS" --protocols report,adapted
+      --steps "$AXIS_STEPS" --seeds "$AXIS_SEEDS" --protocols report,adapted --save-state
   echo "$(date -u +%FT%TZ) $size px, $AXIS_STEPS: $((SECONDS - t)) s" >> logs/ablation_wall.txt
 done
 $PY -m training.ablate --dataset data/breastmnist_standin.npz --task breastmnist_standin --seeds "$SEEDS" \
