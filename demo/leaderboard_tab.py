@@ -157,7 +157,7 @@ def build_tab(get_results=default_results) -> None:
             # unreadable and some alike ("ResNet-18 (224) on…AMNIST" vs "…CMNIST"); other long text is cut by
             # ``readable`` so that a row stays at most two lines
             table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2,
-                                 column_widths=["140px", MODEL_WIDTH], elem_id="leaderboard-table")  # fmt: skip
+                                 column_widths=["185px", MODEL_WIDTH], elem_id="leaderboard-table")  # fmt: skip
 
             def _load(t, s, q, order=next(iter(SORTS))):
                 shown, status, csv = load_table(t, s, q, get_results, order)

@@ -224,9 +224,9 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             organ_mask = head_title(out.task_id.removesuffix("_det"))
             note = box_iou_note(held_out, out.task_id)
             details.append(f"* **{head_title(out.task_id)}** (detection): the green rectangle, "
-                           f"{_fmt_box(mask_boxes[out.task_id])} px, is drawn around the {organ_mask}'s largest "
-                           f"region{note}. The box head's own box, not drawn: {_fmt_box(out.box)} px, objectness "
-                           f"{out.score:.2f}.")  # fmt: skip
+                           f"{_fmt_box(mask_boxes[out.task_id])} px, is drawn around the {organ_mask.lower()}'s "
+                           f"largest region{note}. The box head's own box, not drawn: {_fmt_box(out.box)} px, "
+                           f"objectness {out.score:.2f}.")  # fmt: skip
         elif out.kind == "detection":
             details.append(f"* **{head_title(out.task_id)}** (detection): box {_fmt_box(out.box)} px, objectness "
                            f"{out.score:.2f} (green rectangle)")  # fmt: skip

@@ -111,18 +111,16 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
                 marker=dict(symbol=symbol, size=11, color="#e6550d", line=dict(width=1, color="black")),
                 name=f"{split}: {REPORT_SOURCE}" + (", a different dataset" if other else ""),
             )
-    report = "; markers: the student report's OrganSMNIST table" if show_report else ""
+    bars = "bars: measured here" if steps else "no run here"
+    report = "; markers: the report's OrganSMNIST table" + (", another dataset" if other else "") if show_report else ""
     fig.update_layout(
         barmode="group",
-        title=wrap_title(
-            f"{dataset_label(task)}: train / val / test accuracy per step (bars, measured here){report}"
-            + (" (a different dataset: compare the shape, not the values)" if show_report and other else "")
-        ),  # fmt: skip
+        title=wrap_title(f"{dataset_label(task)}: accuracy per step ({bars}{report})"),
         # the ladder's order, whichever trace comes first
         xaxis=dict(automargin=True, categoryorder="array", categoryarray=[STEP_TITLES[s] for s in STEP_ORDER]),
         yaxis=dict(title="accuracy", range=[0, 1.02]),
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=80, b=40),
+        margin=dict(l=40, r=10, t=100, b=40),
         height=560,
     )
     return fig
@@ -295,7 +293,7 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
     refs = [(n, r, a) for n, r, _, a, _ in published if n.startswith("ResNet")]
     if refs:  # one trace, each star labelled beside it (two at one size: one above, one below)
         fig.add_scatter(x=[r for _, r, _ in refs], y=[a for _, _, a in refs], mode="markers+text",
-                        marker=dict(symbol="star", size=13, color="#555"), text=[n.split(" (")[0] for n, _, _ in refs],
+                        marker=dict(symbol="star", size=13, color="#555"), text=[n for n, _, _ in refs],
                         textposition=[("bottom " if any(q[1] == r for q in refs[:k]) else "top ")
                                       + ("left" if r > 100 else "right") for k, (_, r, _) in enumerate(refs)],
                         hovertemplate="%{text} (%{x} px): %{y:.3f}<extra></extra>",
@@ -304,10 +302,11 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
         title=wrap_title(f"{dataset_label(task)}: test accuracy against input size (mean ± std over seeds)"),
         xaxis=dict(title="input size (px, log scale)", type="log", tickvals=[28, 64, 128, 224]),
         yaxis=dict(title="test accuracy"),
-        # beside the plot, one entry a line: below it, a dozen series left the plot a strip 100 px high
-        legend=dict(orientation="v", x=1.01, y=1, yanchor="top", font=dict(size=12)),
+        # below the plot in a taller figure: beside it (half a 1280-px page) the legend took half the width, and
+        # below it at 560 px the plot was a strip 100 px high
+        legend={**LEGEND_BELOW, "font": dict(size=12)},
         margin=dict(l=40, r=10, t=80, b=40),
-        height=560,
+        height=760,
     )
     return fig
 

@@ -120,7 +120,9 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
             name = (names or {}).get(out.task_id, out.task_id)
             # a box without a score was drawn around a mask: the box head's objectness would not be its own
             label = f"{name} {out.score:.2f}" if out.score is not None else f"{name} (around the mask)"
-            draw.text((out.box[0] + 3, out.box[1] + 2), label, fill=(0, 255, 0), font=font,
+            # inside the picture: shifted left where the box is near the right edge (it was cut off there)
+            right = picture.width - draw.textlength(label, font=font) - 2 * width - 2
+            draw.text((max(0, min(out.box[0] + 3, right)), out.box[1] + 2), label, fill=(0, 255, 0), font=font,
                       stroke_width=max(2, width), stroke_fill=(0, 0, 0))  # fmt: skip
         if out.points is not None:
             pts = [tuple(map(float, p)) for p in out.points]
