@@ -122,16 +122,19 @@ class MahalanobisOOD:
         d = features.float() - self.mean
         return ((d @ self.precision) * d).sum(1).clamp_min(0).sqrt()
 
-    def save(self, folder: str | Path) -> None:
+    SKIN_METHOD = ("uniform-image and colour checks, then the Mahalanobis distance of penultimate features "
+                   "(Ledoit-Wolf), fitted on CV fold 0's training part, threshold = 99th percentile of its held-out "
+                   "part; colour threshold = half the 0.5th percentile of training saturations; noise threshold = "
+                   "twice the 99.5th percentile of training roughness")  # fmt: skip
+
+    def save(self, folder: str | Path, method: str = SKIN_METHOD) -> None:
+        """``ood.safetensors`` in ``folder``, with ``method`` (how it was fitted) in its metadata."""
         save_file(
             {"mean": self.mean, "precision": self.precision, "threshold": torch.tensor([self.threshold]),
              "min_saturation": torch.tensor([self.min_saturation]),
              "max_roughness": torch.tensor([self.max_roughness])},
             str(Path(folder) / FILENAME),
-            metadata={"method": "uniform-image and colour checks, then the Mahalanobis distance of penultimate "
-                      "features (Ledoit-Wolf), fitted on CV fold 0's training part, threshold = 99th percentile of "
-                      "its held-out part; colour threshold = half the 0.5th percentile of training saturations; "
-                      "noise threshold = twice the 99.5th percentile of training roughness"},
+            metadata={"method": method},
         )  # fmt: skip
 
     @classmethod
