@@ -448,10 +448,14 @@ class AllHeads(torch.nn.Module):
         return (*(out[t] for t in self.task_ids), pooled)
 
 
+MASK_RESIZE = "bilinear"  # logits resized before the arg-max, as SegmentationPredictor does (issue 15: logs/decisions.txt)
+
+
 class MultiTaskPredictor:
     """Run chosen heads of a ``MultiTaskNet`` on one image (the evaluator's preprocessing: resize to the model's
-    input size, the encoder's mean/std) and map every answer back to original pixels, as the challenge's inference does
-    (seg: the arg-max mask resized with nearest neighbour; det: the arg-max objectness cell's box; reg: points).
+    input size, the encoder's mean/std) and map every answer back to original pixels (seg: the logits resized
+    bilinearly, then the arg-max, as ``SegmentationPredictor`` does, where the challenge's own inference resizes the
+    arg-max mask with nearest neighbour: ``MASK_RESIZE``; det: the arg-max objectness cell's box; reg: points).
     On the fast backend (``models.runtime``, once prepared) one graph runs every head (``AllHeads``); the chosen ones
     are kept. Their cost is the encoder's, which every head shares."""
 
@@ -470,6 +474,7 @@ class MultiTaskPredictor:
         from models.transforms import multitask_eval_transform
 
         self.organ_probe = organ_probe  # models.multitask.OrganProbe, when fitted
+        self.mask_resize = MASK_RESIZE
         self.model = model.eval()
         self.size = model.input_size
         self.transform = multitask_eval_transform(self.size, model.mean, model.std)
@@ -527,8 +532,11 @@ class MultiTaskPredictor:
             kind = self.model.tasks[task_id][0]
             o = TaskOutput(task_id, kind, self.labels(task_id))
             out = out.float()
-            if kind == "segmentation":
-                labels = out.max(1, keepdim=True).indices.float()  # = argmax, faster over the channel dim
+            if kind == "segmentation" and self.mask_resize == "bilinear":  # as SegmentationPredictor does
+                logits = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+                o.mask = logits.max(1).indices[0].numpy()  # = argmax, faster over the channel dim
+            elif kind == "segmentation":
+                labels = out.max(1, keepdim=True).indices.float()
                 o.mask = F.interpolate(labels, size=(h, w), mode="nearest")[0, 0].long().numpy()
             elif kind == "classification":
                 o.probs = {name: float(p) for name, p in zip(o.labels, out.softmax(1)[0])}

@@ -255,6 +255,31 @@ def test_predictor_maps_every_head_to_original_pixels(tiny_multitask_models):
     assert draw_multitask(image, list(out.values())).shape == (90, 120, 3)
 
 
+
+def test_multitask_masks_resize_the_logits_as_the_other_segmenters_do(tiny_multitask_models):
+    """Issue 15 (logs/decisions.txt): a mask is the arg-max of the logits resized bilinearly to the original size,
+    the rule of ``SegmentationPredictor``; ``mask_resize="nearest"`` keeps the challenge's inference for comparison."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from models.multitask import MultiTaskNet
+    from models.predict import MultiTaskPredictor
+
+    model = MultiTaskNet.from_pretrained(tiny_multitask_models / "busi-hc18")
+    predictor = MultiTaskPredictor(model, backend="pytorch")
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (90, 120), np.uint8))
+    x = predictor.transform(image.convert("RGB"))[None]
+    with torch.inference_mode():
+        logits = model.forward_tasks(x, ["breast_lesion"])["breast_lesion"]
+    expected = F.interpolate(logits, size=(90, 120), mode="bilinear", align_corners=False).argmax(1)[0].numpy()
+    assert predictor.mask_resize == "bilinear"
+    np.testing.assert_array_equal(predictor(image, ["breast_lesion"]).outputs["breast_lesion"].mask, expected)
+    predictor.mask_resize = "nearest"
+    nearest = F.interpolate(logits.argmax(1, keepdim=True).float(), size=(90, 120), mode="nearest")[0, 0].long()
+    np.testing.assert_array_equal(predictor(image, ["breast_lesion"]).outputs["breast_lesion"].mask, nearest.numpy())
+
 def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
     import gradio as gr
     import pytest

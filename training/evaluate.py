@@ -176,7 +176,8 @@ def write_challenge_csv(result: dict, path: str | Path) -> None:
 
 
 FMC_PROTOCOL = (
-    "FMC-UIA official rules at original resolution: per-class Dice (1 when both empty) and max symmetric Hausdorff "
+    "FMC-UIA official rules at original resolution (masks: the logits resized bilinearly to the original size, then "
+    "the arg-max): per-class Dice (1 when both empty) and max symmetric Hausdorff "
     "in pixels (0 both empty, image diagonal one empty), foreground mean per task; accuracy / macro-F1 / "
     "weighted-F1 / MCC / AUC (n/a where undefined; the official 0.0 kept as auc_official); box IoU from the arg-max "
     "objectness cell (and, as iou_mask_box, of the box around the largest component of the organ's mask, the head's "
