@@ -441,7 +441,8 @@ def build_tab(get_predictor=get_predictor) -> None:
 
             classification_quiz("skin", "Nevus, melanoma or seborrheic keratosis?", quiz_items, spec.labels, _probs)
         with gr.Tab("Validation results"):
-            which = gr.Radio([(v.title, k) for k, v in spec.variants.items()], value=spec.default_variant,
+            which = gr.Radio([(v.title, k) for k, v in spec.variants.items() if k in skin.available()],
+                             value=spec.default_variant,
                              label="Confusion matrix of")  # fmt: skip
             with gr.Row():
                 roc = gr.Plot(label="ROC", elem_id="skin-roc")

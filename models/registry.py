@@ -366,6 +366,12 @@ TASKS: dict[str, TaskSpec] = {
                 "EfficientNet-Lite1 (ImageNet fine-tune)",
                 SKIN_CV_RECIPE,
             ),
+            "efficientnet-lite2": VariantSpec(  # issue 16: screened on 2 CV folds; ships no weights yet
+                "models.custom_net:EfficientNetLiteClassifier",
+                {"arch": "tf_efficientnet_lite2"},
+                "EfficientNet-Lite2 (ImageNet fine-tune)",
+                SKIN_CV_RECIPE,
+            ),
         },
         default_variant="efficientnet-lite1",
         metrics=("isic_score", "auc_melanoma", "auc_sk", "acc", "balanced_acc"),
