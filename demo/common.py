@@ -229,14 +229,15 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
 
 def bind_sweep(sweep, *, button, inputs, plot, text, message, api_name: str, **kwargs) -> None:
     """A robustness sweep's button: ``sweep(*inputs, progress=..., **kwargs) -> (figure, summary)`` with Gradio's
-    progress bar; a problem goes to the tab's ``message`` box and clears the old plot."""
+    progress bar; a problem goes to the tab's ``message`` box and clears the old plot. The plot is shown once it has
+    a figure (created with ``visible=False``: an empty plot box looked broken)."""
 
     def run(*values, progress=gr.Progress()):
         try:
             figure, summary = user_errors(sweep)(*values, progress=progress, **kwargs)
         except gr.Error as exc:
-            return None, "", error_markdown(str(exc.message))
-        return figure, summary, ""
+            return gr.update(value=None, visible=False), "", error_markdown(str(exc.message))
+        return gr.update(value=figure, visible=True), summary, ""
 
     button.click(run, inputs, [plot, text, message], api_name=api_name, **model_event())
 

@@ -374,13 +374,13 @@ def build_tab(get_predictor=get_predictor) -> None:
                                            label="Perturbation", elem_id="lab-kind")  # fmt: skip
                         severity = gr.Slider(0, 1, value=0.5, step=0.1, label="Severity (0 = none)",
                                              elem_id="lab-severity")  # fmt: skip
+                    lab_run = gr.Button("Perturb and compare", variant="primary", elem_id="lab-run")  # in view
+                    lab_examples = gr.Column()  # the examples right under the button, the models below
                     with gr.Row():
                         lab_a = gr.Dropdown(choices, value=names[0] if names else None, label="Model A",
                                             elem_id="lab-model-a")  # fmt: skip
                         lab_b = gr.Dropdown(choices, value=names[1] if len(names) > 1 else None, label="Model B",
                                             elem_id="lab-model-b")  # fmt: skip
-                    lab_run = gr.Button("Perturb and compare", variant="primary", elem_id="lab-run")
-                    lab_examples = gr.Column()
                 with gr.Column(scale=1):
                     lab_message = gr.Markdown(elem_id="lab-message", elem_classes="tab-error")
                     lab_stats = gr.Markdown(elem_id="lab-stats", elem_classes="key-result")
@@ -391,7 +391,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 n_images = gr.Slider(6, 60, value=20, step=1, label="Held-out X-rays in the sweep", elem_id="lab-n")
                 sweep_button = gr.Button("Sweep the severity (both models)", elem_id="lab-sweep")
             sweep_text = gr.Markdown(elem_id="lab-sweep-text", elem_classes="key-result")
-            sweep_plot = gr.Plot(label="Dice against severity", elem_id="lab-sweep-plot")
+            sweep_plot = gr.Plot(label="Dice against severity", elem_id="lab-sweep-plot", visible=False)
 
             def _robust(image_path, gt_path, k, sev, a, b):
                 return user_errors(robustness)(image_path, gt_path, k, sev, a, b, get_predictor=get_predictor)

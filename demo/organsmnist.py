@@ -210,7 +210,8 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
     image, notes = read_upload(image_path)
     pred = get_predictor(task, step)(image)
     preview = np.asarray(Image.fromarray(pred.seen).resize((168, 168), Image.Resampling.NEAREST))
-    ranked = pred.top(2)
+    shown = {name: name.replace("normal, benign", "normal or benign") for name in pred.probs}  # one answer, not two
+    ranked = [(shown[name], p) for name, p in pred.top(2)]
     reference = example_truth(EXAMPLES_DIR, image_path) if task == STANDIN else None  # a BUSI example's label
     verdict = (
         f"### Uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
@@ -230,7 +231,7 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
             else ""
         )
     )
-    return preview, dict(pred.top(5)), text
+    return preview, {shown[name]: p for name, p in pred.top(5)}, text
 
 
 def build_tab(get_predictor=get_predictor) -> None:

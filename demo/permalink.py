@@ -152,7 +152,7 @@ COPY_JS = """(...values) => {
 
 def copy_link_button(key: str) -> None:
     """ "Copy link" for tab ``key``: the link to this tab with its model pickers' and opacity's current values, put
-    on the clipboard and shown in a text box (where the clipboard is not available)."""
+    on the clipboard and shown in a text box (where the clipboard is not available), which appears with it."""
     target = TARGETS.get(key)
     if target is None:
         return
@@ -160,9 +160,12 @@ def copy_link_button(key: str) -> None:
         button = gr.Button("Copy link to this view", size="sm", elem_id=f"{key}-copy-link")
         # the link carries the tab and its settings, never an image (a newcomer expected the image back)
         link = gr.Textbox(label="Link (this tab and its settings, not the image)", interactive=False,
-                          elem_id=f"{key}-link", max_lines=1, buttons=["copy"])  # fmt: skip
+                          elem_id=f"{key}-link", max_lines=1, buttons=["copy"], visible=False)  # fmt: skip
     sources = [*target.models] + ([target.opacity] if target.opacity is not None else [])
     n = len(target.models)
     has_opacity = "true" if target.opacity is not None else "false"
     js = COPY_JS % (json.dumps(key), n, has_opacity, n, n, n)
-    button.click(None, sources, link, js=js, api_name=False)
+    # the box appears with its first link (empty beside the button, it looked broken)
+    button.click(None, sources, link, js=js, api_name=False).then(
+        lambda: gr.update(visible=True), None, link, api_name=False, queue=False
+    )

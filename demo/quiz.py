@@ -58,9 +58,11 @@ def score_masks(student: np.ndarray, model: np.ndarray, truth: np.ndarray) -> di
 
 
 def _shown(path: str) -> str:
-    """A copy of a held-out image in the app's scratch folder (Gradio serves only the app's own files), named after
-    the original."""
-    out = scratch_file("quiz", f"{Path(path).stem}.png", max_files=64)
+    """A copy of a held-out image in the app's scratch folder (Gradio serves only the app's own files), under a
+    neutral name: BUSI's file names give the class away ("benign (369).png"); the verdict names the image."""
+    import hashlib
+
+    out = scratch_file("quiz", f"round-{hashlib.sha1(str(path).encode()).hexdigest()[:10]}.png", max_files=64)
     if not out.exists():
         image, _ = user_errors(read_upload)(path)
         image.save(out)
@@ -76,21 +78,23 @@ def _next(items, current):
 
 
 def _scores_panel(prefix: str):
-    """The session's score table and its CSV download."""
+    """The session's score table and its CSV download (shown from the first round on: an empty file box looked
+    broken)."""
     table = gr.DataFrame(_table([]), label="This session's rounds", interactive=False, elem_id=f"{prefix}-quiz-table")
-    return table, gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70)
+    return table, gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70, visible=False)
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _csv(rows: list[dict]) -> str | None:
+def _csv(rows: list[dict]):
+    """The download box's update: the rounds as a CSV, hidden while there are none."""
     if not rows:
-        return None
+        return gr.update(value=None, visible=False)
     path = scratch_file("quiz", f"quiz-{random.getrandbits(48):012x}.csv", max_files=64)
     _table(rows).to_csv(path, index=False)
-    return str(path)
+    return gr.update(value=str(path), visible=True)
 
 
 def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) -> None:
@@ -102,11 +106,12 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
     rounds = gr.State([])
     with gr.Row():
         with gr.Column(scale=1):
-            new = gr.Button("New image", variant="primary", elem_id=f"{prefix}-quiz-new")
+            with gr.Row():  # both buttons above the editor: Reveal was below the fold at 1280x720
+                new = gr.Button("New image", variant="primary", elem_id=f"{prefix}-quiz-new")
+                reveal = gr.Button("Reveal", elem_id=f"{prefix}-quiz-reveal")
             editor = gr.ImageEditor(label="Your answer: paint the region", type="numpy", sources=(), transforms=(),
                                     layers=False, brush=gr.Brush(colors=["#ff00ff"], default_size=18,
                                     color_mode="fixed"), height=380, elem_id=f"{prefix}-quiz-editor")  # fmt: skip
-            reveal = gr.Button("Reveal", elem_id=f"{prefix}-quiz-reveal")
         with gr.Column(scale=1):
             message = gr.Markdown(elem_id=f"{prefix}-quiz-message", elem_classes="tab-error")
             verdict = gr.Markdown(elem_id=f"{prefix}-quiz-verdict", elem_classes="key-result")
@@ -116,13 +121,12 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
                 versus = gr.Image(label="You vs model", type="numpy", height=200, interactive=False)
             table, download = _scores_panel(prefix)
 
-    def pick(current):
+    def pick(current, rows):
         chosen = _next(items, current)
         if chosen is None:
             return None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here.")
-        name = Path(chosen[0]).name
         return (chosen, _shown(chosen[0]), None, None, None,
-                f"### Round: {name}\nDraw your answer, then press Reveal.", "")  # fmt: skip
+                f"### Round {len(rows) + 1}\nDraw your answer, then press Reveal.", "")  # fmt: skip
 
     def show(current, value, rows):
         try:
@@ -143,7 +147,7 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),
                 comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "")  # fmt: skip
 
-    new.click(pick, [item], [item, editor, you, model, versus, verdict, message], api_name=False)
+    new.click(pick, [item, rounds], [item, editor, you, model, versus, verdict, message], api_name=False)
     reveal.click(show, [item, editor, rounds], [you, model, versus, verdict, rounds, table, download, message],
                  api_name=False)  # fmt: skip
 
@@ -159,18 +163,18 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs) -
             new = gr.Button("New image", variant="primary", elem_id=f"{prefix}-quiz-new")
             picture = gr.Image(label="Held-out image", type="filepath", interactive=False, height=320,
                                elem_id=f"{prefix}-quiz-image")  # fmt: skip
-            answer = gr.Radio(list(labels), label="Your answer", elem_id=f"{prefix}-quiz-answer")
-            reveal = gr.Button("Reveal", elem_id=f"{prefix}-quiz-reveal")
-        with gr.Column(scale=1):
+        with gr.Column(scale=1):  # the answer and Reveal beside the image: below it they were off-screen
             message = gr.Markdown(elem_id=f"{prefix}-quiz-message", elem_classes="tab-error")
             verdict = gr.Markdown(elem_id=f"{prefix}-quiz-verdict", elem_classes="key-result")
+            answer = gr.Radio(list(labels), label="Your answer", elem_id=f"{prefix}-quiz-answer")
+            reveal = gr.Button("Reveal", elem_id=f"{prefix}-quiz-reveal")
             table, download = _scores_panel(prefix)
 
-    def pick(current):
+    def pick(current, rows):
         chosen = _next(items, current)
         if chosen is None:
             return None, None, None, "", error_markdown("No held-out images with a label here.")
-        return chosen, _shown(chosen[0]), None, f"### Round: {Path(chosen[0]).name}\nPick your answer, then Reveal.", ""
+        return chosen, _shown(chosen[0]), None, f"### Round {len(rows) + 1}\nPick your answer, then Reveal.", ""
 
     def show(current, picked, rows):
         if current is None:
@@ -190,5 +194,5 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs) -
                 f"{probs[predicted]:.0%} ({mark[predicted == truth]})\n{Path(current[0]).name}")  # fmt: skip
         return text, rows, _table(rows), _csv(rows), ""
 
-    new.click(pick, [item], [item, picture, answer, verdict, message], api_name=False)
+    new.click(pick, [item, rounds], [item, picture, answer, verdict, message], api_name=False)
     reveal.click(show, [item, answer, rounds], [verdict, rounds, table, download, message], api_name=False)

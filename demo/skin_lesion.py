@@ -396,11 +396,11 @@ def build_tab(get_predictor=get_predictor) -> None:
                                            label="Perturbation", elem_id="skinlab-kind")  # fmt: skip
                         severity = gr.Slider(0, 1, value=0.5, step=0.1, label="Severity (0 = none)",
                                              elem_id="skinlab-severity")  # fmt: skip
+                    lab_run = gr.Button("Perturb and classify", variant="primary", elem_id="skinlab-run")  # in view
+                    lab_examples = gr.Column()  # the examples right under the button, the models below
                     with gr.Row():
                         lab_a = gr.Dropdown(choices, value=default, label="Model A", elem_id="skinlab-model-a")
                         lab_b = gr.Dropdown(choices, value=default_b, label="Model B", elem_id="skinlab-model-b")
-                    lab_run = gr.Button("Perturb and classify", variant="primary", elem_id="skinlab-run")
-                    lab_examples = gr.Column()
                 with gr.Column():
                     lab_message = gr.Markdown(elem_id="skinlab-message", elem_classes="tab-error")
                     lab_text = gr.Markdown(elem_id="skinlab-stats", elem_classes="key-result")
@@ -411,7 +411,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                                      elem_id="skinlab-n")  # fmt: skip
                 sweep_button = gr.Button("Sweep the severity (both models)", elem_id="skinlab-sweep")
             sweep_text = gr.Markdown(elem_id="skinlab-sweep-text", elem_classes="key-result")
-            sweep_plot = gr.Plot(label="Accuracy against severity", elem_id="skinlab-sweep-plot")
+            sweep_plot = gr.Plot(label="Accuracy against severity", elem_id="skinlab-sweep-plot", visible=False)
 
             def _robust(path, k, sev, a, b):
                 return robustness(path, k, sev, a, b, get_predictor=get_predictor)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from demo import permalink as links
@@ -45,6 +46,8 @@ from models.visualize import draw_multitask
 TASK = "ultrasound_multitask"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 ORGAN_TITLES = {"breast": "Breast (BUSI)", "fetal": "Fetal head (HC18)"}
+# the organ check's probability of another organ from which the chosen organ's answers are withheld
+ORGAN_WITHHOLD = 0.8
 # HC18's official pixel size (mm) and reference head circumference (mm) of the examples (training_set_pixel_size_and_HC)
 EXAMPLE_HC18 = {"004_HC.png": (0.0612398400539, 59.81), "053_HC.png": (0.107659570714, 75.88),
                 "733_HC.png": (0.235860943794, 272.9)}  # fmt: skip
@@ -185,12 +188,18 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
     wrong_organ = best_organ != organ and organ in scores
-    if wrong_organ:  # the warning is the headline; the answers for the chosen organ follow in plain type
-        other = ORGAN_TITLES.get(best_organ, best_organ)
-        head.append(
-            f"### ⚠️ This looks like a {other} image\n(organ check: {scores[best_organ]:.0%}). Choose **{other}** "
-            f"under Organ: it runs again. The answers below assume {ORGAN_TITLES.get(organ, organ)}.\n"
-        )
+    # a confident other organ: the chosen organ's answers are withheld (kept under "Every head's answer"), as the
+    # skin tab withholds a diagnosis for an image that is not dermoscopy
+    withheld = wrong_organ and scores[best_organ] >= ORGAN_WITHHOLD
+    if wrong_organ:  # the warning is the headline
+        other, chosen = ORGAN_TITLES.get(best_organ, best_organ), ORGAN_TITLES.get(organ, organ)
+        if withheld:
+            head.append(f"### ⚠️ This looks like a {other} image, not {chosen}\nOrgan check: {scores[best_organ]:.0%}. "
+                        f"Choose **{other}** under Organ and the image runs again with its heads. The {chosen} heads' "
+                        f"answers are not shown here (they are under *Every head's answer*).\n")  # fmt: skip
+        else:
+            head.append(f"### ⚠️ This may be a {other} image (organ check: {scores[best_organ]:.0%})\nChoose "
+                        f"**{other}** under Organ to run its heads. The answers below assume {chosen}.\n")  # fmt: skip
     headline = "" if wrong_organ else "### "
     if hc_px is not None:
         how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
@@ -198,12 +207,12 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         ref = reference_hc(image_path)
         reference = f" HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**." if ref else ""
         if pixel_mm:
-            head.append(f"{headline}Head circumference: {hc_px * pixel_mm:.1f} mm\n{hc_px:.0f} px × "
-                        f"{pixel_mm:.4g} mm/px.{reference}")  # fmt: skip
+            hc_value, hc_line = f"{hc_px * pixel_mm:.1f} mm", f"{hc_px:.0f} px × {pixel_mm:.4g} mm/px."
         else:
-            head.append(f"{headline}Head circumference: {hc_px:.0f} px\nEnter the pixel size for millimetres."
-                        f"{reference}")  # fmt: skip
-        details.append(f"* **Head circumference**: from the {how}; chosen by {why}.")
+            hc_value, hc_line = f"{hc_px:.0f} px", "Enter the pixel size for millimetres."
+        if not withheld:
+            head.append(f"{headline}Head circumference: {hc_value}\n{hc_line}{reference}")
+        details.append(f"* **Head circumference**: {hc_value}, from the {how}; chosen by {why}.")
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
@@ -212,7 +221,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
                 verdict = f"uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
             else:
                 verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
-            if hc_px is None:
+            if hc_px is None and not withheld:
                 head.append(f"{headline}{head_title(out.task_id)}: {verdict}")
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
@@ -236,6 +245,10 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
+    if withheld:  # the plain image: nothing of the chosen organ's answers is drawn
+        picture, probs = np.asarray(pred.image), None
+        chosen = ORGAN_TITLES.get(organ, organ)
+        details.insert(0, f"The {chosen} heads' answers, which assume an image of that organ:\n")
     caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)
     text = "\n".join(head) + f"\n\n{caption}\n\n<details><summary>Every head's answer</summary>\n\n"
     return picture, probs, text + "\n".join(details) + "\n</details>"
@@ -384,7 +397,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 "converted BUSI + HC18 data, and the **student report's reproduced run** (26 tasks, scored on its own "
                 "training subset, so not comparable as a benchmark). AUC is n/a (blank), never 0, where undefined."
             )
-            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=1, max_chars=30, elem_id="mt-results",
-                                 column_widths=["190px", "130px", "200px", "80px", "250px"])  # fmt: skip
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, max_chars=32, elem_id="mt-results",
+                                 column_widths=["175px", "150px", "190px", "80px", "300px"])  # fmt: skip
             gr.context.Context.root_block.load(lambda: readable(results_view()), None, [table],
                                                api_name="multitask_results")  # fmt: skip

@@ -448,7 +448,9 @@ class AllHeads(torch.nn.Module):
         return (*(out[t] for t in self.task_ids), pooled)
 
 
-MASK_RESIZE = "bilinear"  # logits resized before the arg-max, as SegmentationPredictor does (issue 15: logs/decisions.txt)
+# how a multitask mask reaches the original size: the logits resized before the arg-max, as SegmentationPredictor
+# does (chosen on the training split, issue 15: logs/decisions.txt)
+MASK_RESIZE = "bilinear"
 
 
 class MultiTaskPredictor:

@@ -210,7 +210,8 @@ def test_tab_predicts_with_a_28px_preview(client):
     from PIL import Image
 
     assert Image.open(preview).size == (168, 168)
-    assert {c["label"] for c in label["confidences"]} == {"malignant", "normal, benign"}
+    # BreastMNIST's "normal, benign", said as one answer
+    assert {c["label"] for c in label["confidences"]} == {"malignant", "normal or benign"}
     assert "28x28" in info and "reference label **malignant**" in info  # a shipped example names its BUSI label
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(__file__), "breastmnist_standin/bn", api_name="/classify_organ")

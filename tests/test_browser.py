@@ -614,7 +614,7 @@ def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
     page.locator("#breast-quiz-reveal").click()
     expect(page.locator("#breast-quiz-message")).to_contain_text("New image first", timeout=30_000)
     page.locator("#breast-quiz-new").click()
-    expect(page.locator("#breast-quiz-verdict")).to_contain_text("Round:", timeout=30_000)
+    expect(page.locator("#breast-quiz-verdict")).to_contain_text("Round 1", timeout=30_000)
     canvas = page.locator("#breast-quiz-editor canvas").first
     canvas.wait_for(timeout=30_000)
     page.wait_for_timeout(1000)  # the background image settles on the canvas
@@ -635,7 +635,7 @@ def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
     page.get_by_role("tab", name="Skin lesion (ISIC 2017)").click()
     page.get_by_role("tab", name="Quiz").first.click()  # the visible one: the skin tab's
     page.locator("#skin-quiz-new").click()
-    expect(page.locator("#skin-quiz-verdict")).to_contain_text("Round:", timeout=30_000)
+    expect(page.locator("#skin-quiz-verdict")).to_contain_text("Round 1", timeout=30_000)
     page.locator("#skin-quiz-answer").get_by_text("melanoma").click()
     page.locator("#skin-quiz-reveal").click()
     expect(page.locator("#skin-quiz-verdict")).to_contain_text("Truth:", timeout=120_000)

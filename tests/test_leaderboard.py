@@ -220,6 +220,12 @@ def test_studies_draw_every_figure_from_the_shipped_results():
     ablation_bars, adam_sgd, arch, multitask = studies()
     assert "Multitask model, per task" in json.dumps(multitask.to_plotly_json()["layout"])
     assert len(multitask.data[0].x) >= 1 and len(ablation_bars.data) >= 1
+    # a detection bar is the drawn box's IoU, the figure the multitask Results tab gives (it was the box head's)
+    from leaderboard.results import load_metrics
+
+    tasks = load_metrics("ultrasound_multitask", "busi-hc18-lite1").metrics["tasks"]
+    bars = dict(zip(multitask.data[0].x, multitask.data[0].text))
+    assert bars["fetal_head_det"] == f"IoU {tasks['fetal_head_det']['iou_mask_box']:.3f}"
 
 
 def test_served_rows_appear_only_where_test_time_views_are_averaged():

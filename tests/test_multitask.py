@@ -255,7 +255,6 @@ def test_predictor_maps_every_head_to_original_pixels(tiny_multitask_models):
     assert draw_multitask(image, list(out.values())).shape == (90, 120, 3)
 
 
-
 def test_multitask_masks_resize_the_logits_as_the_other_segmenters_do(tiny_multitask_models):
     """Issue 15 (logs/decisions.txt): a mask is the arg-max of the logits resized bilinearly to the original size,
     the rule of ``SegmentationPredictor``; ``mask_resize="nearest"`` keeps the challenge's inference for comparison."""
@@ -279,6 +278,41 @@ def test_multitask_masks_resize_the_logits_as_the_other_segmenters_do(tiny_multi
     predictor.mask_resize = "nearest"
     nearest = F.interpolate(logits.argmax(1, keepdim=True).float(), size=(90, 120), mode="nearest")[0, 0].long()
     np.testing.assert_array_equal(predictor(image, ["breast_lesion"]).outputs["breast_lesion"].mask, nearest.numpy())
+
+
+def test_a_confident_other_organ_withholds_the_chosen_organs_answers(tiny_checkpoints):
+    """Seen by a newcomer: a fetal head run with the default organ (breast) printed "Lesion class: malignant (94%)"
+    under the warning. From ORGAN_WITHHOLD on, the chosen organ's answers go under "Every head's answer" only, and
+    the picture is the plain image; a doubtful organ check keeps them, with the warning."""
+    import numpy as np
+    from PIL import Image
+
+    from demo import ultrasound_multitask as tab
+
+    class Probed:  # the tab's predictor, with the organ check's answer fixed
+        def __init__(self, real, fetal):
+            self.real, self.fetal = real, fetal
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def __call__(self, image, heads):
+            pred = self.real(image, heads)
+            pred.organ_probs = {"breast": 1 - self.fetal, "fetal": self.fetal}
+            return pred
+
+    example = str(tab.EXAMPLES_DIR / "004_HC.png")
+    sure = lambda task, variant=None: Probed(tab.get_predictor(task, variant), 0.95)  # noqa: E731
+    picture, probs, text = tab.predict(example, "breast", [], None, get_predictor=sure)
+    headline, details = text.split("<details>")
+    assert "looks like a Fetal head (HC18) image, not Breast (BUSI)" in headline and "Lesion class" not in headline
+    assert probs is None and "Lesion class" in details  # the answers, under the expander only
+    with Image.open(example) as im:
+        assert np.array_equal(picture, np.asarray(im.convert("RGB")))  # nothing drawn
+    unsure = lambda task, variant=None: Probed(tab.get_predictor(task, variant), 0.6)  # noqa: E731
+    _, probs, text = tab.predict(example, "breast", [], None, get_predictor=unsure)
+    assert "may be a Fetal head" in text.split("<details>")[0] and set(probs) == {"normal", "benign", "malignant"}
+
 
 def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
     import gradio as gr
