@@ -24,6 +24,21 @@ Evaluate any checkpoint with `python -m training.evaluate TASK --model VARIANT -
 rebuild this dashboard's table with `python -m leaderboard.build` and the latency columns with
 `python -m bench.model_speed --write-leaderboard`.
 
+### Terms used in this app
+| Term | Meaning |
+|---|---|
+| **Dice** (DSC) | Overlap of a predicted mask with the reference mask: 2 × shared area / (both areas). 1 = identical, 0 = no overlap. |
+| **IoU** | Shared area / combined area of two masks or boxes (0 to 1); stricter than Dice for the same overlap. |
+| **HD** | Hausdorff distance: the largest gap, in pixels, between the two outlines (lower is better). |
+| **HC** | Head circumference of a fetus, in mm: the perimeter of the ellipse fitted to the head (HC18). |
+| **Acc**, **F1 macro**, **AUC** | Share of images classed right; the mean per-class F1 (balances rare classes); the chance that a random positive image scores above a random negative one (0.5 = guessing). |
+| **ISIC score** | The ISIC 2017 ranking figure: the mean of the melanoma AUC and the seborrheic-keratosis AUC. |
+| **Grad-CAM** | A heat map of the image regions that pushed the model towards a class. |
+| **Pareto front** | The models that no other model beats on both axes at once (e.g. smaller *and* more accurate). |
+| **Held-out / validation / test split** | Images the model did not train on; the split that chose nothing is the one to trust. |
+| **Out-of-distribution check** | A distance from the training images' features: an image far from all of them (another modality, a photo, junk) is flagged. |
+| **FPN**, **heads** | A shared feature pyramid on the encoder, and the small task-specific outputs on top of it (mask, class, box, points). |
+
 ### Why rows are not directly comparable (read the *protocol* column)
 * **BUSI**: whether normal images (empty masks) are counted, 3 random splits vs one fixed split, GPU vs CPU and batch
   size behind FPS.

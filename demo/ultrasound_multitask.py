@@ -274,7 +274,7 @@ def _example_labels(rows) -> list[str]:
     labels = []
     for path, _, _ in rows:
         name = Path(path).name
-        labels.append(f"fetal head, HC {EXAMPLE_HC18[name][1]:.0f} mm" if name in EXAMPLE_HC18
+        labels.append(f"head {EXAMPLE_HC18[name][1]:.0f} mm" if name in EXAMPLE_HC18
                       else f"breast, {name.split('_')[0]}")  # fmt: skip
     return labels
 
@@ -377,7 +377,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 organ.input(_switch, [image_in, organ, pixel], [heads, picture, label, info, message], api_name=False,
                             trigger_mode="always_last", **model_event())  # fmt: skip
                 if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
-                    examples(rows, [image_in, organ, pixel], "Real held-out images (BUSI; HC18 with its pixel size)",
+                    examples(rows, [image_in, organ, pixel], "Real held-out images (heads: HC18, named by their "
+                             "reference HC, with the pixel size; BUSI breasts)",
                              fn=in_tab(_example, 3), outputs=[picture, label, info, message],
                              labels=_example_labels(rows))  # fmt: skip
                     links.register(TASK, run_fn=in_tab(_example, 3), run_inputs=[image_in, organ, pixel],

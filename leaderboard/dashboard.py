@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import LEGEND_BELOW
 from leaderboard.results import RunResult
 from models.registry import get_task
 
@@ -60,10 +59,13 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
         fig.add_scatter(x=front[x], y=front[metric], mode="lines", name="Pareto front",
                         line=dict(color="#888", dash="dash", shape="hv"), hoverinfo="skip")  # fmt: skip
     title = get_task(task).title
+    against = {"params": "model size", "latency_ms": "CPU latency"}.get(x, x)
     fig.update_layout(
-        title=f"{title}: {metric} vs {x}" + ("" if len(rows) else " (no rows with both)"),
+        title=f"{title}: {metric} against {against}" + ("" if len(rows) else " (no rows with both)"),
         xaxis_title=AXES.get(x, x), yaxis_title=metric, xaxis_type="log", height=420,
-        margin=dict(l=50, r=10, t=50, b=40), legend=LEGEND_BELOW,
+        margin=dict(l=50, r=10, t=80, b=40),
+        # the legend under the title, in view at 1280x720 (below the axis it was off-screen: markers unexplained)
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=13)),
     )  # fmt: skip
     return fig
 

@@ -86,12 +86,18 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
                 line=dict(color=color, dash="dot"),
                 annotation_text=f"report, U-Net SGD: {'loss plateau' if metric == 'loss' else 'Dice max'} ≈ {y}",
             )
+    # the colour key in the title, in view at 1280x720 (the legend sits below the plot, off-screen)
+    key = " · ".join(
+        f"<span style='color:{COLORS.get(run['variant'])}'>■</span> {title(run['variant'])}"
+        for run in runs
+        if run["history"] is not None
+    )
     fig.update_layout(
-        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch",
+        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch<br><sup>{key}</sup>",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=40, b=40),
+        margin=dict(l=40, r=10, t=70, b=40),
         height=520,
     )
     return fig

@@ -297,7 +297,7 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     picture.wait_for(timeout=30_000)
     assert picture.evaluate("img => img.naturalWidth") > 64  # drawn at the original size
     # fetal head: keypoints and the head circumference in mm (the example carries its pixel size)
-    example("fetal head, HC 60 mm")
+    example("head 60 mm")
     expect(page.locator("#mt-heads")).to_contain_text("Head axes", timeout=30_000)
     page.locator("#mt-run").click()
     expect(info).to_contain_text("(keypoints)", timeout=90_000)
@@ -364,7 +364,7 @@ def test_lazy_example_cache_answers_an_example_click(page, serve, monkeypatch, t
     assert not any(cache.rglob("*.csv"))  # lazy: nothing cached at start-up
     page.goto(url)
     page.get_by_role("tab", name="Multitask ultrasound").click()
-    page.get_by_role("button", name="fetal head, HC 60 mm", exact=True).first.click()
+    page.get_by_role("button", name="head 60 mm", exact=True).first.click()
     expect(page.locator("#mt-info")).to_contain_text("Head circumference", timeout=90_000)  # no Run pressed
     page.locator("#mt-picture img").wait_for(timeout=30_000)
     assert any(cache.rglob("*")), "the example's result was not cached"
