@@ -213,9 +213,9 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
     # the comparison is shown under the verdict, in view, and again as the caption of its map further down
     legend = " Yellow = correct, red = false positive, green = missed." if compare is not None else ""
     reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its BUSI class
-    caption = result_caption(image_path, "EFSNet", reference)
-    verdict += class_check(reference, {n: areas[n]["fraction"] for n in present} if lesion >= MIN_LESION_FRACTION
-                           else {})  # fmt: skip
+    caption = result_caption(image_path, "EFSNet", reference) + class_check(
+        reference, {n: areas[n]["fraction"] for n in present} if lesion >= MIN_LESION_FRACTION else {}
+    )
     stats = (
         f"{verdict}\n{gt_line}\n\n{caption} · image "
         f"{image.width}x{image.height} · Inference on CPU: **{pred.latency_ms:.0f} ms** (forward {pred.model_ms:.0f} "
@@ -225,24 +225,19 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
 
 
 def class_check(reference: str | None, found: dict[str, float]) -> str:
-    """The predicted class against a shipped example's BUSI label (a line under the verdict; nothing for an upload).
-    ``found``: each predicted lesion class's share of the image (empty when no lesion was found); the class with the
-    larger area is the model's answer."""
+    """The predicted class against a shipped example's BUSI label, said right after that label in the caption (no
+    extra line: the picture stays in the first screen); nothing for an upload. ``found``: each predicted lesion
+    class's share of the image (empty when no lesion was found); the class with the larger area is the model's."""
     if not reference:
         return ""
-    return _class_line(reference, found) + "\n"  # a paragraph of its own
-
-
-def _class_line(reference: str, found: dict[str, float]) -> str:
     if not found:
-        return ("\nNo lesion, as the reference label (normal) says." if reference == "normal"
-                else f"\n⚠️ The reference label is **{reference}**: the model missed the lesion.")  # fmt: skip
-    answer = max(found, key=found.get)
+        return " (no lesion found: it matches)" if reference == "normal" else " ⚠️ (the model found no lesion)"
     if reference == "normal":
-        return "\n⚠️ The reference label is **normal**: the marked region is a false positive."
+        return " ⚠️ (the model marks a lesion: a false positive)"
+    answer = max(found, key=found.get)
     if answer == reference:
-        return f"\nThe larger predicted class, {answer}, matches the reference label."
-    return f"\n⚠️ The larger predicted class, **{answer}**, differs from the reference label **{reference}**."
+        return " (the larger predicted class: it matches)"
+    return f" ⚠️ (the larger predicted class is **{answer}**)"
 
 
 OOD_NOTE = (
