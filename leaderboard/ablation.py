@@ -59,12 +59,14 @@ def load_steps(task: str, root: Path | None = None) -> dict[str, dict]:
 def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.Figure:
     """Smoothed (60-step moving average) train-batch and cycled val-batch accuracy per optimiser step, per variant."""
     fig = go.Figure()
+    key = []  # the colour of each step, in the title: in view at 1280x720 (the legend sits below the plot)
     for i, (step, run) in enumerate(steps.items()):
         df = run["steps"]
         if df is None:
             continue
         color = PALETTE[i % len(PALETTE)]
         title = STEP_TITLES[step]
+        key.append(f"<span style='color:{color}'>■</span> {title}")
         fig.add_scatter(
             x=df["step"], y=df[f"train_{which}_smooth"], name=f"{title}: train", line=dict(color=color, dash="dash")
         )
@@ -73,11 +75,12 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
         title=wrap_title(
             f"{dataset_label(task)}, measured here: {'accuracy' if which == 'acc' else 'loss'} per "
             "step (60-step moving average; dashed train batch, solid one cycled val batch)"
-        ),
+        )
+        + (f"<br><sup>{' · '.join(key)}</sup>" if key else ""),
         xaxis_title="optimiser step",
         yaxis_title="accuracy" if which == "acc" else "cross-entropy",
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=80, b=40),
+        margin=dict(l=40, r=10, t=110, b=40),
         height=620,
         title_font_size=17,
     )

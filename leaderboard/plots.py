@@ -39,10 +39,11 @@ def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) ->
                         zmax=zmax, showscale=False)  # fmt: skip
     fig.update_layout(
         title=wrap_title(title, 45),
-        xaxis_title="predicted",
+        # the predicted classes above the matrix, in view with its first row (below it they were off-screen)
+        xaxis=dict(title="predicted", side="top"),
         yaxis=dict(title="true", autorange="reversed"),
-        margin=dict(l=40, r=10, t=70, b=40),
-        height=420,
+        margin=dict(l=40, r=10, t=130, b=20),
+        height=450,
         title_font_size=17,
     )
     return fig
