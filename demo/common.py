@@ -27,6 +27,7 @@ from demo.environment import (  # noqa: F401  (re-exported: the tabs import thei
     model_event,
     prune_result_cache,
     result_cache,
+    sweep_event,
     torch_threads,
 )
 from demo.errors import user_errors  # noqa: F401
@@ -229,17 +230,29 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
 
 def bind_sweep(sweep, *, button, inputs, plot, text, message, api_name: str, **kwargs) -> None:
     """A robustness sweep's button: ``sweep(*inputs, progress=..., **kwargs) -> (figure, summary)`` with Gradio's
-    progress bar; a problem goes to the tab's ``message`` box and clears the old plot. The plot is shown once it has
-    a figure (created with ``visible=False``: an empty plot box looked broken)."""
+    progress bar (drawn over the plot, which holds ``sweep_placeholder`` until then: an empty plot box looked
+    broken); a problem goes to the tab's ``message`` box and clears the old plot."""
 
     def run(*values, progress=gr.Progress()):
         try:
             figure, summary = user_errors(sweep)(*values, progress=progress, **kwargs)
         except gr.Error as exc:
-            return gr.update(value=None, visible=False), "", error_markdown(str(exc.message))
-        return gr.update(value=figure, visible=True), summary, ""
+            return None, "", error_markdown(str(exc.message))
+        return figure, summary, ""
 
-    button.click(run, inputs, [plot, text, message], api_name=api_name, **model_event())
+    button.click(run, inputs, [plot, text, message], api_name=api_name, **sweep_event())
+
+
+def sweep_placeholder(what: str):
+    """The sweep plot before its first run: what the button will draw there, instead of an empty box."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    text = f"Press <b>Sweep the severity</b> to plot {what} here<br>(about 1 s per image on 2 CPU cores; a progress bar"
+    fig.add_annotation(text=text + " shows here)", showarrow=False, font=dict(size=16, color="#555"))
+    fig.update_layout(xaxis_visible=False, yaxis_visible=False, height=160, margin=dict(l=10, r=10, t=10, b=10),
+                      plot_bgcolor="rgba(0,0,0,0)")  # fmt: skip
+    return fig
 
 
 def _plain(markdown: str) -> list[str]:

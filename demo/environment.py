@@ -79,6 +79,13 @@ def model_event() -> dict:
     return {"concurrency_id": "model", "concurrency_limit": model_concurrency()}
 
 
+def sweep_event() -> dict:
+    """Event settings of a robustness sweep (minutes of model calls): its own queue slot, one at a time, so sweeps
+    never take every ``model_event`` slot and leave a lecture hall's clicks waiting behind them (seen: 30 s queues
+    while two sweeps ran)."""
+    return {"concurrency_id": "sweep", "concurrency_limit": 1}
+
+
 def torch_threads() -> int:
     """Intra-op threads per request so that concurrent requests share the cores instead of oversubscribing them."""
 

@@ -30,6 +30,7 @@ from demo.common import (
     result_caption,
     scratch_file,
     slide_export,
+    sweep_placeholder,
     tab_intro,
     user_errors,
 )
@@ -391,7 +392,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 n_images = gr.Slider(6, 60, value=20, step=1, label="Held-out X-rays in the sweep", elem_id="lab-n")
                 sweep_button = gr.Button("Sweep the severity (both models)", elem_id="lab-sweep")
             sweep_text = gr.Markdown(elem_id="lab-sweep-text", elem_classes="key-result")
-            sweep_plot = gr.Plot(label="Dice against severity", elem_id="lab-sweep-plot", visible=False)
+            sweep_plot = gr.Plot(sweep_placeholder("both models' mean Dice against severity"),
+                                 label="Dice against severity", elem_id="lab-sweep-plot")  # fmt: skip
 
             def _robust(image_path, gt_path, k, sev, a, b):
                 return user_errors(robustness)(image_path, gt_path, k, sev, a, b, get_predictor=get_predictor)

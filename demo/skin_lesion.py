@@ -26,6 +26,7 @@ from demo.common import (
     read_upload,
     result_caption,
     slide_export,
+    sweep_placeholder,
     tab_intro,
     user_errors,
 )
@@ -411,7 +412,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                                      elem_id="skinlab-n")  # fmt: skip
                 sweep_button = gr.Button("Sweep the severity (both models)", elem_id="skinlab-sweep")
             sweep_text = gr.Markdown(elem_id="skinlab-sweep-text", elem_classes="key-result")
-            sweep_plot = gr.Plot(label="Accuracy against severity", elem_id="skinlab-sweep-plot", visible=False)
+            sweep_plot = gr.Plot(sweep_placeholder("both models' accuracy against severity"),
+                                 label="Accuracy against severity", elem_id="skinlab-sweep-plot")  # fmt: skip
 
             def _robust(path, k, sev, a, b):
                 return robustness(path, k, sev, a, b, get_predictor=get_predictor)

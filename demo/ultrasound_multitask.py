@@ -194,9 +194,11 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     if wrong_organ:  # the warning is the headline
         other, chosen = ORGAN_TITLES.get(best_organ, best_organ), ORGAN_TITLES.get(organ, organ)
         if withheld:
-            head.append(f"### ⚠️ This looks like a {other} image, not {chosen}\nOrgan check: {scores[best_organ]:.0%}. "
-                        f"Choose **{other}** under Organ and the image runs again with its heads. The {chosen} heads' "
-                        f"answers are not shown here (they are under *Every head's answer*).\n")  # fmt: skip
+            sure = scores[best_organ]
+            head.append(f"### ⚠️ This looks like a {other} image, not {chosen}\nThe organ check (a classifier on "
+                        f"the model's image features) is {sure:.0%} sure. Choose **{other}** under Organ and the "
+                        f"image runs again with its heads. The {chosen} heads' answers are not shown here (they "
+                        f"are under *Every head's answer*).\n")  # fmt: skip
         else:
             head.append(f"### ⚠️ This may be a {other} image (organ check: {scores[best_organ]:.0%})\nChoose "
                         f"**{other}** under Organ to run its heads. The answers below assume {chosen}.\n")  # fmt: skip
@@ -398,7 +400,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 "converted BUSI + HC18 data, and the **student report's reproduced run** (26 tasks, scored on its own "
                 "training subset, so not comparable as a benchmark). AUC is n/a (blank), never 0, where undefined."
             )
-            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, max_chars=32, elem_id="mt-results",
-                                 column_widths=["175px", "150px", "190px", "80px", "300px"])  # fmt: skip
+            # one line per row (wrapped, the 17 headers made a 120 px header row); the key columns fit the screen
+            table = gr.DataFrame(interactive=False, wrap=False, pinned_columns=1, max_chars=32, elem_id="mt-results",
+                                 column_widths=["175px", "150px", "270px", "80px", "300px"])  # fmt: skip
             gr.context.Context.root_block.load(lambda: readable(results_view()), None, [table],
                                                api_name="multitask_results")  # fmt: skip

@@ -121,7 +121,7 @@ def bars_figure(task: str, steps: dict[str, dict], show_report: bool = True) -> 
         title=wrap_title(f"{dataset_label(task)}: accuracy per step ({bars}{report})"),
         # the ladder's order, whichever trace comes first
         xaxis=dict(automargin=True, categoryorder="array", categoryarray=[STEP_TITLES[s] for s in STEP_ORDER]),
-        yaxis=dict(title="accuracy", range=[0, 1.02]),
+        yaxis=dict(title="accuracy", range=[0, 1.06]),  # room for the markers at 1.0
         legend=LEGEND_BELOW,
         margin=dict(l=40, r=10, t=100, b=40),
         height=560,

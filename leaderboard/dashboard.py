@@ -56,14 +56,19 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
     if len(rows) > 1:
         idx = pareto_front(rows[x].to_numpy(float), rows[metric].to_numpy(float))
         front = rows.iloc[idx]
-        fig.add_scatter(x=front[x], y=front[metric], mode="lines", name="Pareto front",
-                        line=dict(color="#888", dash="dash", shape="hv"), hoverinfo="skip")  # fmt: skip
+        if len(front) > 1:  # a one-point front draws no line: no legend entry for it either
+            fig.add_scatter(x=front[x], y=front[metric], mode="lines", name="Pareto front",
+                            line=dict(color="#888", dash="dash", shape="hv"), hoverinfo="skip")  # fmt: skip
+    if not len(rows):  # say so in the plot, not as an empty grid with made-up axes
+        what = "no CPU latency was measured for this task's models" if x == "latency_ms" else "no rows with both"
+        fig.add_annotation(text=what, showarrow=False, font=dict(size=16, color="#555"))
+        fig.update_layout(xaxis_visible=False, yaxis_visible=False)
     title = get_task(task).title
     against = {"params": "model size", "latency_ms": "CPU latency"}.get(x, x)
     fig.update_layout(
         title=f"{title}: {metric} against {against}" + ("" if len(rows) else " (no rows with both)"),
         xaxis_title=AXES.get(x, x), yaxis_title=metric, xaxis_type="log", height=420,
-        margin=dict(l=50, r=10, t=80, b=40),
+        margin=dict(l=50, r=10, t=80, b=40), showlegend=bool(len(rows)),
         # the legend under the title, in view at 1280x720 (below the axis it was off-screen: markers unexplained)
         legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=13)),
     )  # fmt: skip

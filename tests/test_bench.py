@@ -20,6 +20,8 @@ def test_model_requests_share_one_concurrency_group(tiny_checkpoints):
         assert by_api[api].concurrency_id == "model", api
         assert by_api[api].concurrency_limit == model_concurrency(), api
     assert by_api["leaderboard"].concurrency_id != "model"
+    for api in ("sweep_lung", "sweep_skin"):  # minutes of model calls: one slot of their own, one sweep at a time
+        assert by_api[api].concurrency_id == "sweep" and by_api[api].concurrency_limit == 1, api
     assert demo._queue.max_size == app.QUEUE_SIZE
 
 
