@@ -415,7 +415,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_segment, [image_in, gt_in, opacity, view], outputs, run=run, message=message,
                                api_name="segment_breast", upload=image_in, clear=[gt_in], examples_rows=_examples(),
                                examples_inputs=[image_in, gt_in], examples_label="Real BUSI validation images (with "
-                               "their masks)", permalink=TASK, opacity=opacity)  # fmt: skip
+                               "their masks)", permalink=TASK, opacity=opacity, rerun=[gt_in])  # fmt: skip
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
             view.change(view_legend, [view], [legend], api_name=False, queue=False)
@@ -437,7 +437,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                         gr.Examples(
                             [[str(p)] for p in examples],
                             inputs=[video_in],
-                            label="Synthetic cine loop (a still BUSI image moved and re-noised; BUSI has no videos)",
+                            label="Synthetic cine loop (a still BUSI image moved and re-noised; BUSI has no videos):"
+                            " click it, then Segment video",
                             elem_id="breast-video-examples",
                         )
                     with gr.Row(equal_height=True):
@@ -457,8 +458,9 @@ def build_tab(get_predictor=get_predictor) -> None:
                         elem_classes="key-result",
                     )
                     video_live = gr.HTML(elem_id="breast-video-live", elem_classes="cine-live")
-                    video_out = gr.Video(label="Segmented loop (plays at the source's frame rate; download below)",
-                                         elem_id="breast-video-out", interactive=False, autoplay=True, loop=True,
+                    video_out = gr.Video(label="Segmented loop (at the source's frame rate; download: the arrow, "
+                                         "top right)", elem_id="breast-video-out", interactive=False, autoplay=True,
+                                         loop=True,
                                          height=300, visible=False)  # fmt: skip
 
             def _video(path, opacity_value, size_choice):

@@ -80,6 +80,7 @@ th.header-cell {min-width:max-content}
 #permalink-notice:not(:has(p)) {display:none !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
 .projector {font-size:1.25rem}
+.projector button[role="tab"], .projector .tab-container button {font-size:var(--text-md) !important}
 .projector .prose, .projector .prose p, .projector .prose li {font-size:1.1rem !important}
 .projector label span, .projector button:not([role="tab"]), .projector table {font-size:1.2rem !important}
 .projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}
@@ -182,7 +183,8 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
                    models=(), opacity=None, subtab=None):  # fmt: skip
     """The one trigger rule of every model tab: the main button, an upload and an example click each run ``fn`` with
     the current settings. An upload first clears the inputs that belonged to the previous image (``clear``: its
-    ground-truth mask, an example's pixel size) and every output; errors stay in ``message``; a change of a
+    ground-truth mask, an example's pixel size) and every output, as removing the image does; errors stay in
+    ``message``; a change of a
     ``rerun`` control re-runs on the image shown. ``api_name`` serves ``fn`` itself (raising ``gr.Error``) from a
     hidden trigger. ``permalink`` (the tab's key) lets a link choose an example, the ``models`` pickers and the
     ``opacity`` (``demo.permalink``), with a "Copy link" button."""
@@ -200,6 +202,8 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
         upload.upload(lambda: [None] * len(reset), None, reset, api_name=False, queue=False).then(
             ui, inputs, ui_outputs, api_name=False, **model_event()
         ).then(drop_unviewable, [upload, message], [upload], api_name=False, queue=False)
+        # the image removed (its x): its results go too (a newcomer saw a Dice stay up for a removed X-ray)
+        upload.clear(lambda: [None] * len(reset), None, reset, api_name=False, queue=False)
     if rerun:
 
         def again(*values):  # a changed setting re-runs on the image shown; nothing to do before an image
@@ -256,11 +260,14 @@ def sweep_placeholder(what: str):
 
 
 def _plain(markdown: str) -> list[str]:
-    """Markdown lines as plain text (no #, **, backticks, links), empty lines dropped."""
+    """Markdown lines as plain text (no #, **, backticks, links, HTML tags), empty lines and table rows dropped."""
     import re
 
     out = []
     for line in (markdown or "").splitlines():
+        if line.lstrip().startswith("|") or "<summary>" in line:  # a table, an expander's title: not facts
+            continue
+        line = re.sub(r"<[^>]+>", "", line)  # <details>, <summary>, <sup>...
         line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)
         line = re.sub(r"(\*\*|__|[#*`])", "", line).strip()
         if line:

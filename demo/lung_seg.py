@@ -144,8 +144,13 @@ def compare(image_path, gt_path, model_a: str, model_b: str, get_predictor=get_p
     stats = (
         f"{headline}\n{result_caption(image_path, f'A {name_a} · B {name_b}')} · {image.width}x{image.height}\n\n"
         f"Lung area A {areas['A']:.1f} % · B {areas['B']:.1f} %; the masks disagree on "
-        f"**{100 * (a ^ b).mean():.2f} %** of the pixels (Dice between them {agree_dice:.4f}).\n\n"
-        "<details><summary>Areas and CPU latency</summary>\n\n"
+        f"**{100 * (a ^ b).mean():.2f} %** of the pixels (Dice between them {agree_dice:.4f})"
+        + (
+            " — A and B are the same model here: choose another under Model B to compare."
+            if model_a == model_b
+            else "."
+        )  # fmt: skip
+        + "\n\n<details><summary>Areas and CPU latency</summary>\n\n"
         "| model | lung area | forward | whole call |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
         f"CPU latency ({preds['A'].backend})."
         + footnotes(notes, *(get_predictor(TASK, v) for v in (model_a, model_b)))
@@ -357,7 +362,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                 bind_model_run(_compare, inputs, outputs, run=run, message=message, api_name="compare_lung",
                                upload=image_in, clear=[gt_in], examples_rows=_examples(), examples_inputs=[image_in,
                                gt_in], examples_label="Real test-split X-rays (Shenzhen CHNCXR, Montgomery MCUCXR) "
-                               "with masks", rerun=[model_a, model_b], permalink=TASK,
+                               "with masks", rerun=[model_a, model_b, gt_in], permalink=TASK,
                                models=[model_a, model_b])  # fmt: skip
             gt_in.change(lambda gt: [gr.update(visible=gt is not None)] * 2, [gt_in], [map_a, map_b], api_name=False,
                          queue=False)  # fmt: skip
@@ -403,7 +408,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                                run=lab_run, message=lab_message, api_name="robustness_lung", upload=lab_in,
                                clear=[lab_gt], examples_rows=_examples(), examples_inputs=[lab_in, lab_gt],
                                examples_label="Real test-split X-rays with masks",
-                               rerun=[kind, severity, lab_a, lab_b])  # fmt: skip
+                               rerun=[kind, severity, lab_a, lab_b, lab_gt])  # fmt: skip
             bind_sweep(
                 sweep,
                 button=sweep_button,

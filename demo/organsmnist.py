@@ -116,9 +116,11 @@ def seeds_view(dataset: str, protocol: str, resolution):
     missing = "" if size in sizes else f"No run at {size} px; showing {sizes[0]} px. "
     size = size if size in sizes else sizes[0]
     if table is None or not len(table):
-        note = (f"No seed study on {dataset} here yet. Where the file is (or the internet, for the download): "
+        note = (f"### No seed study on {dataset} here yet\nThe OrganSMNIST file is not on this machine (it needs the "
+                "internet, or a copy of `organsmnist.npz`), so the study ran on the BreastMNIST-style stand-in: choose "
+                "it under *Dataset*. With the file, this command runs the same study on it:\n\n"
                 f"`python -m training.ablate --dataset {'organsmnist' if task == 'organsmnist' else 'FILE'} --seeds 5 "
-                "--protocols report,adapted --export`.")  # fmt: skip
+                "--protocols report,adapted --export`")  # fmt: skip
     else:
         at = table[table["resolution"] == size]
         best = at.loc[at["test_acc_mean"].idxmax()]

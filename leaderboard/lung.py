@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import LEGEND_BELOW
 from leaderboard.results import RunResult
 from models.hub import checkpoint_dir
 from models.registry import get_task
@@ -96,8 +95,8 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
         title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch<br><sup>{key}</sup>",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
-        legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=70, b=40),
+        showlegend=False,  # the colours are in the title, dashed/solid/stars in the tab's text (a 4-run legend left the
+        margin=dict(l=40, r=10, t=70, b=40),  # plot 80 px tall)
         height=520,
     )
     return fig

@@ -84,7 +84,10 @@ class MahalanobisOOD:
 
     def check(self, distance: float, saturation: float, luminance_std: float, roughness: float = 0.0) -> str | None:
         """The reason the image is out of distribution, or ``None``."""
-        evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f})"
+        if distance > self.threshold:
+            evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f})"
+        else:  # said as passed: "distance 49.3, threshold 63.4" under a refusal read as a contradiction
+            evidence = f" (the feature distance alone, {distance:.1f} ≤ {self.threshold:.1f}, would have passed)"
         if luminance_std < UNIFORM_STD:
             return "the image is nearly uniform, with no structure to analyse" + evidence
         if saturation < self.min_saturation:

@@ -232,3 +232,14 @@ def test_robustness_sweep_plots_dice_against_severity_for_both_models(client):
     assert "Dice falls by" in text and "U-Net, SGD" in text and not message
     plot = json.dumps(fig)
     assert "Gaussian noise" in plot and "U-Net, Adam" in plot
+
+
+def test_a_slide_gets_plain_facts_without_html_or_table_rows():
+    """Seen by a newcomer: the lung slide printed "<details><summary>Areas and CPU latency</summary>" and the table's
+    pipes. The facts are the result's plain sentences."""
+    from demo.common import _plain
+
+    text = ("### Dice against the mask: A 0.945 · B 0.947\nImage **x.png** · model **A U-Net**\n\n"
+            "<details><summary>Areas and CPU latency</summary>\n\n| model | lung area |\n|---|---|\n| A | 23 % |\n"
+            "</details>")  # fmt: skip
+    assert _plain(text) == ["Dice against the mask: A 0.945 · B 0.947", "Image x.png · model A U-Net"]
