@@ -223,8 +223,10 @@ def test_lung_comparison_side_by_side(page, lung_app_url):
     expect(page.locator("#lung-dice-plot")).to_contain_text("report", timeout=30_000)
     expect(page.locator("#lung-results")).to_contain_text("U-Net++, Adam")
     page.get_by_label("U-Net vs U-Net++ (Adam)").check()
-    expected = "U-Net++, Adam: test" if model_b == "unetplusplus" else "U-Net, Adam: test"
+    expected = "U-Net++, Adam" if model_b == "unetplusplus" else "U-Net, Adam"  # the colour key in the title
     expect(page.locator("#lung-dice-plot")).to_contain_text(expected, timeout=30_000)
+    if model_b == "unetplusplus":  # the Adam pair only: no SGD run, no SGD report line
+        expect(page.locator("#lung-dice-plot")).not_to_contain_text("SGD", timeout=30_000)
     _shot(page, "app_lung_curves.png")
 
 
