@@ -312,13 +312,20 @@ def slide_export(image, text, task: str, prefix: str, message, variant=None) -> 
     """A button under a tab's result that gives ``slide_file``'s PNG as a download (``api_name=slide_<prefix>``);
     a problem (no result yet) goes to the tab's ``message`` box."""
     button = gr.Button("Slide for the projector (1920x1080 PNG)", size="sm", elem_id=f"{prefix}-slide")
-    file = gr.File(label="Slide", elem_id=f"{prefix}-slide-file", height=70)
+    # the file box appears with its first slide (an empty dashed box under the button looked broken)
+    file = gr.File(label="Slide", elem_id=f"{prefix}-slide-file", height=70, visible=False)
     inputs = [image, text] + ([variant] if variant is not None else [])
 
     def make(img, txt, var=None):
         return slide_file(img, txt, task, var)
 
-    button.click(in_tab(user_errors(make), 1), inputs, [file, message], api_name=f"slide_{prefix}")
+    def show(img, txt, var=None):
+        path, problem = in_tab(user_errors(make), 1)(img, txt, *([var] if variant is not None else []))
+        return gr.update(value=path, visible=path is not None), problem
+
+    api = gr.Button(visible=False, elem_classes="api-only")
+    api.click(user_errors(make), inputs, file, api_name=f"slide_{prefix}")
+    button.click(show, inputs, [file, message], api_name=False)
 
 
 def readable(df, cut: int | None = None, whole=("model",)):

@@ -135,10 +135,9 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     tta = f", the mean over {views} test-time views (the image and its flips)" if views > 1 else ""
     text = (
         f"{verdict}\n\n{caption}\n\n<details><summary>How these numbers were made</summary>\n\nProbabilities "
-        f"{calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence for it). CPU: {pred.latency_ms:.0f} ms "
-        f"in all, forward {pred.model_ms:.0f} ms; Grad-CAM adds one backward pass."
-        + footnotes(notes, predictor)
-        + "\n</details>"
+        f"{calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence for it; it covers the centre square "
+        f"the model sees, not the margins). CPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms; "
+        "Grad-CAM adds one backward pass." + footnotes(notes, predictor) + "\n</details>"
     )
     return pred.probs, cam, ood, text
 
