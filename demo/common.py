@@ -260,12 +260,15 @@ def sweep_placeholder(what: str):
 
 
 def _plain(markdown: str) -> list[str]:
-    """Markdown lines as plain text (no #, **, backticks, links, HTML tags), empty lines and table rows dropped."""
+    """Markdown lines as plain text (no #, **, backticks, links, HTML tags); empty lines, table rows and what an
+    expander (``<details>``) folds away are dropped."""
     import re
 
-    out = []
+    out, folded = [], False
     for line in (markdown or "").splitlines():
-        if line.lstrip().startswith("|") or "<summary>" in line:  # a table, an expander's title: not facts
+        folded = folded or "<details" in line  # an expander's content (tables, latencies): detail, not a slide's fact
+        if folded or line.lstrip().startswith("|"):
+            folded = folded and "</details>" not in line
             continue
         line = re.sub(r"<[^>]+>", "", line)  # <details>, <summary>, <sup>...
         line = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line)
