@@ -183,14 +183,15 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
     drawn = [replace(o, box=mask_boxes[o.task_id], score=None) if o.task_id in mask_boxes else o
              for o in pred.outputs.values() if ellipse is None or o.points is None]  # fmt: skip
-    picture = draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES)
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
     wrong_organ = best_organ != organ and organ in scores
     # a confident other organ: the chosen organ's answers are withheld (kept under "Every head's answer"), as the
-    # skin tab withholds a diagnosis for an image that is not dermoscopy
+    # skin tab withholds a diagnosis for an image that is not dermoscopy; the picture is then the plain image
     withheld = wrong_organ and scores[best_organ] >= ORGAN_WITHHOLD
+    picture = (np.asarray(pred.image) if withheld
+               else draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES))  # fmt: skip
     if wrong_organ:  # the warning is the headline
         other, chosen = ORGAN_TITLES.get(best_organ, best_organ), ORGAN_TITLES.get(organ, organ)
         if withheld:
@@ -247,8 +248,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
-    if withheld:  # the plain image: nothing of the chosen organ's answers is drawn
-        picture, probs = np.asarray(pred.image), None
+    if withheld:
+        probs = None
         chosen = ORGAN_TITLES.get(organ, organ)
         details.insert(0, f"The {chosen} heads' answers, which assume an image of that organ:\n")
     caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from leaderboard.plots import LEGEND_BELOW, OKABE_ITO, confusion_heatmap, wrap_title
+from leaderboard.plots import LEGEND_BELOW, OKABE_ITO, colour_key, confusion_heatmap, wrap_title
 from leaderboard.results import RunResult
 from models.hub import checkpoints_root
 from models.registry import ABLATION_STEPS, ABLATION_TITLES, get_task
@@ -66,7 +66,7 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
             continue
         color = PALETTE[i % len(PALETTE)]
         title = STEP_TITLES[step]
-        key.append(f"<span style='color:{color}'>■</span> {title}")
+        key.append((color, title))
         fig.add_scatter(
             x=df["step"], y=df[f"train_{which}_smooth"], name=f"{title}: train", line=dict(color=color, dash="dash")
         )
@@ -76,7 +76,7 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
             f"{dataset_label(task)}, measured here: {'accuracy' if which == 'acc' else 'loss'} per "
             "step (60-step moving average; dashed train batch, solid one cycled val batch)"
         )
-        + (f"<br><sup>{' · '.join(key)}</sup>" if key else ""),
+        + (colour_key(key) if key else ""),
         xaxis_title="optimiser step",
         yaxis_title="accuracy" if which == "acc" else "cross-entropy",
         legend=LEGEND_BELOW,

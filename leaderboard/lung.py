@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from leaderboard.plots import colour_key
 from leaderboard.results import RunResult
 from models.hub import checkpoint_dir
 from models.registry import get_task
@@ -85,14 +86,9 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
                 line=dict(color=color, dash="dot"),
                 annotation_text=f"report, U-Net SGD: {'loss plateau' if metric == 'loss' else 'Dice max'} ≈ {y}",
             )
-    # the colour key in the title, in view at 1280x720 (the legend sits below the plot, off-screen)
-    key = " · ".join(
-        f"<span style='color:{COLORS.get(run['variant'])}'>■</span> {title(run['variant'])}"
-        for run in runs
-        if run["history"] is not None
-    )
+    key = colour_key((COLORS.get(run["variant"]), title(run["variant"])) for run in runs if run["history"] is not None)
     fig.update_layout(
-        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch<br><sup>{key}</sup>",
+        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch{key}",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
         showlegend=False,  # the colours are in the title, dashed/solid/stars in the tab's text (a 4-run legend left the

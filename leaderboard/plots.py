@@ -31,6 +31,12 @@ def wrap_title(text: str, width: int = 72) -> str:
 LEGEND_BELOW = dict(orientation="h", yref="container", y=0.01, yanchor="bottom", x=0, font=dict(size=14))
 
 
+def colour_key(pairs) -> str:
+    """``[(colour, name)]`` as a title line of coloured squares and names: a figure's key in view at 1280x720, where
+    its legend sits below the plot."""
+    return "<br><sup>" + " · ".join(f"<span style='color:{c}'>■</span> {name}" for c, name in pairs) + "</sup>"
+
+
 def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) -> go.Figure:
     """Rows = true class, columns = predicted, cell text given; empty figure with the title when ``z`` is None."""
     fig = go.Figure()
