@@ -366,7 +366,13 @@ def multitask_notes(saved: dict, progress: dict) -> str:
             "quick-validation epoch)."
             if saved.get("select") == "last"
             else " The epoch with the best quick-validation score is kept, as in the baseline."
-        ),  # fmt: skip
+        )  # fmt: skip
+        + (
+            f" The weights kept are an **exponential moving average** (decay {saved['ema_decay']:g}, updated every "
+            "optimiser step, timm `ModelEmaV3`), not the last step's."
+            if saved.get("ema_decay")
+            else ""
+        ),
         "* Data: not the challenge's (not public here) but BUSI (780 images) and an HC18 subset (400 of 999) "
         "converted to the challenge's CSV format by `training.fmc_convert`: 6 tasks instead of 26, split 80/20 by "
         "subject. Metrics are the official evaluator's on the **held-out** split, at original resolution; the "

@@ -8,6 +8,8 @@ import math
 import subprocess
 import sys
 
+import torch
+
 from models.hub import clear_cache
 from training.config import resolve_config
 from training.train import main
@@ -77,6 +79,24 @@ def test_a_continuation_of_a_continuation_states_the_whole_budget(synthetic_busi
     seconds = [json.loads((r / "progress.json").read_text())["train_seconds"] for r in (first, second)]
     earlier = json.loads((third / "progress.json").read_text())["init_from"]
     assert earlier["epochs"] == 2 and math.isclose(earlier["train_seconds"], sum(seconds))
+
+
+def test_the_ema_weights_are_the_model_and_survive_a_resume(synthetic_busi, tmp_path):
+    """``--ema-decay``: the averaged weights are scored, saved and resumed. With decay 1 the average never moves, so
+    a continuation that trains still saves exactly the weights it started from, across a resume too."""
+    from safetensors.torch import load_file
+
+    first = main(_cfg(synthetic_busi, tmp_path, "--epochs", "1", "--max-steps", "2", "--tag", "a"))
+    start = load_file(str(first / "model" / "model.safetensors"))
+    args = ("--tag", "ema", "--init-from", str(first / "model"), "--ema-decay", "1.0")
+    run = main(_cfg(synthetic_busi, tmp_path, "--epochs", "1", "--max-steps", "2", *args))
+    main(_cfg(synthetic_busi, tmp_path, "--epochs", "2", "--max-steps", "4", "--resume", *args))
+    saved = load_file(str(run / "model" / "model.safetensors"))
+    floats = [k for k in start if start[k].is_floating_point()]  # counters such as num_batches_tracked are copied
+    assert floats and all(torch.equal(saved[k], start[k]) for k in floats)
+    assert len(list(csv.DictReader((run / "history.csv").open()))) == 2
+    assert json.loads((run / "metrics.json").read_text())["training"]["ema_decay"] == 1.0
+    assert "exponential moving average" not in (run / "model" / "README.md").read_text()  # a multitask-only note
 
 
 def test_evaluate_cli_prints_one_json_object_last(synthetic_busi, tiny_checkpoints):

@@ -48,6 +48,7 @@ class TrainConfig:
     val_split: str = "val"
     pretrained: bool = False  # ImageNet encoder weights (needs the internet); offline default: from scratch
     init_from: str | None = None  # a model folder (model.safetensors) whose weights start the run (a continuation)
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights (timm ModelEmaV3); it is the model
     seed: int = 0
     num_workers: int = 0
     channels_last: bool = True
@@ -77,6 +78,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--pretrained", action="store_true", help="ImageNet weights (the internet, or a packaged file)")
     p.add_argument("--init-from", metavar="DIR", help="start from this model folder's weights (a continuation)")
+    p.add_argument("--ema-decay", type=float, help="> 0: the model is an EMA of the weights, updated every step "
+                   "(timm ModelEmaV3), scored each epoch and saved instead of the raw weights")  # fmt: skip
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)

@@ -86,9 +86,10 @@ def use_cpu(cfg: TrainConfig) -> bool:
     return bool(cfg.cpu or env or (distributed and not torch.cuda.is_available()))
 
 
-def train_one_epoch(model, recipe, loader, optimizer, accelerator, cfg: TrainConfig, progress: dict):
+def train_one_epoch(model, recipe, loader, optimizer, accelerator, cfg: TrainConfig, progress: dict, ema=None):
     """One pass over the training loader. Returns ``({"train_loss": mean, "train_<extra>": mean}, stop)``; ``stop``
-    is True once ``cfg.max_steps`` optimiser steps are done (smoke tests)."""
+    is True once ``cfg.max_steps`` optimiser steps are done (smoke tests). ``ema`` (timm ``ModelEmaV3``) follows
+    every optimiser step."""
     model.train()
     sums, seen = {}, 0
     for x, y in loader:
@@ -105,6 +106,8 @@ def train_one_epoch(model, recipe, loader, optimizer, accelerator, cfg: TrainCon
         seen += len(y)
         if accelerator.sync_gradients:
             progress["steps"] += 1
+            if ema is not None:
+                ema.update(accelerator.unwrap_model(model))
             if cfg.max_steps and progress["steps"] >= cfg.max_steps:
                 return {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}, True
     return {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}, False
@@ -187,8 +190,17 @@ def main(cfg: TrainConfig) -> Path:
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     if scheduler is not None:
         accelerator.register_for_checkpointing(scheduler)
+    ema = None
+    if cfg.ema_decay:  # the averaged weights are the model: scored each epoch, saved, exported
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(accelerator.unwrap_model(model), decay=cfg.ema_decay)
     if progress["epoch"] > 0:
         accelerator.load_state(str(run_dir / "state"))
+        if ema is not None:
+            from safetensors.torch import load_file
+
+            ema.module.load_state_dict(load_file(str(run_dir / "state" / "ema.safetensors")), strict=True)
         accelerator.print(f"resumed after epoch {progress['epoch']} (best epoch {progress['best_epoch']})")
 
     history = read_history(run_dir / "history.csv")
@@ -198,8 +210,8 @@ def main(cfg: TrainConfig) -> Path:
         epoch = progress["epoch"] + 1
         t0 = time.time()
         lr = optimizer.param_groups[0]["lr"]
-        train, stop = train_one_epoch(model, recipe, train_loader, optimizer, accelerator, cfg, progress)
-        val = evaluate(model, recipe, val_loader, accelerator)
+        train, stop = train_one_epoch(model, recipe, train_loader, optimizer, accelerator, cfg, progress, ema)
+        val = evaluate(model if ema is None else ema.module, recipe, val_loader, accelerator)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(val[sel_key])
         elif scheduler is not None:
@@ -223,9 +235,14 @@ def main(cfg: TrainConfig) -> Path:
             write_history(run_dir / "history.csv", history)
             recipe.on_epoch_end(run_dir, epoch)
             if improved:
-                accelerator.unwrap_model(model).save_pretrained(run_dir / "model")
+                (accelerator.unwrap_model(model) if ema is None else ema.module).save_pretrained(run_dir / "model")
         if cfg.save_state:  # resumable mid-run (short runs skip it: ResNet-152's state is 700 MB per epoch)
             accelerator.save_state(str(run_dir / "state"))
+            if ema is not None and accelerator.is_main_process:
+                from safetensors.torch import save_file
+
+                state = {k: v.contiguous() for k, v in ema.module.state_dict().items()}
+                save_file(state, str(run_dir / "state" / "ema.safetensors"))
             if accelerator.is_main_process:
                 progress_file.write_text(json.dumps(progress, indent=2))
         accelerator.print(
@@ -275,6 +292,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
                 "cutmix_alpha",
                 "augment",
                 "tag",
+                "ema_decay",
                 "train_split",
                 "weight_decay",
                 "scheduler",
