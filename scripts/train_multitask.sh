@@ -6,8 +6,9 @@
 # points), class-balanced CE for breast_3cls, the axes regression weighted x10. The last epoch is the model
 # (select=last): the held-out split chooses nothing.
 #
-# The shipped model is a chain of four runs, each `--init-from` the previous one's model with a fresh warm-up and
-# cosine: 6 epochs, then 14, 12 and 12 more (44 in all; the card adds up the chain). Each stage is resumable: rerun the
+# The shipped model is a chain of five runs, each `--init-from` the previous one's model with a fresh warm-up and
+# cosine: 6 epochs, then 14, 12, 12 and 12 more (56 in all; the card adds up the chain); the last keeps an
+# exponential moving average of the weights (--ema-decay 0.998), which is the model. Each stage is resumable: rerun the
 # script and it continues where it stopped; only the last stage exports to checkpoints/. STAGES=1 runs the first only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,12 +30,13 @@ stage() {  # TAG EPOCHS [--init-from DIR] [--export]
         echo "stage $tag stopped before its $epochs epochs: rerun this script to continue it"; exit 1; }
 }
 
-stages=("lite1-256 6" "lite1-256-cont 14" "lite1-256-cont2 12" "lite1-256-cont3 12")
+stages=("lite1-256 6" "lite1-256-cont 14" "lite1-256-cont2 12" "lite1-256-cont3 12"
+        "lite1-256-cont4-ema 12 --ema-decay 0.998")
 n=${STAGES:-${#stages[@]}}
 previous=""
 for i in $(seq 0 $((n - 1))); do
-    read -r tag epochs <<<"${stages[$i]}"
-    args=()
+    read -r tag epochs extra <<<"${stages[$i]}"
+    read -ra args <<<"${extra:-}"
     [ -n "$previous" ] && args+=(--init-from "$(run_folder "$previous")/model")
     [ "$i" -eq $((n - 1)) ] && args+=(--export)
     stage "$tag" "$epochs" "${args[@]}"
