@@ -135,6 +135,23 @@ def box_iou_note(result, det_task_id: str) -> str:
     return f" (held-out IoU {scores['iou_mask_box']:.2f}; the box head's {scores['iou']:.2f})"
 
 
+def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
+    """A line for the key result where the class head and a lesion mask contradict each other: "normal" with a lesion
+    drawn, or a lesion class with an empty mask ("nothing found"). The heads are separate: neither checks the other."""
+    if not verdicts or not found:  # the fetal heads have no class head: only an organ with both is checked
+        return ""
+    label = next(iter(verdicts.values()))
+    task, frac = next(iter(found.items()))
+    mask = head_title(task).lower()
+    if label == "normal" and frac > 0:
+        return (f"⚠️ The heads disagree: the class head says *normal*, the {mask} covers {frac:.1%} of the image. "
+                "They are separate heads and neither checks the other; see both under *Every head's answer*.")
+    if label != "normal" and frac == 0:
+        return (f"The {mask} found nothing: no region is drawn, although the class head says *{label}*. They are "
+                "separate heads and neither checks the other.")
+    return ""
+
+
 def _fmt_box(box) -> str:
     return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
@@ -209,13 +226,15 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
                else "ellipse through the four axis end points")  # fmt: skip
         ref = reference_hc(image_path)
         reference = f" HC18 reference for {ref[0]}: **{ref[1]:.1f} mm**." if ref else ""
+        short = "the head mask's fitted ellipse" if source == "mask" else "the four axis points"
         if pixel_mm:
-            hc_value, hc_line = f"{hc_px * pixel_mm:.1f} mm", f"{hc_px:.0f} px × {pixel_mm:.4g} mm/px."
+            hc_value, hc_line = f"{hc_px * pixel_mm:.1f} mm", f"From {short}: {hc_px:.0f} px × {pixel_mm:.4g} mm/px."
         else:
-            hc_value, hc_line = f"{hc_px:.0f} px", "Enter the pixel size for millimetres."
+            hc_value, hc_line = f"{hc_px:.0f} px", f"From {short}. Enter the pixel size for millimetres."
         if not withheld:
             head.append(f"{headline}Head circumference: {hc_value}\n{hc_line}{reference}")
         details.append(f"* **Head circumference**: {hc_value}, from the {how}; chosen by {why}.")
+    verdicts, found = {}, {}  # the class head's top label and each lesion mask's share, to say where they disagree
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
@@ -224,11 +243,13 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
                 verdict = f"uncertain: {ranked[0][0]} {ranked[0][1]:.0%} vs {ranked[1][0]} {ranked[1][1]:.0%}"
             else:
                 verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
+            verdicts[out.task_id] = ranked[0][0]
             if hc_px is None and not withheld:
                 head.append(f"{headline}{head_title(out.task_id)}: {verdict}")
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
+            found[out.task_id] = frac
             details.append(
                 f"* **{head_title(out.task_id)}** (segmentation): {frac:.1%} of the image, tinted on the picture"
             )
@@ -246,6 +267,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
             shown = "yellow dots" if ellipse is None else "not drawn: the HC above is the head mask's ellipse"
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
+    if not withheld and (clash := heads_disagree(verdicts, found)):
+        head.append(clash)
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
     if withheld:

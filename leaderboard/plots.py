@@ -43,14 +43,15 @@ def confusion_heatmap(z, labels, text, title: str, zmax: float | None = None) ->
     if z is not None:
         fig.add_heatmap(z=z, x=labels, y=labels, text=text, texttemplate="%{text}", colorscale="Blues", zmin=0,
                         zmax=zmax, showscale=False)  # fmt: skip
+    text = wrap_title(title, 45)
+    lines = text.count("<br>") + 1  # the top margin holds the title's lines, then the axis title and the classes
     fig.update_layout(
-        title=wrap_title(title, 45),
+        title=dict(text=text, yref="container", y=1, yanchor="top", pad=dict(t=50), font_size=17),  # under the label
         # the predicted classes above the matrix, in view with its first row (below it they were off-screen)
         xaxis=dict(title="predicted", side="top"),
         yaxis=dict(title="true", autorange="reversed"),
-        margin=dict(l=40, r=10, t=130, b=20),
-        height=450,
-        title_font_size=17,
+        margin=dict(l=40, r=10, t=110 + 24 * lines, b=20),
+        height=430 + 24 * lines,
     )
     return fig
 

@@ -314,6 +314,19 @@ def test_a_confident_other_organ_withholds_the_chosen_organs_answers(tiny_checkp
     assert "may be a Fetal head" in text.split("<details>")[0] and set(probs) == {"normal", "benign", "malignant"}
 
 
+def test_the_key_result_says_when_the_class_and_the_mask_disagree():
+    """Seen by a newcomer: "Lesion class: normal (84%)" above a large lesion mask and its box, unexplained. A lesion
+    class with an empty mask is "nothing found"; agreeing heads and organs without a class head add nothing."""
+    from demo.ultrasound_multitask import heads_disagree
+
+    clash = heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.12})
+    assert "heads disagree" in clash and "normal" in clash and "12.0%" in clash
+    assert "found nothing" in heads_disagree({"breast_3cls": "malignant"}, {"breast_lesion": 0.0})
+    assert heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.05}) == ""
+    assert heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.0}) == ""
+    assert heads_disagree({}, {"fetal_head": 0.3}) == ""
+
+
 def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
     import gradio as gr
     import pytest
@@ -325,6 +338,7 @@ def test_tab_predict_reports_every_kind_and_hc_in_mm(tiny_checkpoints):
     assert picture.ndim == 3 and probs is None
     assert "(segmentation)" in text and "(detection)" in text and "(keypoints)" in text
     assert "Head circumference:" in text and " mm" in text
+    assert "From the head mask's fitted ellipse" in text or "From the four axis points" in text  # its source
     _, probs, text = tab.predict(str(tab.EXAMPLES_DIR / "benign_17.png"), "breast", ["breast_3cls"], None)
     assert set(probs) == {"normal", "benign", "malignant"} and "(classification)" in text
     # the organ switched while the other organ's heads are still ticked (a re-run on the switch): the organ's heads
