@@ -144,11 +144,15 @@ def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
     task, frac = next(iter(found.items()))
     mask = head_title(task).lower()
     if label == "normal" and frac > 0:
-        return (f"⚠️ The heads disagree: the class head says *normal*, the {mask} covers {frac:.1%} of the image. "
-                "They are separate heads and neither checks the other; see both under *Every head's answer*.")
+        return (
+            f"⚠️ The heads disagree: the class head says *normal*, the {mask} covers {frac:.1%} of the image. "
+            "They are separate heads and neither checks the other; see both under *Every head's answer*."
+        )
     if label != "normal" and frac == 0:
-        return (f"The {mask} found nothing: no region is drawn, although the class head says *{label}*. They are "
-                "separate heads and neither checks the other.")
+        return (
+            f"The {mask} found nothing: no region is drawn, although the class head says *{label}*. They are "
+            "separate heads and neither checks the other."
+        )
     return ""
 
 
