@@ -305,6 +305,9 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     expect(info).to_contain_text("(keypoints)", timeout=90_000)
     expect(info).to_contain_text("mm")
     page.locator("#mt-organ").scroll_into_view_if_needed()
+    # the example ran by itself, then Run again: the README's picture waits for that second run to finish
+    expect(page.locator(".progress-text:visible")).to_have_count(0, timeout=60_000)
+    picture.wait_for(timeout=30_000)
     _shot(page, "app_multitask.png")
 
 
