@@ -42,3 +42,5 @@ for i in $(seq 0 $((n - 1))); do
     stage "$tag" "$epochs" "${args[@]}"
     previous=$tag
 done
+# the tab's organ check on the exported weights' features (training split only): organs.safetensors beside them
+$PY -m training.organ_fit --data-dir data/fmc
