@@ -46,6 +46,9 @@ from models.visualize import draw_multitask
 TASK = "ultrasound_multitask"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 ORGAN_TITLES = {"breast": "Breast (BUSI)", "fetal": "Fetal head (HC18)"}
+# the default organ: the organ check (a probe on the encoder's features) picks it, and its heads answer
+ORGAN_AUTO = "auto"
+AUTO_TITLE = "Auto (organ check)"
 # the organ check's probability of another organ from which the chosen organ's answers are withheld
 ORGAN_WITHHOLD = 0.8
 # HC18's official pixel size (mm) and reference head circumference (mm) of the examples (training_set_pixel_size_and_HC)
@@ -73,6 +76,12 @@ def variant_name() -> str:
 def heads_by_organ() -> dict[str, list[str]]:
     """From the registry (no weights loaded): organ -> its task heads."""
     return tasks_by_organ(t[0] for t in get_variant(TASK, variant_name()).kwargs.get("tasks") or [])
+
+
+def organ_heads(organ: str) -> list[str]:
+    """The heads an organ choice runs: its own, or every head for ``ORGAN_AUTO`` (one encoder pass either way)."""
+    groups = heads_by_organ()
+    return [h for hs in groups.values() for h in hs] if organ == ORGAN_AUTO else groups.get(organ, [])
 
 
 def available() -> bool:
@@ -181,14 +190,25 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     if not available():
         raise gr.Error(f"No trained multitask model is present. Train one with: {get_task(TASK).train_hint}")
     groups = heads_by_organ()
-    if organ not in groups:
-        raise gr.Error(f"Choose the organ: {', '.join(ORGAN_TITLES.get(o, o) for o in groups)}.")
-    # none chosen, or none of this organ's (the organ was just switched): all of the organ's heads
-    heads = [h for h in heads or [] if h in groups[organ]] or groups[organ]
+    if organ not in groups and organ != ORGAN_AUTO:
+        raise gr.Error(f"Choose the organ: {', '.join([AUTO_TITLE, *(ORGAN_TITLES.get(o, o) for o in groups)])}.")
     pixel_mm = parse_pixel_size(pixel_mm)
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant_name())
-    pred = predictor(image, heads)
+    picked, pred = "", None  # picked: the organ check's choice, said with the key result
+    if organ == ORGAN_AUTO:  # every head in one encoder pass; the organ check keeps its organ's
+        pred = predictor(image, organ_heads(organ))
+        scores = pred.organ_probs or {}
+        organ = max(scores, key=scores.get) if scores else next(iter(groups))
+        title = ORGAN_TITLES.get(organ, organ)
+        picked = (f"Organ: **{title}**, chosen by the organ check ({scores[organ]:.0%}); pick another under "
+                  "Organ to run its heads." if scores else f"Organ: **{title}** (no organ check ships).")  # fmt: skip
+    # none chosen, or none of this organ's (the organ was just switched): all of the organ's heads
+    heads = [h for h in heads or [] if h in groups[organ]] or groups[organ]
+    if pred is None:
+        pred = predictor(image, heads)
+    else:
+        pred = replace(pred, outputs={t: o for t, o in pred.outputs.items() if t in heads})
     held_out = board.load_result(variant_name())  # read once per request: the HC source and the box IoUs
     source, why = hc_source(held_out)
     ellipse = None
@@ -273,6 +293,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
     if not withheld and (clash := heads_disagree(verdicts, found)):
         head.append(clash)
+    if picked:
+        head.append(f"\n{picked}")  # a paragraph of its own
     details.append(f"\nCPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms (encoder run once).")
     details.append(footnotes(notes, predictor))
     if withheld:
@@ -343,8 +365,8 @@ def results_view():
 def build_tab(get_predictor=get_predictor) -> None:
     tab_intro(f"{get_task(TASK).system}: model, data, deviations and held-out numbers", summary())
     groups = heads_by_organ()
-    organs = [(ORGAN_TITLES.get(o, o), o) for o in groups]
-    first = organs[0][1] if organs else None
+    organs = [(AUTO_TITLE, ORGAN_AUTO)] + [(ORGAN_TITLES.get(o, o), o) for o in groups]
+    first = ORGAN_AUTO
     with gr.Tabs():
         with gr.Tab("Predict"):
             with gr.Row():
@@ -352,14 +374,15 @@ def build_tab(get_predictor=get_predictor) -> None:
                     image_in = image_upload(label="Ultrasound image", sources=["upload", "clipboard"], height=180,
                                             elem_id="mt-input")  # fmt: skip
                     with gr.Row():
-                        organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ")
-                        pixel = gr.Number(label="Pixel size, mm/px (optional: HC in mm)", value=None,
-                                          placeholder="empty: HC in px", elem_id="mt-pixel")  # fmt: skip
+                        # wide enough for its three choices on two lines (the examples stay in the first screen)
+                        organ = gr.Radio(organs, value=first, label="Organ", elem_id="mt-organ", scale=3)
+                        pixel = gr.Number(label="Pixel size, mm/px (optional)", value=None,
+                                          placeholder="empty: HC in px", elem_id="mt-pixel", scale=2)  # fmt: skip
                     run = gr.Button("Run", variant="primary", elem_id="mt-run")
                     example_column = gr.Column()
                     heads = gr.CheckboxGroup(  # every head is valid for the API; the page shows the organ's
                         head_choices(h for hs in groups.values() for h in hs),
-                        value=groups.get(first, []),
+                        value=organ_heads(first),
                         label="Heads to run (default: all of the organ's)",
                         elem_id="mt-heads",
                     )
@@ -373,7 +396,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     slide_export(picture, info, TASK, "mt", message)
 
             def _heads_for(o):
-                return gr.CheckboxGroup(choices=head_choices(groups.get(o, [])), value=groups.get(o, []))
+                return gr.CheckboxGroup(choices=head_choices(organ_heads(o)), value=organ_heads(o))
 
             def _shown(result):  # no class box where no classification head ran
                 picture_, probs, text = result
@@ -390,7 +413,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             gr.context.Context.root_block.load(_on_load, [organ, pixel], [heads, pixel], api_name=False)
 
             def _example(path, o, px):
-                result = predict(path, o, groups.get(o, []), px, get_predictor=get_predictor)
+                result = predict(path, o, organ_heads(o), px, get_predictor=get_predictor)
                 return result if lazy_caching() else _shown(result)  # Gradio's example cache stores plain values
 
             with example_column:
@@ -402,7 +425,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     # other organ's, and the server refuses them for the narrowed picker)
                     if path is None:
                         return _heads_for(o), *(gr.skip() for _ in range(4))
-                    return _heads_for(o), *ui(path, o, groups.get(o, []), px)
+                    return _heads_for(o), *ui(path, o, organ_heads(o), px)
 
                 organ.input(_switch, [image_in, organ, pixel], [heads, picture, label, info, message], api_name=False,
                             trigger_mode="always_last", **model_event())  # fmt: skip

@@ -314,6 +314,39 @@ def test_a_confident_other_organ_withholds_the_chosen_organs_answers(tiny_checkp
     assert "may be a Fetal head" in text.split("<details>")[0] and set(probs) == {"normal", "benign", "malignant"}
 
 
+def test_the_default_organ_is_the_organ_checks_choice(tiny_checkpoints):
+    """Seen by a newcomer: a fetal head uploaded with the default organ (then breast) got a warning instead of its HC.
+    The default is now "auto": one encoder pass for every head, the organ check's organ keeps its heads, and the key
+    result says which organ was picked and how sure the check was."""
+    from demo import ultrasound_multitask as tab
+
+    class Probed:  # the tab's predictor, with the organ check's answer fixed
+        def __init__(self, real, fetal):
+            self.real, self.fetal, self.asked = real, fetal, []
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def __call__(self, image, heads):
+            self.asked.append(list(heads))
+            pred = self.real(image, heads)
+            pred.organ_probs = {"breast": 1 - self.fetal, "fetal": self.fetal}
+            return pred
+
+    example = str(tab.EXAMPLES_DIR / "004_HC.png")
+    for fetal, organ, shown in ((0.9, "fetal", "Head circumference"), (0.2, "breast", "Lesion class")):
+        probed = Probed(tab.get_predictor(tab.TASK, tab.variant_name()), fetal)
+        picture, probs, text = tab.predict(example, tab.ORGAN_AUTO, tab.organ_heads(tab.ORGAN_AUTO), 0.06,
+                                           get_predictor=lambda task, variant=None, p=probed: p)  # fmt: skip
+        headline, details = text.split("<details>")
+        assert probed.asked == [tab.organ_heads(tab.ORGAN_AUTO)]  # one pass, every head
+        assert f"Organ: **{tab.ORGAN_TITLES[organ]}**, chosen by the organ check" in headline and shown in headline
+        assert "looks like" not in headline and "may be" not in headline
+        assert (probs is None) == (organ == "fetal")  # only the breast has a class head
+        other = "Lesion" if organ == "fetal" else "Head"
+        assert f"**{other}" not in details  # the other organ's heads are not reported
+
+
 def test_the_key_result_says_when_the_class_and_the_mask_disagree():
     """Seen by a newcomer: "Lesion class: normal (84%)" above a large lesion mask and its box, unexplained. A lesion
     class with an empty mask is "nothing found"; agreeing heads and organs without a class head add nothing."""
