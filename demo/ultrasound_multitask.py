@@ -1,6 +1,7 @@
 """Multitask ultrasound tab (SYSTEMS.md §1): one EfficientNet-B4 + FPN network answering four kinds of question.
 
-*Predict*: upload an ultrasound image, choose the organ and the heads to run (all of the organ's by default): the
+*Predict*: upload an ultrasound image; the organ is picked by the organ check ("Auto", the default) or by hand, and
+the heads to run are all of the organ's by default: the
 segmentation mask, class probabilities, the detected box and the keypoints drawn on the image, and the head
 circumference (HC18's axes head) in pixels, or in mm when a pixel size is given. *Results*: the challenge's official
 metrics per task on our held-out split beside the student report's reproduced run (labelled; its numbers were scored
