@@ -78,6 +78,9 @@ th.header-cell {min-width:max-content}
   top:0 !important}
 #title-row {align-items:center}
 #permalink-notice:not(:has(p)) {display:none !important}
+/* notices (Gradio's toasts, e.g. a file type the upload refuses) at the bottom right: at the top they covered the
+   task tabs for seconds */
+.toast-wrap {top:auto !important;bottom:calc(var(--size-4) + var(--size-3)) !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
 .projector {font-size:1.25rem}
 .projector button[role="tab"], .projector .tab-container button {font-size:var(--text-md) !important}

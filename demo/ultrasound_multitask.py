@@ -312,8 +312,8 @@ def _examples() -> list[list]:
     for p in sorted(EXAMPLES_DIR.glob("*.png")):
         if p.stem.endswith("_mask"):  # the quiz's ground truths, not examples
             continue
-        organ = "fetal" if p.name in EXAMPLE_PIXEL_MM else "breast"
-        rows.append([str(p), organ, EXAMPLE_PIXEL_MM.get(p.name)])
+        # the organ stays Auto: a breast example left "Breast" chosen, and the next fetal upload got a warning
+        rows.append([str(p), ORGAN_AUTO, EXAMPLE_PIXEL_MM.get(p.name)])
     return rows
 
 
@@ -430,7 +430,7 @@ def build_tab(get_predictor=get_predictor) -> None:
 
                 organ.input(_switch, [image_in, organ, pixel], [heads, picture, label, info, message], api_name=False,
                             trigger_mode="always_last", **model_event())  # fmt: skip
-                if rows := _examples():  # an example sets its organ (and heads) and pixel size, then runs
+                if rows := _examples():  # an example sets Auto and its pixel size, then runs
                     examples(rows, [image_in, organ, pixel], "Real held-out images (heads: HC18, named by their "
                              "reference HC, with the pixel size; BUSI breasts)",
                              fn=in_tab(_example, 3), outputs=[picture, label, info, message],

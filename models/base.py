@@ -28,6 +28,13 @@ class HubModel(
 
     #: store weights as fp16 in ``model.safetensors`` (set per instance before ``save_pretrained``)
     save_half: bool = False
+    #: the project's rule: models over this many bytes in fp32 are stored in fp16
+    HALF_ABOVE_BYTES = 20e6
+
+    def store_half_when_big(self) -> bool:
+        """Set ``save_half`` by the project's rule (over 20 MB in fp32: fp16) and return it."""
+        self.save_half = sum(p.numel() for p in self.parameters()) * 4 > self.HALF_ABOVE_BYTES
+        return self.save_half
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}

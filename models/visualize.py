@@ -113,7 +113,7 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
         cv2.ellipse(canvas, ellipse, (255, 0, 255), width)
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
-    font = _font(max(14, round(max(canvas.shape[:2]) / 28)))  # readable where the picture is shown ~500 px wide
+    font = _font(max(14, round(max(canvas.shape[:2]) / 22)))  # readable where the picture is shown ~300 px wide
     for out in outputs:
         if out.box is not None:
             draw.rectangle(out.box, outline=(0, 255, 0), width=width)

@@ -42,5 +42,9 @@ for i in $(seq 0 $((n - 1))); do
     stage "$tag" "$epochs" "${args[@]}"
     previous=$tag
 done
+# two heads refit on the training split, the encoder frozen (weights only): the 3-class head by classifier
+# re-training (C chosen by 5-fold CV), the lesion head's foreground bias (by the training split's Dice)
+$PY -m training.head_refit --data-dir data/fmc --task breast_3cls --write
+$PY -m training.head_refit --data-dir data/fmc --task breast_lesion --write
 # the tab's organ check on the exported weights' features (training split only): organs.safetensors beside them
 $PY -m training.organ_fit --data-dir data/fmc

@@ -289,6 +289,8 @@ def test_multitask_tab_shows_all_four_output_kinds(page, serve):
 
     example("breast, benign")
     page.locator("#mt-input img").wait_for(timeout=30_000)
+    # an example leaves the organ at Auto (a breast example set "Breast", and a fetal upload next got a warning)
+    expect(page.locator("#mt-organ input:checked")).to_have_value("auto")
     page.locator("#mt-run").click()
     info = page.locator("#mt-info")
     expect(info).to_contain_text("(segmentation)", timeout=90_000)
@@ -700,7 +702,7 @@ def test_cine_loop_streams_every_frame_as_it_is_ready(page, serve):
     assert second["frames_shown"] == 45 and "at 256 px" in second["stats"]
 
 
-def test_a_switched_setting_reruns_and_pictures_fit(page, serve):
+def test_a_switched_setting_reruns_and_pictures_fit(page, serve, tmp_path):
     """Seen by a newcomer: the multitask pixel size starts empty, switching the organ re-runs on the image shown (it
     failed: the re-run sent the other organ's heads), a changed lung model re-runs, and the A | B slider shows both
     whole X-rays (it cropped a tall one and offset one layer)."""
@@ -721,6 +723,14 @@ def test_a_switched_setting_reruns_and_pictures_fit(page, serve):
     expect(info).to_contain_text("Choose Breast (BUSI) under Organ")  # what to do, as the headline
     assert "Head circumference" not in " ".join(info.locator("h3").all_inner_texts())  # the wrong organ's answer: small
     expect(message).not_to_contain_text("⚠️")
+    # a file type the upload refuses: Gradio's notice sits at the bottom right, clear of the task tabs (it covered them)
+    refused = tmp_path / "notes.txt"
+    refused.write_text("not an image")
+    page.locator("#mt-input input[type=file]").set_input_files(str(refused))
+    toast = page.locator(".toast-wrap .toast-body, .toast-body").first
+    expect(toast).to_contain_text("Invalid file type", timeout=30_000)
+    notice, tabs = toast.bounding_box(), page.get_by_role("tab", name="Leaderboard").bounding_box()
+    assert notice["y"] > tabs["y"] + tabs["height"] + 200, (notice, tabs)
 
     page.get_by_role("tab", name="Lung X-ray (U-Net vs U-Net++)").click()
     page.locator("#lung-input input[type=file]").set_input_files(str(EXAMPLES / "lung_seg" / "MCUCXR_0104_1.png"))

@@ -476,3 +476,57 @@ def test_lite_encoder_variant_uses_its_own_normalisation_and_the_organ_probe():
                         "intercept": torch.tensor([0.0, 1.0])}, ["breast", "fetal"])  # fmt: skip
     probs = probe(pooled[0])
     assert set(probs) == {"breast", "fetal"} and probs["fetal"] > probs["breast"]
+
+
+def test_head_refits_keep_the_architecture_and_are_chosen_on_the_training_split(tmp_path, tiny_multitask_models):
+    """training.head_refit: the cRT probe folded into the class head's Linear gives the probe's own answers; the lesion
+    head's bias moves by the chosen delta; both are recorded in metrics.json and the card, once each."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from conftest import make_synthetic_busi
+    from models.multitask import MultiTaskNet
+    from training.fmc_convert import main as convert
+    from training.head_refit import CS, DELTAS, bias_sweep, fit_probe, main
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(30, 2, 8)) + np.repeat(np.arange(3), 10)[:, None, None]
+    labels = np.repeat(np.arange(3), 10)
+    probe = fit_probe(features, labels, 1.0, None)
+    weight, bias = probe.linear()
+    folded = (torch.from_numpy(features[:, 0]).float() @ weight.T + bias).argmax(-1).numpy()
+    assert (folded == probe.predict(features[:, 0])).all()
+    truth = np.zeros((10, 10), np.int64)
+    truth[2:8, 2:8] = 1
+    margin = np.where(truth > 0, 0.5, -2.0) - 0.8 * (np.arange(10) % 2)  # under-segments: odd columns fall short
+    rows = bias_sweep([margin], [truth])
+    assert [r["delta"] for r in rows] == list(DELTAS) and rows[-1]["train_dice"] > rows[len(rows) // 2]["train_dice"]
+
+    data = tmp_path / "fmc"
+    convert(["--busi", str(make_synthetic_busi(tmp_path / "busi", n_per_class=10)), "--hc18",
+             str(make_hc18(tmp_path / "hc18")), "--out", str(data)])  # fmt: skip
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_multitask_models / "busi-hc18", folder)
+    before = MultiTaskNet.from_pretrained(folder)
+    base = ["--data-dir", str(data), "--model", "busi-hc18", "--checkpoint", str(folder), "--write"]
+    cls = main([*base, "--task", "breast_3cls"])
+    seg = main([*base, "--task", "breast_lesion"])
+    again = main([*base, "--task", "breast_lesion"])  # a second refit replaces its note, it does not add one
+    after = MultiTaskNet.from_pretrained(folder)
+    shift = after.heads["breast_lesion"][0].bias - before.heads["breast_lesion"][0].bias
+    assert torch.allclose(shift, torch.tensor([0.0, seg["delta"] + again["delta"]]), atol=1e-3)  # fp16-stored
+    assert not torch.equal(after.heads["breast_3cls"][3].weight, before.heads["breast_3cls"][3].weight)
+    result = json.loads((folder / "metrics.json").read_text())
+    assert set(result["training"]["head_refit"]) == {"breast_3cls", "breast_lesion"}
+    assert cls["C"] in CS
+    from safetensors.torch import load_file
+
+    stored = load_file(str(folder / "model.safetensors"))["heads.breast_3cls.3.weight"].dtype
+    big = sum(p.numel() for p in after.parameters()) * 4 > 20e6  # stored as training stores it: fp16 over 20 MB
+    assert stored == (torch.float16 if big else torch.float32)
+    assert result["notes"].count("breast_lesion --write") == 1 and result["notes"].count("breast_3cls --write") == 1
+    assert "head_refit --task breast_3cls" in (folder / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        main([*base, "--task", "breast_lesion_det"])

@@ -23,7 +23,8 @@ from models.multitask import ORGAN_PROBE as FILENAME
 
 
 @torch.inference_mode()
-def pooled_features(model, paths) -> torch.Tensor:
+def pooled_features(model, paths, flip: bool = False) -> torch.Tensor:
+    """``(N, C)`` average-pooled last-stage encoder features, one row per image (``flip``: of its mirror image)."""
     from PIL import Image
 
     from models.transforms import multitask_eval_transform
@@ -34,6 +35,8 @@ def pooled_features(model, paths) -> torch.Tensor:
     for path in paths:
         with Image.open(path) as im:
             x = transform(im.convert("RGB"))[None]
+        if flip:
+            x = x.flip(-1)
         rows.append(model.forward_tasks(x, [first_head], pooled=True)[1][0])
     return torch.stack(rows).float()
 

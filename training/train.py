@@ -181,7 +181,7 @@ def main(cfg: TrainConfig) -> Path:
             for key, own in (("epochs", "epoch"), ("train_seconds", "train_seconds"))
         }
     # models over 20 MB are stored in fp16 (evaluation then scores exactly the weights that ship)
-    model.save_half = sum(p.numel() for p in model.parameters()) * 4 > 20e6
+    model.store_half_when_big()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = recipe.optimizer(model)
