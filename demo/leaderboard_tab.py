@@ -63,7 +63,9 @@ def filter_table(df: pd.DataFrame, task: str = "all", source: str = "all", query
         text = df.apply(lambda row: _squash(" ".join(map(str, row.to_numpy()))), axis=1)
         for word in query.split():
             df = df[text.loc[df.index].str.contains(_squash(word), regex=False)]
-    return df.dropna(axis=1, how="all")
+    # columns empty in every row shown go, but not all of them when no row matches (the table kept no header and
+    # the score lookup failed: "Could not build the leaderboard (KeyError)")
+    return df if df.empty else df.dropna(axis=1, how="all")
 
 
 def _squash(text: str) -> str:
@@ -119,6 +121,10 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
     first = [c for c in LEADING if c in df.columns]
     last = [c for c in TRAILING if c in df.columns and c not in first]
     shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
+    if df.empty:
+        asked = [f'"{query.strip()}"' if query and query.strip() else "", "" if task == "all" else f"task {task}",
+                 "" if source == "all" else f"source {source}"]  # fmt: skip
+        return shown, f"No rows match {', '.join(a for a in asked if a)}: clear the search or widen the filters.", None
     return shown.round(4), f"{len(df)} rows.", _csv(df)
 
 

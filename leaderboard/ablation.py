@@ -7,6 +7,7 @@ Two datasets can be shown: ``organsmnist`` (a run on the official file, when som
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -258,15 +259,17 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
                             fill="toself", fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip",
                             showlegend=False)  # fmt: skip
             fig.add_scatter(x=rows["epoch"], y=rows["val_acc_mean"], name=STEP_TITLES[step], line=dict(color=color))
+    title = wrap_title(
+        f"{dataset_label(task)}, {protocol_title(protocol).lower()}, {resolution} px: validation "
+        "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)",
+        width=60,  # half the page wide: at 72 characters the line ran past the figure's edge
+    )
     fig.update_layout(
-        title=wrap_title(
-            f"{dataset_label(task)}, {protocol_title(protocol).lower()}, {resolution} px: validation "
-            "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)"
-        ),
+        title=title,
         xaxis_title="epoch",
         yaxis_title="validation accuracy",
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=80, b=40),
+        margin=dict(l=40, r=10, t=30 + 24 * (title.count("<br>") + 1), b=40),  # the title's lines above the plot
         height=560,
     )
     return fig
@@ -297,13 +300,21 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
     if refs:  # one trace, each star labelled beside it (two at one size: one above, one below)
         fig.add_scatter(x=[r for _, r, _ in refs], y=[a for _, _, a in refs], mode="markers+text",
                         marker=dict(symbol="star", size=13, color="#555"), text=[n for n, _, _ in refs],
-                        textposition=[("bottom " if any(q[1] == r for q in refs[:k]) else "top ")
-                                      + ("left" if r > 100 else "right") for k, (_, r, _) in enumerate(refs)],
+                        # the 28-px labels left of their stars, in the axis's margin (on the right they lay over
+                        # the curves); the 224-px ones above and below theirs
+                        textposition=["middle left" if r < 100 else
+                                      ("bottom " if any(q[1] == r for q in refs[:k]) else "top ") + "left"
+                                      for k, (_, r, _) in enumerate(refs)],
                         hovertemplate="%{text} (%{x} px): %{y:.3f}<extra></extra>",
                         name="MedMNIST v2 BreastMNIST, ResNets (different split)")  # fmt: skip
     fig.update_layout(
         title=wrap_title(f"{dataset_label(task)}: test accuracy against input size (mean ± std over seeds)"),
-        xaxis=dict(title="input size (px, log scale)", type="log", tickvals=[28, 64, 128, 224]),
+        xaxis=dict(
+            title="input size (px, log scale)",
+            type="log",
+            tickvals=[28, 64, 128, 224],
+            range=[math.log10(13), math.log10(280)] if refs else None,
+        ),  # room for the 28-px labels
         yaxis=dict(title="test accuracy"),
         # below the plot in a taller figure: beside it (half a 1280-px page) the legend took half the width, and
         # below it at 560 px the plot was a strip 100 px high

@@ -117,6 +117,10 @@ def test_filters_search_and_pareto_front():
     lung = filter_table(df, "lung_seg", "publication", "idiap")
     assert len(lung) and (lung["task"] == "lung_seg").all() and lung["citation"].str.contains("Idiap").all()
     assert len(filter_table(df, query="no such words anywhere")) == 0
+    # nothing matches: the header stays and the status says so (it read "Could not build the leaderboard (KeyError)")
+    table, status, _ = load_table("all", "all", "zzzz", get_results=lambda: df)
+    assert table.empty and {"task", "model", "score"} <= set(table.columns)
+    assert status.startswith('No rows match "zzzz"')
     table, status, csv = load_table("skin_lesion", "all", "", get_results=lambda: df)
     assert status == f"{len(table)} rows." and pd.read_csv(csv).shape[0] == len(table)
     assert list(pareto_front(np.array([1.0, 2, 3, 4]), np.array([0.5, 0.4, 0.7, 0.6]))) == [0, 2]
