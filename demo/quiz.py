@@ -80,8 +80,10 @@ def _next(items, current):
 def _scores_panel(prefix: str):
     """The session's score table and its CSV download (shown from the first round on: an empty file box looked
     broken)."""
+    # wrapped: "model vs truth" takes two lines in its header instead of ending "model vs tru…"
     table = gr.DataFrame(_table([]), label="This session's rounds", interactive=False, elem_id=f"{prefix}-quiz-table",
-                         column_widths=["70px", "170px", "120px", "130px", "110px"], max_chars=18)  # fmt: skip
+                         column_widths=["70px", "170px", "120px", "130px", "110px"], max_chars=18,
+                         wrap=True)  # fmt: skip
     return table, gr.File(label="Scores (CSV)", elem_id=f"{prefix}-quiz-csv", height=70, visible=False)
 
 

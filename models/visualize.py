@@ -122,8 +122,10 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
             label = f"{name} {out.score:.2f}" if out.score is not None else f"{name} (around the mask)"
             # inside the picture: shifted left where the box is near the right edge (it was cut off there)
             right = picture.width - draw.textlength(label, font=font) - 2 * width - 2
-            draw.text((max(0, min(out.box[0] + 3, right)), out.box[1] + 2), label, fill=(0, 255, 0), font=font,
-                      stroke_width=max(2, width), stroke_fill=(0, 0, 0))  # fmt: skip
+            # above the box where it fits (inside, it lay over the head's fitted ellipse, which touches the box)
+            above = out.box[1] - getattr(font, "size", 14) - 2 * max(2, width) - 2
+            draw.text((max(0, min(out.box[0] + 3, right)), above if above >= 0 else out.box[1] + 2), label,
+                      fill=(0, 255, 0), font=font, stroke_width=max(2, width), stroke_fill=(0, 0, 0))  # fmt: skip
         if out.points is not None:
             pts = [tuple(map(float, p)) for p in out.points]
             if len(pts) == 4:
