@@ -76,6 +76,14 @@ def summary() -> str:
     )
 
 
+# a newcomer's question on opening the tab: "where is OrganSMNIST?"
+STANDIN_WHY = (
+    ". The report's data, OrganSMNIST, cannot be downloaded here (no internet), so its ladder runs on a real "
+    "stand-in built from BUSI breast ultrasound; the report's OrganSMNIST figures are the orange markers (another "
+    "dataset). With the OrganSMNIST file, pick OrganSMNIST above."
+)
+
+
 def study_view(dataset: str, step: str, split: str):
     task = DATASETS.get(dataset, STANDIN)
     steps = _available(task)
@@ -89,7 +97,7 @@ def study_view(dataset: str, step: str, split: str):
         ablation.bars_figure(task, steps, show_report=True),
         ablation.confusion_figure(task, steps, step, split),
         combined,
-        f"{len(steps)} steps of the {dataset} run; the report's table is OrganSMNIST.",
+        f"{len(steps)} steps of the {dataset} run" + (STANDIN_WHY if task == STANDIN else "."),
     )
 
 
