@@ -43,7 +43,7 @@ from models.cache import single_flight
 from models.hub import checkpoint_dir
 from models.image_io import ImageInputError
 from models.metrics import binary_dice_iou
-from models.registry import get_task
+from models.registry import MIN_LESION_FRACTION, get_task
 
 TASK = "breast_us_seg"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
@@ -51,9 +51,6 @@ MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_SIDE = 720
 VIEWS = ("Overlay", "Probability RGB (R normal, G benign, B malignant)")
 PROBABILITY_KEY = {"normal": (255, 0, 0), "benign": (0, 255, 0), "malignant": (0, 0, 255)}  # the thesis's RGB view
-# below this share of the image a predicted region is "no lesion found": 98 % of the lesions in BUSI's training
-# split (masks, not predictions) are larger (smallest 0.28 %, 2nd percentile 0.50 %)
-MIN_LESION_FRACTION = 0.005
 STATE_SIDE = 1024  # what a session keeps for re-rendering: a display-size image and mask, model-size logits
 STATE_TTL_S = 1800
 

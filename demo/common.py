@@ -195,7 +195,15 @@ def bind_model_run(fn, inputs, outputs, *, run, message, api_name: str, upload=N
     ui_outputs = [*outputs, message]
     api = gr.Button(visible=False, elem_classes="api-only")
     api.click(fn, inputs, outputs, api_name=api_name, **model_event())
-    run.click(ui, inputs, ui_outputs, api_name=False, **model_event())
+    if upload is not None:
+
+        def run_ui(*values):  # no image, a message shown: a refused upload's reason stays (not "Upload an image first")
+            *args, shown = values
+            return tuple(gr.skip() for _ in ui_outputs) if args[0] is None and shown else ui(*args)
+
+        run.click(run_ui, [*inputs, message], ui_outputs, api_name=False, **model_event())
+    else:
+        run.click(ui, inputs, ui_outputs, api_name=False, **model_event())
     if upload is not None:
         reset = [*clear, *ui_outputs]
 

@@ -444,7 +444,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             with gr.Row():
                 loss_plot = gr.Plot(label="Loss", elem_id="lung-loss-plot")
                 dice_plot = gr.Plot(label="Dice", elem_id="lung-dice-plot")
-            table = gr.DataFrame(interactive=False, wrap=True, elem_id="lung-results")
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="lung-results")
             hist = gr.Plot(label="Per-image test Dice", elem_id="lung-hist")
             best = gr.Image(
                 label="5 best test images (yellow correct, red false positive, green missed)",

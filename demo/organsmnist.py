@@ -259,7 +259,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             with gr.Row():
                 bars = gr.Plot(label="Train / val / test accuracy", elem_id="organ-bars")
                 confusion = gr.Plot(label="Confusion matrix", elem_id="organ-confusion")
-            table = gr.DataFrame(interactive=False, wrap=True, elem_id="organ-table")
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="organ-table")
             outputs = [curves, bars, confusion, table, status]
             for control in (dataset, step, split):
                 control.input(study_ui, [dataset, step, split], [*outputs, step, split], api_name=False)

@@ -238,7 +238,7 @@ def results_view(variant: str):
         skin.confusion_figure(results.get(variant), variant),
         skin.reliability_figure(results),
         skin.results_table(results).round(4),
-        skin.options_table().round(4),
+        skin.options_view(),
     )
 
 
@@ -449,9 +449,16 @@ def build_tab(get_predictor=get_predictor) -> None:
                 roc = gr.Plot(label="ROC", elem_id="skin-roc")
                 confusion = gr.Plot(label="Confusion matrix", elem_id="skin-confusion")
             reliability = gr.Plot(label="Calibration", elem_id="skin-reliability")
-            table = gr.DataFrame(interactive=False, wrap=True, elem_id="skin-results")
-            gr.Markdown("Options tried (validation ISIC score of each run):")
-            options = gr.DataFrame(interactive=False, wrap=True, elem_id="skin-options")
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="skin-results")
+            gr.Markdown(
+                "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, what the shipped "
+                "models were chosen by. **Validation ISIC score**: the 150 validation images, where a run was scored "
+                "there; the first runs (chosen on the validation split) predate the CV protocol. Every column: "
+                "`checkpoints/skin_lesion/options.csv`."
+            )
+            options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",
+                                   column_widths=["130px", "170px", "150px", "95px", "190px", "50px", "65px", "60px",
+                                                  "300px"])  # fmt: skip
             outputs = [roc, confusion, reliability, table, options]
             which.change(results_view, [which], outputs, api_name=False)
             gr.context.Context.root_block.load(results_view, [which], outputs, api_name="skin_results")

@@ -41,7 +41,7 @@ from leaderboard import multitask as board
 from leaderboard.results import hc_errors_by_source
 from models.hub import checkpoint_dir, model_source
 from models.predict import tasks_by_organ
-from models.registry import get_task, get_variant
+from models.registry import MIN_FOUND_FRACTION, get_task, get_variant
 from models.visualize import draw_multitask
 
 TASK = "ultrasound_multitask"
@@ -153,7 +153,8 @@ def box_iou_note(result, det_task_id: str) -> str:
 
 def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
     """A line for the key result where the class head and a lesion mask contradict each other: "normal" with a lesion
-    drawn, or a lesion class with an empty mask ("nothing found"). The heads are separate: neither checks the other."""
+    found, or a lesion class with nothing found (``found``: each mask's share of the image, 0 where it found nothing,
+    a region below the minimum lesion size included). The heads are separate: neither checks the other."""
     if not verdicts or not found:  # the fetal heads have no class head: only an organ with both is checked
         return ""
     label = next(iter(verdicts.values()))
@@ -166,7 +167,7 @@ def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
         )
     if label != "normal" and frac == 0:
         return (
-            f"The {mask} found nothing: no region is drawn, although the class head says *{label}*. They are "
+            f"The {mask} found nothing, so no box is drawn, although the class head says *{label}*. They are "
             "separate heads and neither checks the other."
         )
     return ""
@@ -226,11 +227,19 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         from models.fmc_metrics import head_ellipse_from_mask
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
-    # a box is read off its organ's mask whenever that mask ran (one fixed rule; both held-out IoUs in the details)
+    # a box is read off its organ's mask whenever that mask ran (one fixed rule; both held-out IoUs in the details);
+    # where the mask ran and found nothing, no box at all: the box heads saw only images that have one, so they
+    # propose a box (objectness about 1) on every image, a normal breast included
     mask_boxes = {t: b for t in pred.outputs if (b := pred.mask_box(t)) is not None}
+    unfound = {
+        t
+        for t, o in pred.outputs.items()
+        if o.kind == "detection" and t not in mask_boxes and pred.mask_found(t.removesuffix("_det")) is False
+    }
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
     drawn = [replace(o, box=mask_boxes[o.task_id], score=None) if o.task_id in mask_boxes else o
-             for o in pred.outputs.values() if ellipse is None or o.points is None]  # fmt: skip
+             for o in pred.outputs.values()
+             if o.task_id not in unfound and (ellipse is None or o.points is None)]  # fmt: skip
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
@@ -280,10 +289,21 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
-            found[out.task_id] = frac
+            found[out.task_id] = frac if pred.mask_found(out.task_id) else 0.0
+            small = f" (below the {MIN_FOUND_FRACTION.get(out.task_id, 0):.1%} minimum size: nothing found)"
             details.append(
-                f"* **{head_title(out.task_id)}** (segmentation): {frac:.1%} of the image, tinted on the picture"
+                f"* **{head_title(out.task_id)}** (segmentation): "
+                + (f"{frac:.1%} of the image, tinted on the picture" if frac else "nothing found")
+                + (small if 0 < frac and not found[out.task_id] else "")
             )
+        elif out.kind == "detection" and out.task_id in unfound:
+            organ_mask = head_title(out.task_id.removesuffix("_det")).lower()
+            seg_mask = pred.outputs[out.task_id.removesuffix("_det")].mask
+            why = "found no region of the minimum size" if seg_mask.any() else "found nothing"
+            details.append(f"* **{head_title(out.task_id)}** (detection): none drawn, because the {organ_mask} {why}. "
+                           f"The box head's own box, not drawn: {_fmt_box(out.box)} px, objectness "
+                           f"{out.score:.2f}; it was trained only on images that have one, so it proposes a box on "
+                           "every image.")  # fmt: skip
         elif out.kind == "detection" and out.task_id in mask_boxes:
             organ_mask = head_title(out.task_id.removesuffix("_det"))
             note = box_iou_note(held_out, out.task_id)

@@ -120,3 +120,34 @@ def options_table(path: Path | None = None) -> pd.DataFrame:
     """The option sweep (``checkpoints/skin_lesion/options.csv``, written by ``scripts/skin_options.py``), if any."""
     path = path or checkpoint_dir(TASK, "resnet18").parent / "options.csv"
     return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+
+def options_view(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``options_table`` for a reader, in the page's width: the CV estimate first (mean ± std over its folds), the
+    validation score beside it only where a run was scored there, what chose it, and what was run last (the long
+    arguments and run folders stay in the CSV)."""
+    table = options_table() if table is None else table
+    if table.empty:
+        return table
+
+    def cv(row) -> str:
+        if pd.isna(row.get("cv_isic_mean")):
+            return ""
+        folds = int(row["cv_folds"]) if pd.notna(row.get("cv_folds")) else 0
+        return f"{row['cv_isic_mean']:.3f} ± {row['cv_isic_std']:.3f} ({folds} folds)"
+
+    return pd.DataFrame(
+        {
+            "model": table["model"].map(
+                lambda v: get_task(TASK).variants[v].title if v in get_task(TASK).variants else v
+            ),  # fmt: skip
+            "option": table["option"].str.replace("_", " "),
+            "CV ISIC score": table.apply(cv, axis=1),
+            "validation ISIC score": table["isic_score"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+            "chosen on": table["selected_on"].fillna(""),
+            "px": table["image_size"],
+            "epochs": table["epochs_run"],
+            "CPU min": table["train_min"].astype(str).map(lambda v: "inference" if v.startswith("0 (") else v),
+            "what was run": table["args"].fillna(""),
+        }
+    )

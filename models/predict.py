@@ -408,15 +408,29 @@ class MultiTaskPrediction:
         mask = self.head_mask()
         return circumference_from_mask(mask) if mask is not None else None
 
-    def mask_box(self, det_task_id: str) -> tuple[int, int, int, int] | None:
-        """The box of a detection task read off its organ's segmentation (``breast_lesion_det`` <- ``breast_lesion``:
-        the largest component's box), when that segmentation ran and found something; else ``None``."""
-        from models.fmc_metrics import box_from_mask
+    def mask_found(self, seg_task_id: str) -> bool | None:
+        """Whether a segmentation head found its structure: a region of at least the head's minimum share of the image
+        (``models.registry.MIN_FOUND_FRACTION``: a BUSI lesion 0.5 %; other heads any pixel). ``None`` when it did
+        not run."""
+        from models.registry import MIN_FOUND_FRACTION
 
-        seg = self.outputs.get(det_task_id.removesuffix("_det")) if det_task_id.endswith("_det") else None
+        seg = self.outputs.get(seg_task_id)
         if seg is None or seg.kind != "segmentation" or seg.mask is None:
             return None
-        return box_from_mask(seg.mask)
+        fraction = float((seg.mask > 0).mean())
+        return fraction > 0 and fraction >= MIN_FOUND_FRACTION.get(seg_task_id, 0.0)
+
+    def mask_box(self, det_task_id: str) -> tuple[int, int, int, int] | None:
+        """The box of a detection task read off its organ's segmentation (``breast_lesion_det`` <- ``breast_lesion``:
+        the largest component's box), when that segmentation ran and found its structure (``mask_found``); else
+        ``None``. Where the mask ran and found nothing, the app draws no box at all (the box heads were trained on
+        images that have one, so they propose a box on every image, a normal breast included)."""
+        from models.fmc_metrics import box_from_mask
+
+        seg_task_id = det_task_id.removesuffix("_det") if det_task_id.endswith("_det") else None
+        if seg_task_id is None or not self.mask_found(seg_task_id):
+            return None
+        return box_from_mask(self.outputs[seg_task_id].mask)
 
     def head_mask(self) -> np.ndarray | None:
         """The segmentation of an organ whose model has a 4-point (axes) regression head, when it ran."""

@@ -118,8 +118,9 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
         if out.box is not None:
             draw.rectangle(out.box, outline=(0, 255, 0), width=width)
             name = (names or {}).get(out.task_id, out.task_id)
-            # a box without a score was drawn around a mask: the box head's objectness would not be its own
-            label = f"{name} {out.score:.2f}" if out.score is not None else f"{name} (around the mask)"
+            # a box without a score was drawn around a mask (the tab's details say so): the box head's objectness
+            # would not be its own, and "(around the mask)" ran far past a small lesion's box
+            label = f"{name} {out.score:.2f}" if out.score is not None else name
             # inside the picture: shifted left where the box is near the right edge (it was cut off there)
             right = picture.width - draw.textlength(label, font=font) - 2 * width - 2
             # above the box where it fits (inside, it lay over the head's fitted ellipse, which touches the box)

@@ -462,6 +462,9 @@ def test_first_use_at_1280x720(page, serve, tmp_path, prefix):
     expect(message).to_contain_text("not an image", timeout=60_000)  # stays in the tab
     expect(result).not_to_contain_text(text)  # the previous image's result is gone
     expect(page.locator(f"#{prefix}-input img")).to_have_count(0, timeout=30_000)  # it leaves the box: no broken icon
+    page.locator(f"#{prefix}-run").click()  # Run now: the refused file's reason stays (it said "Upload an image first")
+    page.wait_for_timeout(1_500)
+    expect(message).to_contain_text("not an image")
 
     upload.set_input_files(str(good))
     expect(result).to_contain_text(good.name, timeout=120_000)

@@ -453,6 +453,49 @@ def test_a_box_is_read_off_the_organ_mask_as_the_data_boxes_are():
     assert pred.mask_box("breast_lesion") is None  # a mask is not a detection task
 
 
+def test_no_box_is_drawn_where_the_organ_mask_found_nothing(tiny_checkpoints):
+    """Seen by a newcomer: a normal breast image got a green "Lesion box 1.00" (the box head saw only images with a
+    lesion and proposes one everywhere). A box is drawn only around a found region: none where the mask is empty or
+    below the breast tab's minimum lesion size (models.registry.MIN_LESION_FRACTION), the box head's box listed only."""
+    import numpy as np
+    from PIL import Image
+
+    from demo import ultrasound_multitask as tab
+    from models.predict import MultiTaskPrediction, TaskOutput
+    from models.registry import MIN_LESION_FRACTION
+
+    image = Image.new("RGB", (100, 100), (60, 60, 60))
+    speck = np.zeros((100, 100), np.uint8)
+    speck[:4, :4] = 1  # 0.16 % of the image: below the minimum
+    lesion = np.zeros((100, 100), np.uint8)
+    lesion[20:60, 30:70] = 1
+    assert speck.mean() < MIN_LESION_FRACTION <= lesion.mean()
+
+    def predictor_with(mask, label="normal"):
+        probs = {"normal": 0.1, "benign": 0.1, "malignant": 0.1} | {label: 0.8}
+        outputs = {
+            "breast_3cls": TaskOutput("breast_3cls", "classification", probs=probs),
+            "breast_lesion": TaskOutput("breast_lesion", "segmentation", mask=mask),
+            "breast_lesion_det": TaskOutput("breast_lesion_det", "detection", box=(5, 5, 95, 40), score=1.0),
+        }
+        pred = MultiTaskPrediction(image=image, outputs=outputs, model_ms=1, latency_ms=1)
+        return lambda *_: lambda *_: pred  # get_predictor(task, variant) -> predictor(image, heads) -> pred
+
+    path = str(tab.EXAMPLES_DIR / "benign_17.png")
+    for mask in (np.zeros((100, 100), np.uint8), speck):
+        pred = predictor_with(mask)()()
+        assert pred.mask_found("breast_lesion") is False and pred.mask_box("breast_lesion_det") is None
+        picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(mask))
+        green = (picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)
+        assert not green.any(), "a box was drawn although the lesion mask found nothing"
+        assert "none drawn" in text and "objectness 1.00" in text and "heads disagree" not in text
+    _, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(speck, "malignant"))
+    assert "found nothing, so no box is drawn" in text and "minimum size" in text
+    picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(lesion, "benign"))
+    assert "drawn around the lesion mask's largest region" in text
+    assert ((picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)).any()
+
+
 def test_hc_errors_summarise_mean_median_and_within_5mm():
     from training.evaluate import hc_errors
 

@@ -103,6 +103,32 @@ def test_options_csv_has_one_writer_that_replaces_rows_by_model_and_option(tmp_p
     assert rows[1]["cv_isic_mean"] == "0.81" and rows[1]["isic_score"] == "" and rows[2]["selected_on"] == ""
 
 
+def test_options_view_puts_the_cv_estimate_first_in_the_page_width():
+    """The tab's option table: the CV estimate as mean ± std over its folds, the validation score only where a run
+    was scored there, nine columns (the long run folders stay in the CSV), inference-only rows named as such."""
+    import pandas as pd
+
+    from leaderboard.skin import options_view
+
+    raw = pd.DataFrame([
+        {"model": "resnet18", "option": "baseline", "args": "(report recipe)", "isic_score": 0.79, "cv_isic_mean": None,
+         "cv_isic_std": None, "cv_folds": None, "selected_on": "validation split (150 images)", "image_size": 112,
+         "epochs_run": 12, "train_min": "10.2", "run": "skin_lesion/resnet18/x"},
+        {"model": "efficientnet-lite1", "option": "tta_hflip", "args": "+ flip", "isic_score": None,
+         "cv_isic_mean": 0.845, "cv_isic_std": 0.0236, "cv_folds": 5, "selected_on": "nothing (CV estimates it)",
+         "image_size": 224, "epochs_run": 10, "train_min": "0 (inference only)", "run": "x"},
+    ])  # fmt: skip
+    view = options_view(raw)
+    assert (
+        list(view.columns)[:4] == ["model", "option", "CV ISIC score", "validation ISIC score"]
+        and len(view.columns) == 9
+    )
+    assert view["CV ISIC score"].tolist() == ["", "0.845 ± 0.024 (5 folds)"]
+    assert view["validation ISIC score"].tolist() == ["0.790", ""]
+    assert view["model"].tolist()[0] == "ResNet18" and view["CPU min"].tolist() == ["10.2", "inference"]
+    assert "run" not in view and options_view(pd.DataFrame()).empty
+
+
 def test_cv_report_names_the_recipe_each_fold_trained_with():
     sys.path.insert(0, str(ROOT / "scripts"))
     from skin_cv_report import recipe_option, recipe_text

@@ -180,8 +180,9 @@ FMC_PROTOCOL = (
     "the arg-max): per-class Dice (1 when both empty) and max symmetric Hausdorff "
     "in pixels (0 both empty, image diagonal one empty), foreground mean per task; accuracy / macro-F1 / "
     "weighted-F1 / MCC / AUC (n/a where undefined; the official 0.0 kept as auc_official); box IoU from the arg-max "
-    "objectness cell (and, as iou_mask_box, of the box around the largest component of the organ's mask, the head's "
-    "box where the mask is empty); MRE in pixels; head circumference error in mm from the fitted ellipse"
+    "objectness cell (and, as iou_mask_box, of the box the app draws: around the largest component of the organ's "
+    "mask, IoU 0 where the mask found nothing and no box is drawn); MRE in pixels; head circumference error in mm "
+    "from the fitted ellipse"
 )
 
 
@@ -266,9 +267,9 @@ def evaluate_fmc(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dic
                                               s0.num_classes)  # fmt: skip
         elif s0.task_name == "detection":
             scores = {"iou": float(np.mean([fm.box_iou(box, s.box) for s, (box, _) in items]))}
-            if any(mask_box is not None for _, (_, mask_box) in items):  # the box the app draws (the head's if no mask)
-                scores["iou_mask_box"] = float(np.mean([fm.box_iou(m if m is not None else box, s.box)
-                                                        for s, (box, m) in items]))  # fmt: skip
+            if any(mask_box is not None for _, (_, mask_box) in items):  # the box the app draws: none, IoU 0, where
+                scores["iou_mask_box"] = float(np.mean([fm.box_iou(m, s.box) if m is not None else 0.0  # no mask found
+                                                        for s, (_, m) in items]))  # fmt: skip
                 scores["mask_box_missing"] = sum(m is None for _, (_, m) in items)
         else:
             scores = {"mre": fm.mean_radial_error([p for _, p in items], [s.points for s, _ in items])}
