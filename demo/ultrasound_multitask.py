@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -291,9 +292,12 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             frac = float((out.mask > 0).mean())
             found[out.task_id] = frac if pred.mask_found(out.task_id) else 0.0
             small = f" (below the {MIN_FOUND_FRACTION.get(out.task_id, 0):.1%} minimum size: nothing found)"
+            pieces = cv2.connectedComponents((out.mask > 0).astype(np.uint8), connectivity=8)[0] - 1 if frac else 0
+            uses = "the HC and the box use" if out.task_id.split("_")[0] in pred.axes_organs else "the box uses"
             details.append(
                 f"* **{head_title(out.task_id)}** (segmentation): "
                 + (f"{frac:.1%} of the image, tinted on the picture" if frac else "nothing found")
+                + (f", in {pieces} separate regions ({uses} the largest)" if pieces > 1 else "")
                 + (small if 0 < frac and not found[out.task_id] else "")
             )
         elif out.kind == "detection" and out.task_id in unfound:
