@@ -342,3 +342,27 @@ def test_an_ensemble_of_other_members_is_named_in_the_seed_table():
     assert step_title("ensemble", [{"result": two}] * 3) == "Ensemble (BatchNorm + ResNet-50)"
     assert step_title("ensemble", [{"result": four}] * 3) == "Ensemble"
     assert step_title("bn", [{"result": {"title": "x"}}]) == "+ BatchNorm"
+
+
+def test_the_standin_flags_an_image_unlike_busi_with_the_breast_tabs_check(tmp_path, monkeypatch):
+    """A newcomer's chest X-ray got "normal or benign (81%)" as the headline. The stand-in's source is BUSI, so the
+    breast tab's EFSNet check (one gate, not a second) flags what does not look like it; its example passes."""
+    from PIL import Image
+
+    from demo import organsmnist as tab
+    from demo.common import get_predictor
+    from models.hub import checkpoint_dir, clear_cache
+
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_predictor.cache_clear()  # an earlier test's tiny models stay cached otherwise
+    needed = [checkpoint_dir("breast_us_seg"), checkpoint_dir("breastmnist_standin", "bn")]
+    if not all((folder / "model.safetensors").exists() for folder in needed):
+        pytest.skip("the shipped EFSNet and stand-in weights are not present")
+    junk = tmp_path / "flat.png"
+    Image.new("RGB", (256, 256), (200, 30, 30)).save(junk)
+    _, _, text = tab.classify(str(junk), "breastmnist_standin/bn")
+    assert text.startswith("### ⚠️ Not like the BUSI breast ultrasounds") and "read the answer as meaningless" in text
+    example = tab.EXAMPLES_DIR / "malignant_10.png"
+    _, _, text = tab.classify(str(example), "breastmnist_standin/bn")
+    assert "Not like the BUSI" not in text
