@@ -83,7 +83,9 @@ th.header-cell {min-width:max-content}
 .toast-wrap {top:auto !important;bottom:calc(var(--size-4) + var(--size-3)) !important}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
 .projector {font-size:1.25rem}
-.projector button[role="tab"], .projector .tab-container button {font-size:var(--text-md) !important}
+/* the tab row keeps its size: Gradio measures a hidden copy of its buttons (no role="tab") to decide which tabs
+   overflow into a "..." menu, and the rule below made that copy wider, so Leaderboard and About went into the menu */
+.projector button[role="tab"], .projector .tab-wrapper .tab-container button {font-size:var(--text-md) !important}
 .projector .prose, .projector .prose p, .projector .prose li {font-size:1.1rem !important}
 .projector label span, .projector button:not([role="tab"]), .projector table {font-size:1.2rem !important}
 .projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}

@@ -155,10 +155,10 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
                  api_name=False)  # fmt: skip
 
 
-def classification_quiz(prefix: str, title: str, items, labels, predict_probs) -> None:
+def classification_quiz(prefix: str, title: str, items, labels, predict_probs, model: str = "the model") -> None:
     """A quiz sub-tab for a class: ``items()`` -> ``[(image path, label index)]``; ``predict_probs(path) ->
-    {label: p}``."""
-    gr.Markdown(f"**{title}**: press *New image*, pick your answer, then *Reveal*.")
+    {label: p}``; ``model``: the name the verdict gives the model that answers."""
+    gr.Markdown(f"**{title}**: press *New image*, pick your answer, then *Reveal*. The model that answers: {model}.")
     item = gr.State(None)
     rounds = gr.State([])
     with gr.Row():
@@ -193,7 +193,7 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs) -
         rows = [*rows, {"round": len(rows) + 1, "image": Path(current[0]).name, "you vs truth": mark[picked == truth],
                         "model vs truth": mark[predicted == truth],
                         "you vs model": "agree" if picked == predicted else "disagree"}]  # fmt: skip
-        text = (f"### Truth: {truth}. You: {picked} ({mark[picked == truth]}); model: {predicted} "
+        text = (f"### Truth: {truth}. You: {picked} ({mark[picked == truth]}); {model}: {predicted} "
                 f"{probs[predicted]:.0%} ({mark[predicted == truth]})\n{Path(current[0]).name}")  # fmt: skip
         return text, rows, _table(rows), _csv(rows), ""
 

@@ -112,12 +112,20 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     if pred.ood_distance is None:
         ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
     elif pred.looks_out_of_distribution:
-        ood = (f"### ⚠️ Not classified: this does not look like a dermoscopy image\nReason: {pred.ood_reason}. "
-               "Tick *Show the raw output anyway* to see what the model would say."
+        # colour and texture passed, only the features are far: often dermoscopy unlike the training images (8 of the
+        # 150 ISIC validation images), so it is not called "not dermoscopy" (a newcomer's real ISIC image was)
+        unlike = pred.ood_reason.startswith("its features are far")
+        what = ("this image is unlike the model's training images" if unlike
+                else "this does not look like a dermoscopy image")  # fmt: skip
+        ood = (f"### ⚠️ Not classified: {what}\nReason: {pred.ood_reason}. "
+               + ("It may still be dermoscopy, of a kind the model has not seen. " if unlike else "")
+               + "Tick *Show the raw output anyway* to see what the model would say."
                + fold("Nearest training images", evidence))  # fmt: skip
         if not show_anyway:
             return None, None, ood, f"{caption}\n\nNo diagnosis is shown for an image outside the model's domain."
-        ood = ("⚠️ **Raw output, shown on request**: not a dermoscopy image, so this answer means nothing."
+        ood = ("⚠️ **Raw output, shown on request**: "
+               + ("unlike the training images, so do not trust this answer." if unlike
+                  else "not a dermoscopy image, so this answer means nothing.")
                + fold("Why it was refused" + (", and the nearest training images" if evidence else ""),
                       f"{pred.ood_reason}.\n\n{evidence}"))  # fmt: skip
     else:
@@ -440,7 +448,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 image, _ = user_errors(read_upload)(path)
                 return get_predictor(TASK)(image).probs
 
-            classification_quiz("skin", "Nevus, melanoma or seborrheic keratosis?", quiz_items, spec.labels, _probs)
+            classification_quiz("skin", "Nevus, melanoma or seborrheic keratosis?", quiz_items, spec.labels, _probs,
+                                model=spec.variants[spec.default_variant].title)  # fmt: skip
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items() if k in skin.available()],
                              value=spec.default_variant,

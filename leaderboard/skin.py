@@ -64,7 +64,7 @@ def confusion_figure(result: RunResult | None, variant: str) -> go.Figure:
         pct = result.metrics["confusion_matrix_pct"]
         counts = result.metrics["confusion_matrix"]
         text = [[f"{p:.1f} % ({c})" for p, c in zip(pr, cr)] for pr, cr in zip(pct, counts)]
-    title = f"Confusion matrix, % of each true class: {get_task(TASK).variants[variant].title}"
+    title = f"Validation confusion (150 images), % of each true class: {get_task(TASK).variants[variant].title}"
     return confusion_heatmap(pct, list(get_task(TASK).labels), text, title, zmax=100)
 
 
@@ -82,13 +82,24 @@ def reliability_figure(results: dict[str, RunResult]) -> go.Figure:
         )
     fig.add_scatter(x=[0, 1], y=[0, 1], name="perfect calibration", line=dict(color="#aaa", dash="dot"))
     fig.update_layout(
-        title="Reliability diagram (top label, 10 bins)",
+        title="Validation reliability (150 images; top label, 10 bins)",
         xaxis_title="confidence",
         yaxis_title="accuracy",
         margin=dict(l=40, r=10, t=40, b=40),
         height=380,
     )
     return fig
+
+
+def served(result: RunResult) -> str:
+    """What the Classify tab serves for a model, in words: one view (as the row's scores), or the mean over test-time
+    views with that configuration's CV and validation scores (the leaderboard's "as served" rows)."""
+    tta = result.extra.get("tta")
+    if not tta or len(tta["views"]) < 2:
+        return "one view (these scores)"
+    flips = "its flip" if len(tta["views"]) == 2 else f"{len(tta['views']) - 1} flips"
+    return (f"mean of the image and {flips}: CV {tta['cv_isic_mean']:.3f}, validation "
+            f"{tta['val_isic_score']:.3f}")  # fmt: skip
 
 
 def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
@@ -98,8 +109,9 @@ def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
         rows.append(
             {
                 "model": get_task(TASK).variants[variant].title,
-                "ISIC score": m["isic_score"],
+                "ISIC score (validation, one view)": m["isic_score"],
                 "CV ISIC score (out-of-fold)": (r.cv or {}).get("isic_score_mean"),
+                "as served": served(r),
                 "validation chose": "nothing" if tr.get("select") == "last" else "epoch and options",
                 "AUC melanoma": m["auc_melanoma"],
                 "AUC SK": m["auc_sk"],

@@ -422,3 +422,31 @@ def predictor_cam(predictor, pred, target):
 
     with predictor.borrow() as served:
         return grad_cam(served, pred.input.clone(), target)
+
+
+def test_a_real_dermoscopy_image_far_in_features_is_not_called_not_dermoscopy(monkeypatch):
+    """A newcomer's ISIC 2017 validation image (ISIC_0003462) was refused as "this does not look like a dermoscopy
+    image". Colour and texture pass, only the feature distance is over the threshold: the refusal says the image is
+    unlike the training images and may still be dermoscopy; the override's answer is "do not trust", not "means
+    nothing"."""
+    import pytest
+
+    from demo import skin_lesion as tab
+    from demo.common import get_predictor
+    from models.hub import checkpoint_dir, clear_cache
+    from models.registry import get_task
+
+    image = ROOT.parent / "shared" / "data" / "isic2017" / "ISIC-2017_Validation_Data" / "ISIC_0003462.jpg"
+    variant = get_task("skin_lesion").default_variant
+    if not image.exists() or not (checkpoint_dir("skin_lesion", variant) / "model.safetensors").exists():
+        pytest.skip("ISIC 2017 or the shipped skin model is not present")
+    monkeypatch.setenv("MODEL_SOURCE", "local")
+    clear_cache()
+    get_predictor.cache_clear()  # an earlier test's tiny models stay cached otherwise
+    _, _, ood, _ = tab.classify(str(image), variant, "")
+    if "Not classified" not in ood:
+        pytest.skip("the shipped gate passes this image now")
+    assert "unlike the model's training images" in ood and "may still be dermoscopy" in ood
+    assert "does not look like a dermoscopy image" not in ood
+    _, _, ood, _ = tab.classify(str(image), variant, "", show_anyway=True)
+    assert "do not trust this answer" in ood and "means nothing" not in ood
