@@ -62,7 +62,8 @@ CSS = """
   border:1px solid #8884}
 .not-clinical {font-size:0.85em;opacity:0.8}
 .tab-error:not(:empty) p, .tab-error h3 {color:#b00020}
-.tab-error:has(p) {border:2px solid #b00020;border-radius:8px;padding:4px 10px;background:#fff5f5}
+/* Gradio puts the class on the block and on its inner .prose: one box, on the block (two nested ones showed) */
+.block.tab-error:has(p) {border:2px solid #b00020;border-radius:8px;padding:4px 10px;background:#fff5f5}
 .key-result h3 {margin:2px 0 4px 0}
 .api-only {display:none !important}
 .cine-live:has(img.cine-frame) {height:310px;contain:strict}

@@ -125,7 +125,10 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
         asked = [f'"{query.strip()}"' if query and query.strip() else "", "" if task == "all" else f"task {task}",
                  "" if source == "all" else f"source {source}"]  # fmt: skip
         return shown, f"No rows match {', '.join(a for a in asked if a)}: clear the search or widen the filters.", None
-    return shown.round(4), f"{len(df)} rows.", _csv(df)
+    shown = shown.round(4)
+    if "latency_ms" in shown:  # milliseconds to a tenth: "33.3867" read as false precision
+        shown = shown.assign(latency_ms=shown["latency_ms"].round(1))
+    return shown, f"{len(df)} rows.", _csv(df)
 
 
 def tradeoffs(task: str, get_results=default_results):
@@ -151,7 +154,9 @@ def build_tab(get_results=default_results) -> None:
         with gr.Tab("Table"):
             gr.Markdown(INTRO)
             with gr.Row():
-                task = gr.Dropdown(["all", *TASKS], value="all", label="Task", elem_id="lb-task")
+                # the tab titles, not the registry keys ("skin_lesion") a newcomer does not know
+                task = gr.Dropdown([("all", "all"), *((f"{spec.title} ({key})", key) for key, spec in TASKS.items())],
+                                   value="all", label="Task", elem_id="lb-task")  # fmt: skip
                 source = gr.Dropdown(SOURCES, value="all", label="Source", elem_id="lb-source")
                 query = gr.Textbox(label="Search (Enter)", placeholder="e.g. unet, isic, cpu", elem_id="lb-search")
                 sort = gr.Dropdown(list(SORTS), value=next(iter(SORTS)), label="Sort by", elem_id="lb-sort")
