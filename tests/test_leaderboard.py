@@ -276,7 +276,8 @@ def test_long_model_names_are_shown_whole_and_other_long_text_is_cut_in_display_
 
 def test_the_table_shows_readable_numbers_but_keeps_them_numeric():
     """Parameters read "70,300,000" (raw "70300000.0" was unreadable on a projector), latency a tenth of a millisecond,
-    other numbers up to four decimals, missing values are blank (not "nan"); the values sent, their sort order and the CSV stay numeric."""
+    other numbers up to four decimals, missing values are blank (not "nan"); the values sent, their sort order and
+    the CSV stay numeric."""
     import gradio as gr
 
     from demo.common import readable
