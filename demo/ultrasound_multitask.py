@@ -152,10 +152,11 @@ def box_iou_note(result, det_task_id: str) -> str:
     return f" (held-out IoU {scores['iou_mask_box']:.2f}; the box head's {scores['iou']:.2f})"
 
 
-def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
+def heads_disagree(verdicts: dict[str, str], found: dict[str, float], tinted: dict[str, float] | None = None) -> str:
     """A line for the key result where the class head and a lesion mask contradict each other: "normal" with a lesion
     found, or a lesion class with nothing found (``found``: each mask's share of the image, 0 where it found nothing,
-    a region below the minimum lesion size included). The heads are separate: neither checks the other."""
+    a region below the minimum lesion size included; ``tinted``: the mask's raw share, to name such a region). The
+    heads are separate: neither checks the other."""
     if not verdicts or not found:  # the fetal heads have no class head: only an organ with both is checked
         return ""
     label = next(iter(verdicts.values()))
@@ -167,8 +168,11 @@ def heads_disagree(verdicts: dict[str, str], found: dict[str, float]) -> str:
             "They are separate heads and neither checks the other; see both under *Every head's answer*."
         )
     if label != "normal" and frac == 0:
+        raw = (tinted or {}).get(task, 0.0)
+        what = (f"no region of the minimum lesion size (the tinted one covers {raw:.1%} of the image)" if raw > 0
+                else "nothing")  # fmt: skip
         return (
-            f"The {mask} found nothing, so no box is drawn, although the class head says *{label}*. They are "
+            f"The {mask} found {what}, so no box is drawn, although the class head says *{label}*. They are "
             "separate heads and neither checks the other."
         )
     return ""
@@ -275,7 +279,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         if not withheld:
             head.append(f"{headline}Head circumference: {hc_value}\n{hc_line}{reference}")
         details.append(f"* **Head circumference**: {hc_value}, from the {how}; chosen by {why}.")
-    verdicts, found = {}, {}  # the class head's top label and each lesion mask's share, to say where they disagree
+    verdicts, found, tinted = {}, {}, {}  # the class head's top label and each mask's share, to say where they
+    # disagree (found: 0 below the minimum size; tinted: the raw share)
     for out in pred.outputs.values():
         if out.kind == "classification":
             probs = out.probs
@@ -290,7 +295,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())
-            found[out.task_id] = frac if pred.mask_found(out.task_id) else 0.0
+            found[out.task_id], tinted[out.task_id] = (frac if pred.mask_found(out.task_id) else 0.0), frac
             small = f" (below the {MIN_FOUND_FRACTION.get(out.task_id, 0):.1%} minimum size: nothing found)"
             pieces = cv2.connectedComponents((out.mask > 0).astype(np.uint8), connectivity=8)[0] - 1 if frac else 0
             uses = "the HC and the box use" if out.task_id.split("_")[0] in pred.axes_organs else "the box uses"
@@ -322,7 +327,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
             shown = "yellow dots" if ellipse is None else "not drawn: the HC above is the head mask's ellipse"
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
-    if not withheld and (clash := heads_disagree(verdicts, found)):
+    if not withheld and (clash := heads_disagree(verdicts, found, tinted)):
         head.append(clash)
     if picked:
         head.append(f"\n{picked}")  # a paragraph of its own

@@ -490,7 +490,7 @@ def test_no_box_is_drawn_where_the_organ_mask_found_nothing(tiny_checkpoints):
         assert not green.any(), "a box was drawn although the lesion mask found nothing"
         assert "none drawn" in text and "objectness 1.00" in text and "heads disagree" not in text
     _, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(speck, "malignant"))
-    assert "found nothing, so no box is drawn" in text and "minimum size" in text
+    assert "found no region of the minimum lesion size (the tinted one covers 0.2% of the image)" in text
     picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(lesion, "benign"))
     assert "drawn around the lesion mask's largest region" in text
     assert ((picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)).any()
