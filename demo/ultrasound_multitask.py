@@ -275,7 +275,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         if pixel_mm:
             hc_value, hc_line = f"{hc_px * pixel_mm:.1f} mm", f"From {short}: {hc_px:.0f} px × {pixel_mm:.4g} mm/px."
         else:
-            hc_value, hc_line = f"{hc_px:.0f} px", f"From {short}. Enter the pixel size for millimetres."
+            hc_value, hc_line = f"{hc_px:.0f} px", (f"From {short}. Enter the pixel size for millimetres (an HC18 "
+                                                    "image's is in its row of HC18's pixel-size CSV).")  # fmt: skip
         if not withheld:
             head.append(f"{headline}Head circumference: {hc_value}\n{hc_line}{reference}")
         details.append(f"* **Head circumference**: {hc_value}, from the {how}; chosen by {why}.")

@@ -75,7 +75,8 @@ def curves_figure(task: str, steps: dict[str, dict], which: str = "acc") -> go.F
     fig.update_layout(
         title=wrap_title(
             f"{dataset_label(task)}, measured here: {'accuracy' if which == 'acc' else 'loss'} per "
-            "step (60-step moving average; dashed: the step's training batch, solid: one validation batch, taken in turn)"
+            "step (60-step moving average; dashed: the step's training batch, solid: one validation batch, "
+            "taken in turn)"
         )
         + (colour_key(key) if key else ""),
         xaxis_title="optimiser step",
