@@ -466,8 +466,8 @@ def build_tab(get_predictor=get_predictor) -> None:
                 "`checkpoints/skin_lesion/options.csv`."
             )
             options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",
-                                   column_widths=["130px", "170px", "150px", "95px", "190px", "50px", "65px", "60px",
-                                                  "300px"])  # fmt: skip
+                                   column_widths=["130px", "160px", "150px", "118px", "180px", "50px", "65px", "60px",
+                                                  "287px"])  # fmt: skip
             outputs = [roc, confusion, reliability, table, options]
             which.change(results_view, [which], outputs, api_name=False)
             gr.context.Context.root_block.load(results_view, [which], outputs, api_name="skin_results")

@@ -96,10 +96,9 @@ def served(result: RunResult) -> str:
     views with that configuration's CV and validation scores (the leaderboard's "as served" rows)."""
     tta = result.extra.get("tta")
     if not tta or len(tta["views"]) < 2:
-        return "one view (these scores)"
-    flips = "its flip" if len(tta["views"]) == 2 else f"{len(tta['views']) - 1} flips"
-    return (f"mean of the image and {flips}: CV {tta['cv_isic_mean']:.3f}, validation "
-            f"{tta['val_isic_score']:.3f}")  # fmt: skip
+        return "one view, as scored here"
+    flips = "flip" if len(tta["views"]) == 2 else f"{len(tta['views']) - 1} flips"
+    return f"image + {flips}: CV {tta['cv_isic_mean']:.3f}, validation {tta['val_isic_score']:.3f}"
 
 
 def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
