@@ -89,6 +89,8 @@ th.header-cell {min-width:max-content}
 .projector button[role="tab"], .projector .tab-wrapper .tab-container button {font-size:var(--text-md) !important}
 .projector .prose, .projector .prose p, .projector .prose li {font-size:1.1rem !important}
 .projector label span, .projector button:not([role="tab"]), .projector table {font-size:1.2rem !important}
+/* a radio group's title ("Organ") sits in a fieldset, not a label: it stayed small beside its larger options */
+.projector fieldset [data-testid="block-info"] {font-size:1.2rem !important}
 .projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}
 .projector .js-plotly-plot .scatterlayer path.js-line {stroke-width:4px !important}
 .projector .js-plotly-plot .gtitle, .projector .js-plotly-plot .xtitle, .projector .js-plotly-plot .ytitle,
