@@ -33,6 +33,7 @@ from demo.common import (
 from leaderboard import skin
 from leaderboard.plots import LEGEND_BELOW
 from models.hub import checkpoint_dir, model_source
+from models.ood import FEATURES_FAR
 from models.registry import get_task
 
 TASK = "skin_lesion"
@@ -112,9 +113,9 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     if pred.ood_distance is None:
         ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
     elif pred.looks_out_of_distribution:
-        # colour and texture passed, only the features are far: often dermoscopy unlike the training images (8 of the
-        # 150 ISIC validation images), so it is not called "not dermoscopy" (a newcomer's real ISIC image was)
-        unlike = pred.ood_reason.startswith("its features are far")
+        # colour and texture passed, only the features are far: often dermoscopy unlike the training images (all 8
+        # refusals among the 150 ISIC validation images), so not "not dermoscopy" (a newcomer's real ISIC image was)
+        unlike = pred.ood_reason.startswith(FEATURES_FAR)
         what = ("this image is unlike the model's training images" if unlike
                 else "this does not look like a dermoscopy image")  # fmt: skip
         ood = (f"### ⚠️ Not classified: {what}\nReason: {pred.ood_reason}. "
