@@ -444,7 +444,9 @@ def build_tab(get_predictor=get_predictor) -> None:
             with gr.Row():
                 loss_plot = gr.Plot(label="Loss", elem_id="lung-loss-plot")
                 dice_plot = gr.Plot(label="Dice", elem_id="lung-dice-plot")
-            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="lung-results")
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="lung-results",
+                                 label="Test results per model (a blank hospital Dice: that hospital is not in the "
+                                 "model's test split)")  # fmt: skip
             hist = gr.Plot(label="Per-image test Dice", elem_id="lung-hist")
             best = gr.Image(
                 label="5 best test images (yellow correct, red false positive, green missed)",
