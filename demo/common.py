@@ -304,7 +304,9 @@ def slide_file(image, text: str, task: str, variant: str | None = None) -> str:
     from models.visualize import slide
 
     if image is None:
-        raise gr.Error("There is no result yet: run the model on an image first, then export the slide.")
+        raise gr.Error("There is no result yet: run the model on an image first, then export the slide." if not
+                       _plain(text or "") else "This result has no picture for a slide: the image was refused (see "
+                       "above), so no answer was drawn.")  # fmt: skip
     spec = get_task(task)
     variant = variant if variant in spec.variants else spec.default_variant
     result = load_metrics(task, variant)

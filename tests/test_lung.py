@@ -243,3 +243,16 @@ def test_a_slide_gets_plain_facts_without_html_or_table_rows():
             "<details><summary>Areas and CPU latency</summary>\n\n| model | lung area |\n|---|---|\n| A | 23 % |\n"
             "</details>")  # fmt: skip
     assert _plain(text) == ["Dice against the mask: A 0.945 · B 0.947", "Image x.png · model A U-Net"]
+
+
+def test_a_slide_of_a_refused_image_says_why_there_is_none():
+    """The skin tab's slide button sits beside a refusal (no picture, a caption): it said "There is no result yet",
+    which read as a fault. With a result's text and no picture it says the image was refused."""
+    import gradio as gr
+
+    from demo.common import slide_file
+
+    with pytest.raises(gr.Error, match="no result yet"):
+        slide_file(None, "", "skin_lesion")
+    with pytest.raises(gr.Error, match="was refused"):
+        slide_file(None, "Image **x.png** · model **Lite1**\n\nNo diagnosis is shown.", "skin_lesion")
