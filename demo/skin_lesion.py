@@ -461,10 +461,10 @@ def build_tab(get_predictor=get_predictor) -> None:
             reliability = gr.Plot(label="Calibration", elem_id="skin-reliability")
             table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="skin-results")
             gr.Markdown(
-                "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, what the shipped "
-                "models were chosen by. **Validation ISIC score**: the 150 validation images, where a run was scored "
-                "there; the first runs (chosen on the validation split) predate the CV protocol. Every column: "
-                "`checkpoints/skin_lesion/options.csv`."
+                "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, the estimate behind "
+                "the default model (Lite1). **Validation ISIC score**: the 150 validation images, where a run was "
+                "scored there; the first runs, and the shipped CustomNet, ResNet18 and Lite0, were chosen on the "
+                "validation split before the CV protocol. Every column: `checkpoints/skin_lesion/options.csv`."
             )
             options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",
                                    column_widths=["130px", "160px", "150px", "118px", "180px", "50px", "65px", "60px",
