@@ -152,11 +152,23 @@ def box_iou_note(result, det_task_id: str) -> str:
     return f" (held-out IoU {scores['iou_mask_box']:.2f}; the box head's {scores['iou']:.2f})"
 
 
-def heads_disagree(verdicts: dict[str, str], found: dict[str, float], tinted: dict[str, float] | None = None) -> str:
+def box_head_note(result, det_task_id: str) -> str:
+    """The box head's own held-out IoU, for a box the tab takes from it (``result``: the shipped metrics)."""
+    scores = (result.metrics.get("tasks", {}) if result else {}).get(det_task_id, {})
+    return f" (the box head's held-out IoU: {scores['iou']:.2f})" if scores.get("iou") is not None else ""
+
+
+def heads_disagree(
+    verdicts: dict[str, str],
+    found: dict[str, float],
+    tinted: dict[str, float] | None = None,
+    box_head_drawn: bool = False,
+) -> str:
     """A line for the key result where the class head and a lesion mask contradict each other: "normal" with a lesion
     found, or a lesion class with nothing found (``found``: each mask's share of the image, 0 where it found nothing,
-    a region below the minimum lesion size included; ``tinted``: the mask's raw share, to name such a region). The
-    heads are separate: neither checks the other."""
+    a region below the minimum lesion size included; ``tinted``: the mask's raw share, to name such a region;
+    ``box_head_drawn``: the lesion box then drawn is the box head's). The heads are separate: neither checks the
+    other."""
     if not verdicts or not found:  # the fetal heads have no class head: only an organ with both is checked
         return ""
     label = next(iter(verdicts.values()))
@@ -171,9 +183,11 @@ def heads_disagree(verdicts: dict[str, str], found: dict[str, float], tinted: di
         raw = (tinted or {}).get(task, 0.0)
         what = (f"no region of the minimum lesion size (the tinted one covers {raw:.1%} of the image)" if raw > 0
                 else "nothing")  # fmt: skip
+        box = ("the box drawn is the box head's own, the least reliable answer" if box_head_drawn
+               else "no box is drawn")  # fmt: skip
         return (
-            f"The {mask} found {what}, so no box is drawn, although the class head says *{label}*. They are "
-            "separate heads and neither checks the other."
+            f"The {mask} found {what}, although the class head says *{label}*: {box}. They are separate heads and "
+            "neither checks the other."
         )
     return ""
 
@@ -232,19 +246,21 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         from models.fmc_metrics import head_ellipse_from_mask
 
         ellipse = head_ellipse_from_mask(pred.head_mask())
-    # a box is read off its organ's mask whenever that mask ran (one fixed rule; both held-out IoUs in the details);
-    # where the mask ran and found nothing, no box at all: the box heads saw only images that have one, so they
-    # propose a box (objectness about 1) on every image, a normal breast included
-    mask_boxes = {t: b for t in pred.outputs if (b := pred.mask_box(t)) is not None}
-    unfound = {
-        t
-        for t, o in pred.outputs.items()
-        if o.kind == "detection" and t not in mask_boxes and pred.mask_found(t.removesuffix("_det")) is False
-    }
+    # the box the app draws (``MultiTaskPrediction.drawn_box``, the evaluator's rule too): around the organ mask's
+    # largest region where it found one; where it found none, the box head's own box only if the organ's class head
+    # says not normal (the box heads saw only images that have a lesion, so they propose one on every image, a
+    # normal breast included), else no box at all
+    boxes = {t: d for t, o in pred.outputs.items() if o.kind == "detection" and (d := pred.drawn_box(t)) is not None}
+    mask_boxes = {t: box for t, (box, source) in boxes.items() if source == "mask"}
+    fallback = {t for t, (_, source) in boxes.items()
+                if source == "box head" and pred.mask_found(t.removesuffix("_det")) is False}  # fmt: skip
+    unfound = {t for t, o in pred.outputs.items() if o.kind == "detection" and t not in boxes}
     # the HC is the mask's ellipse: the axes head's points (a worse HC, by the held-out error) are listed, not drawn
-    drawn = [replace(o, box=mask_boxes[o.task_id], score=None) if o.task_id in mask_boxes else o
+    drawn = [replace(o, box=mask_boxes[o.task_id], score=None) if o.task_id in mask_boxes
+             else replace(o, score=None) if o.task_id in fallback else o
              for o in pred.outputs.values()
              if o.task_id not in unfound and (ellipse is None or o.points is None)]  # fmt: skip
+    names = HEAD_TITLES | {t: f"{head_title(t)} (box head)" for t in fallback}  # not read off a mask
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
@@ -253,7 +269,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     # skin tab withholds a diagnosis for an image that is not dermoscopy; the picture is then the plain image
     withheld = wrong_organ and scores[best_organ] >= ORGAN_WITHHOLD
     picture = (np.asarray(pred.image) if withheld
-               else draw_multitask(pred.image, drawn, ellipse=ellipse, names=HEAD_TITLES))  # fmt: skip
+               else draw_multitask(pred.image, drawn, ellipse=ellipse, names=names))  # fmt: skip
     if wrong_organ:  # the warning is the headline
         other, chosen = ORGAN_TITLES.get(best_organ, best_organ), ORGAN_TITLES.get(organ, organ)
         if withheld:
@@ -306,14 +322,23 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
                 + (f", in {pieces} separate regions ({uses} the largest)" if pieces > 1 else "")
                 + (small if 0 < frac and not found[out.task_id] else "")
             )
-        elif out.kind == "detection" and out.task_id in unfound:
+        elif out.kind == "detection" and out.task_id in unfound | fallback:
             organ_mask = head_title(out.task_id.removesuffix("_det")).lower()
             seg_mask = pred.outputs[out.task_id.removesuffix("_det")].mask
             why = "found no region of the minimum size" if seg_mask.any() else "found nothing"
-            details.append(f"* **{head_title(out.task_id)}** (detection): none drawn, because the {organ_mask} {why}. "
-                           f"The box head's own box, not drawn: {_fmt_box(out.box)} px, objectness "
-                           f"{out.score:.2f}; it was trained only on images that have one, so it proposes a box on "
-                           "every image.")  # fmt: skip
+            verdict = pred.organ_verdict(out.task_id)
+            if out.task_id in fallback:
+                note = box_head_note(held_out, out.task_id)
+                details.append(f"* **{head_title(out.task_id)}** (detection): the {organ_mask} {why}, but the class "
+                               f"head says *{verdict}*, so the green rectangle is the box head's own box, "
+                               f"{_fmt_box(out.box)} px, objectness {out.score:.2f}{note}. It is the least reliable "
+                               "box: the box head proposes one on every image.")  # fmt: skip
+            else:
+                because = f"the {organ_mask} {why}" + (f" and the class head says *{verdict}*" if verdict else "")
+                details.append(f"* **{head_title(out.task_id)}** (detection): none drawn, because {because}. The "
+                               f"box head's own box, not drawn: {_fmt_box(out.box)} px, objectness {out.score:.2f}; "
+                               "it was trained only on images that have one, so it proposes a box on every "
+                               "image.")  # fmt: skip
         elif out.kind == "detection" and out.task_id in mask_boxes:
             organ_mask = head_title(out.task_id.removesuffix("_det"))
             note = box_iou_note(held_out, out.task_id)
@@ -328,7 +353,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
             shown = "yellow dots" if ellipse is None else "not drawn: the HC above is the head mask's ellipse"
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
-    if not withheld and (clash := heads_disagree(verdicts, found, tinted)):
+    if not withheld and (clash := heads_disagree(verdicts, found, tinted, bool(fallback))):
         head.append(clash)
     if picked:
         head.append(f"\n{picked}")  # a paragraph of its own
@@ -372,7 +397,7 @@ def _example_labels(rows) -> list[str]:
 HEADLINES = {
     "segmentation": [("DSC", "DSC {:.3f}"), ("HC error (mm)", "HC error {:.2f} mm")],
     "classification": [("Acc", "Acc {:.3f}"), ("F1 macro", "F1 {:.3f}"), ("AUC", "AUC {:.3f}")],
-    "detection": [("IoU, box from mask (drawn)", "IoU {:.3f} (drawn box)"), ("IoU", "IoU {:.3f}")],
+    "detection": [("IoU, drawn box", "IoU {:.3f} (drawn box)"), ("IoU", "IoU {:.3f}")],
     "regression": [("HC error (mm)", "HC error {:.2f} mm"), ("MRE (px)", "MRE {:.1f} px")],
 }
 

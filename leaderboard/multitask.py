@@ -11,7 +11,7 @@ from leaderboard.results import RunResult, load_metrics
 TASK = "ultrasound_multitask"
 TASK_COLUMNS = {
     "n": "images", "dice": "DSC", "hd": "HD (px)", "acc": "Acc", "f1_macro": "F1 macro", "f1_weighted": "F1 weighted",
-    "mcc": "MCC", "auc": "AUC", "iou": "IoU", "iou_mask_box": "IoU, box from mask (drawn)", "mre": "MRE (px)",
+    "mcc": "MCC", "auc": "AUC", "iou": "IoU", "iou_mask_box": "IoU, drawn box", "mre": "MRE (px)",
     "hc_abs_error_mm": "HC error (mm)",
     "hc_median_abs_error_mm": "HC median error (mm)", "hc_within_5mm": "HC within 5 mm",
 }  # fmt: skip

@@ -432,6 +432,36 @@ class MultiTaskPrediction:
             return None
         return box_from_mask(self.outputs[seg_task_id].mask)
 
+    def organ_verdict(self, task_id: str) -> str | None:
+        """The arg-max label of the same organ's classification head that knows a "normal" class (``breast_3cls``
+        for ``breast_lesion_det``), when it ran; else ``None``."""
+        organ = task_id.split("_")[0]
+        for o in self.outputs.values():
+            if o.kind == "classification" and o.probs and o.task_id.split("_")[0] == organ and "normal" in o.probs:
+                return max(o.probs, key=o.probs.get)
+        return None
+
+    def drawn_box(self, det_task_id: str, fallback: bool = True) -> tuple[tuple, str] | None:
+        """The box the app draws for a detection task, and where it comes from: ``"mask"``, the box around the organ
+        mask's largest region (``mask_box``), where that mask found its structure; where it ran and found none,
+        ``"box head"``, the detection head's own box, but only when the organ's class head ran and says it is not
+        normal (``organ_verdict``; issue 15: the box heads saw only images with a lesion, so they propose one on
+        every image, and the class head is what tells a normal breast apart); else ``None``, no box. A task without
+        an organ mask draws the box head's box."""
+        box = self.mask_box(det_task_id)
+        if box is not None:
+            return box, "mask"
+        out = self.outputs.get(det_task_id)
+        if out is None or out.box is None:
+            return None
+        seg_task_id = det_task_id.removesuffix("_det")
+        if self.mask_found(seg_task_id) is None:  # no organ mask ran: the head's box, as it always was
+            return tuple(out.box), "box head"
+        verdict = self.organ_verdict(det_task_id)
+        if fallback and verdict is not None and verdict != "normal":
+            return tuple(out.box), "box head"
+        return None
+
     def head_mask(self) -> np.ndarray | None:
         """The segmentation of an organ whose model has a 4-point (axes) regression head, when it ran."""
         for o in self.outputs.values():

@@ -355,6 +355,7 @@ def test_the_key_result_says_when_the_class_and_the_mask_disagree():
     clash = heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.12})
     assert "heads disagree" in clash and "normal" in clash and "12.0%" in clash
     assert "found nothing" in heads_disagree({"breast_3cls": "malignant"}, {"breast_lesion": 0.0})
+    assert "box head's own" in heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.0}, box_head_drawn=True)
     assert heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.05}) == ""
     assert heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.0}) == ""
     assert heads_disagree({}, {"fetal_head": 0.3}) == ""
@@ -455,8 +456,9 @@ def test_a_box_is_read_off_the_organ_mask_as_the_data_boxes_are():
 
 def test_no_box_is_drawn_where_the_organ_mask_found_nothing(tiny_checkpoints):
     """Seen by a newcomer: a normal breast image got a green "Lesion box 1.00" (the box head saw only images with a
-    lesion and proposes one everywhere). A box is drawn only around a found region: none where the mask is empty or
-    below the breast tab's minimum lesion size (models.registry.MIN_LESION_FRACTION), the box head's box listed only."""
+    lesion and proposes one everywhere). A box is drawn around a found region; where the mask is empty or below the
+    breast tab's minimum lesion size (models.registry.MIN_LESION_FRACTION), none if the class head says normal (the box
+    head's box listed only), the box head's own box, labelled so, if it says benign or malignant."""
     import numpy as np
     from PIL import Image
 
@@ -489,8 +491,12 @@ def test_no_box_is_drawn_where_the_organ_mask_found_nothing(tiny_checkpoints):
         green = (picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)
         assert not green.any(), "a box was drawn although the lesion mask found nothing"
         assert "none drawn" in text and "objectness 1.00" in text and "heads disagree" not in text
-    _, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(speck, "malignant"))
+    picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(speck, "malignant"))
     assert "found no region of the minimum lesion size (the tinted one covers 0.2% of the image)" in text
+    assert "the box drawn is the box head's own" in text and "the green rectangle is the box head's own box" in text
+    assert ((picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)).any()
+    assert predictor_with(speck, "benign")()().drawn_box("breast_lesion_det") == ((5, 5, 95, 40), "box head")
+    assert predictor_with(speck, "benign")()().drawn_box("breast_lesion_det", fallback=False) is None
     picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(lesion, "benign"))
     assert "drawn around the lesion mask's largest region" in text
     assert ((picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)).any()

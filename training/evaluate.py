@@ -181,7 +181,8 @@ FMC_PROTOCOL = (
     "in pixels (0 both empty, image diagonal one empty), foreground mean per task; accuracy / macro-F1 / "
     "weighted-F1 / MCC / AUC (n/a where undefined; the official 0.0 kept as auc_official); box IoU from the arg-max "
     "objectness cell (and, as iou_mask_box, of the box the app draws: around the largest component of the organ's "
-    "mask, IoU 0 where the mask found nothing and no box is drawn); MRE in pixels; head circumference error in mm "
+    "mask; where the mask found nothing, the box head's box if the organ's class head says not normal, else no box "
+    "and IoU 0); MRE in pixels; head circumference error in mm "
     "from the fitted ellipse"
 )
 
@@ -189,8 +190,8 @@ FMC_PROTOCOL = (
 @torch.inference_mode()
 def fmc_predictions(model, samples):
     """Yield ``(sample, prediction in original pixels)`` per image through the app's ``MultiTaskPredictor`` (the
-    challenge's inference rules): seg label map at the GT mask's size / cls probs / (det box, the box around the
-    organ mask's largest component or None) / reg points."""
+    challenge's inference rules): seg label map at the GT mask's size / cls probs / (det box, the box the app draws
+    or None: ``MultiTaskPrediction.drawn_box``) / reg points."""
     import numpy as np
     from PIL import Image
 
@@ -198,9 +199,11 @@ def fmc_predictions(model, samples):
 
     predictor = MultiTaskPredictor(model)
     for s in samples:
-        seg = s.task_id.removesuffix("_det")  # a detection task's organ mask, where the model has it
+        seg = s.task_id.removesuffix("_det")  # a detection task's organ mask and class head, where the model has them
         paired = s.task_name == "detection" and seg != s.task_id and seg in getattr(model, "tasks", {})
-        heads = [s.task_id, seg] if paired else [s.task_id]
+        organ_cls = [t for t, (kind, _) in getattr(model, "tasks", {}).items()
+                     if kind == "classification" and t.split("_")[0] == seg.split("_")[0]]  # fmt: skip
+        heads = [s.task_id, seg, *organ_cls] if paired else [s.task_id]
         with Image.open(s.image) as im:
             both = predictor(im.convert("RGB"), heads)
         out = both.outputs[s.task_id]
@@ -212,8 +215,9 @@ def fmc_predictions(model, samples):
             yield s, mask.astype(np.int64)
         elif s.task_name == "classification":
             yield s, np.array(list(out.probs.values()))
-        elif s.task_name == "detection":  # the head's box, and the box read off the organ's mask (or None)
-            yield s, (np.array(out.box), both.mask_box(s.task_id))
+        elif s.task_name == "detection":  # the head's box, and the box the app draws (or None: ``drawn_box``)
+            drawn = both.drawn_box(s.task_id) if paired else None
+            yield s, (np.array(out.box), drawn[0] if drawn else None)
         else:
             yield s, out.points
 
@@ -268,7 +272,7 @@ def evaluate_fmc(model, data_dir: str | Path, split: str, spec: TaskSpec) -> dic
         elif s0.task_name == "detection":
             scores = {"iou": float(np.mean([fm.box_iou(box, s.box) for s, (box, _) in items]))}
             if any(mask_box is not None for _, (_, mask_box) in items):  # the box the app draws: none, IoU 0, where
-                scores["iou_mask_box"] = float(np.mean([fm.box_iou(m, s.box) if m is not None else 0.0  # no mask found
+                scores["iou_mask_box"] = float(np.mean([fm.box_iou(m, s.box) if m is not None else 0.0  # none is drawn
                                                         for s, (_, m) in items]))  # fmt: skip
                 scores["mask_box_missing"] = sum(m is None for _, (_, m) in items)
         else:
