@@ -106,7 +106,7 @@ def summary() -> str:
     if result:
         tr, m = result.training, result.metrics
         parts = [f"{label} {m[k]:.3f}" for k, label in (("dsc", "DSC"), ("acc", "Acc")) if m.get(k)]
-        # the boxes the tab draws are read off the masks: their IoU, not the box heads' own (0.36 beside 0.93)
+        # the boxes the tab draws (read off the masks; the box head only as a class-gated fallback): their IoU
         boxes = [f"{head_title(t).removesuffix(' box').lower()} {s['iou_mask_box']:.3f}"
                  for t, s in m.get("tasks", {}).items() if s.get("iou_mask_box") is not None]  # fmt: skip
         parts += [f"drawn boxes' IoU {' and '.join(boxes)}"] if boxes else [f"IoU {m['iou']:.3f}"] * bool(m.get("iou"))
