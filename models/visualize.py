@@ -123,10 +123,16 @@ def draw_multitask(image, outputs, ellipse=None, names: dict | None = None) -> n
             label = f"{name} {out.score:.2f}" if out.score is not None else name
             # inside the picture: shifted left where the box is near the right edge (it was cut off there)
             right = picture.width - draw.textlength(label, font=font) - 2 * width - 2
-            # above the box where it fits (inside, it lay over the head's fitted ellipse, which touches the box)
-            above = out.box[1] - getattr(font, "size", 14) - 2 * max(2, width) - 2
-            draw.text((max(0, min(out.box[0] + 3, right)), above if above >= 0 else out.box[1] + 2), label,
-                      fill=(0, 255, 0), font=font, stroke_width=max(2, width), stroke_fill=(0, 0, 0))  # fmt: skip
+            # above the box where it fits (inside, it lay over the head's fitted ellipse, which touches the box), else
+            # below it, else inside; on a dark strip, so that no line of the box runs through the text
+            tall = getattr(font, "size", 14) + 2 * max(2, width) + 2
+            above, below = out.box[1] - tall, out.box[3] + 2
+            y = above if above >= 0 else below if below + tall <= picture.height else out.box[1] + 2
+            x = max(0, min(out.box[0] + 3, right))
+            left, top, end, bottom = draw.textbbox((x, y), label, font=font, stroke_width=max(2, width))
+            draw.rectangle((left - 2, top - 2, end + 2, bottom + 2), fill=(0, 0, 0))
+            draw.text((x, y), label, fill=(0, 255, 0), font=font, stroke_width=max(2, width),
+                      stroke_fill=(0, 0, 0))  # fmt: skip
         if out.points is not None:
             pts = [tuple(map(float, p)) for p in out.points]
             if len(pts) == 4:

@@ -355,9 +355,12 @@ def test_the_key_result_says_when_the_class_and_the_mask_disagree():
     clash = heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.12})
     assert "heads disagree" in clash and "normal" in clash and "12.0%" in clash
     assert "found nothing" in heads_disagree({"breast_3cls": "malignant"}, {"breast_lesion": 0.0})
-    assert "box head's own" in heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.0}, box_head_drawn=True)
+    guess = heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.0}, box_head_drawn=True, box_head_iou=0.13)
+    assert "box head's rough guess" in guess and "held-out IoU 0.13" in guess
     assert heads_disagree({"breast_3cls": "benign"}, {"breast_lesion": 0.05}) == ""
-    assert heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.0}) == ""
+    assert heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.0}).startswith("No lesion region found")
+    speck = heads_disagree({"breast_3cls": "normal"}, {"breast_lesion": 0.0}, {"breast_lesion": 0.0012})
+    assert "speck covers 0.12% of the image, below the 0.50% minimum" in speck
     assert heads_disagree({}, {"fetal_head": 0.3}) == ""
 
 
@@ -492,8 +495,11 @@ def test_no_box_is_drawn_where_the_organ_mask_found_nothing(tiny_checkpoints):
         assert not green.any(), "a box was drawn although the lesion mask found nothing"
         assert "none drawn" in text and "objectness 1.00" in text and "heads disagree" not in text
     picture, _, text = tab.predict(path, "breast", [], None, get_predictor=predictor_with(speck, "malignant"))
-    assert "found no region of the minimum lesion size (the tinted one covers 0.2% of the image)" in text
-    assert "the box drawn is the box head's own" in text and "the green rectangle is the box head's own box" in text
+    assert "found no region of the minimum lesion size (the tinted one covers 0.16% of the image, below 0.50%)" in text
+    assert (
+        "the green box is the box head's rough guess" in text
+        and "the green rectangle is the box head's own box" in text
+    )
     assert ((picture[..., 1] > 200) & (picture[..., 0] < 80) & (picture[..., 2] < 80)).any()
     assert predictor_with(speck, "benign")()().drawn_box("breast_lesion_det") == ((5, 5, 95, 40), "box head")
     assert predictor_with(speck, "benign")()().drawn_box("breast_lesion_det", fallback=False) is None
