@@ -28,8 +28,9 @@ INTRO = (
     "**student report** / **publication** rows are cited figures, with their citation and protocol; *unverified* "
     "marks figures not checked against their source. Rows with different protocols (split, classes counted, "
     "hardware) are not directly comparable: read the *protocol* column. Latency is batch-1 CPU time measured by "
-    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. *score* is each "
-    "task's primary metric (named in *metric*); sort with *Sort by*. The long text columns come last."
+    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. *score* is the "
+    "metric named in *metric*: the one a task's published rows report where a row has it (BUSI: lesion Dice), else "
+    "the task's primary one; rows of one metric sort together. The long text columns come last."
 )
 LEADING = ["task", "model", "metric", "score", "params", "latency_ms", "source", "split"]  # the first screen
 SORTS = {"task, then score": None, "score (best first)": "score", "parameters (fewest first)": "params",
@@ -72,16 +73,36 @@ def _squash(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
-def with_score(df: pd.DataFrame) -> pd.DataFrame:
-    """Adds *metric* (the task's primary metric, from the registry) and *score* (its value) to every row."""
+# a row without its task's metrics is scored by the first of these it has (all higher-is-better): the multitask
+# model's classification and box rows had a blank score under "dsc"
+FALLBACK_METRICS = ("dice", "dsc", "lesion_dice", "acc", "iou", "auc")
+
+
+def row_metrics(task: str) -> list[str]:
+    """The metrics a row of ``task`` is scored by, in order of preference: the one its published rows share
+    (``tradeoff_metric``: BUSI's papers report the lesion Dice, not the thesis's mean DSC), then the primary one."""
     from models.registry import get_task
 
+    if task not in TASKS:
+        return list(FALLBACK_METRICS)
+    spec = get_task(task)
+    first = [m for m in (spec.tradeoff_metric, spec.primary_metric) if m]
+    return list(dict.fromkeys(first + list(FALLBACK_METRICS)))
+
+
+def with_score(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds *metric* and *score* to every row: the first metric of ``row_metrics`` the row has, so that a task's rows
+    are scored by the same metric wherever they report it (published BUSI rows had a blank score and sorted below
+    ours, which had a different metric there), and ``metric_rank`` (its place in that order, to sort by)."""
     df = df.copy()
-    metric = df["task"].map(lambda t: get_task(t).primary_metric if t in TASKS else None)
-    df["metric"] = metric
-    df["score"] = [
-        row.get(m) if isinstance(m, str) and m in row else None for m, (_, row) in zip(metric, df.iterrows())
-    ]
+    metrics, scores, ranks = [], [], []
+    for _, row in df.iterrows():
+        wanted = row_metrics(row["task"])
+        have = [m for m in wanted if m in row and pd.notna(pd.to_numeric(row[m], errors="coerce"))]
+        metrics.append(have[0] if have else wanted[0])
+        scores.append(row[have[0]] if have else None)
+        ranks.append(wanted.index(have[0]) if have else len(wanted))
+    df["metric"], df["score"], df["metric_rank"] = metrics, scores, ranks
     df["score"] = pd.to_numeric(df["score"], errors="coerce")
     return df
 
@@ -115,12 +136,12 @@ def load_table(task: str = "all", source: str = "all", query: str = "", get_resu
         return pd.DataFrame(), f"Could not build the leaderboard ({type(exc).__name__}).", None
     key = SORTS.get(sort)
     if key is None:
-        df = df.sort_values(["task", "score"], ascending=[True, False], kind="stable")
+        df = df.sort_values(["task", "metric_rank", "score"], ascending=[True, True, False], kind="stable")
     else:
         df = df.sort_values(key, ascending=key != "score", kind="stable", na_position="last")
     first = [c for c in LEADING if c in df.columns]
     last = [c for c in TRAILING if c in df.columns and c not in first]
-    shown = df[first + [c for c in df.columns if c not in first and c not in last] + last]
+    shown = df[first + [c for c in df.columns if c not in first and c not in last + ["metric_rank"]] + last]
     if df.empty:
         asked = [f'"{query.strip()}"' if query and query.strip() else "", "" if task == "all" else f"task {task}",
                  "" if source == "all" else f"source {source}"]  # fmt: skip

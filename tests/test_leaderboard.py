@@ -351,3 +351,27 @@ def test_refresh_keeps_the_chosen_order_and_says_it_re_collected(client):
     params = [row[table["headers"].index("params")] for row in table["data"]]
     values = [float(v) for v in params if v not in (None, "", "NaN") and v == v]
     assert values == sorted(values) and len(values) >= 2
+
+
+def test_a_tasks_rows_are_scored_by_the_metric_its_published_rows_share():
+    """Seen by a newcomer: the published BUSI rows (lesion Dice only) had a blank score and sorted below our EFSNet,
+    whose score was the thesis's mean DSC. Now every row of a task is scored by the metric shared with its published
+    rows where it has it (``tradeoff_metric``), the primary one otherwise, and rows of one metric sort together; a
+    multitask head row without a Dice gets its accuracy or IoU instead of a blank."""
+    import pandas as pd
+
+    from demo.leaderboard_tab import load_table
+
+    df = pd.DataFrame([
+        {"task": "breast_us_seg", "model": "ours", "source": "measured here", "dsc": 0.74, "lesion_dice": 0.69},
+        {"task": "breast_us_seg", "model": "paper", "source": "publication", "lesion_dice": 0.78},
+        {"task": "breast_us_seg", "model": "thesis table", "source": "student report", "dsc": 0.75},
+        {"task": "ultrasound_multitask", "model": "ours: breast_3cls", "source": "measured here", "acc": 0.84},
+    ])  # fmt: skip
+    table, _, _ = load_table(get_results=lambda: df)
+    rows = {r["model"]: (r["metric"], r["score"]) for _, r in table.iterrows()}
+    assert rows["ours"] == ("lesion_dice", 0.69) and rows["paper"] == ("lesion_dice", 0.78)
+    assert rows["thesis table"] == ("dsc", 0.75) and rows["ours: breast_3cls"] == ("acc", 0.84)
+    busi = list(table[table["task"] == "breast_us_seg"]["model"])
+    assert busi == ["paper", "ours", "thesis table"]  # the shared metric first, best first; then the others
+    assert "metric_rank" not in table.columns
