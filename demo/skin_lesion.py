@@ -108,7 +108,8 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
-    caption = result_caption(image_path, title, example_truth(EXAMPLES_DIR, image_path))  # an example: its label
+    reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label
+    caption = result_caption(image_path, title, reference)
     evidence = nearest_evidence(pred, labels)  # folded: it must not push the verdict and picture off the screen
     if pred.ood_distance is None:
         ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
@@ -138,6 +139,10 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
                    "most likely classes are too close to call.")  # fmt: skip
     else:
         verdict = f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
+    if reference:  # as the breast tab does: a newcomer's melanoma example ranked melanoma last, and nothing said so
+        top = ranked[0][0]
+        caption += (" (the top class: it matches)" if top == reference
+                    else f" ⚠️ (the top class is **{top}**; {reference}: {pred.probs[reference]:.0%})")  # fmt: skip
     cam = predictor.grad_cam(pred, target)
     calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"
     views = len(getattr(predictor, "views", ("id",)))

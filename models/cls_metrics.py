@@ -15,6 +15,12 @@ import numpy as np
 import torch
 
 
+def at_majority(confusion) -> bool:
+    """Every prediction in one class (a confusion matrix, rows true, columns predicted, with one non-empty column): a
+    model that always answers the majority class, however high its accuracy."""
+    return sum(1 for col in np.asarray(confusion).sum(0) if col > 0) <= 1
+
+
 def safe_auc(y_true: np.ndarray, score: np.ndarray) -> float | None:
     from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import roc_auc_score

@@ -218,7 +218,8 @@ def test_tab_predicts_with_a_28px_preview(client):
 
 
 def test_seed_statistics_and_the_paired_test():
-    from training.ablate import at_majority, paired_test, seed_statistics
+    from models.cls_metrics import at_majority
+    from training.ablate import paired_test, seed_statistics
 
     s = seed_statistics([0.70, 0.72, 0.74, 0.76, 0.78])
     assert s["mean"] == pytest.approx(0.74) and s["std"] == pytest.approx(0.0316228, rel=1e-4)
@@ -363,6 +364,7 @@ def test_the_standin_flags_an_image_unlike_busi_with_the_breast_tabs_check(tmp_p
     Image.new("RGB", (256, 256), (200, 30, 30)).save(junk)
     _, _, text = tab.classify(str(junk), "breastmnist_standin/bn")
     assert text.startswith("### ⚠️ Not like the BUSI breast ultrasounds") and "read the answer as meaningless" in text
+    assert "\n\nImage **" in text  # the caption is a paragraph of its own, not run on after the answer
     example = tab.EXAMPLES_DIR / "malignant_10.png"
     _, _, text = tab.classify(str(example), "breastmnist_standin/bn")
     assert "Not like the BUSI" not in text

@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from models.base import count_parameters
+from models.cls_metrics import at_majority
 from models.registry import (
     ABLATION_ENSEMBLE,
     ABLATION_PROTOCOL_CHANGES,
@@ -507,11 +508,6 @@ def summarize(out_root: Path, task: str) -> dict:
             }
         )
     return {"task": task, "steps": rows}
-
-
-def at_majority(confusion: list[list[int]]) -> bool:
-    """Every prediction in one class (a confusion matrix with one non-empty column)."""
-    return sum(1 for col in np.asarray(confusion).sum(0) if col > 0) <= 1
 
 
 def seed_statistics(values: list[float]) -> dict:
