@@ -181,8 +181,12 @@ def segment(image_path, gt_path, opacity: float, view: str, get_predictor=get_pr
             else ""
         )
     else:
-        verdict = "### Predicted lesion: " + " + ".join(
-            f"{n} ({100 * areas[n]['fraction']:.1f} % of the image)" for n in present
+        # the class with the larger area is the answer (a newcomer read "benign (0.7 %) + malignant (8.6 %)" as both)
+        ranked = sorted(present, key=lambda n: areas[n]["fraction"], reverse=True)
+        verdict = (
+            f"### Predicted lesion: {'mostly ' if len(ranked) > 1 else ''}{ranked[0]} "
+            + (f"({100 * areas[ranked[0]]['fraction']:.1f} % of the image)")
+            + "".join(f", {100 * areas[n]['fraction']:.1f} % marked {n}" for n in ranked[1:])
         )
     if pred.ood_reason:  # the result stays (a lecturer may want to show it), flagged first
         verdict = (f"### ⚠️ Not like the BUSI training images: read the mask as meaningless\n{OOD_NOTE}: "
