@@ -91,6 +91,10 @@ th.header-cell {min-width:max-content}
 .projector label span, .projector button:not([role="tab"]), .projector table {font-size:1.2rem !important}
 /* a radio group's title ("Organ") sits in a fieldset, not a label: it stayed small beside its larger options */
 .projector fieldset [data-testid="block-info"] {font-size:1.2rem !important}
+/* a dropdown's or text box's title and value stayed at 14 px too */
+.projector [data-testid="block-info"], .projector input, .projector textarea {font-size:1.2rem !important}
+/* a dataframe's rows are a virtual list of divs, not table cells: they kept 14 px under headers of 19 px */
+.projector .virtual-body .cell-wrap {font-size:1.1rem !important}
 .projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}
 .projector .js-plotly-plot .scatterlayer path.js-line {stroke-width:4px !important}
 .projector .js-plotly-plot .gtitle, .projector .js-plotly-plot .xtitle, .projector .js-plotly-plot .ytitle,

@@ -23,14 +23,20 @@ from leaderboard import multitask as mt
 from leaderboard.results import collect, hub_owner, load_built
 from models.registry import TASKS
 
+# one line above the table (the long note pushed it to y 460: five rows on a 720-px screen), the rest below it
 INTRO = (
+    "Our runs (**measured here**) beside cited figures (**student report**, **publication**). *score* is the metric "
+    "named in *metric*; rows with different protocols are not directly comparable."
+)
+INTRO_MORE = (
     "Numbers **measured here** come from this project's own runs (each checkpoint's `metrics.json`); "
     "**student report** / **publication** rows are cited figures, with their citation and protocol; *unverified* "
     "marks figures not checked against their source. Rows with different protocols (split, classes counted, "
-    "hardware) are not directly comparable: read the *protocol* column. Latency is batch-1 CPU time measured by "
-    "`bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. *score* is the "
-    "metric named in *metric*: the one a task's published rows report where a row has it (BUSI: lesion Dice), else "
-    "the task's primary one; rows of one metric sort together. The long text columns come last."
+    "hardware) are not directly comparable: read the *split* and *protocol* columns. Latency is batch-1 CPU time "
+    "measured by `bench.model_speed` on the stated hardware; published FPS are their authors' GPU figures. *score* is "
+    "the metric named in *metric*: the one a task's published rows report where a row has it (BUSI: lesion Dice), "
+    "else the task's primary one; rows of one metric sort together. Sort with *Sort by*. The long text columns come "
+    "last."
 )
 LEADING = ["task", "model", "metric", "score", "params", "latency_ms", "source", "split"]  # the first screen
 SORTS = {"task, then score": None, "score (best first)": "score", "parameters (fewest first)": "params",
@@ -190,6 +196,7 @@ def build_tab(get_results=default_results) -> None:
             # ``readable`` so that a row stays at most two lines
             table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2,
                                  column_widths=["185px", MODEL_WIDTH], elem_id="leaderboard-table")  # fmt: skip
+            gr.Markdown(INTRO_MORE)  # below the table: above it, it pushed the table to the last third of the screen
 
             def _load(t, s, q, order=next(iter(SORTS))):
                 shown, status, csv = load_table(t, s, q, get_results, order)
