@@ -105,7 +105,7 @@ def with_score(df: pd.DataFrame) -> pd.DataFrame:
     for _, row in df.iterrows():
         wanted = row_metrics(row["task"])
         have = [m for m in wanted if m in row and pd.notna(pd.to_numeric(row[m], errors="coerce"))]
-        metrics.append(have[0] if have else wanted[0])
+        metrics.append(have[0] if have else "none (see its columns)")  # e.g. a speed-only row: not a blank "dsc"
         scores.append(row[have[0]] if have else None)
         ranks.append(wanted.index(have[0]) if have else len(wanted))
     df["metric"], df["score"], df["metric_rank"] = metrics, scores, ranks
@@ -182,7 +182,8 @@ def build_tab(get_results=default_results) -> None:
             gr.Markdown(INTRO)
             with gr.Row():
                 # the tab titles, not the registry keys ("skin_lesion") a newcomer does not know
-                task = gr.Dropdown([("all", "all"), *((f"{spec.title} ({key})", key) for key, spec in TASKS.items())],
+                # titles only: "Breast ultrasound (EFSNet) (breast_us_seg)" ran under the dropdown's arrow
+                task = gr.Dropdown([("all", "all"), *((spec.title, key) for key, spec in TASKS.items())],
                                    value="all", label="Task", elem_id="lb-task")  # fmt: skip
                 source = gr.Dropdown(SOURCES, value="all", label="Source", elem_id="lb-source")
                 query = gr.Textbox(label="Search (Enter)", placeholder="e.g. unet, isic, cpu", elem_id="lb-search")

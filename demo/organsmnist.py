@@ -242,7 +242,8 @@ def shown_run(task: str, step: str) -> str:
         says = answers.replace("always", "always answers", 1)
         return f" (one run as in the report, seed 1; test accuracy {acc:.3f}: it {says})"
     majority = max(map(sum, confusion)) / sum(map(sum, confusion)) if confusion else None
-    baseline = f"; always answering the majority class would score {majority:.3f}" if majority else ""
+    more = ", more than this run" if majority and majority > acc else ""
+    baseline = f"; always answering the majority class would score {majority:.3f}{more}" if majority else ""
     return f" (one run as in the report, seed 1; test accuracy {acc:.3f}{baseline})"
 
 
@@ -270,7 +271,8 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
         from demo.breast_us_seg import OOD_NOTE
 
         verdict = (f"### ⚠️ Not like the BUSI breast ultrasounds the stand-in was built from: read the answer as "
-                   f"meaningless\n{OOD_NOTE}: {reason}.\n\n{verdict.replace('### ', '')}")  # fmt: skip
+                   f"meaningless\nThe breast tab's check, {OOD_NOTE}: {reason}.\n\n"
+                   f"{verdict.replace('### ', '')}")  # fmt: skip
     text = (
         f"{verdict}\n\n{result_caption(image_path, ablation.STEP_TITLES[step], reference)}\n\n"
         f"**{ablation.STEP_TITLES[step]}** trained on the {ablation.dataset_label(task)}{shown_run(task, step)}; "

@@ -141,7 +141,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
         verdict = f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
     if reference:  # as the breast tab does: a newcomer's melanoma example ranked melanoma last, and nothing said so
         top = ranked[0][0]
-        caption += (" (the top class: it matches)" if top == reference
+        caption += (" ✓ (the top class)" if top == reference
                     else f" ⚠️ (the top class is **{top}**; {reference}: {pred.probs[reference]:.0%})")  # fmt: skip
     cam = predictor.grad_cam(pred, target)
     calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"

@@ -167,10 +167,10 @@ def results_table(task: str, steps: dict[str, dict]) -> pd.DataFrame:
                 "train acc": s["train"]["acc"],
                 "val acc": s["val"]["acc"],
                 "test acc": s["test"]["acc"],
-                "test F1 (weighted)": s["test"]["f1_weighted"],
-                "test AUC": s["test"]["auc"],
                 # seen by a newcomer: five steps at exactly 0.7308, and nothing said they always answer "benign"
                 "test answers": majority_note(task, s["test"].get("confusion_matrix")),
+                "test F1 (weighted)": s["test"]["f1_weighted"],
+                "test AUC": s["test"]["auc"],
                 "stop epoch": tr.get("stop_epoch"),
                 "train s": tr.get("train_wall_time_s"),
                 "weights shipped": "yes" if run["has_weights"] else "no",
