@@ -32,6 +32,9 @@ rebuild this dashboard's table with `python -m leaderboard.build` and the latenc
 | **HD** | Hausdorff distance: the largest gap, in pixels, between the two outlines (lower is better). |
 | **HC** | Head circumference of a fetus, in mm: the perimeter of the ellipse fitted to the head (HC18). |
 | **Acc**, **F1 macro**, **AUC** | Share of images classed right; the mean per-class F1 (balances rare classes); the chance that a random positive image scores above a random negative one (0.5 = guessing). |
+| **F1 weighted**, **MCC** | The per-class F1 averaged by class size; the Matthews correlation, -1 to 1 (0 = guessing, 1 = perfect), fair when one class dominates. |
+| **MRE** | Mean radial error: the mean distance, in pixels, between predicted and reference key points (lower is better). |
+| **objectness** | A box head's confidence that its box holds the object; ours give about 1 to every image, so it says little. |
 | **ISIC score** | The ISIC 2017 ranking figure: the mean of the melanoma AUC and the seborrheic-keratosis AUC. |
 | **Grad-CAM** | A heat map of the image regions that pushed the model towards a class. |
 | **Pareto front** | The models that no other model beats on both axes at once (e.g. smaller *and* more accurate). |

@@ -97,8 +97,8 @@ th.header-cell {min-width:max-content}
 .projector .virtual-body .cell-wrap {font-size:1.1rem !important}
 .projector .prose h3, .projector .key-result h3 {font-size:1.6rem !important}
 .projector .js-plotly-plot .scatterlayer path.js-line {stroke-width:4px !important}
-.projector .js-plotly-plot .gtitle, .projector .js-plotly-plot .xtitle, .projector .js-plotly-plot .ytitle,
-.projector .js-plotly-plot .legendtext {font-size:20px !important}
+/* no larger plot text: Plotly places legend entries and titles by the widths it measured at its own size, so text
+   enlarged in CSS ran into the next legend entry and off the plot's right edge (seen in a newcomer's walk) */
 """
 
 
@@ -319,7 +319,11 @@ def slide_file(image, text: str, task: str, variant: str | None = None) -> str:
     if result is not None:
         model += f", {result.params:,} parameters" if result.params and f"{result.params:,}" not in model else ""
         value = result.metrics.get(spec.primary_metric)
-        if isinstance(value, (int, float)):
+        from leaderboard.multitask import dice_by_task
+
+        if spec.primary_metric == "dsc" and (per_task := dice_by_task(result.metrics)):  # a multitask model
+            model += f"; {per_task} on its {result.split or 'held-out'} split"
+        elif isinstance(value, (int, float)):
             name = spec.primary_metric.replace("_", " ")
             name = name.upper() if len(name) <= 4 else name
             model += f"; {name} {value:.3f} on its {result.split or 'held-out'} split"

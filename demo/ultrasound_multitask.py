@@ -105,7 +105,9 @@ def summary() -> str:
     )
     if result:
         tr, m = result.training, result.metrics
-        parts = [f"{label} {m[k]:.3f}" for k, label in (("dsc", "DSC"), ("acc", "Acc")) if m.get(k)]
+        # each task's DSC: their mean (0.809) read as the head model's on a head slide
+        parts = [board.dice_by_task(m) or (f"DSC {m['dsc']:.3f}" if m.get("dsc") else "")]
+        parts = [p for p in parts if p] + ([f"Acc {m['acc']:.3f}"] if m.get("acc") else [])
         # the boxes the tab draws (read off the masks; the box head only as a class-gated fallback): their IoU
         boxes = [f"{head_title(t).removesuffix(' box').lower()} {s['iou_mask_box']:.3f}"
                  for t, s in m.get("tasks", {}).items() if s.get("iou_mask_box") is not None]  # fmt: skip

@@ -139,6 +139,11 @@ def confusion_figure(task: str, steps: dict[str, dict], step: str, split: str) -
     return confusion_heatmap(cm, list(get_task(task).labels), cm, title)
 
 
+def p_text(p: float) -> str:
+    """A p-value as read: "p 0.03", or "p < 0.01" (it read "p 0.00")."""
+    return "p < 0.01" if p < 0.01 else f"p {p:.2f}"
+
+
 def majority_note(task: str, confusion) -> str:
     """ "always <class>" for a run whose test predictions are all one class (``at_majority``), else "both classes"
     (or "" without a confusion matrix)."""
@@ -358,7 +363,8 @@ def seed_table_view(table: pd.DataFrame | None) -> pd.DataFrame:
         "95 % CI": [f"{lo:.3f}–{hi:.3f}" for lo, hi in zip(table["test_acc_ci95_low"], table["test_acc_ci95_high"])],
         "test AUC": [f"{m:.3f} ± {s:.3f}" for m, s in zip(table["test_auc_mean"], table["test_auc_std"])],
         "majority-class seeds": [f"{k}/{n}" for k, n in zip(table["majority_seeds"], table["seeds"])],
-        "gain vs previous": ["" if pd.isna(g) else f"{g:+.3f} (p {p:.2f}, {'beyond noise' if b == 'yes' else 'noise'})"
+        "gain vs previous": ["" if pd.isna(g)
+                             else f"{g:+.3f} ({p_text(p)}, {'beyond noise' if b == 'yes' else 'noise'})"
                              for g, p, b in zip(table["acc_gain_vs_previous"], table["paired_p"],
                                                 table["beyond_noise"])],
     })  # fmt: skip

@@ -30,6 +30,13 @@ REPORT_TASKS = [
 REPORT_SOURCE = "student report, reproduced run (26 tasks, scored on its training subset)"
 
 
+def dice_by_task(metrics: dict) -> str:
+    """ "DSC breast_lesion 0.658, fetal_head 0.961": each segmentation task's DSC, where a multitask model has several
+    (its ``dsc`` is their mean, which on a head slide undersold the head model); "" when it has none."""
+    tasks = {t: s["dice"] for t, s in (metrics.get("tasks") or {}).items() if s.get("dice") is not None}
+    return "DSC " + ", ".join(f"{t} {v:.3f}" for t, v in tasks.items()) if tasks else ""
+
+
 def load_result(variant: str) -> RunResult | None:
     return load_metrics(TASK, variant)
 

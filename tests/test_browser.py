@@ -522,6 +522,8 @@ def test_projector_view_enlarges_type_across_the_app(page, app_url):
     expect(table).to_contain_text("measured here", timeout=30_000)
     header = table.locator("th[title='model']").first
     assert float(header.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 19
+    cell = table.locator(".virtual-body .cell-wrap").first  # the rows are a virtual list of divs: they kept 14 px
+    assert float(cell.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 17
     _shot(page, "projector_view.png")
     page.locator("#projector-toggle input").uncheck()
     page.wait_for_function("!document.querySelector('.gradio-container').classList.contains('projector')")
