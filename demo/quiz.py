@@ -57,6 +57,9 @@ def score_masks(student: np.ndarray, model: np.ndarray, truth: np.ndarray) -> di
             "you vs model": binary_dice_iou(student, model)[0]}  # fmt: skip
 
 
+AGAIN = "This round is scored already: press New image for the next one."
+
+
 def _shown(path: str) -> str:
     """A copy of a held-out image in the app's scratch folder (Gradio serves only the app's own files), under a
     neutral name: BUSI's file names give the class away ("benign (369).png"); the verdict names the image."""
@@ -107,6 +110,7 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
                 "red = drawn (or predicted) but not in the truth, green = missed.")  # fmt: skip
     item = gr.State(None)
     rounds = gr.State([])
+    scored = gr.State(False)  # this round has been revealed: a second Reveal added a copy of its row
     with gr.Row():
         with gr.Column(scale=1):
             with gr.Row():  # both buttons above the editor: Reveal was below the fold at 1280x720
@@ -127,11 +131,14 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
     def pick(current, rows):
         chosen = _next(items, current)
         if chosen is None:
-            return None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here.")
+            return (None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here."),
+                    False)  # fmt: skip
         return (chosen, _shown(chosen[0]), None, None, None,
-                f"### Round {len(rows) + 1}\nDraw your answer, then press Reveal.", "")  # fmt: skip
+                f"### Round {len(rows) + 1}\nDraw your answer, then press Reveal.", "", False)  # fmt: skip
 
-    def show(current, value, rows):
+    def show(current, value, rows, done):
+        if done:  # the result stays as it is; the round is not scored twice
+            return *[gr.skip()] * 7, error_markdown(AGAIN), True
         try:
             if current is None:
                 raise gr.Error("Press New image first.")
@@ -141,18 +148,18 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
             truth = truth_mask(current[1], image.size)
             scores = score_masks(student, predicted, truth)
         except gr.Error as exc:
-            return None, None, None, "", rows, _table(rows), _csv(rows), error_markdown(str(exc.message))
+            return None, None, None, "", rows, _table(rows), _csv(rows), error_markdown(str(exc.message)), False
         rows = [*rows, {"round": len(rows) + 1, "image": Path(current[0]).name,
                         **{k: round(v, 3) for k, v in scores.items()}}]  # fmt: skip
         text = (f"### Dice against the truth: you {scores['you vs truth']:.3f} · model {scores['model vs truth']:.3f}\n"
                 f"{Path(current[0]).name}: Dice between your outline and the model's "
                 f"{scores['you vs model']:.3f}.")  # fmt: skip
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),
-                comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "")  # fmt: skip
+                comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "", True)  # fmt: skip
 
-    new.click(pick, [item, rounds], [item, editor, you, model, versus, verdict, message], api_name=False)
-    reveal.click(show, [item, editor, rounds], [you, model, versus, verdict, rounds, table, download, message],
-                 api_name=False)  # fmt: skip
+    new.click(pick, [item, rounds], [item, editor, you, model, versus, verdict, message, scored], api_name=False)
+    reveal.click(show, [item, editor, rounds, scored],
+                 [you, model, versus, verdict, rounds, table, download, message, scored], api_name=False)  # fmt: skip
 
 
 def classification_quiz(prefix: str, title: str, items, labels, predict_probs, model: str = "the model") -> None:
@@ -161,6 +168,7 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs, m
     gr.Markdown(f"**{title}**: press *New image*, pick your answer, then *Reveal*. The model that answers: {model}.")
     item = gr.State(None)
     rounds = gr.State([])
+    scored = gr.State(False)  # this round has been revealed: a second Reveal added a copy of its row
     with gr.Row():
         with gr.Column(scale=1):
             new = gr.Button("New image", variant="primary", elem_id=f"{prefix}-quiz-new")
@@ -176,18 +184,21 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs, m
     def pick(current, rows):
         chosen = _next(items, current)
         if chosen is None:
-            return None, None, None, "", error_markdown("No held-out images with a label here.")
-        return chosen, _shown(chosen[0]), None, f"### Round {len(rows) + 1}\nPick your answer, then Reveal.", ""
+            return None, None, None, "", error_markdown("No held-out images with a label here."), False
+        return (chosen, _shown(chosen[0]), None, f"### Round {len(rows) + 1}\nPick your answer, then Reveal.", "",
+                False)  # fmt: skip
 
-    def show(current, picked, rows):
+    def show(current, picked, rows, done):
+        if done:  # the verdict stays; changing the answer after it does not score the round again
+            return *[gr.skip()] * 4, error_markdown(AGAIN), True
         if current is None:
-            return "", rows, _table(rows), _csv(rows), error_markdown("Press New image first.")
+            return "", rows, _table(rows), _csv(rows), error_markdown("Press New image first."), False
         if picked not in labels:
-            return "", rows, _table(rows), _csv(rows), error_markdown("Pick your answer first.")
+            return "", rows, _table(rows), _csv(rows), error_markdown("Pick your answer first."), False
         try:
             probs = predict_probs(current[0])
         except gr.Error as exc:
-            return "", rows, _table(rows), _csv(rows), error_markdown(str(exc.message))
+            return "", rows, _table(rows), _csv(rows), error_markdown(str(exc.message)), False
         truth, predicted = labels[current[1]], max(probs, key=probs.get)
         mark = {True: "correct", False: "wrong"}
         rows = [*rows, {"round": len(rows) + 1, "image": Path(current[0]).name, "you vs truth": mark[picked == truth],
@@ -195,7 +206,8 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs, m
                         "you vs model": "agree" if picked == predicted else "disagree"}]  # fmt: skip
         text = (f"### Truth: {truth}. You: {picked} ({mark[picked == truth]}); {model}: {predicted} "
                 f"{probs[predicted]:.0%} ({mark[predicted == truth]})\n{Path(current[0]).name}")  # fmt: skip
-        return text, rows, _table(rows), _csv(rows), ""
+        return text, rows, _table(rows), _csv(rows), "", True
 
-    new.click(pick, [item, rounds], [item, picture, answer, verdict, message], api_name=False)
-    reveal.click(show, [item, answer, rounds], [verdict, rounds, table, download, message], api_name=False)
+    new.click(pick, [item, rounds], [item, picture, answer, verdict, message, scored], api_name=False)
+    reveal.click(show, [item, answer, rounds, scored], [verdict, rounds, table, download, message, scored],
+                 api_name=False)  # fmt: skip

@@ -656,6 +656,12 @@ def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
     page.locator("#skin-quiz-reveal").click()
     expect(page.locator("#skin-quiz-verdict")).to_contain_text("Truth:", timeout=120_000)
     expect(page.locator("#skin-quiz-table")).to_contain_text("agree")  # you vs model: agree or disagree
+    # a second Reveal (another answer picked) keeps the verdict and does not score the round again (it added a copy)
+    page.locator("#skin-quiz-answer").get_by_text("nevus").click()
+    page.locator("#skin-quiz-reveal").click()
+    expect(page.locator("#skin-quiz-message")).to_contain_text("scored already", timeout=30_000)
+    expect(page.locator("#skin-quiz-verdict")).to_contain_text("You: melanoma")
+    expect(page.locator("#skin-quiz-table .virtual-row")).to_have_count(1)
 
 
 def test_skin_robustness_lab_colour_cast_and_sweep(page, serve):
