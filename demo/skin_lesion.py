@@ -191,12 +191,14 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
     image, _ = read_upload(image_path)
     shown = perturb(image.convert("RGB"), kind, severity)
     lines = []
+    reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label, to say who is right
     for key, variant in (("A", model_a), ("B", model_b)):
         pred = get_predictor(TASK, variant)(shown)
         top = max(pred.probs, key=pred.probs.get)
         gate = " (the gate would refuse it)" if pred.looks_out_of_distribution else ""
-        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{gate}")
-    name = Path(str(image_path)).name
+        right = (" ✓" if top == reference else " ✗") if reference else ""
+        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{right}{gate}")
+    name = Path(str(image_path)).name + (f" · reference label **{reference}**" if reference else "")
     head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
     return np.asarray(shown), head + "\n\n".join(lines)
 
