@@ -427,7 +427,7 @@ def build_tab(get_predictor=get_predictor) -> None:
 
             segmentation_quiz("breast", "Outline the lesion", quiz_items,  # held-out BUSI images: no gate needed
                               lambda image: get_predictor(TASK)(image, gate=False).mask > 0,
-                              truth_from_files)  # fmt: skip
+                              truth_from_files, "EFSNet")  # fmt: skip
         with gr.Tab("Cine loop (video)"):
             with gr.Row():
                 with gr.Column(scale=1):

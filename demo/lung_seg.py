@@ -424,7 +424,7 @@ def build_tab(get_predictor=get_predictor) -> None:
 
             segmentation_quiz("lung", "Outline both lungs", lambda: sweep_images(60)[0],
                               lambda image: get_predictor(TASK, spec.default_variant)(image, gate=False).mask > 0,
-                              truth_from_files)  # fmt: skip
+                              truth_from_files, lung.title(spec.default_variant))  # fmt: skip
         with gr.Tab("Training curves and analysis"):
             gr.Markdown(
                 "Per-epoch curves of the study's runs (dashed: training batches, solid: the 141-image test split; "

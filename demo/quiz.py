@@ -103,11 +103,12 @@ def _csv(rows: list[dict]):
     return gr.update(value=str(path), visible=True)
 
 
-def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) -> None:
+def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, model: str = "the model") -> None:
     """A quiz sub-tab: ``items()`` -> ``[(image path, mask path)]``; ``predict_mask(PIL image) -> bool (H, W)`` (the
-    tab's model); ``truth_mask(mask path, size) -> bool (H, W)``."""
+    tab's model, named ``model``); ``truth_mask(mask path, size) -> bool (H, W)``."""
     gr.Markdown(f"**{title}**: press *New image*, paint the region with the brush, then *Reveal*. Yellow = correct, "
-                "red = drawn (or predicted) but not in the truth, green = missed.")  # fmt: skip
+                "red = drawn (or predicted) but not in the truth, green = missed. The model that answers: "
+                f"{model}.")  # fmt: skip
     item = gr.State(None)
     rounds = gr.State([])
     scored = gr.State(False)  # this round has been revealed: a second Reveal added a copy of its row
@@ -151,7 +152,8 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask) 
             return None, None, None, "", rows, _table(rows), _csv(rows), error_markdown(str(exc.message)), False
         rows = [*rows, {"round": len(rows) + 1, "image": Path(current[0]).name,
                         **{k: round(v, 3) for k, v in scores.items()}}]  # fmt: skip
-        text = (f"### Dice against the truth: you {scores['you vs truth']:.3f} · model {scores['model vs truth']:.3f}\n"
+        text = (f"### Dice against the truth: you {scores['you vs truth']:.3f} · {model} "
+                f"{scores['model vs truth']:.3f}\n"
                 f"{Path(current[0]).name}: Dice between your outline and the model's "
                 f"{scores['you vs model']:.3f}.")  # fmt: skip
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),

@@ -529,7 +529,14 @@ def build_tab(get_predictor=get_predictor) -> None:
             def _head(image):
                 return get_predictor(TASK)(image, ["fetal_head"]).outputs["fetal_head"].mask > 0
 
-            segmentation_quiz("mt", "Mark the fetal head", quiz_items, _head, truth_from_files)
+            segmentation_quiz(
+                "mt",
+                "Mark the fetal head",
+                quiz_items,
+                _head,
+                truth_from_files,
+                get_task(TASK).variants[variant_name()].title,
+            )
         with gr.Tab("Results"):
             gr.Markdown(
                 "The challenge's official metrics (SYSTEMS.md §1) of **our** model on the held-out split of the "
