@@ -82,6 +82,15 @@ th.header-cell {min-width:max-content}
 /* notices (Gradio's toasts, e.g. a file type the upload refuses) at the bottom right: at the top they covered the
    task tabs for seconds */
 .toast-wrap {top:auto !important;bottom:calc(var(--size-4) + var(--size-3)) !important}
+/* pinned columns: Gradio's ``pinned_columns`` sets no sticky style on the virtual rows of this version, so a table
+   scrolled sideways lost its task and model names (seen in a newcomer's walk); the first column sticks, and the
+   second where two are pinned, at the first one's fixed width (leaderboard 185 px, skin options 130 px) */
+.virtual-row > .body-cell.first-column, thead th.first-column,
+#leaderboard-table .virtual-row > .body-cell:nth-child(2), #leaderboard-table thead th:nth-child(2),
+#skin-options .virtual-row > .body-cell:nth-child(2), #skin-options thead th:nth-child(2) {position:sticky; left:0;
+  z-index:3; background:var(--table-even-background-fill, var(--background-fill-primary))}
+#leaderboard-table .virtual-row > .body-cell:nth-child(2), #leaderboard-table thead th:nth-child(2) {left:185px}
+#skin-options .virtual-row > .body-cell:nth-child(2), #skin-options thead th:nth-child(2) {left:130px}
 /* projector view (issue 19): larger type and thicker lines across the app, toggled by the header's checkbox */
 .projector {font-size:1.25rem}
 /* the tab row keeps its size: Gradio measures a hidden copy of its buttons (no role="tab") to decide which tabs

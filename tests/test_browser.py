@@ -524,6 +524,11 @@ def test_projector_view_enlarges_type_across_the_app(page, app_url):
     assert float(header.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 19
     cell = table.locator(".virtual-body .cell-wrap").first  # the rows are a virtual list of divs: they kept 14 px
     assert float(cell.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 17
+    # scrolled sideways, the task and model columns stay (Gradio's pinned_columns set no sticky style on the rows)
+    shift = table.evaluate("""t => { const v = t.querySelector('.virtual-table-viewport'), c = t.querySelector(
+        '.virtual-row .first-column'), x = c.getBoundingClientRect().left; v.scrollLeft = 900;
+        return [v.scrollLeft, c.getBoundingClientRect().left - x]; }""")
+    assert shift[0] > 0 and abs(shift[1]) < 2, shift
     _shot(page, "projector_view.png")
     page.locator("#projector-toggle input").uncheck()
     page.wait_for_function("!document.querySelector('.gradio-container').classList.contains('projector')")
