@@ -154,10 +154,9 @@ def box_iou_note(result, det_task_id: str) -> str:
     return f" (held-out IoU {scores['iou_mask_box']:.2f}; the box head's {scores['iou']:.2f})"
 
 
-def box_head_note(result, det_task_id: str) -> str:
-    """The box head's own held-out IoU, for a box the tab takes from it (``result``: the shipped metrics)."""
-    scores = (result.metrics.get("tasks", {}) if result else {}).get(det_task_id, {})
-    return f" (the box head's held-out IoU: {scores['iou']:.2f})" if scores.get("iou") is not None else ""
+def box_head_iou(result, det_task_id: str) -> float | None:
+    """The box head's own held-out IoU (``result``: the shipped metrics), for a box the tab takes from it."""
+    return (result.metrics.get("tasks", {}) if result else {}).get(det_task_id, {}).get("iou")
 
 
 def share(frac: float) -> str:
@@ -347,7 +346,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             why = "found no region of the minimum size" if seg_mask.any() else "found nothing"
             verdict = pred.organ_verdict(out.task_id)
             if out.task_id in fallback:
-                note = box_head_note(held_out, out.task_id)
+                iou = box_head_iou(held_out, out.task_id)
+                note = f" (the box head's held-out IoU: {iou:.2f})" if iou is not None else ""
                 details.append(f"* **{head_title(out.task_id)}** (detection): the {organ_mask} {why}, but the class "
                                f"head says *{verdict}*, so the green rectangle is the box head's own box, "
                                f"{_fmt_box(out.box)} px{note}. It is the least reliable box: the box head "
@@ -373,10 +373,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             pts = "; ".join(f"{k}: ({x:.0f}, {y:.0f})" for k, (x, y) in enumerate(out.points, 1))
             shown = "yellow dots" if ellipse is None else "not drawn: the HC above is the head mask's ellipse"
             details.append(f"* **{head_title(out.task_id)}** (keypoints): {pts} px ({shown})")
-    box_head_iou = (
-        next((held_out.metrics.get("tasks", {}).get(t, {}).get("iou") for t in fallback), None) if held_out else None
-    )
-    if not withheld and (clash := heads_disagree(verdicts, found, tinted, bool(fallback), box_head_iou)):
+    guess_iou = next((box_head_iou(held_out, t) for t in fallback), None)
+    if not withheld and (clash := heads_disagree(verdicts, found, tinted, bool(fallback), guess_iou)):
         head.append(clash)
     if picked:
         head.append(f"\n{picked}")  # a paragraph of its own
