@@ -368,3 +368,35 @@ def test_the_standin_flags_an_image_unlike_busi_with_the_breast_tabs_check(tmp_p
     example = tab.EXAMPLES_DIR / "malignant_10.png"
     _, _, text = tab.classify(str(example), "breastmnist_standin/bn")
     assert "Not like the BUSI" not in text
+
+
+def test_protocol_changes_are_chosen_by_cross_validation_on_the_training_split(tmp_path):
+    """Issue 18: ``training.ablate_cv`` scores a change to the adapted protocol by out-of-fold accuracy over the
+    training images; the fold files hold only training images in "test" (the file's test split is never scored), and
+    the folds partition the training split."""
+    import csv
+
+    from training.ablate_cv import main
+    from training.medmnist import load_npz
+
+    path = make_medmnist_file(tmp_path / "s.npz", n_classes=2, counts=(30, 10, 12))
+    out = tmp_path / "cv"
+    rows = main(["--dataset", str(path), "--step", "base", "--candidates", "ref,tta+smooth", "--seeds", "1",
+                 "--folds", "3", "--out", str(out)])  # fmt: skip
+    assert [r["candidate"] for r in rows] == ["ref", "tta+smooth"] and all(0 <= r["oof_acc_mean"] <= 1 for r in rows)
+    assert [r["candidate"] for r in csv.DictReader((out / "base" / "cv_screen.csv").open())] == ["ref", "tta+smooth"]
+    data = load_npz(path)
+    train = {img.tobytes() for img in data["train"][0]}
+    held = [load_npz(f)["test"][0] for f in sorted((out / "base" / "folds").glob("fold*.npz"))]
+    assert sum(len(h) for h in held) == 30 and {img.tobytes() for h in held for img in h} == train
+    t = json.loads((out / "base" / "tta+smooth" / "seed1" / "fold0" / "metrics.json").read_text())["training"]
+    assert t["tta"] == "hflip" and t["label_smoothing"] == 0.1 and t["class_weighting"] == "inverse_frequency"
+
+
+def test_mirror_tta_is_the_mean_of_the_image_and_its_mirror():
+    from training.ablate import predict
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    x = torch.randn(3, 1, 4, 4)
+    with torch.no_grad():
+        assert torch.allclose(predict(model, x, tta="hflip"), (model(x) + model(x.flip(-1))) / 2, atol=1e-6)

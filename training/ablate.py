@@ -100,10 +100,13 @@ def moving_average(values, window: int = SMOOTH) -> list[float]:
 
 
 @torch.inference_mode()
-def predict(model, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """Raw logits for normalised images ``(N, 1, H, W)``."""
+def predict(model, images: torch.Tensor, batch: int = 256, tta: str | None = None) -> torch.Tensor:
+    """Raw logits for normalised images ``(N, 1, H, W)``; ``tta="hflip"``: the mean of the image's and its mirror's."""
     model.eval()
-    return torch.cat([model(images[i : i + batch]) for i in range(0, len(images), batch)]).float().cpu()
+    logits = torch.cat([model(images[i : i + batch]) for i in range(0, len(images), batch)]).float().cpu()
+    if tta == "hflip":
+        return (logits + predict(model, images.flip(-1), batch)) / 2
+    return logits
 
 
 def classification_metrics(labels: np.ndarray, logits: torch.Tensor, names) -> dict:
@@ -183,7 +186,8 @@ class AblationRecipe(Recipe):
         return logits
 
     def loss(self, logits, target) -> dict[str, torch.Tensor]:
-        loss = F.cross_entropy(logits, target, weight=None if self.weight is None else self.weight.to(logits.device))
+        weight = None if self.weight is None else self.weight.to(logits.device)
+        loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)
         acc = (logits.argmax(1) == target).float().mean()
         vlogits, vy = self._val
         self.rows.append({"train_loss": float(loss.detach()), "train_acc": float(acc),
@@ -305,7 +309,9 @@ def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> di
         from training.medmnist import MedMNISTDataset
 
         ds = MedMNISTDataset(*data[split], task=cfg.task)
-        logits[split] = predict(model, ds.images) + (0 if shift is None else shift)
+        logits[split] = predict(model, ds.images, tta=ABLATION_PROTOCOLS[protocol][3].get("tta")) + (
+            0 if shift is None else shift
+        )
         splits[split] = classification_metrics(ds.labels.numpy(), logits[split], get_task(cfg.task).labels)
     history = list(csv.DictReader((run_dir / "history.csv").open()))
     progress = json.loads((run_dir / "progress.json").read_text())
@@ -338,6 +344,9 @@ def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> di
         "weight_decay": cfg.weight_decay,
         "class_weighting": cfg.class_weighting,
         "scheduler": cfg.scheduler,
+        "ema_decay": cfg.ema_decay,
+        "label_smoothing": cfg.label_smoothing,
+        "tta": ABLATION_PROTOCOLS[protocol][3].get("tta"),
         "run_dir": str(run_dir),
     }
     result = {"variant": cfg.model, "title": ABLATION_TITLES[cfg.model], "n": splits["test"]["n"],
