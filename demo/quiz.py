@@ -125,7 +125,8 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, 
             verdict = gr.Markdown(elem_id=f"{prefix}-quiz-verdict", elem_classes="key-result")
             with gr.Row():
                 you = gr.Image(label="You vs truth", type="numpy", height=200, interactive=False)
-                model = gr.Image(label="Model vs truth", type="numpy", height=200, interactive=False)
+                # not named ``model``: that is the answering model's name, which the verdict prints
+                model_view = gr.Image(label="Model vs truth", type="numpy", height=200, interactive=False)
                 versus = gr.Image(label="You vs model", type="numpy", height=200, interactive=False)
             table, download = _scores_panel(prefix)
 
@@ -159,9 +160,9 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, 
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),
                 comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "", True)  # fmt: skip
 
-    new.click(pick, [item, rounds], [item, editor, you, model, versus, verdict, message, scored], api_name=False)
-    reveal.click(show, [item, editor, rounds, scored],
-                 [you, model, versus, verdict, rounds, table, download, message, scored], api_name=False)  # fmt: skip
+    new.click(pick, [item, rounds], [item, editor, you, model_view, versus, verdict, message, scored], api_name=False)
+    revealed = [you, model_view, versus, verdict, rounds, table, download, message, scored]
+    reveal.click(show, [item, editor, rounds, scored], revealed, api_name=False)
 
 
 def classification_quiz(prefix: str, title: str, items, labels, predict_probs, model: str = "the model") -> None:

@@ -244,6 +244,9 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         title = ORGAN_TITLES.get(organ, organ)
         picked = (f"Organ: **{title}**, chosen by the organ check ({scores[organ]:.0%}); pick another under "
                   "Organ to run its heads." if scores else f"Organ: **{title}** (no organ check ships).")  # fmt: skip
+        if scores and pred.looks_out_of_distribution:  # a chest X-ray was "fetal head (96%)", said as a choice
+            picked = (f"Organ: **{title}**, the organ check's nearer guess ({scores[organ]:.0%}); it only knows "
+                      "these two organs, so for this image it means nothing.")  # fmt: skip
     # none chosen, or none of this organ's (the organ was just switched): all of the organ's heads
     heads = [h for h in heads or [] if h in groups[organ]] or groups[organ]
     if pred is None:
@@ -276,9 +279,13 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
              if o.task_id not in unfound and (ellipse is None or o.points is None)]  # fmt: skip
     names = HEAD_TITLES | {t: f"{head_title(t)} (box head)" for t in fallback}  # not read off a mask
     head, details, probs = [], [], None  # head: the key result, above the picture; details: one line per head
+    flagged = pred.looks_out_of_distribution  # the gate (models.ood on the encoder's features): the headline
+    if flagged:  # the answers stay, as the lung and breast tabs keep their masks, under a warning
+        head.append(f"### ⚠️ Not like the training ultrasound images: read every answer below as meaningless\n"
+                    f"{OOD_NOTE}: {pred.ood_reason}.\n")  # fmt: skip
     scores = pred.organ_probs or {}  # a probe on the encoder's features (training.organ_fit)
     best_organ = max(scores, key=scores.get) if scores else organ
-    wrong_organ = best_organ != organ and organ in scores
+    wrong_organ = not flagged and best_organ != organ and organ in scores  # the organ check knows two organs only
     # a confident other organ: the chosen organ's answers are withheld (kept under "Every head's answer"), as the
     # skin tab withholds a diagnosis for an image that is not dermoscopy; the picture is then the plain image
     withheld = wrong_organ and scores[best_organ] >= ORGAN_WITHHOLD
@@ -295,7 +302,7 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
         else:
             head.append(f"### ⚠️ This may be a {other} image (organ check: {scores[best_organ]:.0%})\nChoose "
                         f"**{other}** under Organ to run its heads. The answers below assume {chosen}.\n")  # fmt: skip
-    headline = "" if wrong_organ else "### "
+    headline = "" if wrong_organ or flagged else "### "
     if hc_px is not None:
         how = ("ellipse fitted to the head mask (largest component, holes filled; magenta outline)" if source == "mask"
                else "ellipse through the four axis end points")  # fmt: skip
@@ -387,6 +394,12 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
     caption = result_caption(image_path, get_task(TASK).variants[variant_name()].title)
     text = "\n".join(head) + f"\n\n{caption}\n\n<details><summary>Every head's answer</summary>\n\n"
     return picture, probs, text + "\n".join(details) + "\n</details>"
+
+
+OOD_NOTE = (
+    "The model's out-of-distribution check (its pooled encoder features against those of its BUSI breast and HC18 "
+    "fetal-head training images) says"
+)
 
 
 def _examples() -> list[list]:

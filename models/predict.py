@@ -394,6 +394,13 @@ class MultiTaskPrediction:
     axes_organs: frozenset = frozenset()  # organs whose model has a 4-point axes head (HC18's): their masks give an HC
     organ_probs: dict | None = None  # which organ the image looks like (``models.multitask.OrganProbe``)
     backend: str = "PyTorch"  # what ran the network
+    ood_reason: str | None = None  # why the image is unlike the training images (``models.ood``), or None
+    ood_distance: float | None = None  # the pooled encoder features' Mahalanobis distance (None: not scored)
+    ood_threshold: float | None = None
+
+    @property
+    def looks_out_of_distribution(self) -> bool:
+        return self.ood_reason is not None
 
     def head_circumference_px(self, source: str = "points") -> float | None:
         """HC18's head circumference in pixels: ``"points"`` the ellipse through the four axis end points of a
@@ -507,19 +514,24 @@ class MultiTaskPredictor:
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, spec=None, replicas: int = 1) -> MultiTaskPredictor:
-        """``TaskSpec.predictor``'s constructor, with the organ check fitted beside the weights (``organs.safetensors``,
-        ``training.organ_fit``), when there is one."""
+        """``TaskSpec.predictor``'s constructor, with the organ check (``organs.safetensors``, ``training.organ_fit``)
+        and the out-of-distribution gate (``ood.safetensors``, ``training.ood_fit --task ultrasound_multitask``)
+        fitted beside the weights, where they are."""
         from models.hub import companion_file
         from models.multitask import ORGAN_PROBE, OrganProbe
+        from models.ood import FILENAME, MahalanobisOOD
 
-        probe = companion_file(model, ORGAN_PROBE)
-        return cls(model, OrganProbe.load(probe.parent) if probe else None, replicas=max(2, replicas))
+        probe, stats = companion_file(model, ORGAN_PROBE), companion_file(model, FILENAME)
+        return cls(model, OrganProbe.load(probe.parent) if probe else None, replicas=max(2, replicas),
+                   ood=MahalanobisOOD.load(stats.parent) if stats else None)  # fmt: skip
 
-    def __init__(self, model: torch.nn.Module, organ_probe=None, backend: str | None = None, replicas: int = 2):
+    def __init__(self, model: torch.nn.Module, organ_probe=None, backend: str | None = None, replicas: int = 2,
+                 ood=None):  # fmt: skip
         from models.runtime import LazyRuntime, backend_choice
         from models.transforms import multitask_eval_transform
 
         self.organ_probe = organ_probe  # models.multitask.OrganProbe, when fitted
+        self.ood = ood  # models.ood.MahalanobisOOD on the same pooled features, when fitted
         self.mask_resize = MASK_RESIZE
         self.model = model.eval()
         self.size = model.input_size
@@ -572,6 +584,12 @@ class MultiTaskPredictor:
             raw = {k: v.cpu() for k, v in raw.items()}
         if self.organ_probe is not None:
             organ_probs = self.organ_probe(pooled.cpu()[0])
+        distance = reason = None
+        if self.ood is not None:
+            from models.ood import colour_statistics
+
+            distance = float(self.ood.distance(pooled.cpu().float().reshape(1, -1))[0])
+            reason = self.ood.check(distance, *colour_statistics(image))
         t2 = time.perf_counter()
         outputs = {}
         for task_id, out in raw.items():
@@ -597,4 +615,5 @@ class MultiTaskPredictor:
         axes_organs = frozenset(t.split("_")[0] for t, (kind, n) in self.model.tasks.items() if kind == "Regression"
                                 and n == 4)  # fmt: skip
         return MultiTaskPrediction(image, outputs, (t2 - t1) * 1e3, (time.perf_counter() - t0) * 1e3, axes_organs,
-                                   organ_probs, backend)  # fmt: skip
+                                   organ_probs, backend, reason, distance,
+                                   None if distance is None else self.ood.threshold)  # fmt: skip

@@ -48,3 +48,5 @@ $PY -m training.head_refit --data-dir data/fmc --task breast_3cls --write
 $PY -m training.head_refit --data-dir data/fmc --task breast_lesion --write
 # the tab's organ check on the exported weights' features (training split only): organs.safetensors beside them
 $PY -m training.organ_fit --data-dir data/fmc
+# the tab's out-of-distribution gate on the same features (training split only): ood.safetensors beside them
+$PY -m training.ood_fit --task ultrasound_multitask --model busi-hc18-lite1 --data-dir data/fmc

@@ -276,6 +276,29 @@ def test_skin_tab_shows_a_grad_cam(page, serve):
     _shot(page, "app_skin.png")
 
 
+def test_multitask_tab_flags_a_chest_x_ray(page, serve):
+    """A newcomer's chest X-ray in the ultrasound tab: it was "Head circumference: 535 px" with the organ check "96 %"
+    sure of a fetal head; now the gate's warning is the headline, in the first screen, and the organ check's guess
+    is said to mean nothing."""
+    from playwright.sync_api import expect
+
+    url, _ = serve(("ultrasound_multitask", "busi-hc18-lite1"))
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(url)
+    page.get_by_role("tab", name="Multitask ultrasound (FMC-UIA)").click()
+    page.locator("#mt-input input[type=file]").set_input_files(str(EXAMPLES / "lung_seg" / "CHNCXR_0012_0.png"))
+    info = page.locator("#mt-info")
+    expect(info).to_contain_text("Not like the training ultrasound images", timeout=120_000)
+    expect(info).to_contain_text("means nothing")
+    expect(info).to_contain_text("CHNCXR_0012_0.png")
+    warning = info.get_by_text("Not like the training ultrasound images").bounding_box()
+    assert warning is not None and 0 <= warning["y"] and warning["y"] + warning["height"] <= 720, warning
+    example = page.get_by_role("button", name="breast, benign", exact=True).first
+    example.click()  # an ultrasound after it is not flagged
+    expect(info).to_contain_text("benign_17", timeout=120_000)
+    expect(info).not_to_contain_text("Not like the training")
+
+
 def test_multitask_tab_shows_all_four_output_kinds(page, serve):
     from playwright.sync_api import expect
 
@@ -649,6 +672,8 @@ def test_quiz_scores_a_drawn_mask_and_a_picked_class(page, serve):
     page.locator("#breast-quiz-reveal").click()
     verdict = page.locator("#breast-quiz-verdict")
     expect(verdict).to_contain_text("Dice against the truth: you", timeout=120_000)
+    expect(verdict).to_contain_text("· EFSNet ")  # the answering model by name (it once printed a component's repr)
+    expect(verdict).not_to_contain_text("object at 0x")
     expect(page.locator("#breast-quiz-table")).to_contain_text("you vs model")
     expect(page.locator("#breast-quiz-csv a").first).to_be_visible(timeout=30_000)
     _shot(page, "quiz_breast.png")

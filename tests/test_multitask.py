@@ -587,3 +587,27 @@ def test_head_refits_keep_the_architecture_and_are_chosen_on_the_training_split(
     assert "head_refit --task breast_3cls" in (folder / "README.md").read_text()
     with pytest.raises(SystemExit):
         main([*base, "--task", "breast_lesion_det"])
+
+
+def test_predictor_flags_an_image_unlike_the_training_images(tiny_multitask_models):
+    """The multitask gate (``ood.safetensors``, ``training.ood_fit --task ultrasound_multitask``) scores the pooled
+    encoder features the organ check uses, loaded beside the weights; no gate, no flag."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from models.multitask import MultiTaskNet
+    from models.ood import MahalanobisOOD
+    from models.predict import MultiTaskPredictor
+
+    model = MultiTaskNet.from_pretrained(tiny_multitask_models / "busi-hc18")
+    image = Image.fromarray((np.add.outer(np.arange(90), np.arange(120)) % 200).astype(np.uint8))
+    assert MultiTaskPredictor.for_model(model)(image, ["breast_3cls"]).looks_out_of_distribution is False
+    _, pooled = model.forward_tasks(torch.zeros(1, 3, 64, 64), ["breast_3cls"], pooled=True)
+    dim = pooled.shape[1]
+    far = MahalanobisOOD(torch.full((dim,), 100.0), torch.eye(dim), threshold=1.0)
+    pred = MultiTaskPredictor(model, ood=far)(image, ["breast_3cls"])
+    assert pred.looks_out_of_distribution and "far from the training images" in pred.ood_reason
+    assert pred.ood_distance > pred.ood_threshold == 1.0
+    near = MahalanobisOOD(torch.zeros(dim), torch.zeros(dim, dim), threshold=1.0)
+    assert not MultiTaskPredictor(model, ood=near)(image, ["breast_3cls"]).looks_out_of_distribution

@@ -5,12 +5,14 @@ through the app's own predictor.
         --ood ../shared/data/chest_xray_lung/images --ood ../shared/data/busi --ood ../shared/data/hc18
         [--synthetic 10] [--max-per-source 100] --json
     python -m training.ood_check breast_us_seg --in-data ../shared/data/busi --in-split val --ood ... --json
+    python -m training.ood_check ultrasound_multitask --in-data data/fmc --in-split held-out
+        --ood ../shared/data/chest_xray_lung/images --ood ../shared/data/isic2017 --json
 
-In-distribution: the ISIC images of ``--in-split``. Out-of-distribution: the images under each ``--ood`` folder
-(masks and annotations skipped; at most ``--max-per-source`` per folder, a seeded sample) plus ``--synthetic`` each of
-flat colours, RGB noise and text screenshots. The last line printed is
-``{"auroc": ..., "flagged_ood": ..., "flagged_in": ...}`` (AUROC of the gate's score: the checks that fire count as
-infinitely far, else the feature distance over its threshold). No gradio.
+In-distribution: the images of ``--in-split`` (ISIC; BUSI "val", lung "test"; the multitask data's held-out
+split). Out-of-distribution: the images under each ``--ood`` folder (masks and annotations skipped; at most
+``--max-per-source`` per folder, a seeded sample) plus ``--synthetic`` each of flat colours, RGB noise and text
+screenshots. The last line printed is ``{"auroc": ..., "flagged_ood": ..., "flagged_in": ...}`` (AUROC of the gate's
+score: the checks that fire count as infinitely far, else the feature distance over its threshold). No gradio.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import json
 import random
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     from training.datasets import find_isic
 
     p = argparse.ArgumentParser("python -m training.ood_check", description=__doc__)
-    p.add_argument("task", choices=["skin_lesion", "breast_us_seg", "lung_seg"])
+    p.add_argument("task", choices=["skin_lesion", "breast_us_seg", "lung_seg", "ultrasound_multitask"])
     p.add_argument("--model", help="variant (default: the task's default)")
     p.add_argument("--in-data", required=True)
     p.add_argument("--in-split", default="val")
@@ -76,7 +79,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", action="store_true", help="print one JSON line per source, then the summary")
     args = p.parse_args(argv)
     spec = get_task(args.task)  # the app's own predictor (TaskSpec.predictor), with its OOD gate and temperature
-    predictor = spec.behaviour("predictor").for_model(load_model(args.task, args.model), spec)
+    model = load_model(args.task, args.model)
+    predictor = spec.behaviour("predictor").for_model(model, spec)
+    call = predictor
+    if args.task == "ultrasound_multitask":  # one head is enough: the gate scores the shared encoder's features
+        call = partial(predictor, task_ids=list(model.tasks)[:1])
     if predictor.ood is None:
         raise SystemExit("this checkpoint ships no ood.safetensors: run python -m training.ood_fit first")
 
@@ -86,13 +93,17 @@ def main(argv: list[str] | None = None) -> dict:
             if not isinstance(image, Image.Image):
                 with Image.open(image) as im:
                     image = im.convert("RGB")
-            pred = predictor(image)
+            pred = call(image)
             scores.append(gate_score(pred))
             flags.append(pred.looks_out_of_distribution)
         return scores, flags
 
     if args.task == "skin_lesion":
         in_images = [s.image for s in find_isic(args.in_data, args.in_split)]
+    elif args.task == "ultrasound_multitask":
+        from training.ood_fit import multitask_images
+
+        in_images = multitask_images(args.in_data, args.in_split)
     else:  # BUSI "val", lung "test": the splits the tabs report
         from training.ood_fit import segmenter_images
 

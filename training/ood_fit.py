@@ -7,9 +7,11 @@ validation split is never used.
     python -m training.ood_fit --model resnet18 --data-dir ../shared/data/isic2017 [--checkpoint DIR]
     python -m training.ood_fit --task breast_us_seg --model efsnet --data-dir ../shared/data/busi
     python -m training.ood_fit --task lung_seg --model unet --data-dir ../shared/data/chest_xray_lung
+    python -m training.ood_fit --task ultrasound_multitask --model busi-hc18-lite1 --data-dir data/fmc
 
 The segmentation models' gate (``fit_segmenter``) scores their bottleneck features, fitted on 4 in 5 training images
-with the threshold from the other fifth.
+with the threshold from the other fifth; the multitask model's (``fit_multitask``) its pooled last-stage encoder
+features, the organ check's, on the training split's images of both organs.
 
 Writes ``ood.safetensors`` and ``neighbours.safetensors`` into the checkpoint folder; runs automatically at the end of
 ``training.train skin_lesion``.
@@ -121,20 +123,62 @@ def fit_segmenter(model, task: str, data_dir) -> MahalanobisOOD:
     return MahalanobisOOD.fit(segmenter_features(model, task, fit_part), segmenter_features(model, task, held_out))
 
 
+MULTITASK = "ultrasound_multitask"
+MULTITASK_METHOD = (
+    "uniform-image and noise checks, then the Mahalanobis distance (Ledoit-Wolf) of the average-pooled last-stage "
+    "encoder features (the organ check's), fitted on 4 in 5 training-split images of both organs, threshold = 99th "
+    "percentile of the other fifth's distances; noise threshold = twice the 99.5th percentile of the training images' "
+    "roughness; the held-out split is never read"
+)
+
+
+def multitask_images(data_dir, split: str) -> list[Path]:
+    """The distinct images of the FMC-format data's ``split`` ("train" or "held-out", ``training.fmc_data``'s split),
+    one file per organ and image name (a BUSI image sits in several task folders), sorted."""
+    from training.fmc_data import read_fmc, split_samples
+
+    train, held_out = split_samples(read_fmc(data_dir))
+    files: dict[tuple[str, str], Path] = {}
+    for s in train if split == "train" else held_out:
+        files.setdefault((s.task_id.split("_")[0], Path(s.image).name), Path(s.image))
+    return [files[k] for k in sorted(files)]
+
+
+def fit_multitask(model, data_dir) -> MahalanobisOOD:
+    """The multitask model's gate: a Gaussian on the pooled encoder features of 4 in 5 training-split images (every
+    5th held out for the 99th-percentile threshold), the noise threshold from the same images' roughness. The
+    held-out split (the one the tab reports) is never read."""
+    from PIL import Image
+
+    from models.ood import colour_statistics
+    from training.organ_fit import pooled_features
+
+    train = multitask_images(data_dir, "train")
+    fit_part = [p for i, p in enumerate(train) if i % 5]
+    held_out = [p for i, p in enumerate(train) if not i % 5]
+    stats = []
+    for path in fit_part:
+        with Image.open(path) as im:
+            stats.append(colour_statistics(im))
+    stats = [(0.0, std, rough) for _, std, rough in stats]  # greyscale ultrasound: no colour threshold
+    return MahalanobisOOD.fit(pooled_features(model, fit_part), pooled_features(model, held_out), image_stats=stats)
+
+
 def main(argv: list[str] | None = None) -> Path:
     from models.hub import checkpoint_dir, load_model_from
 
     p = argparse.ArgumentParser("python -m training.ood_fit", description=__doc__)
-    p.add_argument("--task", default="skin_lesion", choices=["skin_lesion", *SEGMENTERS])
+    p.add_argument("--task", default="skin_lesion", choices=["skin_lesion", *SEGMENTERS, MULTITASK])
     p.add_argument("--model", default="resnet18")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--checkpoint", help="model folder (default: checkpoints/<task>/<model>)")
     args = p.parse_args(argv)
     folder = Path(args.checkpoint) if args.checkpoint else checkpoint_dir(args.task, args.model)
     model = load_model_from(args.task, args.model, folder)
-    if args.task in SEGMENTERS:
-        gate = fit_segmenter(model, args.task, args.data_dir)
-        gate.save(folder, SEGMENTER_METHOD)
+    if args.task in (*SEGMENTERS, MULTITASK):
+        multitask = args.task == MULTITASK
+        gate = fit_multitask(model, args.data_dir) if multitask else fit_segmenter(model, args.task, args.data_dir)
+        gate.save(folder, MULTITASK_METHOD if multitask else SEGMENTER_METHOD)
         print(f"threshold {gate.threshold:.2f} -> {folder}")
         return folder
     fitted = fit(model, args.data_dir)
