@@ -72,12 +72,15 @@ def _shown(path: str) -> str:
     return str(out)
 
 
-def _next(items, current):
-    """A held-out item other than the current one (``None`` when there is none)."""
+def _next(items, current, played=()):
+    """A held-out item not played yet this session (by file name), else one other than the current one, else any
+    (``None`` when there is none): an image came back in round 3 of 3."""
     pool = items()
     if not pool:
         return None
-    return random.choice([p for p in pool if current is None or p[0] != current[0]] or pool)
+    fresh = [p for p in pool if Path(p[0]).name not in set(played)]
+    return random.choice([p for p in fresh if current is None or p[0] != current[0]]
+                         or [p for p in pool if current is None or p[0] != current[0]] or pool)  # fmt: skip
 
 
 def _scores_panel(prefix: str):
@@ -131,7 +134,7 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, 
             table, download = _scores_panel(prefix)
 
     def pick(current, rows):
-        chosen = _next(items, current)
+        chosen = _next(items, current, [r["image"] for r in rows])
         if chosen is None:
             return (None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here."),
                     False)  # fmt: skip
@@ -185,7 +188,7 @@ def classification_quiz(prefix: str, title: str, items, labels, predict_probs, m
             table, download = _scores_panel(prefix)
 
     def pick(current, rows):
-        chosen = _next(items, current)
+        chosen = _next(items, current, [r["image"] for r in rows])
         if chosen is None:
             return None, None, None, "", error_markdown("No held-out images with a label here."), False
         return (chosen, _shown(chosen[0]), None, f"### Round {len(rows) + 1}\nPick your answer, then Reveal.", "",

@@ -229,6 +229,27 @@ def load_seed_tables(task: str, root: Path | None = None) -> tuple[pd.DataFrame 
     return table, curves
 
 
+SCREEN_FILE = "protocol_cv_screen.csv"  # training.ablate_cv: changes to the adapted protocol scored by CV
+
+
+def protocol_screen_note(task: str, root: Path | None = None) -> str:
+    """One line on the changes to the adapted protocol that were screened by cross-validation on the training split
+    and not adopted (``protocol_cv_screen.csv``), or "" where no screen ran."""
+    path = (root or checkpoints_root()) / task / SCREEN_FILE
+    if not path.exists():
+        return ""
+    rows = pd.read_csv(path)
+    ref = rows[rows["candidate"] == "ref"]
+    others = rows[rows["candidate"] != "ref"].sort_values("oof_acc_mean", ascending=False)
+    if ref.empty or others.empty:
+        return ""
+    r = ref.iloc[0]
+    tried = "; ".join(f"{o.change.removeprefix('+ ')}: {o.oof_acc_mean:.3f}" for o in others.itertuples())
+    return (f"Screened and not adopted (5-fold CV on the training split, {STEP_TITLES.get(r.step, r.step)} at "
+            f"{r.resolution} px, {r.seeds} seeds; out-of-fold accuracy, {r.oof_acc_mean:.3f} as it is): {tried}. A "
+            "change needed +0.01 to be adopted; the test split was not read for it.")  # fmt: skip
+
+
 def protocol_title(protocol: str) -> str:
     from models.registry import ABLATION_PROTOCOLS
 

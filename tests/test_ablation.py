@@ -289,6 +289,8 @@ def test_tab_shows_seeds_protocols_and_anchors(client):
         "BreastMNIST-style stand-in (BUSI)", "report", "28", api_name="/ablation_seeds"
     )
     assert "28 px" in note and "majority class" in note and "MedMNIST+" in note
+    if "tie)" in note:  # steps at the same shown mean are all named
+        assert note.count(" ± ") >= 2
     text = json.dumps([bars, curves, resolution])
     assert "95 % interval" in text and "MedMNIST v2 BreastMNIST" in text
     assert table["headers"][:4] == ["step", "protocol", "px", "seeds"]
@@ -400,3 +402,17 @@ def test_mirror_tta_is_the_mean_of_the_image_and_its_mirror():
     x = torch.randn(3, 1, 4, 4)
     with torch.no_grad():
         assert torch.allclose(predict(model, x, tta="hflip"), (model(x) + model(x.flip(-1))) / 2, atol=1e-6)
+
+
+def test_the_seed_note_names_the_changes_screened_and_not_adopted(tmp_path):
+    from leaderboard.ablation import protocol_screen_note
+
+    assert protocol_screen_note("breastmnist_standin", tmp_path) == ""  # no screen ran: nothing said
+    (tmp_path / "breastmnist_standin").mkdir()
+    (tmp_path / "breastmnist_standin" / "protocol_cv_screen.csv").write_text(
+        "candidate,change,step,resolution,seeds,folds,oof_acc_mean,oof_acc_std,oof_auc_mean,epochs_mean,adopted\n"
+        "ref,the adapted protocol as it is,bn,28,2,5,0.8434,0.001,0.88,26,kept (the reference)\n"
+        "smooth,+ label smoothing 0.1,bn,28,2,5,0.8498,0.026,0.87,27,no\n"
+    )
+    note = protocol_screen_note("breastmnist_standin", tmp_path)
+    assert "0.843 as it is" in note and "label smoothing 0.1: 0.850" in note and "+ BatchNorm at 28 px" in note

@@ -42,3 +42,14 @@ def test_quiz_items_are_held_out_images_with_their_truth():
     from demo.ultrasound_multitask import _examples, quiz_items
 
     assert len(quiz_items()) == 3 and not any("_mask" in row[0] for row in _examples())  # truths are not examples
+
+
+def test_a_new_round_shows_an_image_not_played_yet():
+    """Round 3 of 3 once showed round 1's image again; the next image avoids every image played this session."""
+    from demo.quiz import _next
+
+    items = [(f"/data/img{i}.png", f"/data/img{i}_mask.png") for i in range(3)]
+    for _ in range(20):
+        assert _next(lambda: items, items[1], ["img0.png", "img1.png"])[0] == "/data/img2.png"
+    assert _next(lambda: items, items[2], ["img0.png", "img1.png", "img2.png"])[0] != "/data/img2.png"  # all played
+    assert _next(lambda: [], None) is None
