@@ -17,8 +17,8 @@ and teaching demo, not for clinical use**: no model here is validated for diagno
 | Breast ultrasound | S5: EFSNet lesion segmentation, 178,887 params | BUSI, Al-Dhabyani et al. 2020 (no licence file; Kaggle mirror listed CC0) | `python -m training.train breast_us_seg --data-dir ../shared/data/busi --image-size 128 --export` |
 | Lung X-ray | S2: U-Net vs U-Net++ (resnet34), Adam vs SGD | Shenzhen + Montgomery, Jaeger et al. 2014; Shenzhen masks CC BY-NC-SA 4.0 | `SIZE=96 scripts/train_lung_study.sh` |
 | OrganSMNIST ablation | S3: small CNN ladder -> ensemble with ResNet-50/101/152 | OrganSMNIST (MedMNIST, CC BY 4.0; needs the internet); here a BreastMNIST-style stand-in built from BUSI | `python -m training.medmnist_standin --busi ../shared/data/busi --out data/breastmnist_standin.npz && python -m training.ablate --dataset data/breastmnist_standin.npz --export` |
-| Skin lesion | S4: CustomNet vs ResNet18 (+ EfficientNet-Lite0/Lite1 ImageNet fine-tunes) | ISIC 2017 Part 3, Codella et al. 2017 (ISIC Archive terms) | `scripts/train_skin_study.sh` (the seed's study); `scripts/skin_cv.sh && python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017` (Lite1, 5-fold CV) |
-| Multitask ultrasound | S1: EfficientNet-B4 + shared FPN + seg/cls/det/keypoint heads (shipped: Lite1 ImageNet encoder) | BUSI + HC18 (van den Heuvel et al. 2018) converted to the FMC-UIA CSV format | `scripts/train_multitask.sh` (the chained runs, the two head refits `training.head_refit` and the organ probe `training.organ_fit`) |
+| Skin lesion | S4: CustomNet vs ResNet18 (+ EfficientNet-Lite0/Lite1 ImageNet fine-tunes) | ISIC 2017 Part 3, Codella et al. 2017 (ISIC Archive terms) | `scripts/train_skin_study.sh` (the first release's study: validation-chosen); `scripts/skin_cv.sh && python scripts/skin_cv_report.py --data-dir ../shared/data/isic2017` (Lite1, 5-fold CV) |
+| Multitask ultrasound | S1: EfficientNet-B4 + shared FPN + seg/cls/det/keypoint heads (shipped: Lite1 ImageNet encoder) | BUSI + HC18 (van den Heuvel et al. 2018) converted to the FMC-UIA CSV format | `scripts/train_multitask.sh` (the chained runs, the two head refits `training.head_refit`, the organ probe `training.organ_fit` and the out-of-distribution gate `training.ood_fit`) |
 
 Evaluate any checkpoint with `python -m training.evaluate TASK --model VARIANT --data-dir DIR --split SPLIT --json`;
 rebuild this dashboard's table with `python -m leaderboard.build` and the latency columns with
@@ -48,7 +48,7 @@ rebuild this dashboard's table with `python -m leaderboard.build` and the latenc
 * **Lung**: which hospital(s), 256 px, threshold 0.5, and the split; the report's Dice was logged on training batches.
 * **OrganSMNIST**: MedMNIST file version (v2 vs v3), "224" in MedMNIST v2 means an upsampled 28 px image, ensemble vs
   single model; our ladder ran on a stand-in dataset, not OrganSMNIST.
-* **ISIC 2017**: the seed's models were scored on the 150-image validation set, which also chose their epochs and
+* **ISIC 2017**: the first release's models were scored on the 150-image validation set, which also chose their epochs and
   options; the EfficientNet-Lite1 model was chosen by nothing: its recipe was fixed in advance, 5-fold
   cross-validation on the training images estimates it, and the validation set is reported only. The challenge ranked
   the 600-image test set, and entries used external data.

@@ -49,8 +49,9 @@ TASK = "breast_us_seg"
 EXAMPLES_DIR = Path(__file__).with_name("examples") / TASK
 MAX_VIDEO_FRAMES = 300
 MAX_VIDEO_SIDE = 720
-VIEWS = ("Overlay", "Probability RGB (R normal, G benign, B malignant)")
-PROBABILITY_KEY = {"normal": (255, 0, 0), "benign": (0, 255, 0), "malignant": (0, 0, 255)}  # the thesis's RGB view
+# the thesis's RGB view; its "normal" channel is the background class (no lesion), named as the table names it
+VIEWS = ("Overlay", "Probability RGB (R background, G benign, B malignant)")
+PROBABILITY_KEY = {"background (no lesion)": (255, 0, 0), "benign": (0, 255, 0), "malignant": (0, 0, 255)}
 STATE_SIDE = 1024  # what a session keeps for re-rendering: a display-size image and mask, model-size logits
 STATE_TTL_S = 1800
 

@@ -17,10 +17,12 @@ import plotly.graph_objects as go
 from leaderboard.plots import LEGEND_BELOW, OKABE_ITO, colour_key, confusion_heatmap, wrap_title
 from leaderboard.results import RunResult
 from models.hub import checkpoints_root
-from models.registry import ABLATION_STEPS, ABLATION_TITLES, get_task
+from models.registry import ABLATION_ADAPTED_SHOWN, ABLATION_SHIPPED_ONLY, ABLATION_STEPS, ABLATION_TITLES, get_task
 
 STEP_ORDER = ABLATION_STEPS  # the ladder and its titles: models.registry, their one definition
 STEP_TITLES = ABLATION_TITLES
+SHIPPED_ONLY = tuple(ABLATION_ADAPTED_SHOWN.values())  # shipped runs that are no ladder step (bn-adapted)
+MODEL_TITLES = {**STEP_TITLES, **{k: v.title for k, v in ABLATION_SHIPPED_ONLY.items()}}
 # the report's table (SYSTEMS.md §3; OrganSMNIST v2 file): step -> (train, val, test) accuracy
 REPORT = {
     "base": (0.774, 0.817, 0.680),
@@ -39,12 +41,12 @@ def dataset_label(task: str) -> str:
     return "OrganSMNIST" if task == "organsmnist" else "BreastMNIST-style stand-in (BUSI)"
 
 
-def load_steps(task: str, root: Path | None = None) -> dict[str, dict]:
+def load_steps(task: str, root: Path | None = None, shipped: bool = False) -> dict[str, dict]:
     """``{step: {"metrics": RunResult, "steps": DataFrame | None, "history": DataFrame | None, "has_weights",
-    "folder"}}``."""
+    "folder"}}``; ``shipped``: also the shipped runs that are no ladder step (``SHIPPED_ONLY``)."""
     base = (root or checkpoints_root()) / task
     out = {}
-    for step in STEP_ORDER:
+    for step in (*STEP_ORDER, *(SHIPPED_ONLY if shipped else ())):
         folder = base / step
         if not (folder / "metrics.json").exists():
             continue

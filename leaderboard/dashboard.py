@@ -76,9 +76,37 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
         # the legend under the title, in view at 1280x720 (below the axis it was off-screen: markers unexplained)
         legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom", font=dict(size=13)),
     )  # fmt: skip
-    if len(rows) == 1 and 0 <= float(rows[metric].iloc[0]) <= 1:  # one point: Plotly's range ran from 0 to 1.6
-        fig.update_layout(yaxis_range=[0, 1.05])
+    if len(rows):
+        # one y range for both of a task's plots, from every row of the task that has the metric: the latency plot
+        # (one dot) ran 0-1 beside the size plot's 0.69-0.80
+        every = df.loc[(df["task"] == task) & df[metric].notna(), metric].astype(float)
+        lo, hi = float(every.min()), float(every.max())
+        pad = max(0.05 * (hi - lo), 0.02 * max(abs(hi), 1e-9))
+        fig.update_layout(yaxis_range=[lo - pad, hi + pad])
+        ticks = log_ticks(float(rows[x].min()), float(rows[x].max()))
+        span = [min(float(rows[x].min()), ticks[0]) / 1.15, max(float(rows[x].max()), ticks[-1]) * 1.15]
+        fig.update_xaxes(tickvals=ticks, ticktext=[short_number(t) for t in ticks], range=np.log10(span).tolist())
     return fig
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks of 1, 2 and 5 times a power of ten around ``[lo, hi]`` for a log axis, every one labelled in full (Plotly
+    labelled the minor ticks with a bare digit: "4 5 6 ... 1M 2 3", where "4" meant 400k)."""
+    import math
+
+    ticks = [
+        m * 10.0**e for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1) for m in (1, 2, 5)
+    ]
+    inside = [t for t in ticks if lo / 1.6 <= t <= hi * 1.6]
+    return inside if len(inside) >= 2 else [t for t in ticks if lo / 11 <= t <= hi * 11]
+
+
+def short_number(value: float) -> str:
+    """``2000000`` -> "2M", ``500000`` -> "500k", ``20`` -> "20", ``0.5`` -> "0.5"."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
 
 
 def multitask_bars(result: RunResult | None) -> go.Figure:

@@ -87,12 +87,14 @@ def curves_figure(runs: list[dict], metric: str = "dice") -> go.Figure:
                 annotation_text=f"report, U-Net SGD: {'loss plateau' if metric == 'loss' else 'Dice max'} ≈ {y}",
             )
     key = colour_key((COLORS.get(run["variant"]), title(run["variant"])) for run in runs if run["history"] is not None)
+    # the line styles in the title too: the leaderboard's Studies shows this plot without the lung tab's text
+    styles = "<br><sup>solid = test split · dashed = training batches · ★ = the report's logged value</sup>"
     fig.update_layout(
-        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch{key}",
+        title=f"{'Dice loss' if metric == 'loss' else 'Dice (sigmoid > 0.5)'} per epoch{key}{styles}",
         xaxis_title="epoch",
         yaxis_title="loss" if metric == "loss" else "Dice",
         showlegend=False,  # the colours are in the title, dashed/solid/stars in the tab's text (a 4-run legend left the
-        margin=dict(l=40, r=10, t=70, b=40),  # plot 80 px tall)
+        margin=dict(l=40, r=10, t=95, b=40),  # plot 80 px tall)
         height=520,
     )
     return fig

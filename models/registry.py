@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -117,6 +117,14 @@ ABLATION_VARIANTS = {
         )
         for d in (50, 101, 152)
     },
+}
+# beside the report protocol's shown run (seed 1), the adapted protocol's seed-1 run of these steps ships under its own
+# name, for the Predict tab (the report's BN CNN answers "normal or benign" about 67 % for nearly every image); a
+# shipped model, not a ladder step
+ABLATION_ADAPTED_SHOWN = {"bn": "bn-adapted"}
+ABLATION_SHIPPED_ONLY = {
+    shipped: replace(ABLATION_VARIANTS[step], title=f"{ABLATION_VARIANTS[step].title}, adapted to small data, seed 1")
+    for step, shipped in ABLATION_ADAPTED_SHOWN.items()
 }
 # the last rung: the mean of these members' raw logits (not a trained model, so not a variant)
 ABLATION_ENSEMBLE = ("bn", "resnet50", "resnet101", "resnet152")
@@ -303,7 +311,7 @@ TASKS: dict[str, TaskSpec] = {
         input_size=28,
         mean=(0.5,),
         std=(0.5,),
-        variants=ABLATION_VARIANTS,
+        variants={**ABLATION_VARIANTS, **ABLATION_SHIPPED_ONLY},
         default_variant="bn",
         metrics=("acc", "auc", "f1_weighted"),
         primary_metric="acc",
@@ -329,7 +337,7 @@ TASKS: dict[str, TaskSpec] = {
         input_size=28,
         mean=(0.5,),
         std=(0.5,),
-        variants=ABLATION_VARIANTS,
+        variants={**ABLATION_VARIANTS, **ABLATION_SHIPPED_ONLY},
         default_variant="bn",
         metrics=("acc", "auc", "f1_weighted"),
         primary_metric="acc",

@@ -176,7 +176,7 @@ def test_ablation_picker_breaks_an_accuracy_tie_by_f1(monkeypatch):
     runs = {"base": (0.7308, 0.617, 0.84), "bn": (0.7308, 0.743, 0.79), "big": (0.70, 0.75, 0.90)}
     fake = {s: {"metrics": SimpleNamespace(splits={"val": {"acc": a, "f1_weighted": f, "auc": u}})}
             for s, (a, f, u) in runs.items()}  # fmt: skip
-    monkeypatch.setattr(tab, "_available", lambda task: fake)
+    monkeypatch.setattr(tab, "_available", lambda task, shipped=False: fake)
     choices = [(s, f"{tab.STANDIN}/{s}") for s in runs]
     assert tab.best_choice(choices) == f"{tab.STANDIN}/bn"
 

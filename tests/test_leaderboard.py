@@ -107,6 +107,13 @@ def test_the_shipped_table_is_current():
                                   check_exact=False, rtol=1e-9)  # fmt: skip
 
 
+def test_log_ticks_are_labelled_in_full():
+    from leaderboard.dashboard import log_ticks, short_number
+
+    assert [short_number(t) for t in log_ticks(1.7e5, 3.4e7)][:3] == ["200k", "500k", "1M"]
+    assert len(log_ticks(13.7, 13.7)) >= 2 and short_number(0.5) == "0.5" and short_number(2e9) == "2G"
+
+
 def test_filters_search_and_pareto_front():
     import numpy as np
 
@@ -126,6 +133,11 @@ def test_filters_search_and_pareto_front():
     assert list(pareto_front(np.array([1.0, 2, 3, 4]), np.array([0.5, 0.4, 0.7, 0.6]))) == [0, 2]
     fig = tradeoff_figure(df, "lung_seg", "params")
     assert any(t.name == "Pareto front" for t in fig.data)
+    # every log tick labelled in full ("4" meant 400k), and one y range for a task's two plots
+    assert all(label[-1] in "kMG" or label.replace(".", "").isdigit() for label in fig.layout.xaxis.ticktext)
+    assert fig.layout.yaxis.range == tradeoff_figure(df, "lung_seg", "latency_ms").layout.yaxis.range or not len(
+        tradeoff_figure(df, "lung_seg", "latency_ms").data
+    )
     _, message, _ = load_table(get_results=lambda: 1 / 0)
     assert "Could not build the leaderboard" in message
 

@@ -29,7 +29,8 @@ report's protocol, seed 1, the task's 28 px), ``<out>/<step>/``: ``model/`` (wei
 (per optimiser step: train-batch and one cycled val-batch accuracy and loss, and their 60-step moving averages, as the
 report plotted), ``history.csv``, ``metrics.json`` (train/val/test accuracy, weighted precision/recall/F1, AUC,
 confusion matrices); ``<out>/ablation.json`` sums it up. A finished run is skipped on rerun; an interrupted one
-resumes. Weights are kept only for the shown run. ``--export`` copies the shown steps and the two CSVs into
+resumes. Weights are kept only for the shown run and, as ``<out>/bn-adapted/``, the adapted protocol's seed-1
+BN CNN (``models.registry.ABLATION_ADAPTED_SHOWN``). ``--export`` copies the shown steps and the two CSVs into
 ``checkpoints/<task>/``. No gradio.
 """
 
@@ -53,6 +54,7 @@ import torch.nn.functional as F
 from models.base import count_parameters
 from models.cls_metrics import at_majority
 from models.registry import (
+    ABLATION_ADAPTED_SHOWN,
     ABLATION_ENSEMBLE,
     ABLATION_PROTOCOL_CHANGES,
     ABLATION_PROTOCOLS,
@@ -256,7 +258,12 @@ def card_notes(saved: dict, progress: dict) -> str:
     adapted = saved.get("optimizer") == "adamw"
     lines.append(
         f"* Protocol **{ABLATION_PROTOCOLS['adapted' if adapted else 'report'][0].lower()}**"
-        + (": " + "; ".join(ABLATION_PROTOCOL_CHANGES) if adapted else ": Adam 1e-3, batch 128, as in the report")
+        + (
+            ": " + "; ".join(ABLATION_PROTOCOL_CHANGES) + " (in shipped weights the log prior is folded into the last "
+            "layer's bias, so a plain softmax gives the protocol's predictions)"
+            if adapted
+            else ": Adam 1e-3, batch 128, as in the report"
+        )  # fmt: skip
         + f"; seed {saved.get('seed')}; trained on a CPU (the report: Tesla P100 GPUs) through the project's trainer."
     )
     return "\n".join(lines)
@@ -304,6 +311,14 @@ def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> di
     model = load_model_from(cfg.task, cfg.model, run_dir / "model")
     data = AblationRecipe(cfg).data
     shift = prior_correction(cfg.task, protocol, data["train"][1])
+    corrected = shift is not None
+    if keep_weights and corrected:  # shipped weights give the protocol's predictions: the log prior in the last bias
+        from models.ood import last_linear
+
+        with torch.no_grad():
+            last_linear(model).bias += shift
+        model.save_pretrained(run_dir / "model")
+        shift = None  # now in the weights
     splits, logits = {}, {}
     for split in ("train", "val", "test"):
         from training.medmnist import MedMNISTDataset
@@ -336,7 +351,8 @@ def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> di
         "early_stopping": stops_early,
         "augment": cfg.augment in AUGMENTATIONS,
         "augmentation": cfg.augment,
-        "prior_correction": shift is not None,
+        "prior_correction": corrected,
+        "prior_in_weights": bool(keep_weights and corrected),  # the log prior folded into the last layer's bias
         "fixed_epochs": None if stops_early else cfg.epochs,
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
@@ -442,6 +458,8 @@ def run(args) -> dict:
     for seed, protocol in [(k, p) for k in range(args.first_seed, args.seeds + 1) for p in protocols]:
         seed_dir = out_root / "seeds" / f"{protocol}-{size}px" / f"seed{seed}"
         shown = protocol == "report" and seed == SHOWN_SEED and size == spec.input_size
+        # the adapted protocol's seed-1 run of a few steps ships too, under its own name (bn -> bn-adapted)
+        adapted_shown = protocol == "adapted" and seed == SHOWN_SEED and size == spec.input_size
         for name in wanted:
             out = seed_dir / name
             if (out / "metrics.json").exists():
@@ -458,7 +476,8 @@ def run(args) -> dict:
             else:
                 cfg = protocol_config(task, name, path, size, seed, protocol, args.max_epochs,
                                       seed_dir / "train", args.cpu, args.pretrained, args.save_state)  # fmt: skip
-                result = {**base_result, **run_step(cfg, out, keep_weights=shown, protocol=protocol)}
+                keep = shown or (adapted_shown and name in ABLATION_ADAPTED_SHOWN)
+                result = {**base_result, **run_step(cfg, out, keep_weights=keep, protocol=protocol)}
                 result["training"]["pretrained"] = cfg.pretrained
             result["training"]["protocol"] = protocol
             result["training"]["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -469,20 +488,24 @@ def run(args) -> dict:
                   f"{s['val']['acc']:.4f} / {s['test']['acc']:.4f}", flush=True)  # fmt: skip
         if shown:
             publish_shown(seed_dir, out_root, task, wanted)
+        if adapted_shown:
+            publish_shown(seed_dir, out_root, task, [n for n in wanted if n in ABLATION_ADAPTED_SHOWN],
+                          rename=ABLATION_ADAPTED_SHOWN)  # fmt: skip
     summary = summarize(out_root, task)
     (out_root / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
     write_seed_tables(out_root, task)
-    if args.export:
-        export(out_root, task, args.checkpoints_dir)
+    if args.export or args.export_models:
+        export(out_root, task, args.checkpoints_dir, tables=not args.export_models)
     return summary
 
 
-def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted) -> None:
-    """The shown run (report protocol, seed 1, 28 px) as ``<out>/<step>/``: model folder with card, curves, metrics."""
+def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted, rename: dict | None = None) -> None:
+    """The shown run (report protocol, seed 1, 28 px) as ``<out>/<step>/``: model folder with card, curves, metrics;
+    with ``rename`` (the adapted protocol's shipped runs) as ``<out>/<rename[step]>/``, named so in its metrics."""
     from models.card import write_model_folder
 
     for name in wanted:
-        src, dest = seed_dir / name, out_root / name
+        src, dest = seed_dir / name, out_root / (rename or {}).get(name, name)
         if not (src / "metrics.json").exists():
             continue
         dest.mkdir(parents=True, exist_ok=True)
@@ -494,7 +517,10 @@ def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted) -> None:
                 shutil.rmtree(dest / "model")
             shutil.move(str(src / "model"), dest / "model")
             result = json.loads((dest / "metrics.json").read_text())
-            write_model_folder(dest / "model", task, name, result, history_csv=dest / "history.csv")
+            if dest.name != name:  # a shipped run of another protocol: its own variant name and title
+                result.update(variant=dest.name, title=get_task(task).variants[dest.name].title)
+                (dest / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+            write_model_folder(dest / "model", task, dest.name, result, history_csv=dest / "history.csv")
             shutil.copyfile(dest / "steps.csv", dest / "model" / "steps.csv")
 
 
@@ -608,13 +634,14 @@ def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
     return table, curve_file
 
 
-SHIPPED_WEIGHTS = ("base", "bn")  # the checkpoints budget (200 MB): the ResNets' fp16 weights alone are 248 MB
+# the checkpoints budget (200 MB): the ResNets' fp16 weights alone are 248 MB
+SHIPPED_WEIGHTS = ("base", "bn", *ABLATION_ADAPTED_SHOWN.values())
 
 
-def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIGHTS) -> None:
-    """``checkpoints/<task>/<step>/``: the shown run's model folders (config, card, metrics, history, steps.csv; the
-    weights of the ``weights`` steps only), ``ablation.json`` and the seed tables."""
-    for name in ALL_STEPS:
+def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIGHTS, tables: bool = True) -> None:
+    """``checkpoints/<task>/<step>/``: the shown runs' model folders (config, card, metrics, history, steps.csv; the
+    weights of the ``weights`` steps only), ``ablation.json`` and (``tables``) the seed tables."""
+    for name in (*ALL_STEPS, *ABLATION_ADAPTED_SHOWN.values()):
         src = out_root / name
         if not (src / "metrics.json").exists():
             continue
@@ -631,7 +658,7 @@ def export(out_root: Path, task: str, checkpoints_dir: str, weights=SHIPPED_WEIG
     dest.mkdir(parents=True, exist_ok=True)
     if (out_root / "ablation.json").exists() and json.loads((out_root / "ablation.json").read_text())["steps"]:
         shutil.copyfile(out_root / "ablation.json", dest / "ablation.json")  # a study without the shown run keeps it
-    for f in ("ablation_seeds.csv", "ablation_seed_curves.csv"):
+    for f in ("ablation_seeds.csv", "ablation_seed_curves.csv") if tables else ():
         if (out_root / f).exists():
             merge_seed_table(out_root / f, dest / f)
     print(f"exported to {dest}")
@@ -665,6 +692,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--out", help="run folder (default runs/ablation/<task>)")
     p.add_argument("--export", action="store_true", help="copy the shown steps and the seed tables into checkpoints/")
+    p.add_argument("--export-models", action="store_true",
+                   help="copy the shipped runs' model folders only, not the seed tables (a partial rerun, such as the "
+                   "adapted protocol's seed 1, must not replace the study's rows)")  # fmt: skip
     p.add_argument("--checkpoints-dir", default="checkpoints")
     p.add_argument("--cpu", action="store_true")
     p.add_argument("--save-state", action="store_true",
