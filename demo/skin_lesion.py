@@ -247,13 +247,63 @@ def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progre
     return fig, text
 
 
+def results_headline(variant: str, table) -> str:
+    """The chosen model's ISIC score in the first screen (the table that holds it starts 1,400 px down), with the
+    split each number comes from and what that split chose."""
+
+    def num(value) -> str | None:
+        return None if value is None or value != value else f"{float(value):.3f}"  # None and NaN: not measured
+
+    title = get_task(TASK).variants[variant].title if variant in get_task(TASK).variants else variant
+    rows = table[table["model"] == title]
+    if rows.empty:
+        return ""
+    r = rows.iloc[0]
+    served, cv, val = (
+        str(r["as served"]),
+        num(r["CV ISIC score (out-of-fold)"]),
+        num(r["ISIC score (validation, one view)"]),
+    )
+    if served.startswith("image + flip"):  # "image + flip: CV 0.845, validation 0.880"
+        shown = served.split(": ", 1)[1]
+        score = f"as served (the mean of the image and its flip): **{shown}**; one view: CV {cv}, validation {val}"
+    elif cv:
+        score = f"**CV {cv}**" + (f", validation {val}" if val else "")
+    elif val:
+        score = f"**validation {val}**"
+    else:
+        return f"### {title}: no ISIC score measured here"
+    options = skin.options_table()
+    recipe = ""
+    if not served.startswith("image + flip") and len(options) and "cv_isic_mean" in options:
+        same = options[(options["model"] == variant) & options["cv_isic_mean"].notna() & (options["cv_folds"] == 5)]
+        if len(same):  # the same network under the 5-fold CV recipe: other runs
+            best = same.loc[same["cv_isic_mean"].idxmax()]
+            recipe = (
+                " The same network under the fixed CV recipe (other runs, not this model): CV "
+                f"{best['cv_isic_mean']:.3f} ± {best['cv_isic_std']:.3f} (*{best['option']}*, options below)."
+            )
+    chose = str(r["validation chose"])
+    caveat = (
+        "the validation split chose nothing"
+        if chose == "nothing"
+        else f"the validation split also chose its {chose}, so its validation score is optimistic"
+    )
+    return (
+        f"### {title}: ISIC score {score}\nISIC score = the mean of the melanoma and seborrheic-keratosis AUCs. CV: "
+        f"out-of-fold on the 2,000 training images; validation: the 150 ISIC 2017 validation images; {caveat}.{recipe}"
+    )
+
+
 def results_view(variant: str):
     results = skin.available()
+    table = skin.results_table(results)
     return (
+        results_headline(variant, table),
         skin.roc_figure(results),
         skin.confusion_figure(results.get(variant), variant),
         skin.reliability_figure(results),
-        skin.results_table(results).round(4),
+        table.round(4),
         skin.options_view(),
     )
 
@@ -461,7 +511,8 @@ def build_tab(get_predictor=get_predictor) -> None:
         with gr.Tab("Validation results"):
             which = gr.Radio([(v.title, k) for k, v in spec.variants.items() if k in skin.available()],
                              value=spec.default_variant,
-                             label="Confusion matrix of")  # fmt: skip
+                             label="Model (its score here and its confusion matrix)")  # fmt: skip
+            headline = gr.Markdown(elem_id="skin-results-headline", elem_classes="key-result")
             with gr.Row():
                 roc = gr.Plot(label="ROC", elem_id="skin-roc")
                 confusion = gr.Plot(label="Confusion matrix", elem_id="skin-confusion")
@@ -476,6 +527,6 @@ def build_tab(get_predictor=get_predictor) -> None:
             options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",
                                    column_widths=["130px", "160px", "150px", "118px", "180px", "50px", "65px", "60px",
                                                   "287px"])  # fmt: skip
-            outputs = [roc, confusion, reliability, table, options]
+            outputs = [headline, roc, confusion, reliability, table, options]
             which.change(results_view, [which], outputs, api_name=False)
             gr.context.Context.root_block.load(results_view, [which], outputs, api_name="skin_results")

@@ -209,8 +209,9 @@ def test_tab_classifies_with_grad_cam_and_an_ood_check(client):
     assert "reference label" not in info_xray  # no label where none is known
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(__file__), "customnet", "melanoma", api_name="/classify_skin")
-    roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
+    headline, roc, confusion, reliability, table, options = client.predict("customnet", api_name="/skin_results")
     assert "melanoma vs rest" in json.dumps(roc) and table["data"][0][0] == "CustomNet"
+    assert headline.startswith("### CustomNet: ISIC score") and "validation" in headline  # its number, first screen
 
 
 def test_concurrent_requests_get_their_own_features_and_grad_cam(tiny_checkpoints):
