@@ -1,5 +1,5 @@
-"""Quiz: predict, then reveal (issue 19.1). A student answers on a held-out image the model never trained on (draws
-the lesion or lung outline with the brush, or picks the class), then *Reveal* shows three comparisons: student vs
+"""Quiz: predict, then reveal (issue 19.1). A student answers on a held-out image the model never trained on (outlines
+the lesion or the lungs by clicking around them, or picks the class), then *Reveal* shows three comparisons: student vs
 truth, model vs truth and student vs model, each with its Dice (or correct / incorrect) and, for masks, the
 yellow / red / green map (correct / false positive / missed). A score table keeps the session's rounds and downloads
 as CSV.
@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from demo.common import comparison_map, error_markdown, read_upload, scratch_file, user_errors
 from models.metrics import binary_dice_iou
@@ -24,21 +24,36 @@ from models.metrics import binary_dice_iou
 COLUMNS = ["round", "image", "you vs truth", "model vs truth", "you vs model"]
 
 
-def drawn_mask(editor_value, size: tuple[int, int]) -> np.ndarray:
-    """The student's drawing (every brush stroke on any layer, any colour) as a boolean mask of ``size`` (w, h)."""
-    if not isinstance(editor_value, dict):
-        raise gr.Error("Draw on the image first (the brush is in the editor's toolbar).")
-    mask = None
-    for layer in editor_value.get("layers") or []:
-        arr = np.asarray(layer if isinstance(layer, np.ndarray) else Image.open(layer).convert("RGBA"))
-        if arr.ndim == 2:
-            painted = arr > 0
-        else:
-            painted = arr[..., 3] > 0 if arr.shape[2] == 4 else arr.any(-1)
-        mask = painted if mask is None else mask | painted
-    if mask is None or not mask.any():
-        raise gr.Error("Nothing is drawn yet: paint the region with the brush, then press Reveal.")
-    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)) > 0
+def outline_mask(outlines, size: tuple[int, int]) -> np.ndarray:
+    """The student's answer: the union of the filled outlines (lists of ``[x, y]`` image pixels, each closed by
+    itself, three points at least) as a boolean mask of ``size`` (w, h)."""
+    closed = [o for o in outlines or [] if len(o) >= 3]
+    if not closed:
+        raise gr.Error("Nothing is outlined yet: click at least three points around the region, then press Reveal.")
+    canvas = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(canvas)
+    for outline in closed:
+        draw.polygon([tuple(map(float, p)) for p in outline], fill=255)
+    return np.asarray(canvas) > 0
+
+
+def outline_picture(path, outlines) -> np.ndarray:
+    """The round's image with the student's outlines: filled in translucent magenta once they have three points,
+    their corners as dots (the open one joined by a line)."""
+    image, _ = user_errors(read_upload)(path)
+    picture = image.convert("RGB")
+    overlay = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    radius = max(3, round(max(picture.size) / 150))
+    for outline in outlines or []:
+        points = [tuple(map(float, p)) for p in outline]
+        if len(points) >= 3:
+            draw.polygon(points, fill=(255, 0, 255, 70), outline=(255, 0, 255, 255), width=max(2, radius // 2))
+        elif len(points) == 2:
+            draw.line(points, fill=(255, 0, 255, 255), width=max(2, radius // 2))
+        for x, y in points:
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 0, 255))
+    return np.asarray(Image.alpha_composite(picture.convert("RGBA"), overlay).convert("RGB"))
 
 
 def truth_from_files(paths, size: tuple[int, int]) -> np.ndarray:
@@ -108,21 +123,28 @@ def _csv(rows: list[dict]):
 
 def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, model: str = "the model") -> None:
     """A quiz sub-tab: ``items()`` -> ``[(image path, mask path)]``; ``predict_mask(PIL image) -> bool (H, W)`` (the
-    tab's model, named ``model``); ``truth_mask(mask path, size) -> bool (H, W)``."""
-    gr.Markdown(f"**{title}**: press *New image*, paint the region with the brush, then *Reveal*. Yellow = correct, "
-                "red = drawn (or predicted) but not in the truth, green = missed. The model that answers: "
-                f"{model}.")  # fmt: skip
+    tab's model, named ``model``); ``truth_mask(mask path, size) -> bool (H, W)``. The student outlines the region by
+    clicking its corners on the image (one or more outlines): Gradio's brush editor took 60-120 s to show the second
+    round's image in headless Chromium (software WebGL), and lost the strokes drawn meanwhile."""
+    gr.Markdown(f"**{title}**: press *New image*, then click around the region's edge on the image: each click adds "
+                "a corner, and the outline closes itself. *New outline* starts another region. Then *Reveal*. "
+                "Yellow = correct, red = drawn (or predicted) but not in the truth, green = missed. The model that "
+                f"answers: {model}.")  # fmt: skip
     item = gr.State(None)
     rounds = gr.State([])
+    outlines = gr.State([[]])  # the student's outlines, in image pixels; the last one is being drawn
     scored = gr.State(False)  # this round has been revealed: a second Reveal added a copy of its row
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Row():  # both buttons above the editor: Reveal was below the fold at 1280x720
+            with gr.Row():  # the buttons above the image: Reveal was below the fold at 1280x720
                 new = gr.Button("New image", variant="primary", elem_id=f"{prefix}-quiz-new")
                 reveal = gr.Button("Reveal", elem_id=f"{prefix}-quiz-reveal")
-            editor = gr.ImageEditor(label="Your answer: paint the region", type="numpy", sources=(), transforms=(),
-                                    layers=False, brush=gr.Brush(colors=["#ff00ff"], default_size=18,
-                                    color_mode="fixed"), height=380, elem_id=f"{prefix}-quiz-editor")  # fmt: skip
+            editor = gr.Image(label="Your answer: click around the region", type="numpy", interactive=False,
+                              height=380, elem_id=f"{prefix}-quiz-editor")  # fmt: skip
+            with gr.Row():
+                another = gr.Button("New outline", size="sm", elem_id=f"{prefix}-quiz-another")
+                undo = gr.Button("Undo point", size="sm", elem_id=f"{prefix}-quiz-undo")
+                clear = gr.Button("Clear", size="sm", elem_id=f"{prefix}-quiz-clear")
         with gr.Column(scale=1):
             message = gr.Markdown(elem_id=f"{prefix}-quiz-message", elem_classes="tab-error")
             verdict = gr.Markdown(elem_id=f"{prefix}-quiz-verdict", elem_classes="key-result")
@@ -136,19 +158,47 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, 
     def pick(current, rows):
         chosen = _next(items, current, [r["image"] for r in rows])
         if chosen is None:
-            return (None, None, None, None, None, "", error_markdown("No held-out images with a ground truth here."),
-                    False)  # fmt: skip
-        return (chosen, _shown(chosen[0]), None, None, None,
-                f"### Round {len(rows) + 1}\nDraw your answer, then press Reveal.", "", False)  # fmt: skip
+            return (None, None, [[]], None, None, None, "", error_markdown("No held-out images with a ground truth "
+                    "here."), False)  # fmt: skip
+        return (chosen, outline_picture(chosen[0], []), [[]], None, None, None,
+                f"### Round {len(rows) + 1}\nClick around the region on the image, then press Reveal.", "",
+                False)  # fmt: skip
 
-    def show(current, value, rows, done):
+    def redraw(current, shapes, done, note=""):
+        if current is None:
+            return gr.skip(), [[]], error_markdown("Press New image first.")
+        if done:  # the round is scored: its outline stays as revealed
+            return gr.skip(), shapes, error_markdown(AGAIN)
+        return outline_picture(current[0], shapes), shapes, error_markdown(note) if note else ""
+
+    def add_point(current, shapes, done, evt: gr.SelectData):
+        shapes = [list(o) for o in shapes or [[]]]
+        if current is not None and not done and evt.index is not None:
+            shapes[-1].append([int(evt.index[0]), int(evt.index[1])])
+        return redraw(current, shapes, done)
+
+    def start_outline(current, shapes, done):
+        shapes = [list(o) for o in shapes or [[]]]
+        if shapes[-1] and len(shapes[-1]) < 3:
+            return redraw(current, shapes, done, "An outline needs three points at least before the next one.")
+        return redraw(current, shapes + [[]] if shapes[-1] else shapes, done)
+
+    def undo_point(current, shapes, done):
+        shapes = [list(o) for o in shapes or [[]]]
+        if not shapes[-1] and len(shapes) > 1:
+            shapes.pop()
+        if shapes[-1]:
+            shapes[-1].pop()
+        return redraw(current, shapes, done)
+
+    def show(current, shapes, rows, done):
         if done:  # the result stays as it is; the round is not scored twice
             return *[gr.skip()] * 7, error_markdown(AGAIN), True
         try:
             if current is None:
                 raise gr.Error("Press New image first.")
             image, _ = user_errors(read_upload)(current[0])
-            student = drawn_mask(value, image.size)
+            student = outline_mask(shapes, image.size)
             predicted = predict_mask(image)
             truth = truth_mask(current[1], image.size)
             scores = score_masks(student, predicted, truth)
@@ -163,9 +213,15 @@ def segmentation_quiz(prefix: str, title: str, items, predict_mask, truth_mask, 
         return (comparison_map(image, student, truth), comparison_map(image, predicted, truth),
                 comparison_map(image, student, predicted), text, rows, _table(rows), _csv(rows), "", True)  # fmt: skip
 
-    new.click(pick, [item, rounds], [item, editor, you, model_view, versus, verdict, message, scored], api_name=False)
+    new.click(pick, [item, rounds],
+              [item, editor, outlines, you, model_view, versus, verdict, message, scored], api_name=False)  # fmt: skip
+    drawn = [editor, outlines, message]
+    editor.select(add_point, [item, outlines, scored], drawn, api_name=False)
+    another.click(start_outline, [item, outlines, scored], drawn, api_name=False)
+    undo.click(undo_point, [item, outlines, scored], drawn, api_name=False)
+    clear.click(lambda current, done: redraw(current, [[]], done), [item, scored], drawn, api_name=False)
     revealed = [you, model_view, versus, verdict, rounds, table, download, message, scored]
-    reveal.click(show, [item, editor, rounds, scored], revealed, api_name=False)
+    reveal.click(show, [item, outlines, rounds, scored], revealed, api_name=False)
 
 
 def classification_quiz(prefix: str, title: str, items, labels, predict_probs, model: str = "the model") -> None:

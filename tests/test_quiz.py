@@ -18,17 +18,23 @@ def test_identical_masks_score_one_and_disjoint_masks_zero():
     assert score_masks(a, b, a)["you vs model"] == 0.0
 
 
-def test_the_drawing_becomes_a_mask_at_the_image_size():
+def test_the_outlines_become_a_mask_and_a_picture(tmp_path):
+    """The student's clicked outlines (image pixels, each closed by itself) fill a mask of the image's size; an
+    outline of fewer than three points does not count; the picture shows them on the image."""
     import gradio as gr
+    from PIL import Image
 
-    from demo.quiz import drawn_mask
+    from demo.quiz import outline_mask, outline_picture
 
-    layer = np.zeros((50, 40, 4), np.uint8)
-    layer[10:20, 5:15] = (255, 0, 255, 255)  # a brush stroke on the editor's layer
-    mask = drawn_mask({"background": None, "layers": [layer], "composite": None}, (80, 100))
-    assert mask.shape == (100, 80) and mask[30, 20] and not mask[80, 70]
-    with pytest.raises(gr.Error, match="Nothing is drawn"):
-        drawn_mask({"layers": [np.zeros((5, 5, 4), np.uint8)]}, (5, 5))
+    square, triangle = [[10, 10], [30, 10], [30, 30], [10, 30]], [[50, 60], [70, 60], [60, 80]]
+    mask = outline_mask([square, triangle, [[0, 0], [5, 5]]], (80, 100))
+    assert mask.shape == (100, 80) and mask[20, 20] and mask[65, 60] and not mask[90, 5] and not mask[2, 2]
+    with pytest.raises(gr.Error, match="Nothing is outlined"):
+        outline_mask([[[1, 1], [2, 2]]], (5, 5))
+    path = tmp_path / "image.png"
+    Image.new("L", (80, 100), 40).save(path)
+    picture = outline_picture(path, [square])
+    assert picture.shape == (100, 80, 3) and picture[20, 20, 0] > picture[90, 5, 0]  # tinted inside the outline
 
 
 def test_quiz_items_are_held_out_images_with_their_truth():
