@@ -323,7 +323,9 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
             hc_value, hc_line = f"{hc_px:.0f} px", (f"From {short}. Enter the pixel size for millimetres (an HC18 "
                                                     "image's is in its row of HC18's pixel-size CSV).")  # fmt: skip
         if not withheld:
-            head.append(f"{headline}Head circumference: {hc_value}\n{hc_line}{reference}")
+            # under a warning headline the key result is a bold sentence of its own ("469 px From the..." ran on)
+            key = f"{headline}Head circumference: {hc_value}" if headline else f"**Head circumference: {hc_value}.**"
+            head.append(f"{key}\n{hc_line}{reference}")
         details.append(f"* **Head circumference**: {hc_value}, from the {how}; chosen because {why}.")
     verdicts, found, tinted = {}, {}, {}  # the class head's top label and each mask's share, to say where they
     # disagree (found: 0 below the minimum size; tinted: the raw share)
@@ -337,7 +339,8 @@ def predict(image_path, organ: str, heads: list[str], pixel_mm, get_predictor=ge
                 verdict = f"{ranked[0][0]} ({ranked[0][1]:.0%})"
             verdicts[out.task_id] = ranked[0][0]
             if hc_px is None and not withheld:
-                head.append(f"{headline}{head_title(out.task_id)}: {verdict}")
+                key = f"{head_title(out.task_id)}: {verdict}"
+                head.append(f"{headline}{key}" if headline else f"**{key}.**")
             details.append(f"* **{head_title(out.task_id)}** (classification): {verdict}")
         elif out.kind == "segmentation":
             frac = float((out.mask > 0).mean())

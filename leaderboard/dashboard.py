@@ -70,7 +70,7 @@ def tradeoff_figure(df: pd.DataFrame, task: str, x: str = "params") -> go.Figure
     against = {"params": "model size", "latency_ms": "CPU latency"}.get(x, x)
     name = METRIC_NAMES.get(metric, metric)
     fig.update_layout(
-        title=f"{title}: {name} against {against}" + ("" if len(rows) else " (no rows with both)"),
+        title=f"{title}: {name} against {against}",  # an empty plot says why in its middle (the title ran off)
         xaxis_title=AXES.get(x, x), yaxis_title=name, xaxis_type="log", height=420,
         margin=dict(l=50, r=10, t=80, b=40), showlegend=bool(len(rows)),
         # the legend under the title, in view at 1280x720 (below the axis it was off-screen: markers unexplained)
