@@ -93,7 +93,8 @@ def _next(items, current, played=()):
     pool = items()
     if not pool:
         return None
-    fresh = [p for p in pool if Path(p[0]).name not in set(played)]
+    played = set(played)
+    fresh = [p for p in pool if Path(p[0]).name not in played]
     return random.choice([p for p in fresh if current is None or p[0] != current[0]]
                          or [p for p in pool if current is None or p[0] != current[0]] or pool)  # fmt: skip
 

@@ -135,9 +135,12 @@ def test_filters_search_and_pareto_front():
     assert any(t.name == "Pareto front" for t in fig.data)
     # every log tick labelled in full ("4" meant 400k), and one y range for a task's two plots
     assert all(label[-1] in "kMG" or label.replace(".", "").isdigit() for label in fig.layout.xaxis.ticktext)
-    assert fig.layout.yaxis.range == tradeoff_figure(df, "lung_seg", "latency_ms").layout.yaxis.range or not len(
-        tradeoff_figure(df, "lung_seg", "latency_ms").data
-    )
+    # a measured row with a latency beside the published ones: its latency plot (one dot) gets the size plot's range
+    ours = df[df["task"] == "lung_seg"].head(1).assign(source="measured here", latency_ms=12.0, params=2.4e7)
+    both = pd.concat([df, ours], ignore_index=True)
+    by_size, by_latency = tradeoff_figure(both, "lung_seg", "params"), tradeoff_figure(both, "lung_seg", "latency_ms")
+    assert len(by_latency.data) == 1 and by_latency.layout.yaxis.range == by_size.layout.yaxis.range
+    assert by_latency.layout.yaxis.range[1] - by_latency.layout.yaxis.range[0] < 1  # not Plotly's 0-1.6 for one dot
     _, message, _ = load_table(get_results=lambda: 1 / 0)
     assert "Could not build the leaderboard" in message
 
