@@ -146,6 +146,12 @@ def _render(state: dict | None, opacity: float, view: str):
     return overlay_mask(state["image"], state["mask"], state["labels"], opacity)
 
 
+def opacity_control(view: str):
+    """The opacity slider works in the overlay view only: greyed out (not hidden, so nothing moves) elsewhere."""
+    overlay = view == VIEWS[0]
+    return gr.update(interactive=overlay, label="Mask opacity" if overlay else "Mask opacity (overlay view only)")
+
+
 def view_legend(view: str) -> str:
     """One colour key per view: class colours for the overlay, the thesis's RGB channels for the probability view."""
     if view == VIEWS[1]:
@@ -423,6 +429,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             for control in (opacity, view):
                 control.change(_render, [state, opacity, view], output, api_name=False, show_progress="hidden")
             view.change(view_legend, [view], [legend], api_name=False, queue=False)
+            view.change(opacity_control, [view], [opacity], api_name=False, queue=False)
             gt_in.change(lambda gt: gr.update(visible=gt is not None), [gt_in], [compare_row], api_name=False,
                          queue=False)  # fmt: skip
         with gr.Tab("Quiz"):

@@ -97,19 +97,27 @@ def summary() -> str:
 
 @gpu
 @user_errors
-def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, get_predictor=get_predictor):
+def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, age=None, sex=None,
+             get_predictor=get_predictor):  # fmt: skip
+    """``age`` (years) and ``sex`` are optional; where the model ships an age/sex prior (issue 16) and either is
+    given, the probabilities combine it with the image's."""
+    from models.meta_prior import parse_meta
+
     if not variant:
         raise gr.Error(f"No trained skin-lesion model is present. Train one with: {get_task(TASK).train_hint}")
     if variant not in get_task(TASK).variants:
         raise gr.Error("Choose a model from the list.")
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant)
-    pred = predictor(image)
+    meta = parse_meta(age, sex)
+    if age not in (None, "") and meta.age is None:
+        raise gr.Error("Age must be a number of years between 0 and 120 (or leave it empty).")
+    pred = predictor(image, meta)
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
     reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label
-    caption = result_caption(image_path, title, reference)
+    caption = result_caption(image_path, title, reference) + meta_caption(pred, meta, predictor)
     evidence = nearest_evidence(pred, labels)  # folded: it must not push the verdict and picture off the screen
     if pred.ood_distance is None:
         ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
@@ -151,9 +159,37 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
         f"{verdict}\n\n{caption}\n\n<details><summary>How these numbers were made</summary>\n\nProbabilities "
         f"{calibrated}{tta}. Grad-CAM for **{labels[target]}** (red = evidence for it; it covers the centre square "
         f"the model sees, not the margins). CPU: {pred.latency_ms:.0f} ms in all, forward {pred.model_ms:.0f} ms; "
-        "Grad-CAM adds one backward pass." + footnotes(notes, predictor) + "\n</details>"
+        "Grad-CAM adds one backward pass."
+        + (META_TEXT if pred.meta is not None else "")
+        + footnotes(notes, predictor)
+        + "\n</details>"
     )
     return pred.probs, cam, ood, text
+
+
+META_TEXT = (
+    " Age/sex prior: p(class | age, sex) is a logistic regression fitted on the model's own training images (ISIC "
+    "2017 metadata), combined with the image's by the product of the two posteriors over the class prior: "
+    "p(class | image, age, sex) ∝ p(class | image) · p(class | age, sex) / p(class). Grad-CAM explains the image "
+    "model alone."
+)
+
+
+def meta_caption(pred, meta, predictor) -> str:
+    """What the probabilities rest on: the image alone, or the image and the age/sex prior (named with its values)."""
+    if pred.meta is not None:
+        known = ", ".join(x for x in (f"age {pred.meta.age:g}" if pred.meta.age is not None else "",
+                                      pred.meta.sex or "") if x)  # fmt: skip
+        alone = max(pred.image_probs, key=pred.image_probs.get)
+        return (f" · **image + {known}** (age/sex prior; the image alone says {alone} "
+                f"{pred.image_probs[alone]:.0%})")  # fmt: skip
+    if meta.known:
+        return " · image only (this model has no age/sex prior; the age and sex given are not used)"
+    return " · image only" + (" (add age and sex to use the age/sex prior)" if predictor_meta(predictor) else "")
+
+
+def predictor_meta(predictor) -> bool:
+    return getattr(predictor, "meta_prior", None) is not None
 
 
 # --- robustness lab (issue 19.2): the same perturbations plus a colour cast; two models side by side ---
@@ -401,7 +437,13 @@ def build_tab(get_predictor=get_predictor) -> None:
                     names = [v for _, v in choices]
                     default = spec.default_variant if spec.default_variant in names else (names or [None])[0]
                     model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
-                    run = gr.Button("Classify", variant="primary", elem_id="skin-run")
+                    with gr.Row(equal_height=True):  # age and sex beside the button: the examples stay in view
+                        run = gr.Button("Classify", variant="primary", elem_id="skin-run", scale=2)
+                        age = gr.Number(None, placeholder="Age (optional)", show_label=False, container=False,
+                                        minimum=0, maximum=120, scale=1, min_width=110, elem_id="skin-age")  # fmt: skip
+                        sex = gr.Dropdown([("Sex: unknown", ""), ("female", "female"), ("male", "male")], value="",
+                                          show_label=False, container=False, scale=1, min_width=110,
+                                          elem_id="skin-sex")  # fmt: skip
                     example_column = gr.Column()
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip
@@ -422,10 +464,10 @@ def build_tab(get_predictor=get_predictor) -> None:
                     slide_export(cam, info, TASK, "skin", message, variant=model)
                     gr.Markdown(OOD_TEXT)
 
-            def _classify(path, variant, target, anyway=False):
-                return classify(path, variant, target, anyway, get_predictor=get_predictor)
+            def _classify(path, variant, target, anyway=False, age_years=None, sex_given=""):
+                return classify(path, variant, target, anyway, age_years, sex_given, get_predictor=get_predictor)
 
-            inputs = [image_in, model, cam_for, show_anyway]
+            inputs = [image_in, model, cam_for, show_anyway, age, sex]
 
             def _gate_shown(text):  # the override beside a refusal; no empty result boxes under it (they read as a
                 text = (text or "").lstrip("# ")  # failure to load); everything back for the raw output or a new image
@@ -442,7 +484,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                                api_name="classify_skin", upload=image_in, clear=[show_anyway],
                                examples_rows=_examples() if choices else None, examples_inputs=[image_in],
                                examples_label="Real ISIC 2017 validation images",
-                               rerun=[model, cam_for, show_anyway], permalink=TASK,
+                               rerun=[model, cam_for, show_anyway, age, sex], permalink=TASK,
                                models=[model])  # fmt: skip
         with gr.Tab("Robustness lab"):
             from models.robustness import PERTURBATIONS

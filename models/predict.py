@@ -237,6 +237,8 @@ class SkinPrediction:
     ood_reason: str | None = None  # why the image looks out of distribution (None: it does not, or no statistics)
     temperature: float = 1.0  # the calibration applied to ``probs``
     nearest: list | None = None  # [(training image id, label, cosine similarity)], the nearest in feature space
+    meta: object | None = None  # models.meta_prior.Meta combined into ``probs`` (None: the image alone)
+    image_probs: dict[str, float] | None = None  # the image model's own probabilities, before the age/sex prior
 
     @property
     def predicted(self) -> int:
@@ -271,6 +273,8 @@ class SkinPredictor:
         import json
 
         from models.hub import companion_file
+        from models.meta_prior import FILENAME as META_PRIOR
+        from models.meta_prior import MetaPrior
         from models.ood import FILENAME, NEIGHBOURS, MahalanobisOOD, TrainingNeighbours
 
         stats = companion_file(model, FILENAME)
@@ -281,10 +285,13 @@ class SkinPredictor:
         temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
         tta = companion_file(model, "tta.json")  # test-time augmentation chosen on out-of-fold predictions
         views = tuple(json.loads(tta.read_text())["views"]) if tta else ("id",)
-        return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views, neighbours=neighbours)
+        prior = companion_file(model, META_PRIOR)  # the age/sex prior (issue 16), fitted on the model's training images
+        meta_prior = MetaPrior.load(prior) if prior else None
+        return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views, neighbours=neighbours,
+                   meta_prior=meta_prior)  # fmt: skip
 
     def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0,
-                 views: tuple[str, ...] = ("id",), neighbours=None):  # fmt: skip
+                 views: tuple[str, ...] = ("id",), neighbours=None, meta_prior=None):  # fmt: skip
         import copy
         import queue
 
@@ -298,6 +305,7 @@ class SkinPredictor:
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
         self.neighbours = neighbours  # models.ood.TrainingNeighbours or None
+        self.meta_prior = meta_prior  # models.meta_prior.MetaPrior or None: age and sex are not used
         served = self.serving_copy(self.model)
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):
@@ -313,6 +321,17 @@ class SkinPredictor:
         keep = (model.gradcam_layer(),) if hasattr(model, "gradcam_layer") else ()
         return fold_batchnorm(model, keep=keep).to(memory_format=torch.channels_last)
 
+    def served_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B, C) probabilities from the logits of ``len(self.views)`` view batches stacked view-major ((V * B, C)):
+        the temperature-scaled softmax, averaged over the views (TTA). The app and the evaluator share it."""
+        probs = (logits.float() / self.temperature).softmax(1)
+        return probs.view(len(self.views), -1, probs.shape[1]).mean(0)
+
+    def view_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> the served views stacked view-major, channels-last."""
+        batch = torch.cat([x.flip(TTA_FLIPS[v]) if TTA_FLIPS[v] else x for v in self.views])
+        return batch.contiguous(memory_format=torch.channels_last)
+
     def borrow(self):
         """A model copy that no other request uses meanwhile."""
         from models.cache import borrowed
@@ -320,7 +339,9 @@ class SkinPredictor:
         return borrowed(self.pool)
 
     @torch.inference_mode()
-    def __call__(self, image) -> SkinPrediction:
+    def __call__(self, image, meta=None) -> SkinPrediction:
+        """``meta``: a ``models.meta_prior.Meta`` (age, sex); where the checkpoint ships an age/sex prior and something
+        is known, ``probs`` combine it with the image (``image_probs`` keep the image's own)."""
         from models.ood import penultimate_features
 
         t0 = time.perf_counter()
@@ -328,14 +349,13 @@ class SkinPredictor:
             image, _ = load_image(image)
         image = image.convert("RGB")
         x = self.preset(image)[None]
-        batch = torch.cat([x.flip(TTA_FLIPS[v]) if TTA_FLIPS[v] else x for v in self.views])
-        batch = batch.contiguous(memory_format=torch.channels_last)
+        batch = self.view_batch(x)
         t1 = time.perf_counter()
         with self.borrow() as model:  # the feature hook must see this request's forward only
             features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, batch)))
         t2 = time.perf_counter()
         features = features[self.views.index("id")][None]  # the OOD statistics are of the image itself
-        probs = (logits.float() / self.temperature).softmax(1).mean(0)  # TTA: the mean over the views
+        probs = self.served_probs(logits)[0]
         distance = reason = None
         if self.ood is not None:
             from models.ood import colour_statistics
@@ -343,8 +363,14 @@ class SkinPredictor:
             distance = float(self.ood.distance(features)[0])
             reason = self.ood.check(distance, *colour_statistics(image))
         nearest = self.neighbours.nearest(features) if self.neighbours is not None else None
+        image_probs = {name: float(p) for name, p in zip(self.labels, probs)}
+        used = meta if self.meta_prior is not None and meta is not None and meta.known else None
+        if used is not None:
+            probs = torch.from_numpy(self.meta_prior.combine(probs[None].numpy(), [used])[0])
         return SkinPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
+            image_probs=image_probs,
+            meta=used,
             input=x,
             ood_distance=distance,
             ood_threshold=self.ood.threshold if self.ood is not None else None,

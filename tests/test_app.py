@@ -214,3 +214,13 @@ def test_a_shipped_example_is_known_by_its_content_not_its_name(tmp_path):
     shutil.copy(EXAMPLES_ROOT / "lung_seg" / "CHNCXR_0012_0.png", spoof)
     assert example_truth(skin, spoof) is None and shipped_example(skin, None) is None  # a name alone borrows nothing
     assert example_truth(EXAMPLES_ROOT / "organsmnist", EXAMPLES_ROOT / "organsmnist" / "normal_12.png") == "normal"
+
+
+def test_breast_opacity_slider_greys_out_outside_the_overlay_view():
+    """A newcomer moved the opacity slider in the probability view and nothing happened: it is greyed out there, and
+    named as the overlay's, without leaving its place."""
+    from demo import breast_us_seg as tab
+
+    off = tab.opacity_control(tab.VIEWS[1])
+    assert off["interactive"] is False and "overlay view only" in off["label"]
+    assert tab.opacity_control(tab.VIEWS[0])["interactive"] is True

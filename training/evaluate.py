@@ -158,6 +158,7 @@ def evaluate_isic(model, data_dir: str | Path, split: str, spec: TaskSpec) -> di
         "n": len(samples),
         "dataset": f"ISIC 2017 Part 3, {split} split ({counts[0]} nevus / {counts[1]} melanoma / {counts[2]} SK)",
         "protocol": ISIC_PROTOCOL,
+        "served": served_isic(model, ds, samples, data_dir, split, spec),
         "metrics": {
             **metrics,
             "per_image": [
@@ -166,6 +167,34 @@ def evaluate_isic(model, data_dir: str | Path, split: str, spec: TaskSpec) -> di
             ],
         },
     }
+
+
+@torch.inference_mode()
+def served_isic(model, ds, samples, data_dir, split: str, spec: TaskSpec) -> dict | None:
+    """The app's own answer, where it differs from the plain forward: its test-time views and temperature
+    (``SkinPredictor.served_probs``) and, where the split has the official metadata CSV and the model an age/sex
+    prior, the prior combined as the app combines it when age or sex is given. ``None`` for a bare model."""
+    from models.cls_metrics import isic_metrics
+    from models.meta_prior import read_isic_metadata
+    from models.predict import SkinPredictor
+
+    predictor = SkinPredictor.for_model(model, spec)
+    if predictor.views == ("id",) and predictor.temperature == 1 and predictor.meta_prior is None:
+        return None
+    probs = torch.cat([predictor.served_probs(model(predictor.view_batch(torch.stack(
+        [ds[j][0] for j in range(i, min(i + 32, len(ds)))])))) for i in range(0, len(ds), 32)]).numpy()  # fmt: skip
+    labels = ds.labels.numpy()
+    out = {"views": list(predictor.views), "temperature": predictor.temperature,
+           "image": {k: v for k, v in isic_metrics(labels, probs).items() if isinstance(v, float)}}  # fmt: skip
+    metadata = read_isic_metadata(data_dir, split) if predictor.meta_prior is not None else {}
+    if metadata:
+        from models.meta_prior import Meta
+
+        metas = [metadata.get(s.image_id, Meta()) for s in samples]
+        combined = predictor.meta_prior.combine(probs, metas)
+        out["image_and_metadata"] = {k: v for k, v in isic_metrics(labels, combined).items() if isinstance(v, float)}
+        out["image_and_metadata"]["n_with_metadata"] = sum(m.known for m in metas)
+    return out
 
 
 def write_challenge_csv(result: dict, path: str | Path) -> None:
@@ -365,6 +394,9 @@ def main(argv: list[str] | None = None) -> dict:
         for k, v in m.items():
             if isinstance(v, float):
                 print(f"{k:>10}: {v:.4f}")
+        for name, block in (result.get("served") or {}).items():
+            if isinstance(block, dict):  # skin_lesion: as the app serves it (views, temperature, age/sex prior)
+                print(f"served, {name.replace('_', ' ')}: " + ", ".join(f"{k} {v:.4f}" for k, v in block.items()))
     print(json.dumps(result))
     return result
 

@@ -1,0 +1,118 @@
+"""Issue 16: the age/sex prior beside the skin-lesion image model (models.meta_prior): Bayes' rule with a
+class-weighted CNN, unknown metadata leaving the image's answer alone, safetensors storage, the official metadata CSV,
+the predictor, the tab and the evaluator's "as served" block."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from models.meta_prior import Meta, MetaPrior, parse_meta, read_isic_metadata
+
+
+def synthetic(n: int = 300, seed: int = 0):
+    """Older patients more often class 2 (as seborrheic keratosis is), sex uninformative."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    ages = np.clip(rng.normal(40 + 15 * labels, 8), 5, 95)
+    metas = [Meta(float(a), "male" if rng.random() < 0.5 else "female") for a in ages]
+    return metas, labels
+
+
+def test_parse_meta_keeps_only_plausible_values():
+    assert parse_meta("55", "Female") == Meta(55.0, "female")
+    assert parse_meta("", "unknown") == Meta(None, None)
+    assert parse_meta(150, "male") == Meta(None, "male")
+    assert parse_meta(None, None).known is False
+    assert Meta(None, "male").known and Meta(30.0, None).known
+
+
+def test_bayes_rule_and_unknown_metadata_keeps_the_image_answer(tmp_path):
+    metas, labels = synthetic()
+    prior = MetaPrior.fit(metas, labels)
+    assert np.allclose(prior.prior, np.bincount(labels, minlength=3) / len(labels))
+    p_meta = prior.probs([Meta(25.0, "female"), Meta(85.0, "male")])
+    assert p_meta[0, 0] > p_meta[0, 2] and p_meta[1, 2] > p_meta[1, 0]  # age moves the classes as in the data
+    p_image = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]])
+    rows = [Meta(25.0, "female"), Meta(85.0, "male"), Meta()]
+    combined = prior.combine(p_image, rows)
+    expected = p_image[:2] * prior.probs(rows[:2]) / prior.prior
+    assert np.allclose(combined[:2], expected / expected.sum(1, keepdims=True))
+    assert np.allclose(combined[2], p_image[2])  # nothing known: the image model's own answer
+    assert np.allclose(combined.sum(1), 1)
+    prior.save(tmp_path / "meta_prior.safetensors")
+    loaded = MetaPrior.load(tmp_path / "meta_prior.safetensors")
+    assert np.allclose(loaded.combine(p_image, rows), combined)
+
+
+def test_metadata_csv_of_the_official_layout(tmp_path):
+    (tmp_path / "ISIC-2017_Training_Data_metadata.csv").write_text(
+        "image_id,age_approximate,sex\nISIC_1,55,female\nISIC_2,unknown,unknown\n"
+    )
+    meta = read_isic_metadata(tmp_path, "train")
+    assert meta == {"ISIC_1": Meta(55.0, "female"), "ISIC_2": Meta(None, None)}
+    assert read_isic_metadata(tmp_path, "cv5-2-val") == meta  # folds read the training split's file
+    assert read_isic_metadata(tmp_path, "val") == {}  # no file: no metadata, not an error
+
+
+@pytest.fixture
+def predictor_with_prior(tmp_path):
+    from models.hub import load_model_from
+    from models.predict import SkinPredictor
+    from models.registry import build_model, get_task
+
+    build_model("skin_lesion", "customnet", input_size=160).eval().save_pretrained(tmp_path)
+    metas, labels = synthetic()
+    MetaPrior.fit(metas, labels).save(tmp_path / "meta_prior.safetensors")
+    model = load_model_from("skin_lesion", "customnet", tmp_path)
+    return SkinPredictor.for_model(model, get_task("skin_lesion"))
+
+
+def test_predictor_combines_the_prior_only_when_something_is_known(predictor_with_prior):
+    from PIL import Image
+
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    alone = predictor_with_prior(image)
+    assert alone.meta is None and alone.probs == alone.image_probs
+    old = predictor_with_prior(image, Meta(85.0, "male"))
+    assert old.meta == Meta(85.0, "male") and np.allclose(list(old.image_probs.values()), list(alone.probs.values()))
+    assert old.probs != old.image_probs
+    p = np.array(list(old.image_probs.values()))[None]
+    assert np.allclose(list(old.probs.values()), predictor_with_prior.meta_prior.combine(p, [old.meta])[0], atol=1e-6)
+
+
+def test_tab_names_what_the_probabilities_rest_on(predictor_with_prior, tmp_path):
+    import gradio as gr
+    from PIL import Image
+
+    from demo import skin_lesion as tab
+
+    path = tmp_path / "lesion.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(path)
+
+    def get(task, variant):
+        return predictor_with_prior
+
+    *_, text = tab.classify(str(path), "customnet", "", False, 70, "female", get_predictor=get)
+    assert "image + age 70, female" in text and "the image alone says" in text
+    *_, text = tab.classify(str(path), "customnet", "", False, None, "", get_predictor=get)
+    assert "image only (add age and sex" in text
+    with pytest.raises(gr.Error, match="Age must be a number"):
+        tab.classify(str(path), "customnet", "", False, "abc", "", get_predictor=get)
+
+
+def test_evaluator_reports_the_served_answer_with_and_without_metadata(predictor_with_prior, tmp_path):
+    from tests.test_skin import make_isic
+    from training.evaluate import evaluate_model
+
+    data = make_isic(tmp_path / "isic")
+    ids = [p.stem for p in sorted((data / "ISIC-2017_Validation_Data").glob("*.jpg"))]
+    rows = "\n".join(f"{i},{30 + 20 * (k % 3)},male" for k, i in enumerate(ids))
+    (data / "ISIC-2017_Validation_Data_metadata.csv").write_text(f"image_id,age_approximate,sex\n{rows}\n")
+    result = evaluate_model("skin_lesion", predictor_with_prior.model, data, "val")
+    served = result["served"]
+    assert served["views"] == ["id"] and "isic_score" in served["image"]
+    assert served["image_and_metadata"]["n_with_metadata"] == len(ids)
+    json.dumps(result)  # the CLI prints it
