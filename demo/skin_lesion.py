@@ -84,6 +84,12 @@ def summary() -> str:
             f"{t['cv_isic_mean']:.3f})"
             if (t := r.extra.get("tta")) and len(t["views"]) > 1
             else ""
+        )
+        + (
+            f" (with age and sex given, age/sex prior: **{m['val_isic_score']:.3f}**; 5-fold CV "
+            f"{m['cv_isic_mean']:.3f})"
+            if (m := r.extra.get("meta_prior"))
+            else ""
         )  # fmt: skip
         for v, r in results.items()
         if r.metrics["isic_score"] is not None
@@ -117,7 +123,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
     title = get_task(TASK).variants[variant].title
     reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label
-    caption = result_caption(image_path, title, reference) + meta_caption(pred, meta, predictor)
+    caption = result_caption(image_path, title, reference)
     evidence = nearest_evidence(pred, labels)  # folded: it must not push the verdict and picture off the screen
     if pred.ood_distance is None:
         ood = fold("No out-of-distribution statistics ship with this checkpoint.", evidence)
@@ -151,6 +157,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
         top = ranked[0][0]
         caption += (" ✓ (the top class)" if top == reference
                     else f" ⚠️ (the top class is **{top}**; {reference}: {pred.probs[reference]:.0%})")  # fmt: skip
+    caption += meta_caption(pred, meta, predictor)  # after the reference's check, which it must not split
     cam = predictor.grad_cam(pred, target)
     calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"
     views = len(getattr(predictor, "views", ("id",)))
@@ -178,14 +185,16 @@ META_TEXT = (
 def meta_caption(pred, meta, predictor) -> str:
     """What the probabilities rest on: the image alone, or the image and the age/sex prior (named with its values)."""
     if pred.meta is not None:
-        known = ", ".join(x for x in (f"age {pred.meta.age:g}" if pred.meta.age is not None else "",
-                                      pred.meta.sex or "") if x)  # fmt: skip
         alone = max(pred.image_probs, key=pred.image_probs.get)
-        return (f" · **image + {known}** (age/sex prior; the image alone says {alone} "
-                f"{pred.image_probs[alone]:.0%})")  # fmt: skip
-    if meta.known:
-        return " · image only (this model has no age/sex prior; the age and sex given are not used)"
-    return " · image only" + (" (add age and sex to use the age/sex prior)" if predictor_meta(predictor) else "")
+        return (f" · **image + age {pred.meta.age:g}, {pred.meta.sex}** (age/sex prior; the image alone says "
+                f"{alone} {pred.image_probs[alone]:.0%})")  # fmt: skip
+    if not predictor_meta(predictor):
+        given = meta.age is not None or meta.sex is not None
+        return " · image only" + (" (this model has no age/sex prior; the age and sex given are not used)" if given
+                                  else "")  # fmt: skip
+    if meta.age is not None or meta.sex is not None:
+        return " · image only (**give both age and sex** to use the age/sex prior)"
+    return " · image only"  # short: a longer line pushed the raw output's Grad-CAM below 720 px (the fields hint)
 
 
 def predictor_meta(predictor) -> bool:
@@ -301,8 +310,10 @@ def results_headline(variant: str, table) -> str:
         num(r["ISIC score (validation, one view)"]),
     )
     if served.startswith("image + flip"):  # "image + flip: CV 0.845, validation 0.880"
-        shown = served.split(": ", 1)[1]
+        shown, _, meta = served.split(": ", 1)[1].partition("; with age and sex: ")
         score = f"as served (the mean of the image and its flip): **{shown}**; one view: CV {cv}, validation {val}"
+        if meta:  # issue 16's age/sex prior, used when the user gives age or sex
+            score += f"; with age and sex given (age/sex prior): **{meta}**"
     elif cv:
         score = f"**CV {cv}**" + (f", validation {val}" if val else "")
     elif val:
@@ -439,8 +450,9 @@ def build_tab(get_predictor=get_predictor) -> None:
                     model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
                     with gr.Row(equal_height=True):  # age and sex beside the button: the examples stay in view
                         run = gr.Button("Classify", variant="primary", elem_id="skin-run", scale=2)
-                        age = gr.Number(None, placeholder="Age (optional)", show_label=False, container=False,
-                                        minimum=0, maximum=120, scale=1, min_width=110, elem_id="skin-age")  # fmt: skip
+                        age = gr.Textbox("", placeholder="Age (optional)", show_label=False, container=False,
+                                         max_lines=1, scale=1, min_width=110, elem_id="skin-age")  # fmt: skip
+                        # a Textbox: an empty gr.Number sends 0, which is an age
                         sex = gr.Dropdown([("Sex: unknown", ""), ("female", "female"), ("male", "male")], value="",
                                           show_label=False, container=False, scale=1, min_width=110,
                                           elem_id="skin-sex")  # fmt: skip

@@ -170,7 +170,8 @@ def cv_rows(result: RunResult, base: dict) -> list[dict]:
                       f"(n={cv['n_oof']}); ISIC score = mean over folds" + (f" ± {std:.3f}" if std else ""),
              "isic_score": cv["isic_score_mean"], "auc_melanoma": cv.get("pooled_oof_auc_melanoma"),
              "auc_sk": cv.get("pooled_oof_auc_sk"), "acc": None, "dataset": cv.get("split", base["dataset"]),
-             "train_time_min": cv.get("train_minutes_total")}] + tta_rows(result, base)  # fmt: skip
+             "train_time_min": cv.get("train_minutes_total")}] + tta_rows(result, base) \
+        + meta_rows(result, base)  # fmt: skip
 
 
 def tta_rows(result: RunResult, base: dict) -> list[dict]:
@@ -190,6 +191,22 @@ def tta_rows(result: RunResult, base: dict) -> list[dict]:
                       + (f" ± {std:.3f}" if std else "")},
             {**base, "model": model, "isic_score": tta["val_isic_score"], "auc_melanoma": tta.get("val_auc_melanoma"),
              "auc_sk": tta.get("val_auc_sk"), "acc": None, "latency_ms": tta.get("latency_ms")}]  # fmt: skip
+
+
+def meta_rows(result: RunResult, base: dict) -> list[dict]:
+    """The app's answer when age or sex is given (``metrics.json``'s ``meta_prior`` block, issue 16): the served views
+    times the age/sex prior; its out-of-fold CV score and, reported only, its validation score."""
+    meta = result.extra.get("meta_prior")
+    if not meta:
+        return []
+    views = len((result.extra.get("tta") or {}).get("views", ["id"]))
+    model = base["model"].replace("(ours)", f"(ours, as served with age and sex: {views} view(s) + age/sex prior)")
+    return [{**base, "model": model + ", CV", "isic_score": meta["cv_isic_mean"], "auc_melanoma": None,
+             "auc_sk": None, "acc": None, "dataset": (result.cv or {}).get("split", base["dataset"]),
+             "split": f"out-of-fold, {meta['cv_folds']} of 5 folds of the training set (images without age or sex "
+                      f"keep the image's answer); ISIC score = mean over folds ± {meta['cv_isic_std']:.3f}"},
+            {**base, "model": model, "isic_score": meta["val_isic_score"], "auc_melanoma": meta["val_auc_melanoma"],
+             "auc_sk": meta["val_auc_sk"], "acc": None}]  # fmt: skip
 
 
 def task_rows(result: RunResult, base: dict) -> list[dict]:

@@ -98,7 +98,11 @@ def served(result: RunResult) -> str:
     if not tta or len(tta["views"]) < 2:
         return "one view, as scored here"
     flips = "flip" if len(tta["views"]) == 2 else f"{len(tta['views']) - 1} flips"
-    return f"image + {flips}: CV {tta['cv_isic_mean']:.3f}, validation {tta['val_isic_score']:.3f}"
+    text = f"image + {flips}: CV {tta['cv_isic_mean']:.3f}, validation {tta['val_isic_score']:.3f}"
+    meta = result.extra.get("meta_prior")
+    if meta:  # issue 16: the age/sex prior, used when age or sex is given
+        text += f"; with age and sex: CV {meta['cv_isic_mean']:.3f}, validation {meta['val_isic_score']:.3f}"
+    return text
 
 
 def results_table(results: dict[str, RunResult]) -> pd.DataFrame:

@@ -6,8 +6,8 @@ and the metadata are independent given the class and ``p_cnn`` is a posterior un
 a small multinomial logistic regression on ``[age/100, (age/100)^2, age missing, male, sex unknown]`` and ``p(c)`` the
 class frequencies, both fitted on the image model's own training images. The rule was fixed before any look
 (logs/decisions.txt, session 14); the class-weighted loss makes the CNN's softmax closer to class-balanced, so the
-division leans towards the rarer classes; no variant was tried. Unknown age and sex leave the image model's answer as
-it is (``combine`` keeps those rows).
+division leans towards the rarer classes; no variant was tried. Unless both age and sex are known the image model's
+answer stands (``combine`` keeps those rows; ``Meta.known``).
 Stored as ``meta_prior.safetensors`` beside the model (weights load only from safetensors).
 """
 
@@ -31,7 +31,10 @@ class Meta:
 
     @property
     def known(self) -> bool:
-        return self.age is not None or self.sex in SEXES
+        """Both age and sex given: the prior applies. With either missing the image's answer stands, because the
+        fitted indicators of missing values learn where ISIC's metadata-less images come from, not anything about
+        a user who leaves a field empty (logs/decisions.txt, session 14)."""
+        return self.age is not None and self.sex in SEXES
 
 
 def parse_meta(age, sex) -> Meta:

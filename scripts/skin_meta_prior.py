@@ -83,7 +83,7 @@ def main() -> None:
     if args.write_options and len(rows) == 5:
         write_rows(summary)
     if args.ship:
-        ship(args.data_dir, meta, shipped)
+        ship(args.data_dir, meta, shipped, summary)
 
 
 OPTIONS = {  # summary key -> (options.csv option, what it is)
@@ -131,8 +131,12 @@ def write_rows(summary: dict) -> None:
     write_options(ROOT / "checkpoints/skin_lesion/options.csv", rows)
 
 
-def ship(data_dir, meta: dict, folder: Path) -> None:
-    """The prior of the shipped model (fitted on its own training images), then one validation score, reported."""
+CARD_START = "\n* **Age/sex prior"  # the card line ship() writes (replaced, not appended, when rerun)
+
+
+def ship(data_dir, meta: dict, folder: Path, summary: dict) -> dict:
+    """The prior of the shipped model (fitted on its own training images), then one validation score, reported only;
+    the ``meta_prior`` block of metrics.json and a line of the model card."""
     from models.hub import load_model_from
     from models.meta_prior import FILENAME, MetaPrior
     from training.datasets import find_isic
@@ -142,13 +146,39 @@ def ship(data_dir, meta: dict, folder: Path) -> None:
     MetaPrior.fit([meta[s.image_id] for s in train], [s.label for s in train]).save(folder / FILENAME)
     model = load_model_from("skin_lesion", "efficientnet-lite1", folder)
     served = evaluate_model("skin_lesion", model, data_dir, "val")["served"]
+    val = served["image_and_metadata"]
+    block = {
+        "fit_on": "cv5-0-train (the shipped model's own 1,600 training images)",
+        "rule": "logs/decisions.txt, session 14 (fixed before any look)",
+        "cv_folds": 5,
+        "cv_isic_mean": summary["meta_as_served"]["cv_mean"], "cv_isic_std": summary["meta_as_served"]["cv_std"],
+        "cv_all_rows_mean": summary["meta_all_rows"]["cv_mean"], "cv_all_rows_std": summary["meta_all_rows"]["cv_std"],
+        "cv_image_only_mean": summary["image"]["cv_mean"], "cv_image_only_std": summary["image"]["cv_std"],
+        "val_isic_score": val["isic_score"], "val_auc_melanoma": val["auc_melanoma"], "val_auc_sk": val["auc_sk"],
+        "val_image_only": served["image"]["isic_score"], "val_n_with_metadata": val["n_with_metadata"],
+        "note": "the validation split was scored once, after the CV; it chose nothing",
+    }  # fmt: skip
     metrics_path = folder / "metrics.json"
     metrics = json.loads(metrics_path.read_text())
-    metrics["meta_prior"] = {"fit_on": "cv5-0-train (the shipped model's own 1,600 training images)",
-                             "val_image_only": served["image"], "val_image_and_metadata": served["image_and_metadata"],
-                             "note": "validation scored once after the CV; reported only"}  # fmt: skip
+    metrics["meta_prior"] = block
     metrics_path.write_text(json.dumps(metrics, indent=1))
-    print(json.dumps(metrics["meta_prior"]))
+    card = folder / "README.md"
+    text = card.read_text()
+    if CARD_START in text:
+        start = text.index(CARD_START)
+        text = text[:start] + text[text.index("\n", start + 1) :]
+    line = (f"{CARD_START}** (optional; the app uses it when age or sex is given): p(class | age, sex) from a logistic "
+            f"regression on this model's own training metadata, multiplied with the image's probabilities over the "
+            f"class prior. CV ISIC score {block['cv_isic_mean']:.3f} ± {block['cv_isic_std']:.3f} as served "
+            f"(images without age or sex keep the image's answer; {block['cv_all_rows_mean']:.3f} with the missing "
+            f"values as indicators, the registered rule), against {block['cv_image_only_mean']:.3f} for the image "
+            f"alone in the same folds; validation {block['val_isic_score']:.3f} (image alone "
+            f"{block['val_image_only']:.3f}), reported only.")  # fmt: skip
+    marker = next((m for m in ("\n* **The app ", "\n* **Shipped model") if m in text), None)  # after the serving line
+    at = text.index("\n", text.index(marker) + 1) if marker else len(text)
+    card.write_text(text[:at] + line + text[at:])
+    print(json.dumps(block))
+    return block
 
 
 if __name__ == "__main__":

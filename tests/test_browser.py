@@ -836,6 +836,18 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     ood.locator("summary").click()  # the gate's line opens on its evidence
     expect(ood).to_contain_text("Nearest training images")
     expect(ood).to_contain_text("what the model takes it to resemble")
+    from models.hub import checkpoint_dir
+
+    if not (checkpoint_dir("skin_lesion", "efficientnet-lite1") / "meta_prior.safetensors").exists():
+        return  # the tiny stand-in models carry no age/sex prior
+    expect(info).to_contain_text("image only")  # issue 16: the optional age/sex prior
+    page.locator("#skin-age input").press_sequentially("70", delay=50)  # age alone: the image's answer, and why
+    expect(info).to_contain_text("give both age and sex", timeout=120_000)
+    page.locator("#skin-sex input").click()
+    page.get_by_role("option", name="male", exact=True).click()
+    expect(info).to_contain_text("image + age 70, male", timeout=120_000)
+    expect(info).to_contain_text("the image alone says")
+    assert page.locator("#skin-run").bounding_box()["y"] < 720  # the fields sit beside the button, in view
 
 
 def test_seed_study_draws_error_bars_and_bands(page, serve):

@@ -26,7 +26,8 @@ def test_parse_meta_keeps_only_plausible_values():
     assert parse_meta("", "unknown") == Meta(None, None)
     assert parse_meta(150, "male") == Meta(None, "male")
     assert parse_meta(None, None).known is False
-    assert Meta(None, "male").known and Meta(30.0, None).known
+    assert Meta(30.0, "male").known  # the prior needs both: a missing field's indicator learnt ISIC's sources
+    assert not Meta(None, "male").known and not Meta(30.0, None).known
 
 
 def test_bayes_rule_and_unknown_metadata_keeps_the_image_answer(tmp_path):
@@ -36,11 +37,11 @@ def test_bayes_rule_and_unknown_metadata_keeps_the_image_answer(tmp_path):
     p_meta = prior.probs([Meta(25.0, "female"), Meta(85.0, "male")])
     assert p_meta[0, 0] > p_meta[0, 2] and p_meta[1, 2] > p_meta[1, 0]  # age moves the classes as in the data
     p_image = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]])
-    rows = [Meta(25.0, "female"), Meta(85.0, "male"), Meta()]
+    rows = [Meta(25.0, "female"), Meta(85.0, "male"), Meta(85.0, None)]
     combined = prior.combine(p_image, rows)
     expected = p_image[:2] * prior.probs(rows[:2]) / prior.prior
     assert np.allclose(combined[:2], expected / expected.sum(1, keepdims=True))
-    assert np.allclose(combined[2], p_image[2])  # nothing known: the image model's own answer
+    assert np.allclose(combined[2], p_image[2])  # sex not given: the image model's own answer
     assert np.allclose(combined.sum(1), 1)
     prior.save(tmp_path / "meta_prior.safetensors")
     loaded = MetaPrior.load(tmp_path / "meta_prior.safetensors")
@@ -98,7 +99,9 @@ def test_tab_names_what_the_probabilities_rest_on(predictor_with_prior, tmp_path
     *_, text = tab.classify(str(path), "customnet", "", False, 70, "female", get_predictor=get)
     assert "image + age 70, female" in text and "the image alone says" in text
     *_, text = tab.classify(str(path), "customnet", "", False, None, "", get_predictor=get)
-    assert "image only (add age and sex" in text
+    assert text.count("image only") == 1 and "give both" not in text
+    *_, text = tab.classify(str(path), "customnet", "", False, 70, "", get_predictor=get)
+    assert "give both age and sex" in text
     with pytest.raises(gr.Error, match="Age must be a number"):
         tab.classify(str(path), "customnet", "", False, "abc", "", get_predictor=get)
 
@@ -116,3 +119,21 @@ def test_evaluator_reports_the_served_answer_with_and_without_metadata(predictor
     assert served["views"] == ["id"] and "isic_score" in served["image"]
     assert served["image_and_metadata"]["n_with_metadata"] == len(ids)
     json.dumps(result)  # the CLI prints it
+
+
+def test_leaderboard_and_tab_give_the_prior_its_own_cv_and_validation_rows():
+    from types import SimpleNamespace
+
+    from leaderboard.results import meta_rows
+    from leaderboard.skin import served
+
+    meta = {"cv_folds": 5, "cv_isic_mean": 0.87, "cv_isic_std": 0.02, "val_isic_score": 0.89,
+            "val_auc_melanoma": 0.85, "val_auc_sk": 0.93}  # fmt: skip
+    tta = {"views": ["id", "h"], "cv_isic_mean": 0.845, "val_isic_score": 0.88}
+    result = SimpleNamespace(extra={"tta": tta, "meta_prior": meta}, cv={"split": "cv"})
+    rows = meta_rows(result, {"model": "EfficientNet-Lite1 (ours)", "dataset": "ISIC"})
+    assert [r["isic_score"] for r in rows] == [0.87, 0.89]
+    assert "as served with age and sex" in rows[0]["model"] and rows[0]["model"].endswith(", CV")
+    assert "keep the image's answer" in rows[0]["split"]
+    assert served(result) == "image + flip: CV 0.845, validation 0.880; with age and sex: CV 0.870, validation 0.890"
+    assert meta_rows(SimpleNamespace(extra={}, cv=None), {"model": "x (ours)"}) == []
