@@ -199,8 +199,11 @@ def meta_rows(result: RunResult, base: dict) -> list[dict]:
     meta = result.extra.get("meta_prior")
     if not meta:
         return []
-    views = len((result.extra.get("tta") or {}).get("views", ["id"]))
-    model = base["model"].replace("(ours)", f"(ours, as served with age and sex: {views} view(s) + age/sex prior)")
+    tta = result.extra.get("tta") or {}
+    views = len(tta.get("views", ["id"]))
+    shown = f"{views} test-time views" if views > 1 else "one view"
+    model = base["model"].replace("(ours)", f"(ours, as served with age and sex: {shown} + age/sex prior)")
+    base = {**base, "latency_ms": tta.get("latency_ms", base.get("latency_ms"))}  # the prior adds a 5-input LR
     return [{**base, "model": model + ", CV", "isic_score": meta["cv_isic_mean"], "auc_melanoma": None,
              "auc_sk": None, "acc": None, "dataset": (result.cv or {}).get("split", base["dataset"]),
              "split": f"out-of-fold, {meta['cv_folds']} of 5 folds of the training set (images without age or sex "

@@ -305,7 +305,7 @@ class SkinPredictor:
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
         self.neighbours = neighbours  # models.ood.TrainingNeighbours or None
-        self.meta_prior = meta_prior  # models.meta_prior.MetaPrior or None: age and sex are not used
+        self.meta_prior = meta_prior  # models.meta_prior.MetaPrior; None: age and sex are never used
         served = self.serving_copy(self.model)
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):
@@ -340,8 +340,8 @@ class SkinPredictor:
 
     @torch.inference_mode()
     def __call__(self, image, meta=None) -> SkinPrediction:
-        """``meta``: a ``models.meta_prior.Meta`` (age, sex); where the checkpoint ships an age/sex prior and something
-        is known, ``probs`` combine it with the image (``image_probs`` keep the image's own)."""
+        """``meta``: a ``models.meta_prior.Meta`` (age, sex); where the checkpoint ships an age/sex prior and both are
+        given, ``probs`` combine it with the image (``image_probs`` keep the image's own)."""
         from models.ood import penultimate_features
 
         t0 = time.perf_counter()

@@ -173,7 +173,7 @@ def evaluate_isic(model, data_dir: str | Path, split: str, spec: TaskSpec) -> di
 def served_isic(model, ds, samples, data_dir, split: str, spec: TaskSpec) -> dict | None:
     """The app's own answer, where it differs from the plain forward: its test-time views and temperature
     (``SkinPredictor.served_probs``) and, where the split has the official metadata CSV and the model an age/sex
-    prior, the prior combined as the app combines it when age or sex is given. ``None`` for a bare model."""
+    prior, the prior combined as the app combines it (where both age and sex are known). ``None`` for a bare model."""
     from models.cls_metrics import isic_metrics
     from models.meta_prior import read_isic_metadata
     from models.predict import SkinPredictor
