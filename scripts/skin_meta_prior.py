@@ -172,12 +172,12 @@ def ship(data_dir, meta: dict, folder: Path, summary: dict) -> dict:
     if CARD_START in text:
         start = text.index(CARD_START)
         text = text[:start] + text[text.index("\n", start + 1) :]
-    line = (f"{CARD_START}** (optional; the app uses it when both age and sex are given): p(class | age, sex) from a logistic "
-            f"regression on this model's own training metadata, multiplied with the image's probabilities over the "
-            f"class prior. CV ISIC score {block['cv_isic_mean']:.3f} ± {block['cv_isic_std']:.3f} as served "
-            f"(images without both age and sex keep the image's answer; {block['cv_all_rows_mean']:.3f} with the missing "
-            f"values as indicators, the registered rule), against {block['cv_image_only_mean']:.3f} for the image "
-            f"alone in the same folds; validation {block['val_isic_score']:.3f} (image alone "
+    line = (f"{CARD_START}** (optional; the app uses it when both age and sex are given): p(class | age, sex) from "
+            f"a logistic regression on this model's own training metadata, multiplied with the image's probabilities "
+            f"over the class prior. CV ISIC score {block['cv_isic_mean']:.3f} ± {block['cv_isic_std']:.3f} as served "
+            f"(images without both age and sex keep the image's answer; {block['cv_all_rows_mean']:.3f} with the "
+            f"missing values as indicators, the registered rule), against {block['cv_image_only_mean']:.3f} for the "
+            f"image alone in the same folds; validation {block['val_isic_score']:.3f} (image alone "
             f"{block['val_image_only']:.3f}), reported only.")  # fmt: skip
     marker = next((m for m in ("\n* **The app ", "\n* **Shipped model") if m in text), None)  # after the serving line
     at = text.index("\n", text.index(marker) + 1) if marker else len(text)
