@@ -237,14 +237,24 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
     shown = perturb(image.convert("RGB"), kind, severity)
     lines = []
     reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label, to say who is right
+    preds = {}
     for key, variant in (("A", model_a), ("B", model_b)):
-        pred = get_predictor(TASK, variant)(shown)
+        pred = preds[variant] = get_predictor(TASK, variant)(shown)
         top = max(pred.probs, key=pred.probs.get)
-        gate = " (the gate would refuse it)" if pred.looks_out_of_distribution else ""
         right = (" ✓" if top == reference else " ✗") if reference else ""
-        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{right}{gate}")
+        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{right}")
+    # one gate judges the image for both (each model's own made A's answer caveated and B's not, for one X-ray):
+    # the default model's, the best measured gate, where it is present; else model A's
+    judge = get_task(TASK).default_variant
+    if judge not in preds and judge in [v for _, v in model_choices()]:
+        preds[judge] = get_predictor(TASK, judge)(shown)
+    gate = preds.get(judge) or preds[judge := model_a]  # the default not present here: model A's gate
     name = Path(str(image_path)).name + (f" · reference label **{reference}**" if reference else "")
     head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
+    if gate.looks_out_of_distribution:
+        title = get_task(TASK).variants[judge].title
+        head += (f"⚠️ **The gate would refuse this image** ({title}'s: {gate.ood_reason}); read both answers below "
+                 "as meaningless.\n\n")  # fmt: skip
     return np.asarray(shown), head + "\n\n".join(lines)
 
 

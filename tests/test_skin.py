@@ -454,3 +454,34 @@ def test_a_real_dermoscopy_image_far_in_features_is_not_called_not_dermoscopy(mo
     assert "does not look like a dermoscopy image" not in ood
     _, _, ood, _ = tab.classify(str(image), variant, "", show_anyway=True)
     assert "do not trust this answer" in ood and "means nothing" not in ood
+
+
+def test_robustness_lab_asks_one_gate_for_both_models(monkeypatch, tmp_path):
+    """A newcomer's chest X-ray under a colour cast: CustomNet's gate passed it and Lite1's refused it, so model A's
+    answer was caveated and model B's was not. One gate (the default model's) now judges the image for both."""
+    from types import SimpleNamespace
+
+    from demo import skin_lesion as tab
+
+    image = tmp_path / "xray.png"
+    Image.fromarray(np.full((64, 64), 120, np.uint8)).save(image)
+    calls = []
+
+    def get(task, variant):
+        refuses = variant == "efficientnet-lite1"
+
+        def predict(img):
+            calls.append(variant)
+            return SimpleNamespace(probs={"nevus": 0.7, "melanoma": 0.2, "seborrheic keratosis": 0.1},
+                                   looks_out_of_distribution=refuses, ood_reason="not a colour photograph")  # fmt: skip
+
+        return predict
+
+    monkeypatch.setattr(tab, "model_choices", lambda: [("Lite1", "efficientnet-lite1"), ("CustomNet", "customnet")])
+    _, text = tab.robustness(str(image), "colour_cast", 0.5, "customnet", "customnet", get_predictor=get)
+    assert text.count("The gate would refuse this image") == 1 and "EfficientNet-Lite1" in text
+    assert "**A, CustomNet**: nevus 70%" in text and "**B, CustomNet**: nevus 70%" in text
+    assert calls.count("efficientnet-lite1") == 1
+    calls.clear()
+    _, text = tab.robustness(str(image), "colour_cast", 0.5, "efficientnet-lite1", "customnet", get_predictor=get)
+    assert calls.count("efficientnet-lite1") == 1  # the judge's own answer is reused, not computed twice
