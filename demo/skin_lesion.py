@@ -116,8 +116,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     image, notes = read_upload(image_path)
     predictor = get_predictor(TASK, variant)
     meta = parse_meta(age, sex)
-    if age not in (None, "") and meta.age is None:
-        raise gr.Error("Age must be a number of years between 0 and 120 (or leave it empty).")
+    unreadable = str(age).strip() not in ("", "None") and meta.age is None  # said in the caption; the answer stays
     pred = predictor(image, meta)
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
@@ -153,11 +152,18 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
                    "most likely classes are too close to call.")  # fmt: skip
     else:
         verdict = f"### {ranked[0][0]} ({ranked[0][1]:.0%})"
+    if pred.meta is not None:  # in the headline: the chart's numbers are no longer the image's alone
+        first, _, rest = verdict.partition("\n")
+        verdict = f"{first} · with age {pred.meta.age:g}, {pred.meta.sex}" + (f"\n{rest}" if rest else "")
+    if pred.looks_out_of_distribution:  # shown on request only: the headline must not read as a diagnosis
+        verdict = verdict.replace("### ", "### Raw output, not a diagnosis: ", 1)
     if reference:  # as the breast tab does: a newcomer's melanoma example ranked melanoma last, and nothing said so
         top = ranked[0][0]
         caption += (" ✓ (the top class)" if top == reference
                     else f" ⚠️ (the top class is **{top}**; {reference}: {pred.probs[reference]:.0%})")  # fmt: skip
     caption += meta_caption(pred, meta, predictor)  # after the reference's check, which it must not split
+    if unreadable:  # typed per keystroke, so no error that wipes the result: the caption says why age is not used
+        caption += f' · ⚠️ age "{str(age).strip()[:12]}" is not a number of years from 0 to 120, so it is not used'
     cam = predictor.grad_cam(pred, target)
     calibrated = f"temperature-calibrated (T = {pred.temperature:.2f})" if pred.temperature != 1 else "uncalibrated"
     views = len(getattr(predictor, "views", ("id",)))
@@ -253,8 +259,8 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
     head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
     if gate.looks_out_of_distribution:
         title = get_task(TASK).variants[judge].title
-        head += (f"⚠️ **The gate would refuse this image** ({title}'s: {gate.ood_reason}); read both answers below "
-                 "as meaningless.\n\n")  # fmt: skip
+        head += (f"⚠️ **The gate would refuse this image, for both models.** It uses {title}'s checks. Reason: "
+                 f"{gate.ood_reason}. Read both answers below as meaningless.\n\n")  # fmt: skip
     return np.asarray(shown), head + "\n\n".join(lines)
 
 
@@ -319,11 +325,14 @@ def results_headline(variant: str, table) -> str:
         num(r["CV ISIC score (out-of-fold)"]),
         num(r["ISIC score (validation, one view)"]),
     )
-    if served.startswith("image + flip"):  # "image + flip: CV 0.845, validation 0.880"
+    more = ""
+    if served.startswith("image + flip"):  # "image + flip: CV 0.845, validation 0.880[; with age and sex: ...]"
         shown, _, meta = served.split(": ", 1)[1].partition("; with age and sex: ")
-        score = f"as served (the mean of the image and its flip): **{shown}**; one view: CV {cv}, validation {val}"
-        if meta:  # issue 16's age/sex prior, used when the user gives age or sex
-            score += f"; with age and sex given (age/sex prior): **{meta}**"
+        score = f"**{shown}**"  # what Classify answers for an image alone: one short line, the details below it
+        if meta:  # issue 16's age/sex prior, used when the user gives both
+            more += f"With age and sex given (the age/sex prior): **{meta}**. "
+        more += (f"Classify averages the image and its mirror image; the image alone, unmirrored: CV {cv}, "
+                 f"validation {val}.\n\n")  # fmt: skip
     elif cv:
         score = f"**CV {cv}**" + (f", validation {val}" if val else "")
     elif val:
@@ -347,8 +356,9 @@ def results_headline(variant: str, table) -> str:
         else f"the validation split also chose its {chose}, so its validation score is optimistic"
     )
     return (
-        f"### {title}: ISIC score {score}\nISIC score = the mean of the melanoma and seborrheic-keratosis AUCs. CV: "
-        f"out-of-fold on the 2,000 training images; validation: the 150 ISIC 2017 validation images; {caveat}.{recipe}"
+        f"### {title}: ISIC score {score}\n{more}ISIC score = the mean of the melanoma and seborrheic-keratosis AUCs. "
+        f"CV: out-of-fold on the 2,000 training images; validation: the 150 ISIC 2017 validation images; "
+        f"{caveat}.{recipe}"
     )
 
 
@@ -460,12 +470,13 @@ def build_tab(get_predictor=get_predictor) -> None:
                     model = gr.Radio(choices, value=default, label="Model", elem_id="skin-model")
                     with gr.Row(equal_height=True):  # age and sex beside the button: the examples stay in view
                         run = gr.Button("Classify", variant="primary", elem_id="skin-run", scale=2)
-                        age = gr.Textbox("", placeholder="Age (optional)", show_label=False, container=False,
-                                         max_lines=1, scale=1, min_width=110, elem_id="skin-age")  # fmt: skip
-                        # a Textbox: an empty gr.Number sends 0, which is an age
-                        sex = gr.Dropdown([("Sex: unknown", ""), ("female", "female"), ("male", "male")], value="",
-                                          show_label=False, container=False, scale=1, min_width=110,
-                                          elem_id="skin-sex")  # fmt: skip
+                        # a Textbox: an empty gr.Number sends 0, which is an age; labels hidden (read aloud)
+                        age = gr.Textbox("", label="Patient age in years (optional)", placeholder="Age (optional)",
+                                         show_label=False, container=False, max_lines=1, scale=1, min_width=110,
+                                         elem_id="skin-age")  # fmt: skip
+                        sex = gr.Dropdown([("Sex: unknown", ""), ("Sex: female", "female"), ("Sex: male", "male")],
+                                          value="", label="Patient sex (optional)", show_label=False, container=False,
+                                          scale=1, min_width=110, elem_id="skin-sex")  # fmt: skip
                     example_column = gr.Column()
                     cam_for = gr.Radio(list(CAM_CHOICES), value=CAM_CHOICES[0], label="Grad-CAM for",
                                        elem_id="skin-cam-for")  # fmt: skip

@@ -204,10 +204,12 @@ def meta_rows(result: RunResult, base: dict) -> list[dict]:
     shown = f"{views} test-time views" if views > 1 else "one view"
     model = base["model"].replace("(ours)", f"(ours, as served with age and sex: {shown} + age/sex prior)")
     base = {**base, "latency_ms": tta.get("latency_ms", base.get("latency_ms"))}  # the prior adds a 5-input LR
-    return [{**base, "model": model + ", CV", "isic_score": meta["cv_isic_mean"], "auc_melanoma": None,
-             "auc_sk": None, "acc": None, "dataset": (result.cv or {}).get("split", base["dataset"]),
-             "split": f"out-of-fold, {meta['cv_folds']} of 5 folds of the training set (images without age or sex "
-                      f"keep the image's answer); ISIC score = mean over folds ± {meta['cv_isic_std']:.3f}"},
+    return [{**base, "model": model + ", CV", "isic_score": meta["cv_isic_mean"],
+             "auc_melanoma": meta.get("cv_pooled_auc_melanoma"), "auc_sk": meta.get("cv_pooled_auc_sk"), "acc": None,
+             "dataset": (result.cv or {}).get("split", base["dataset"]),
+             "split": f"out-of-fold, {meta['cv_folds']} of 5 folds of the training set (images without both age "
+                      f"and sex keep the image's answer); ISIC score = mean over folds ± {meta['cv_isic_std']:.3f}, "
+                      "AUCs pooled"},
             {**base, "model": model, "isic_score": meta["val_isic_score"], "auc_melanoma": meta["val_auc_melanoma"],
              "auc_sk": meta["val_auc_sk"], "acc": None}]  # fmt: skip
 

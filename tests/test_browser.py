@@ -844,8 +844,9 @@ def test_skin_gate_refuses_a_chest_xray_and_classifies_dermoscopy(page, serve):
     page.locator("#skin-age input").press_sequentially("70", delay=50)  # age alone: the image's answer, and why
     expect(info).to_contain_text("give both age and sex", timeout=120_000)
     page.locator("#skin-sex input").click()
-    page.get_by_role("option", name="male", exact=True).click()
+    page.get_by_role("option", name="Sex: male", exact=True).click()
     expect(info).to_contain_text("image + age 70, male", timeout=120_000)
+    expect(info).to_contain_text("· with age 70, male")  # in the headline too
     expect(info).to_contain_text("the image alone says")
     assert page.locator("#skin-run").bounding_box()["y"] < 720  # the fields sit beside the button, in view
 
