@@ -70,11 +70,12 @@ def main() -> None:
         p_meta = prior.combine(p_img, [meta[i] for i in ids])
         post = np.clip(p_img, 1e-8, None) * prior.probs([meta[i] for i in ids]) / prior.prior
         p_all = post / post.sum(1, keepdims=True)  # the registered rule: every row, missing indicators included
-        rows.append((k, p_img, p_all, p_meta, y))
+        p_alone = prior.probs([meta[i] for i in ids])  # no image at all: the reference a network must beat
+        rows.append((k, p_img, p_all, p_meta, y, p_alone))
         print(f"fold {k}: image {isic_score(p_img, y):.4f}  image+meta (all rows) {isic_score(p_all, y):.4f}  "
               f"(as served) {isic_score(p_meta, y):.4f}", flush=True)  # fmt: skip
     summary = {"folds": [r[0] for r in rows]}
-    for j, name in ((1, "image"), (2, "meta_all_rows"), (3, "meta_as_served")):
+    for j, name in ((1, "image"), (2, "meta_all_rows"), (3, "meta_as_served"), (5, "meta_alone")):
         scores = [isic_score(r[j], r[4]) for r in rows]
         pooled = isic_score(np.concatenate([r[j] for r in rows]), np.concatenate([r[4] for r in rows]))
         from models.cls_metrics import isic_metrics
@@ -105,10 +106,15 @@ OPTIONS = {  # summary key -> (options.csv option, what it is)
     ),
     "meta_as_served": (
         "age_sex_prior_as_served_tta_hflip_10ep",
-        "as the row above, but images with neither age nor "
-        "sex keep the image's answer, as the app does with empty fields",
+        "as the row above, but images without both age and sex keep the image's answer, as the app does",
+    ),
+    "meta_alone": (
+        "age_sex_prior_alone",
+        "the age/sex logistic regression alone, no image (missing age or sex as indicators): the reference an image "
+        "network must beat",
     ),
 }
+NO_IMAGE = "age and sex only (no image)"
 
 
 def write_rows(summary: dict) -> None:
@@ -116,12 +122,12 @@ def write_rows(summary: dict) -> None:
 
     rows = [
         {
-            "model": "efficientnet-lite1",
+            "model": NO_IMAGE if key == "meta_alone" else "efficientnet-lite1",
             "option": option,
             "args": text,
-            "epochs_run": 10,
-            "best_epoch": "last",
-            "image_size": 224,
+            "epochs_run": "" if key == "meta_alone" else 10,
+            "best_epoch": "" if key == "meta_alone" else "last",
+            "image_size": "" if key == "meta_alone" else 224,
             "train_min": "61 wall min (folds 1-4 retrained, two lanes of one thread)"
             if key == "image"
             else "0 (a logistic regression per fold)",

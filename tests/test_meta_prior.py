@@ -137,3 +137,17 @@ def test_leaderboard_and_tab_give_the_prior_its_own_cv_and_validation_rows():
     assert "keep the image's answer" in rows[0]["split"]
     assert served(result) == "image + flip: CV 0.845, validation 0.880; with age and sex: CV 0.870, validation 0.890"
     assert meta_rows(SimpleNamespace(extra={}, cv=None), {"model": "x (ours)"}) == []
+
+
+def test_the_no_image_reference_row_reaches_the_leaderboard(tmp_path):
+    """Age and sex alone (CV, options.csv's age_sex_prior_alone) is the reference an image network must beat."""
+    from leaderboard.results import recipe_cv_rows
+
+    (tmp_path / "skin_lesion").mkdir()
+    (tmp_path / "skin_lesion" / "options.csv").write_text(
+        "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds\n"
+        "age and sex only (no image),age_sex_prior_alone,the regression alone,,0.754,0.012,5\n"
+    )
+    (row,) = recipe_cv_rows(tmp_path)
+    assert row["model"].startswith("Age and sex alone, no image") and row["isic_score"] == 0.754
+    assert "out-of-fold" in row["split"] and row["params"] == 18
