@@ -252,12 +252,14 @@ def recipe_cv_rows(root: Path) -> list[dict]:
             continue
         folder = root / "skin_lesion" / r["model"]
         shipped = RunResult.load(folder / "metrics.json") if (folder / "metrics.json").exists() else None
-        m = re.fullmatch(r"(adamw_cosine_ls_trivialaugment|report_sgd_step|tta_hflip|tta_flips4)_(\d+)ep", r["option"])
+        kinds = "adamw_cosine_ls_trivialaugment|report_sgd_step|tta_hflip|tta_flips4|age_sex_prior_as_served_tta_hflip"
+        m = re.fullmatch(rf"({kinds})_(\d+)ep", r["option"])
         if not m or not r.get("cv_isic_mean") or r.get("cv_folds") != "5" or (shipped and shipped.cv):
             continue
         kind, epochs = m.groups()
         recipe = {"report_sgd_step": "report recipe"}.get(kind, "Lite1 recipe")
-        tta = {"tta_hflip": " + flip TTA", "tta_flips4": " + 4-flip TTA"}.get(kind, "")
+        tta = {"tta_hflip": " + flip TTA", "tta_flips4": " + 4-flip TTA",
+               "age_sex_prior_as_served_tta_hflip": " + flip TTA + age/sex prior"}.get(kind, "")  # fmt: skip
         title = shipped.display_title if shipped else variant_title("skin_lesion", r["model"])
         rows.append({
             "task": "skin_lesion", "model": f"{title} (ours, CV, not shipped): {recipe} {epochs} ep{tta}",

@@ -41,26 +41,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folds", type=int, nargs="+", default=[0])
     ap.add_argument("--runs-tag", default="cv5e10")
+    ap.add_argument("--model", default=LITE1, help="customnet: its CV recipe's fold runs (--runs-tag cv5e20)")
     ap.add_argument("--data-dir", default="../shared/data/isic2017")
     ap.add_argument("--write-options", action="store_true")
     ap.add_argument("--ship", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
     shipped = ROOT / "checkpoints/skin_lesion/efficientnet-lite1"
-    temperature = json.loads((shipped / "calibration.json").read_text())["temperature"]
+    lite1 = args.model == LITE1  # the shipped model is Lite1's fold 0, with its temperature; others: fold runs, T=1
+    temperature = json.loads((shipped / "calibration.json").read_text())["temperature"] if lite1 else 1.0
     meta = read_isic_metadata(args.data_dir, "train")
     rows = []
     for k in args.folds:
-        out = ROOT / f"logs/meta/fold{k}.npz"
+        out = ROOT / ("logs/meta/" + ("" if lite1 else f"{args.model}-") + f"fold{k}.npz")
         if out.exists():
             d = np.load(out)
             p_img, y, ids = d["p_img"], d["y"], list(d["ids"])
         else:
-            if k == 0:
+            if k == 0 and lite1:
                 folder = shipped
             else:
-                folder = max((ROOT / "runs/skin_lesion/efficientnet-lite1").glob(f"*-{args.runs_tag}-{k}")) / "model"
-            model = load_model_from("skin_lesion", "efficientnet-lite1", folder).eval()
+                folder = max((ROOT / "runs/skin_lesion" / args.model).glob(f"*-{args.runs_tag}-{k}")) / "model"
+            model = load_model_from("skin_lesion", args.model, folder).eval()
             probs, y = view_probs(model, args.data_dir, f"cv5-{k}-val", temperature)
             p_img = (probs["id"] + probs["h"]) / 2
             ids = [s.image_id for s in find_isic(args.data_dir, f"cv5-{k}-val")]
@@ -87,8 +89,8 @@ def main() -> None:
                          "pooled_acc": m["acc"]}  # fmt: skip
     print(json.dumps(summary))
     if args.write_options and len(rows) == 5:
-        write_rows(summary)
-    if args.ship:
+        write_rows(summary) if lite1 else write_other_rows(summary, args.model, args.runs_tag)
+    if args.ship and lite1:
         ship(args.data_dir, meta, shipped, summary)
 
 
@@ -115,6 +117,7 @@ OPTIONS = {  # summary key -> (options.csv option, what it is)
     ),
 }
 NO_IMAGE = "age and sex only (no image)"
+LITE1 = "efficientnet-lite1"
 
 
 def write_rows(summary: dict) -> None:
@@ -139,6 +142,26 @@ def write_rows(summary: dict) -> None:
         }
         for key, (option, text) in OPTIONS.items()
     ]
+    write_options(ROOT / "checkpoints/skin_lesion/options.csv", rows)
+
+
+def write_other_rows(summary: dict, model: str, tag: str) -> None:
+    """A from-scratch network's CV recipe on equal terms with Lite1's: flip TTA, image alone and with the prior."""
+    from skin_cv_report import write_options
+
+    epochs = int(tag.removeprefix("cv5e")) if tag.removeprefix("cv5e").isdigit() else ""
+    rows = [{"model": model, "option": f"{option}_{epochs}ep", "args": text, "epochs_run": epochs,
+             "best_epoch": "last", "image_size": 224 if model == "customnet" else 112,
+             "train_min": "16 wall min (folds retrained, two lanes of one thread)" if key == "image"
+             else "0 (a logistic regression per fold)", "run": f"logs/meta/{model}-fold*.npz",
+             "cv_isic_mean": round(summary[key]["cv_mean"], 4), "cv_isic_std": round(summary[key]["cv_std"], 4),
+             "cv_folds": 5, "selected_on": "nothing (CV estimates it)"}
+            for key, option, text in (
+                ("image", "tta_hflip_rerun", f"Lite1's recipe ({epochs} epochs, from scratch) + TTA hflip, image "
+                 "only, folds retrained in session 14: the reference of the row below"),
+                ("meta_as_served", "age_sex_prior_as_served_tta_hflip", "as the row above, times the age/sex "
+                 "prior where both age and sex are known, as the app serves Lite1 (not shipped for this network)"))
+            ]  # fmt: skip
     write_options(ROOT / "checkpoints/skin_lesion/options.csv", rows)
 
 

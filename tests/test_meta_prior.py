@@ -151,3 +151,15 @@ def test_the_no_image_reference_row_reaches_the_leaderboard(tmp_path):
     (row,) = recipe_cv_rows(tmp_path)
     assert row["model"].startswith("Age and sex alone, no image") and row["isic_score"] == 0.754
     assert "out-of-fold" in row["split"] and row["params"] == 18
+
+
+def test_a_from_scratch_network_with_the_prior_reaches_the_leaderboard_as_not_shipped(tmp_path):
+    from leaderboard.results import recipe_cv_rows
+
+    (tmp_path / "skin_lesion").mkdir()
+    (tmp_path / "skin_lesion" / "options.csv").write_text(
+        "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds\n"
+        "customnet,age_sex_prior_as_served_tta_hflip_20ep,with the prior,224,0.759,0.022,5\n"
+    )
+    (row,) = recipe_cv_rows(tmp_path)
+    assert row["model"] == "CustomNet (ours, CV, not shipped): Lite1 recipe 20 ep + flip TTA + age/sex prior"
