@@ -139,27 +139,21 @@ def test_leaderboard_and_tab_give_the_prior_its_own_cv_and_validation_rows():
     assert meta_rows(SimpleNamespace(extra={}, cv=None), {"model": "x (ours)"}) == []
 
 
-def test_the_no_image_reference_row_reaches_the_leaderboard(tmp_path):
-    """Age and sex alone (CV, options.csv's age_sex_prior_alone) is the reference an image network must beat."""
+@pytest.mark.parametrize(
+    "line, title",
+    [
+        ("age and sex only (no image),age_sex_prior_alone,the regression alone,,0.754,0.012,5",
+         "Age and sex alone, no image (ours, CV): logistic regression"),  # the reference an image network must beat
+        ("customnet,age_sex_prior_as_served_tta_hflip_20ep,with the prior,224,0.759,0.022,5",
+         "CustomNet (ours, CV, not shipped): Lite1 recipe 20 ep + flip TTA + age/sex prior"),  # on equal terms
+    ],
+)  # fmt: skip
+def test_cv_rows_with_age_and_sex_reach_the_leaderboard(tmp_path, line, title):
     from leaderboard.results import recipe_cv_rows
 
     (tmp_path / "skin_lesion").mkdir()
-    (tmp_path / "skin_lesion" / "options.csv").write_text(
-        "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds\n"
-        "age and sex only (no image),age_sex_prior_alone,the regression alone,,0.754,0.012,5\n"
-    )
+    header = "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds"
+    (tmp_path / "skin_lesion" / "options.csv").write_text(f"{header}\n{line}\n")
     (row,) = recipe_cv_rows(tmp_path)
-    assert row["model"].startswith("Age and sex alone, no image") and row["isic_score"] == 0.754
-    assert "out-of-fold" in row["split"] and row["params"] == 18
-
-
-def test_a_from_scratch_network_with_the_prior_reaches_the_leaderboard_as_not_shipped(tmp_path):
-    from leaderboard.results import recipe_cv_rows
-
-    (tmp_path / "skin_lesion").mkdir()
-    (tmp_path / "skin_lesion" / "options.csv").write_text(
-        "model,option,args,image_size,cv_isic_mean,cv_isic_std,cv_folds\n"
-        "customnet,age_sex_prior_as_served_tta_hflip_20ep,with the prior,224,0.759,0.022,5\n"
-    )
-    (row,) = recipe_cv_rows(tmp_path)
-    assert row["model"] == "CustomNet (ours, CV, not shipped): Lite1 recipe 20 ep + flip TTA + age/sex prior"
+    assert row["model"] == title and row["isic_score"] == float(line.split(",")[-3])
+    assert "out-of-fold" in row["split"] and row["params"] == (18 if "no image" in title else None)
