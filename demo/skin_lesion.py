@@ -105,7 +105,7 @@ def summary() -> str:
 @user_errors
 def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, age=None, sex=None,
              get_predictor=get_predictor):  # fmt: skip
-    """``age`` (years) and ``sex`` are optional; where the model ships an age/sex prior (issue 16) and either is
+    """``age`` (years) and ``sex`` are optional; where the model ships an age/sex prior (issue 16) and both are
     given, the probabilities combine it with the image's."""
     from models.meta_prior import parse_meta
 
@@ -254,7 +254,9 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
     judge = get_task(TASK).default_variant
     if judge not in preds and judge in [v for _, v in model_choices()]:
         preds[judge] = get_predictor(TASK, judge)(shown)
-    gate = preds.get(judge) or preds[judge := model_a]  # the default not present here: model A's gate
+    if judge not in preds:  # the default model is not present here: model A's gate
+        judge = model_a
+    gate = preds[judge]
     name = Path(str(image_path)).name + (f" · reference label **{reference}**" if reference else "")
     head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
     if gate.looks_out_of_distribution:
