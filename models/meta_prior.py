@@ -97,12 +97,13 @@ class MetaPrior:
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
-    def combine(self, p_image: np.ndarray, metas: list[Meta]) -> np.ndarray:
-        """``p(c|x, meta)`` for rows whose metadata is known; rows with nothing known keep ``p_image``."""
+    def combine(self, p_image: np.ndarray, metas: list[Meta], every_row: bool = False) -> np.ndarray:
+        """``p(c|x, meta)`` for rows with both age and sex known; the other rows keep ``p_image`` (as the app serves
+        it). ``every_row``: the form registered before the CV, missing values as the regression's indicators."""
         p_image = np.asarray(p_image, dtype=float)
         post = np.clip(p_image, 1e-8, None) * self.probs(metas) / self.prior
         post /= post.sum(1, keepdims=True)
-        known = np.array([m.known for m in metas])[:, None]
+        known = np.array([every_row or m.known for m in metas])[:, None]
         return np.where(known, post, p_image)
 
     def save(self, path: str | Path) -> None:

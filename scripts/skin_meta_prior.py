@@ -4,10 +4,10 @@
     python scripts/skin_meta_prior.py --folds 0 1 2 3 4 --write-options --ship   (after the rule's gate)
 
 Per fold ``k``: the image model's hflip-averaged softmax (temperature of the shipped card) on the fold's held-out
-images, an age/sex LogisticRegression fitted on the fold's training part only, combined as naive Bayes with a
-class-weighted CNN: ``log p_cnn(c|x) + log p(c|meta) - log p(c)``. Fold 0 uses the shipped model (it is cv5e10-0);
-other folds their run in ``runs/skin_lesion/efficientnet-lite1/*-<tag>-<k>``. Prints the ISIC score per fold and
-pooled, with and without the prior; per-fold probabilities go to logs/meta/.
+images, an age/sex LogisticRegression fitted on the fold's training part only, combined by the product-of-posteriors
+rule of ``models.meta_prior``: ``log p_cnn(c|x) + log p(c|meta) - log p(c)``. Fold 0 uses the shipped model (it is
+cv5e10-0); other folds their run in ``runs/skin_lesion/efficientnet-lite1/*-<tag>-<k>``. Prints the ISIC score per
+fold and pooled, with and without the prior; per-fold probabilities go to logs/meta/.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def isic_score(p: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    from models.cls_metrics import isic_metrics  # the project's one ISIC score
 
-    return (roc_auc_score(y == 1, p[:, 1]) + roc_auc_score(y == 2, p[:, 2])) / 2
+    return isic_metrics(y, p)["isic_score"]
 
 
 def main() -> None:
@@ -70,8 +70,7 @@ def main() -> None:
         train = find_isic(args.data_dir, f"cv5-{k}-train")
         prior = MetaPrior.fit([meta[s.image_id] for s in train], [s.label for s in train])
         p_meta = prior.combine(p_img, [meta[i] for i in ids])
-        post = np.clip(p_img, 1e-8, None) * prior.probs([meta[i] for i in ids]) / prior.prior
-        p_all = post / post.sum(1, keepdims=True)  # the registered rule: every row, missing indicators included
+        p_all = prior.combine(p_img, [meta[i] for i in ids], every_row=True)  # the registered rule
         p_alone = prior.probs([meta[i] for i in ids])  # no image at all: the reference a network must beat
         rows.append((k, p_img, p_all, p_meta, y, p_alone))
         print(f"fold {k}: image {isic_score(p_img, y):.4f}  image+meta (all rows) {isic_score(p_all, y):.4f}  "

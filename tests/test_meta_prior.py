@@ -42,6 +42,8 @@ def test_bayes_rule_and_unknown_metadata_keeps_the_image_answer(tmp_path):
     expected = p_image[:2] * prior.probs(rows[:2]) / prior.prior
     assert np.allclose(combined[:2], expected / expected.sum(1, keepdims=True))
     assert np.allclose(combined[2], p_image[2])  # sex not given: the image model's own answer
+    registered = prior.combine(p_image, rows, every_row=True)  # the CV's registered form: indicators for the gaps
+    assert np.allclose(registered[:2], combined[:2]) and not np.allclose(registered[2], p_image[2])
     assert np.allclose(combined.sum(1), 1)
     prior.save(tmp_path / "meta_prior.safetensors")
     loaded = MetaPrior.load(tmp_path / "meta_prior.safetensors")
