@@ -219,6 +219,12 @@ def busi_notes(saved: dict, progress: dict) -> str:
     return "\n".join(lines)
 
 
+def _public(location: str) -> str:
+    from models.hub import public_location
+
+    return public_location(location)
+
+
 def planned_epochs(saved: dict) -> int:
     """The epoch count of the last (re)start: a resume may change the plan (``resumes`` in config.json)."""
     return (saved.get("resumes") or [saved])[-1]["epochs"]
@@ -279,7 +285,16 @@ def skin_notes(saved: dict, progress: dict) -> str:
         + f", batch {saved['batch_size']}, sampler {saved['sampler']}, class weighting "
         f"{saved['class_weighting']}, Mixup alpha {saved['mixup_alpha']:g}"
         + (f", CutMix alpha {saved['cutmix_alpha']:g}" if saved.get("cutmix_alpha") else "")
-        + f", augmentation `{saved['augment']}`; "
+        + f", augmentation `{saved['augment']}`"
+        + (
+            f", **distilled** from the {saved.get('distill_model') or 'default'} model in "
+            f"`{_public(saved['distill_from'])}` (loss {saved['distill_weight']:g} x T^2 KL at T = "
+            f"{saved['distill_temperature']:g} + {1 - saved['distill_weight']:g} x CE; the teacher sees the same "
+            "augmented batch)"
+            if saved.get("distill_from")
+            else ""
+        )
+        + "; "
         + (
             f"the model after the last of {planned_epochs(saved)} epochs is kept (fixed before any run: nothing is "
             "chosen on the validation set)."

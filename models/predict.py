@@ -302,6 +302,7 @@ class SkinPredictor:
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
+        self.spec = spec
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
         self.ood = ood
         self.neighbours = neighbours  # models.ood.TrainingNeighbours or None
@@ -332,6 +333,12 @@ class SkinPredictor:
         batch = torch.cat([x.flip(TTA_FLIPS[v]) if TTA_FLIPS[v] else x for v in self.views])
         return batch.contiguous(memory_format=torch.channels_last)
 
+    def gate_input(self, image: Image.Image) -> torch.Tensor:
+        """The ImageNet gate's input for a model of another input size: the task's preprocessing at 224 px."""
+        from models.ood import GATE_SIZE
+
+        return eval_preset(self.spec, GATE_SIZE)(image)[None]
+
     def borrow(self):
         """A model copy that no other request uses meanwhile."""
         from models.cache import borrowed
@@ -358,9 +365,13 @@ class SkinPredictor:
         probs = self.served_probs(logits)[0]
         distance = reason = None
         if self.ood is not None:
-            from models.ood import colour_statistics
+            from models.ood import GATE_SIZE, IMAGENET_SPACE, colour_statistics, imagenet_features
 
-            distance = float(self.ood.distance(features)[0])
+            if self.ood.space == IMAGENET_SPACE:  # the same 224-px crop whatever this model's input size
+                gate = imagenet_features(x if self.preset.size == GATE_SIZE else self.gate_input(image))
+            else:
+                gate = features
+            distance = float(self.ood.distance(gate)[0])
             reason = self.ood.check(distance, *colour_statistics(image))
         nearest = self.neighbours.nearest(features) if self.neighbours is not None else None
         image_probs = {name: float(p) for name, p in zip(self.labels, probs)}

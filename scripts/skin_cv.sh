@@ -12,6 +12,9 @@
 #   scratch (no ImageNet weights for them install offline): the comparison of the report on equal terms.
 #   MODEL=customnet RECIPE=report EPOCHS=20 TAG=cv5rep scripts/skin_cv.sh   the report's own recipe instead (the task's
 #   preset: SGD 0.9 + StepLR(7, 0.1), CustomNet lr 1e-2, batch 64, flips + jitter), the last epoch kept.
+#   MODEL=customnet DISTILL=1 DW=1 DT=1 EPOCHS=20 TAG=cv5kd scripts/skin_cv.sh   CustomNet distilled from the Lite1 of
+#   the same fold (cv5e10: fold 0's is the shipped model, folds 1-4 their run folders), DW the distillation share of
+#   the loss, DT its temperature; the teacher never saw the fold's held-out part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -23,8 +26,15 @@ SIZE=${SIZE:-224}
 RECIPE=${RECIPE:-lite1}
 ARGS=(--select last)  # a fold's held-out part scores it; it chooses no epoch
 [ "$RECIPE" = report ] || [ "$MODEL" = efficientnet-lite1 ] || ARGS=(--recipe-of efficientnet-lite1)  # from scratch
+teacher() {  # the Lite1 trained on fold $1's training part (cv5e10 recipe)
+  if [ "$1" = 0 ]; then echo checkpoints/skin_lesion/efficientnet-lite1
+  else ls -d runs/skin_lesion/efficientnet-lite1/*-cv5e10-"$1"/model | tail -1; fi
+}
 for k in ${@:-0 1 2 3 4}; do
+  KD=()
+  [ -z "${DISTILL:-}" ] || KD=(--distill-from "$(teacher "$k")" --distill-model efficientnet-lite1
+                             --distill-weight "${DW:-1}" --distill-temperature "${DT:-1}")
   $PY -m training.train skin_lesion --model "$MODEL" "${ARGS[@]}" --data-dir "$DATA" --image-size "$SIZE" \
-      --tag "$TAG-$k" --epochs "$EPOCHS" --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume
+      --tag "$TAG-$k" --epochs "$EPOCHS" --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume "${KD[@]}"
 done
 echo "skin cv folds $* done"

@@ -53,7 +53,8 @@ def main() -> None:
     meta = read_isic_metadata(args.data_dir, "train")
     rows = []
     for k in args.folds:
-        out = ROOT / ("logs/meta/" + ("" if lite1 else f"{args.model}-") + f"fold{k}.npz")
+        tagged = "" if args.runs_tag in ("cv5e10", "cv5e20") else f"{args.runs_tag}-"  # the first runs' names kept
+        out = ROOT / ("logs/meta/" + ("" if lite1 else f"{args.model}-") + tagged + f"fold{k}.npz")
         if out.exists():
             d = np.load(out)
             p_img, y, ids = d["p_img"], d["y"], list(d["ids"])

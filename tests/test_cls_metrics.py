@@ -109,6 +109,28 @@ def test_grad_cam_points_at_the_evidence():
     assert out.shape == (80, 100, 3)
 
 
+def test_a_large_gate_is_stored_in_fp16_with_its_feature_space(tmp_path):
+    """The skin gate's 1,280-d precision is stored in fp16 (3.3 MB, not 6.6), its distances within 0.1 %; the feature
+    space (the ImageNet network's or the model's own) travels in the file's metadata."""
+    import torch
+    from safetensors.torch import load_file
+
+    from models.ood import IMAGENET_SPACE, MahalanobisOOD
+
+    torch.manual_seed(0)
+    train, val = torch.randn(900, 600), torch.randn(100, 600)
+    gate = MahalanobisOOD.fit(train, val)
+    gate.space = IMAGENET_SPACE
+    gate.save(tmp_path)
+    assert load_file(str(tmp_path / "ood.safetensors"))["precision"].dtype == torch.float16
+    back = MahalanobisOOD.load(tmp_path)
+    assert back.space == IMAGENET_SPACE and back.precision.dtype == torch.float32
+    assert float(((back.distance(val) - gate.distance(val)).abs() / gate.distance(val)).max()) < 1e-3
+    MahalanobisOOD.fit(train[:, :8], val[:, :8]).save(tmp_path)  # small: fp32, the model's own features
+    assert MahalanobisOOD.load(tmp_path).space == "penultimate"
+    assert load_file(str(tmp_path / "ood.safetensors"))["precision"].dtype == torch.float32
+
+
 def test_nearest_training_images_are_the_gates_evidence(tmp_path):
     """Issue 16: the gate shows the training images nearest an image in feature space (ids and labels, no pixels);
     a stored, reloaded gallery answers the same."""
@@ -150,6 +172,13 @@ def test_mahalanobis_ood_flags_far_away_features(tmp_path):
     back = MahalanobisOOD.load(tmp_path)
     assert torch.allclose(back.distance(val), ood.distance(val)) and back.threshold == ood.threshold
     assert MahalanobisOOD.load(tmp_path / "none") is None
+
+    # an out-of-distribution fit set moves the threshold up to the geometric midpoint, at most 2x, never down
+    far, near = torch.full((2, 8), 3.0), torch.zeros(1, 8)
+    midpoint = MahalanobisOOD.fit(train, val, ood_features=far)
+    assert midpoint.threshold == min((ood.threshold * float(ood.distance(far).min())) ** 0.5, 2 * ood.threshold)
+    assert ood.threshold < midpoint.threshold <= 2 * ood.threshold
+    assert MahalanobisOOD.fit(train, val, ood_features=near).threshold == ood.threshold
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 3))
     feats, logits = penultimate_features(model, torch.randn(2, 3, 2, 2))

@@ -43,6 +43,10 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear warm-up before the cosine schedule (multitask, skin "cosine")
     task_loss_weights: dict = field(default_factory=dict)  # multitask: {task_id: weight} (default 1)
     label_smoothing: float = 0.0  # classification cross-entropy
+    distill_from: str | None = None  # classification: a teacher's model folder; its soft labels train this model
+    distill_model: str | None = None  # the teacher's variant (default: the task's default variant)
+    distill_weight: float = 1.0  # the share of the distillation term in the loss; the rest is the hard-label CE
+    distill_temperature: float = 1.0  # softmax temperature of both teacher and student in the distillation term
     fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
     val_split: str = "val"
@@ -96,6 +100,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--warmup-epochs", type=int, help="linear warm-up epochs before the cosine schedule")
     p.add_argument("--task-loss-weights", type=json.loads, help='multitask: JSON {"task_id": weight}')
     p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
+    p.add_argument("--distill-from", metavar="DIR", help="classification: distil from this teacher model folder "
+                   "(its softmax on the same augmented batch is the target)")  # fmt: skip
+    p.add_argument("--distill-model", metavar="VARIANT", help="the teacher's variant (default: the task's default)")
+    p.add_argument("--distill-weight", type=float, help="share of the distillation term (1: distillation only)")
+    p.add_argument("--distill-temperature", type=float, help="softmax temperature of the distillation term")
     p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
     p.add_argument("--train-split", help="the split trained on (e.g. skin_lesion's cv5-0-train)")
     p.add_argument("--val-split", help="the split scored each epoch and at the end (e.g. cv5-0-val)")

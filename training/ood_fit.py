@@ -1,8 +1,11 @@
-"""Fit the out-of-distribution statistics (``models.ood``) of a skin-lesion checkpoint: penultimate features of the
-training images (eval preprocessing, no augmentation) of cross-validation fold 0's training part, the threshold from
-its held-out part, the colour threshold from the training images' saturation; and the nearest-neighbour evidence
-(``models.ood.TrainingNeighbours``: ids, labels and PCA-reduced features of the same training images, no pixels). The
-validation split is never used.
+"""Fit the out-of-distribution statistics (``models.ood``) of a skin-lesion checkpoint. The gate (``skin_gate``) is
+the same for every skin model: the Mahalanobis distance of the features of EfficientNet-Lite0 with its ImageNet
+weights (not fine-tuned), fitted on cross-validation fold 0's training part (eval preprocessing, no augmentation),
+the threshold from its held-out part (99th percentile, moved up to the geometric midpoint with the nearest image of an
+out-of-distribution FIT set, ``ood_fit_images``, disjoint from what ``training.ood_check`` measures; at most twice
+that percentile), the colour and noise thresholds from the training images. The nearest-neighbour evidence
+(``models.ood.TrainingNeighbours``: ids, labels and PCA-reduced penultimate features of the same training images, no
+pixels) is the model's own. The validation split is never used.
 
     python -m training.ood_fit --model resnet18 --data-dir ../shared/data/isic2017 [--checkpoint DIR]
     python -m training.ood_fit --task breast_us_seg --model efsnet --data-dir ../shared/data/busi
@@ -20,26 +23,96 @@ Writes ``ood.safetensors`` and ``neighbours.safetensors`` into the checkpoint fo
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
 import torch
 
-from models.ood import MahalanobisOOD, TrainingNeighbours, penultimate_features
+from models.ood import (
+    GATE_SIZE,
+    IMAGENET_SPACE,
+    MahalanobisOOD,
+    TrainingNeighbours,
+    imagenet_features,
+    penultimate_features,
+)
 
 
 @torch.inference_mode()
-def features(model, data_dir, split: str) -> torch.Tensor:
+def features(model, data_dir, split: str, space: str = "penultimate") -> torch.Tensor:
+    """Features of a split's images (eval preprocessing): the model's penultimate ones, or the gate's ImageNet ones."""
     from training.datasets import IsicDataset, find_isic
 
-    ds = IsicDataset(find_isic(data_dir, split), model.input_size, train=False)
-    return torch.cat(
-        [penultimate_features(model, torch.stack([ds[j][0] for j in range(i, min(i + 64, len(ds)))]))[0]
-         for i in range(0, len(ds), 64)]
-    )  # fmt: skip
+    size = GATE_SIZE if space == IMAGENET_SPACE else model.input_size
+    ds = IsicDataset(find_isic(data_dir, split), size, train=False)
+    batches = (torch.stack([ds[j][0] for j in range(i, min(i + 64, len(ds)))]) for i in range(0, len(ds), 64))
+    return torch.cat([imagenet_features(b) if space == IMAGENET_SPACE else penultimate_features(model, b)[0]
+                      for b in batches])  # fmt: skip
 
 
 FIT_SPLIT, THRESHOLD_SPLIT = "cv5-0-train", "cv5-0-val"  # parts of the training split: the validation split is unused
+OOD_FIT_FOLDERS = ("chest_xray_lung/images", "busi", "hc18")  # beside the ISIC folder under the shared data root
+SAMPLE_IMAGES = ("astronaut", "chelsea", "coffee", "colorwheel", "hubble_deep_field", "immunohistochemistry", "retina",
+                 "rocket")  # fmt: skip
+
+
+def ood_fit_images(shared_root: str | Path | None, per_folder: int = 20, measured: int = 100) -> list:
+    """The skin gate's out-of-distribution FIT set, disjoint from what ``training.ood_check`` measures: scikit-image's
+    and scikit-learn's colour sample images (natural photographs, a fundus image, an IHC slide) with their four
+    half-size corner crops, plus ``per_folder`` images (seed 1) of each shared greyscale modality that are not in
+    ood_check's seed-0 sample of ``measured`` (no synthetic images: ood_check draws those). PIL RGB images."""
+    import random
+
+    import skimage.data
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from training.ood_check import ood_images
+
+    arrays = [getattr(skimage.data, name)() for name in SAMPLE_IMAGES] + list(load_sample_images().images)
+    images = []
+    for a in arrays:
+        im = Image.fromarray(a).convert("RGB")
+        w, h = im.size
+        images += [im] + [im.crop((x, y, x + w // 2, y + h // 2)) for x in (0, w - w // 2) for y in (0, h - h // 2)]
+    for folder in OOD_FIT_FOLDERS if shared_root is not None else ():
+        folder = Path(shared_root) / folder
+        if not folder.is_dir():
+            continue
+        every = ood_images(folder, 10**9)  # all of them
+        left = sorted(set(every) - set(ood_images(folder, measured)))
+        images += [Image.open(p).convert("RGB") for p in random.Random(1).sample(left, min(per_folder, len(left)))]
+    return images
+
+
+@torch.inference_mode()
+def image_features(images) -> torch.Tensor:
+    """The gate's ImageNet features of PIL images through the app's preprocessing (``eval_preset``)."""
+    from models.registry import get_task
+    from models.transforms import eval_preset
+
+    preset = eval_preset(get_task("skin_lesion"), GATE_SIZE)
+    return torch.cat(
+        [imagenet_features(torch.stack([preset(im) for im in images[i : i + 32]])) for i in range(0, len(images), 32)]
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def skin_gate(data_dir: str) -> MahalanobisOOD:
+    """The skin gate: the same for every skin model (its features are the ImageNet network's), fitted once per
+    process. Gaussian on cv5-0-train, threshold from cv5-0-val and the OOD fit set, colour and noise thresholds from
+    cv5-0-train's images; on tests' tiny data (too few images for 5 folds) all training images for both."""
+    try:
+        train, held_out, split = features(None, data_dir, FIT_SPLIT, IMAGENET_SPACE), None, FIT_SPLIT
+        held_out = features(None, data_dir, THRESHOLD_SPLIT, IMAGENET_SPACE)
+    except ValueError:
+        split = "train"
+        train = held_out = features(None, data_dir, split, IMAGENET_SPACE)
+    gate = MahalanobisOOD.fit(train, held_out, image_stats=image_statistics(data_dir, split),
+                              ood_features=image_features(ood_fit_images(Path(data_dir).parent)))  # fmt: skip
+    gate.space = IMAGENET_SPACE
+    return gate
 
 
 def image_statistics(data_dir, split: str) -> list[tuple[float, float, float]]:
@@ -52,19 +125,17 @@ def image_statistics(data_dir, split: str) -> list[tuple[float, float, float]]:
 
 
 def fit(model, data_dir) -> tuple[MahalanobisOOD, TrainingNeighbours]:
-    """The gate's statistics and the nearest-neighbour evidence, from one pass of features over the training split's
-    fold-0 parts (the validation split is never read)."""
+    """The gate (``skin_gate``) and the nearest-neighbour evidence in the model's own feature space, from the training
+    split's fold-0 training part (the validation split is never read)."""
     from training.datasets import find_isic
 
     try:
-        fit_samples, held_out = find_isic(data_dir, FIT_SPLIT), features(model, data_dir, THRESHOLD_SPLIT)
-        train, stats_split = features(model, data_dir, FIT_SPLIT), FIT_SPLIT
-    except ValueError:  # too few images per class for 5 folds (tests' tiny data): all training images for both
-        fit_samples, stats_split = find_isic(data_dir, "train"), "train"
-        train = held_out = features(model, data_dir, "train")
-    ood = MahalanobisOOD.fit(train, held_out, image_stats=image_statistics(data_dir, stats_split))
+        fit_samples = find_isic(data_dir, FIT_SPLIT)
+    except ValueError:  # too few images per class for 5 folds (tests' tiny data)
+        fit_samples = find_isic(data_dir, "train")
+    train = features(model, data_dir, FIT_SPLIT if len(fit_samples) < len(find_isic(data_dir, "train")) else "train")
     ids, labels = [s.image_id for s in fit_samples], [s.label for s in fit_samples]
-    return ood, TrainingNeighbours.fit(train, ids, labels)
+    return skin_gate(str(data_dir)), TrainingNeighbours.fit(train, ids, labels)
 
 
 def save(fitted: tuple[MahalanobisOOD, TrainingNeighbours], folder: Path) -> None:

@@ -87,9 +87,23 @@ class SegmentationRecipe(Recipe):
         val = BusiSegDataset(busi_split(samples, self.cfg.val_split), self.cfg.image_size, train=False)
         return train, val
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, model, x):
+        if self.teacher is None:
+            return model(x)
+        with torch.no_grad():
+            teacher = self.teacher.to(x.device)(x)
+        return model(x), teacher
+
+    def loss(self, output, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, teacher = output if isinstance(output, tuple) else (output, None)
         weight = None if self.weight is None else self.weight.to(logits.device)
-        return {"loss": F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)}
+        hard = F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)
+        if teacher is None:
+            return {"loss": hard}
+        t, w = self.cfg.distill_temperature, self.cfg.distill_weight
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher.float() / t, 1), log_target=True,
+                      reduction="batchmean") * t * t  # fmt: skip
+        return {"loss": w * kd + (1 - w) * hard, "distill": kd, "hard": hard}
 
     def optimizer(self, model):
         cfg = self.cfg
@@ -201,12 +215,21 @@ class SkinLesionRecipe(Recipe):
     class-weighted CE (``class_weighting``), ``WeightedRandomSampler`` (``sampler``), Mixup / CutMix (``mixup_alpha``,
     ``cutmix_alpha``),
     augmentation presets (``augment``), SGD + StepLR(7, 0.1) or Adam + ReduceLROnPlateau (``optimizer``/``scheduler``),
-    selection and early stopping on the official score (``select``, ``patience``)."""
+    selection and early stopping on the official score (``select``, ``patience``), and knowledge distillation from a
+    trained teacher (``distill_from``; Hinton et al. 2015): the teacher sees the same augmented batch (consistent
+    teaching, Beyer et al. 2022) and the loss is ``w T^2 KL(teacher_T || student_T) + (1 - w) CE``."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.spec = get_task(cfg.task)
         self.weight = None
+        self.teacher = None
+        if cfg.distill_from:  # frozen, in evaluation mode, loaded strictly from safetensors
+            from models.hub import load_model_from
+
+            self.teacher = load_model_from(cfg.task, cfg.distill_model, cfg.distill_from).requires_grad_(False)
+            if cfg.channels_last:
+                self.teacher = self.teacher.to(memory_format=torch.channels_last)
 
     def datasets(self):
         from training.datasets import IsicDataset, find_isic
@@ -240,9 +263,23 @@ class SkinLesionRecipe(Recipe):
             return x, y
         return (mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers))(x, y)
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, model, x):
+        if self.teacher is None:
+            return model(x)
+        with torch.no_grad():
+            teacher = self.teacher.to(x.device)(x)
+        return model(x), teacher
+
+    def loss(self, output, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits, teacher = output if isinstance(output, tuple) else (output, None)
         weight = None if self.weight is None else self.weight.to(logits.device)
-        return {"loss": F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)}
+        hard = F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)
+        if teacher is None:
+            return {"loss": hard}
+        t, w = self.cfg.distill_temperature, self.cfg.distill_weight
+        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher.float() / t, 1), log_target=True,
+                      reduction="batchmean") * t * t  # fmt: skip
+        return {"loss": w * kd + (1 - w) * hard, "distill": kd, "hard": hard}
 
     def optimizer(self, model):
         return adam_or_sgd(model, self.cfg)
