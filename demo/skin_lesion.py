@@ -50,6 +50,13 @@ OOD_TEXT = (
 UNCERTAIN_MARGIN = 0.2  # top-1 minus top-2 (calibrated) probability below this: "uncertain between ..."
 
 
+def title_of(variant: str) -> str:
+    """A model's name as users see it: the shipped run's (``RunResult.display_title``: a distilled CustomNet names
+    its teacher), else the registry's."""
+    result = skin.available().get(variant)
+    return result.display_title if result is not None else get_task(TASK).variants[variant].title
+
+
 def model_choices() -> list[tuple[str, str]]:
     """``(label, variant)`` of the runnable models; the labels are short enough for one row at 1280x720 (the result's
     caption names the model in full)."""
@@ -72,7 +79,7 @@ def summary() -> str:
             f"classify. Train one with `{spec.train_hint}`."
         )
     parts = [
-        f"{spec.variants[v].title}: ISIC score **{r.metrics['isic_score']:.3f}**"
+        f"{r.display_title}: ISIC score **{r.metrics['isic_score']:.3f}**"
         + (
             f" (5-fold CV, out-of-fold: **{c['isic_score_mean']:.3f} ± {c.get('isic_score_std') or 0:.3f}**)"
             if (c := r.cv)
@@ -121,7 +128,7 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
     pred = predictor(image, meta)
     labels = list(pred.probs)
     target = pred.predicted if cam_for not in labels else labels.index(cam_for)
-    title = get_task(TASK).variants[variant].title
+    title = title_of(variant)
     reference = example_truth(EXAMPLES_DIR, image_path)  # an example: its ISIC label
     caption = result_caption(image_path, title, reference)
     evidence = nearest_evidence(pred, labels)  # folded: it must not push the verdict and picture off the screen
@@ -250,7 +257,7 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
         pred = preds[variant] = get_predictor(TASK, variant)(shown)
         top = max(pred.probs, key=pred.probs.get)
         right = (" ✓" if top == reference else " ✗") if reference else ""
-        lines.append(f"**{key}, {get_task(TASK).variants[variant].title}**: {top} {pred.probs[top]:.0%}{right}")
+        lines.append(f"**{key}, {title_of(variant)}**: {top} {pred.probs[top]:.0%}{right}")
     # one gate judges the image for both (each model's own made A's answer caveated and B's not, for one X-ray):
     # the default model's, the best measured gate, where it is present; else model A's
     judge = get_task(TASK).default_variant
@@ -262,7 +269,7 @@ def robustness(image_path, kind: str, severity, model_a: str, model_b: str, get_
     name = Path(str(image_path)).name + (f" · reference label **{reference}**" if reference else "")
     head = f"### {kind.replace('_', ' ')} at severity {severity:.1f}\n{name}\n\n"
     if gate.looks_out_of_distribution:
-        title = get_task(TASK).variants[judge].title
+        title = title_of(judge)
         head += (f"⚠️ **The gate would refuse this image, for both models.** It uses {title}'s checks. Reason: "
                  f"{gate.ood_reason}. Read both answers below as meaningless.\n\n")  # fmt: skip
     return np.asarray(shown), head + "\n\n".join(lines)
@@ -298,7 +305,7 @@ def sweep(kind: str, model_a: str, model_b: str, n_images=20, progress=gr.Progre
             x=list(SWEEP_SEVERITIES),
             y=[r / len(items) for r in right[m]],
             mode="lines+markers",
-            name=get_task(TASK).variants[m].title,
+            name=title_of(m),
             line=dict(color="rgb" + str(tuple(color)), width=3),
         )
     fig.update_layout(title=f"{PERTURBATIONS[kind][0]}: accuracy over {len(items)} ISIC 2017 validation images",
@@ -319,7 +326,7 @@ def results_headline(variant: str, table) -> str:
     def num(value) -> str | None:
         return None if value is None or value != value else f"{float(value):.3f}"  # None and NaN: not measured
 
-    title = get_task(TASK).variants[variant].title if variant in get_task(TASK).variants else variant
+    title = title_of(variant) if variant in get_task(TASK).variants else variant
     rows = table[table["model"] == title]
     if rows.empty:
         return ""
@@ -588,7 +595,7 @@ def build_tab(get_predictor=get_predictor) -> None:
             classification_quiz("skin", "Nevus, melanoma or seborrheic keratosis?", quiz_items, spec.labels, _probs,
                                 model=spec.variants[spec.default_variant].title)  # fmt: skip
         with gr.Tab("Validation results"):
-            which = gr.Radio([(v.title, k) for k, v in spec.variants.items() if k in skin.available()],
+            which = gr.Radio([(title_of(k), k) for k in spec.variants if k in skin.available()],
                              value=spec.default_variant,
                              label="Model (its score here and its confusion matrix)")  # fmt: skip
             headline = gr.Markdown(elem_id="skin-results-headline", elem_classes="key-result")
@@ -600,8 +607,9 @@ def build_tab(get_predictor=get_predictor) -> None:
             gr.Markdown(
                 "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, the estimate behind "
                 "the default model (Lite1). **Validation ISIC score**: the 150 validation images, where a run was "
-                "scored there; the first runs, and the shipped CustomNet, ResNet18 and Lite0, were chosen on the "
-                "validation split before the CV protocol. Every column: `checkpoints/skin_lesion/options.csv`."
+                "scored there; the first runs, and the shipped ResNet18 and Lite0, were chosen on the validation "
+                "split before the CV protocol (the shipped CustomNet is distilled from Lite1 and chosen by nothing). "
+                "Every column: `checkpoints/skin_lesion/options.csv`."
             )
             options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",
                                    column_widths=["130px", "160px", "150px", "118px", "180px", "50px", "65px", "60px",

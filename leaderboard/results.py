@@ -73,7 +73,14 @@ class RunResult:
 
     @property
     def display_title(self) -> str:
-        return self.title or variant_title(self.task, self.variant)
+        """The title users see: the run's own, or the variant's, with how its weights were trained where that is
+        not the variant's own recipe (a distilled model names its teacher)."""
+        title = self.title or variant_title(self.task, self.variant)
+        teacher = self.training.get("distill_model")
+        if self.training.get("distill_from") and teacher:
+            short = variant_title(self.task, teacher).replace(" (ImageNet fine-tune)", "").replace("EfficientNet-", "")
+            title += f" (distilled from {short})"
+        return title
 
 
 def load_metrics(task: str, variant: str) -> RunResult | None:
@@ -228,9 +235,9 @@ def task_rows(result: RunResult, base: dict) -> list[dict]:
 
 def recipe_cv_rows(root: Path) -> list[dict]:
     """Issue 16's comparison on equal terms: the 5-fold CV rows of ``skin_lesion/options.csv`` for the models whose
-    shipped checkpoint has no CV of its own (CustomNet and ResNet18 keep the seed's validation-chosen weights; these
-    recipes ran under cross-validation but did not ship). One row per fixed recipe and per TTA set; the screens
-    (2 folds) and the fold ensembles (no out-of-fold estimate) stay in the tab's option table."""
+    shipped checkpoint has no CV of its own (ResNet18 keeps the seed's validation-chosen weights) or is distilled
+    (CustomNet: its plain recipes ran under cross-validation but did not ship). One row per fixed recipe and per TTA
+    set; the screens (2 folds) and the fold ensembles (no out-of-fold estimate) stay in the tab's option table."""
     import csv
     import re
 
@@ -254,13 +261,14 @@ def recipe_cv_rows(root: Path) -> list[dict]:
         shipped = RunResult.load(folder / "metrics.json") if (folder / "metrics.json").exists() else None
         kinds = "adamw_cosine_ls_trivialaugment|report_sgd_step|tta_hflip|tta_flips4|age_sex_prior_as_served_tta_hflip"
         m = re.fullmatch(rf"({kinds})_(\d+)ep", r["option"])
-        if not m or not r.get("cv_isic_mean") or r.get("cv_folds") != "5" or (shipped and shipped.cv):
+        own = shipped and shipped.cv and not shipped.training.get("distill_from")  # the shipped recipe's own rows
+        if not m or not r.get("cv_isic_mean") or r.get("cv_folds") != "5" or own:
             continue
         kind, epochs = m.groups()
         recipe = {"report_sgd_step": "report recipe"}.get(kind, "Lite1 recipe")
         tta = {"tta_hflip": " + flip TTA", "tta_flips4": " + 4-flip TTA",
                "age_sex_prior_as_served_tta_hflip": " + flip TTA + age/sex prior"}.get(kind, "")  # fmt: skip
-        title = shipped.display_title if shipped else variant_title("skin_lesion", r["model"])
+        title = variant_title("skin_lesion", r["model"])  # these recipes' own networks, not the shipped weights
         rows.append({
             "task": "skin_lesion", "model": f"{title} (ours, CV, not shipped): {recipe} {epochs} ep{tta}",
             "source": "measured here", "dataset": "stratified 5-fold of the 2,000 ISIC 2017 training images",

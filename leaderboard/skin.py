@@ -36,7 +36,7 @@ def roc_figure(results: dict[str, RunResult]) -> go.Figure:
         rows = r.metrics["per_image"]
         labels = np.array([row["label"] for row in rows])
         probs = np.array([row["probs"] for row in rows])
-        title = get_task(TASK).variants[variant].title
+        title = r.display_title
         for cls, name, dash, key in ((1, "melanoma", "solid", "auc_melanoma"), (2, "SK", "dash", "auc_sk")):
             fpr, tpr, _ = roc_curve(labels == cls, probs[:, cls])
             auc = r.metrics[key]
@@ -64,7 +64,8 @@ def confusion_figure(result: RunResult | None, variant: str) -> go.Figure:
         pct = result.metrics["confusion_matrix_pct"]
         counts = result.metrics["confusion_matrix"]
         text = [[f"{p:.1f} % ({c})" for p, c in zip(pr, cr)] for pr, cr in zip(pct, counts)]
-    title = f"Validation confusion (150 images), % of each true class: {get_task(TASK).variants[variant].title}"
+    name = result.display_title if result else get_task(TASK).variants[variant].title
+    title = f"Validation confusion (150 images), % of each true class: {name}"
     return confusion_heatmap(pct, list(get_task(TASK).labels), text, title, zmax=100)
 
 
@@ -72,7 +73,7 @@ def reliability_figure(results: dict[str, RunResult]) -> go.Figure:
     fig = go.Figure()
     for variant, r in results.items():
         bins = r.metrics.get("calibration_bins", [])
-        title = get_task(TASK).variants[variant].title
+        title = r.display_title
         fig.add_scatter(
             x=[b["confidence"] for b in bins],
             y=[b["accuracy"] for b in bins],
@@ -107,11 +108,11 @@ def served(result: RunResult) -> str:
 
 def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
     rows = []
-    for variant, r in results.items():
+    for r in results.values():
         m, tr = r.metrics, r.training
         rows.append(
             {
-                "model": get_task(TASK).variants[variant].title,
+                "model": r.display_title,
                 "ISIC score (validation, one view)": m["isic_score"],
                 "CV ISIC score (out-of-fold)": (r.cv or {}).get("isic_score_mean"),
                 "as served": served(r),

@@ -175,9 +175,9 @@ class MahalanobisOOD:
 
     SKIN_METHOD = ("uniform-image and colour checks, then the Mahalanobis distance of the pooled features of "
                    "EfficientNet-Lite0 with its ImageNet weights (not fine-tuned; Ledoit-Wolf), fitted on CV fold 0's "
-                   "training part, threshold = the geometric midpoint of the "
-                   "99th percentile of its held-out part and the nearest image of an out-of-distribution fit set "
-                   "(training.ood_fit.ood_fit_images), at most twice that percentile; colour threshold = half the "
+                   "training part, threshold = the 99th percentile of its held-out part, raised to the geometric "
+                   "midpoint with the nearest image of an out-of-distribution fit set (training.ood_fit."
+                   "ood_fit_images) when that image lies beyond it, at most twice; colour threshold = half the "
                    "0.5th percentile of training saturations; noise threshold = "
                    "twice the 99.5th percentile of training roughness")  # fmt: skip
 

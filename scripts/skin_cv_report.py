@@ -55,7 +55,8 @@ def recipe_option(epochs: int, cfg: dict | None = None) -> str:
     """
     if cfg is not None and cfg.get("optimizer") == "sgd":
         return f"report_sgd_step_{epochs}ep"
-    return RECIPE_OPTION if epochs == 5 else f"{RECIPE_OPTION}_{epochs}ep"
+    name = RECIPE_OPTION if epochs == 5 else f"{RECIPE_OPTION}_{epochs}ep"
+    return name + ("_distilled" if cfg is not None and cfg.get("distill_from") else "")
 
 
 def recipe_text(cfg: dict, epochs: int) -> str:
@@ -68,6 +69,12 @@ def recipe_text(cfg: dict, epochs: int) -> str:
         head = (f"AdamW {cfg['lr']:g} wd {cfg['weight_decay']:g}, {cfg['warmup_epochs']} warm-up + cosine, label "
                 f"smoothing {cfg['label_smoothing']:g}, flips + TrivialAugmentWide")  # fmt: skip
     scratch = "" if cfg.get("pretrained") else ", from scratch"
+    if cfg.get("distill_from"):
+        w, t = cfg["distill_weight"], cfg["distill_temperature"]
+        loss = "KL to the teacher only" if w == 1 else f"{w:g} x T^2 KL + {1 - w:g} x class-weighted CE"
+        teacher = f"the same fold's {cfg.get('distill_model')} (its softmax on the same augmented batch; {loss}"
+        tail = f"batch {cfg['batch_size']}, {epochs} epochs, last epoch{scratch}"
+        return f"{head}, distilled from {teacher}, T = {t:g}), {tail}"
     return f"{head}, class-weighted CE, batch {cfg['batch_size']}, {epochs} epochs, last epoch{scratch}"
 
 

@@ -146,23 +146,28 @@ def write_rows(summary: dict) -> None:
 
 
 def write_other_rows(summary: dict, model: str, tag: str) -> None:
-    """A from-scratch network's CV recipe on equal terms with Lite1's: flip TTA, image alone and with the prior."""
+    """A from-scratch network's CV recipe on equal terms with Lite1's: flip TTA, image alone and with the prior. For a
+    distilled recipe (a tag such as ``cv5kdA``) only the row with the prior: its image rows come from skin_tta_oof."""
     from skin_cv_report import write_options
 
-    epochs = int(tag.removeprefix("cv5e")) if tag.removeprefix("cv5e").isdigit() else ""
-    rows = [{"model": model, "option": f"{option}_{epochs}ep", "args": text, "epochs_run": epochs,
-             "best_epoch": "last", "image_size": 224 if model == "customnet" else 112,
-             "train_min": "16 wall min (folds retrained, two lanes of one thread)" if key == "image"
-             else "0 (a logistic regression per fold)", "run": f"logs/meta/{model}-fold*.npz",
-             "cv_isic_mean": round(summary[key]["cv_mean"], 4), "cv_isic_std": round(summary[key]["cv_std"], 4),
-             "cv_folds": 5, "selected_on": "nothing (CV estimates it)"}
-            for key, option, text in (
-                ("image", "tta_hflip_rerun", f"Lite1's recipe ({epochs} epochs, from scratch) + TTA hflip, image "
-                 "only, folds retrained in session 14: the reference of the row below"),
-                ("meta_as_served", "age_sex_prior_as_served_tta_hflip", "as the row above, times the age/sex "
-                 "prior where both age and sex are known, as the app serves Lite1 (not shipped for this network)"))
-            ]  # fmt: skip
-    write_options(ROOT / "checkpoints/skin_lesion/options.csv", rows)
+    named = tag.removeprefix("cv5e").isdigit()  # cv5e20: the plain recipe; other tags name themselves
+    epochs = int(tag.removeprefix("cv5e")) if named else 20
+    recipe = f"Lite1's recipe ({epochs} epochs, from scratch" + ("" if named else ", distilled from the fold's Lite1")
+    rows = [
+        ("image", "tta_hflip_rerun", f"{recipe}) + TTA hflip, image only, folds retrained in session 14: the "
+         "reference of the row below"),
+        ("meta_as_served", "age_sex_prior_as_served_tta_hflip", f"{recipe}) + TTA hflip, times the age/sex prior "
+         "where both age and sex are known, as the app serves Lite1 (not shipped for this network)"),
+    ][0 if named else 1 :]  # fmt: skip
+    write_options(ROOT / "checkpoints/skin_lesion/options.csv", [
+        {"model": model, "option": f"{option}_{epochs}ep" + ("" if named else f"_{tag}"), "args": text,
+         "epochs_run": epochs, "best_epoch": "last", "image_size": 224 if model == "customnet" else 112,
+         "train_min": "16 wall min (folds retrained, two lanes of one thread)" if key == "image"
+         else "0 (a logistic regression per fold)", "run": f"logs/meta/{model}-{'' if named else tag + '-'}fold*.npz",
+         "cv_isic_mean": round(summary[key]["cv_mean"], 4), "cv_isic_std": round(summary[key]["cv_std"], 4),
+         "cv_folds": 5, "selected_on": "nothing (CV estimates it)"}
+        for key, option, text in rows
+    ])  # fmt: skip
 
 
 CARD_START = "\n* **Age/sex prior"  # the card line ship() writes (replaced, not appended, when rerun)
@@ -195,15 +200,18 @@ def ship(data_dir, meta: dict, folder: Path, summary: dict) -> dict:
         "val_image_only": served["image"]["isic_score"], "val_n_with_metadata": val["n_with_metadata"],
         "note": "the validation split was scored once, after the CV; it chose nothing",
     }  # fmt: skip
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics["meta_prior"] = block
-    metrics_path.write_text(json.dumps(metrics, indent=1))
-    card = folder / "README.md"
-    text = card.read_text()
-    if CARD_START in text:
-        start = text.index(CARD_START)
-        text = text[:start] + text[text.index("\n", start + 1) :]
+    attach(folder, block)
+    print(json.dumps(block))
+    return block
+
+
+def attach(folder: Path, block: dict) -> None:
+    """The ``meta_prior`` block into metrics.json and its line into the card's notes (after the serving line), the
+    card regenerated from them: one source, so a later rewrite of the card (skin_tta_oof --choose) keeps it."""
+    from models.card import write_model_folder
+
+    result = json.loads((folder / "metrics.json").read_text())
+    result["meta_prior"] = block
     line = (f"{CARD_START}** (optional; the app uses it when both age and sex are given): p(class | age, sex) from "
             f"a logistic regression on this model's own training metadata, multiplied with the image's probabilities "
             f"over the class prior. CV ISIC score {block['cv_isic_mean']:.3f} ± {block['cv_isic_std']:.3f} as served "
@@ -211,11 +219,16 @@ def ship(data_dir, meta: dict, folder: Path, summary: dict) -> dict:
             f"missing values as indicators, the registered rule), against {block['cv_image_only_mean']:.3f} for the "
             f"image alone in the same folds; validation {block['val_isic_score']:.3f} (image alone "
             f"{block['val_image_only']:.3f}), reported only.")  # fmt: skip
-    marker = next((m for m in ("\n* **The app ", "\n* **Shipped model") if m in text), None)  # after the serving line
-    at = text.index("\n", text.index(marker) + 1) if marker else len(text)
-    card.write_text(text[:at] + line + text[at:])
-    print(json.dumps(block))
-    return block
+    notes = result.get("notes", "")
+    if CARD_START in notes:  # replaced, not appended
+        start = notes.index(CARD_START)
+        end = notes.find("\n* ", start + 1)
+        notes = notes[:start] + (notes[end:] if end >= 0 else "")
+    marker = next((m for m in ("\n* **The app ", "\n* **Shipped model") if m in notes), None)  # after the serving line
+    at = notes.find("\n", notes.index(marker) + 1) if marker else -1
+    at = len(notes) if at < 0 else at
+    result["notes"] = notes[:at] + line + notes[at:]
+    write_model_folder(folder, "skin_lesion", result["variant"], result)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,9 @@ def choose(model_name: str, checkpoints_dir: str, max_latency_ms: float, threads
                          "val_isic_score": m["isic_score"],
                          "val_auc_melanoma": m["auc_melanoma"], "val_auc_sk": m["auc_sk"],
                          "latency_ms": latency[best]}  # fmt: skip
-        result["notes"] = result.get("notes", "").split(NOTE_START)[0] + served_note(result["tta"], max_latency_ms)
+        head, found, rest = result.get("notes", "").partition(NOTE_START)
+        after = "\n* " + rest.split("\n* ", 1)[1] if found and "\n* " in rest else ""  # later lines (age/sex) stay
+        result["notes"] = head + served_note(result["tta"], max_latency_ms) + after
         write_model_folder(folder, "skin_lesion", model_name, result)
         print(json.dumps(result["tta"]))
     return tta

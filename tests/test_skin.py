@@ -141,6 +141,12 @@ def test_cv_report_names_the_recipe_each_fold_trained_with():
     sgd = dict(optimizer="sgd", lr=1e-2, momentum=0.9, scheduler_kwargs={"step_size": 7, "gamma": 0.1}, batch_size=64)
     assert recipe_option(20, sgd) == "report_sgd_step_20ep"
     assert "SGD momentum 0.9 lr 0.01, StepLR(7, 0.1)" in recipe_text(sgd, 20)
+    kd = {**adamw, "distill_from": "checkpoints/skin_lesion/efficientnet-lite1", "distill_model": "efficientnet-lite1",
+          "distill_weight": 1.0, "distill_temperature": 1.0}  # fmt: skip
+    assert recipe_option(20, kd) == "adamw_cosine_ls_trivialaugment_20ep_distilled"  # not the plain 20ep row
+    assert "distilled from the same fold's efficientnet-lite1" in recipe_text(kd, 20) and "KL to the teacher only" in (
+        recipe_text(kd, 20)
+    )
 
 
 def test_mixup_mixes_images_and_labels_alike():
@@ -484,7 +490,8 @@ def test_robustness_lab_asks_one_gate_for_both_models(monkeypatch, tmp_path):
     monkeypatch.setattr(tab, "model_choices", lambda: [("Lite1", "efficientnet-lite1"), ("CustomNet", "customnet")])
     _, text = tab.robustness(str(image), "colour_cast", 0.5, "customnet", "customnet", get_predictor=get)
     assert text.count("The gate would refuse this image") == 1 and "EfficientNet-Lite1" in text
-    assert "**A, CustomNet**: nevus 70%" in text and "**B, CustomNet**: nevus 70%" in text
+    name = tab.title_of("customnet")  # "CustomNet", or with its teacher where the shipped one is distilled
+    assert f"**A, {name}**: nevus 70%" in text and f"**B, {name}**: nevus 70%" in text
     assert calls.count("efficientnet-lite1") == 1
     calls.clear()
     _, text = tab.robustness(str(image), "colour_cast", 0.5, "efficientnet-lite1", "customnet", get_predictor=get)
@@ -520,3 +527,9 @@ def test_distillation_targets_the_teachers_softmax_on_the_same_batch(tiny_skin_m
     saved = {**vars(resolve_config(argv + ["--recipe-of", "efficientnet-lite1"])), "train_split": "cv5-0-train"}
     notes = deviation_notes("skin_lesion", saved, {"epoch": 1, "train_seconds": 60.0, "best_epoch": 1})
     assert "**distilled** from the customnet model in `skin_lesion/customnet`" in notes and "T = 1" in notes
+    from leaderboard.results import RunResult
+
+    run = {"task": "skin_lesion", "variant": "customnet", "metrics": {}}
+    assert RunResult.from_dict(run).display_title == "CustomNet"
+    run["training"] = {"distill_from": str(teacher_dir), "distill_model": "efficientnet-lite1"}
+    assert RunResult.from_dict(run).display_title == "CustomNet (distilled from Lite1)"  # the tab, leaderboard, plots
