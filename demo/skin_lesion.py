@@ -63,8 +63,8 @@ def model_choices() -> list[tuple[str, str]]:
     spec = get_task(TASK)
     results = skin.available()
     return [
-        (v.title.replace(" (ImageNet fine-tune)", ""), name)
-        for name, v in spec.variants.items()
+        (title_of(name).replace(" (ImageNet fine-tune)", "").replace(" from Lite1", ""), name)
+        for name in spec.variants
         if model_source() != "local"
         or (name in results and (checkpoint_dir(TASK, name) / "model.safetensors").exists())
     ]
@@ -337,13 +337,15 @@ def results_headline(variant: str, table) -> str:
         num(r["ISIC score (validation, one view)"]),
     )
     more = ""
-    if served.startswith("image + flip"):  # "image + flip: CV 0.845, validation 0.880[; with age and sex: ...]"
-        shown, _, meta = served.split(": ", 1)[1].partition("; with age and sex: ")
+    tta = served.startswith("image + ")  # "image + flip: CV 0.845, validation 0.880[; with age and sex: ...]"
+    if tta:
+        views, _, rest = served.partition(": ")
+        shown, _, meta = rest.partition("; with age and sex: ")
         score = f"**{shown}**"  # what Classify answers for an image alone: one short line, the details below it
         if meta:  # issue 16's age/sex prior, used when the user gives both
             more += f"With age and sex given (the age/sex prior): **{meta}**. "
-        more += (f"Classify averages the image and its mirror image; the image alone, unmirrored: CV {cv}, "
-                 f"validation {val}.\n\n")  # fmt: skip
+        what = "its mirror image" if views == "image + flip" else "its " + views.removeprefix("image + ")
+        more += f"Classify averages the image and {what}; the image alone, one view: CV {cv}, validation {val}.\n\n"
     elif cv:
         score = f"**CV {cv}**" + (f", validation {val}" if val else "")
     elif val:
@@ -352,13 +354,19 @@ def results_headline(variant: str, table) -> str:
         return f"### {title}: no ISIC score measured here"
     options = skin.options_table()
     recipe = ""
-    if not served.startswith("image + flip") and len(options) and "cv_isic_mean" in options:
-        same = options[(options["model"] == variant) & options["cv_isic_mean"].notna() & (options["cv_folds"] == 5)]
+    if not cv and len(options) and "cv_isic_mean" in options:  # a model with no CV of its own: the recipe's
+        same = options[
+            (options["model"] == variant)
+            & options["cv_isic_mean"].notna()
+            & (options["cv_folds"] == 5)
+            & ~options["option"].str.contains("age_sex")
+        ]  # fmt: skip  (the image alone, as this model)
         if len(same):  # the same network under the 5-fold CV recipe: other runs
             best = same.loc[same["cv_isic_mean"].idxmax()]
             recipe = (
                 " The same network under the fixed CV recipe (other runs, not this model): CV "
-                f"{best['cv_isic_mean']:.3f} ± {best['cv_isic_std']:.3f} (*{best['option']}*, options below)."
+                f"{best['cv_isic_mean']:.3f} ± {best['cv_isic_std']:.3f} (*{best['option'].replace('_', ' ')}*, "
+                "options below)."
             )
     chose = str(r["validation chose"])
     caveat = (

@@ -57,6 +57,9 @@ def test_options_train_select_on_the_official_score_and_export(tmp_path):
     assert result["training"]["mixup_alpha"] == 0.3 and result["training"]["sampler"] == "weighted"
 
     folder = tmp_path / "ck" / "skin_lesion" / "resnet18"
+    from models.ood import IMAGENET_SPACE, MahalanobisOOD
+
+    assert MahalanobisOOD.load(folder).space == IMAGENET_SPACE  # the export fitted the one skin gate beside it
     out = subprocess.run(
         [sys.executable, "-m", "training.evaluate", "skin_lesion", "--model", "resnet18", "--data-dir", str(data),
          "--checkpoint", str(folder), "--json", "--export-csv", str(tmp_path / "sub.csv")],

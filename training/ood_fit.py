@@ -104,8 +104,8 @@ def skin_gate(data_dir: str) -> MahalanobisOOD:
     process. Gaussian on cv5-0-train, threshold from cv5-0-val and the OOD fit set, colour and noise thresholds from
     cv5-0-train's images; on tests' tiny data (too few images for 5 folds) all training images for both."""
     try:
-        train, held_out, split = features(None, data_dir, FIT_SPLIT, IMAGENET_SPACE), None, FIT_SPLIT
-        held_out = features(None, data_dir, THRESHOLD_SPLIT, IMAGENET_SPACE)
+        split = FIT_SPLIT
+        train, held_out = (features(None, data_dir, s, IMAGENET_SPACE) for s in (FIT_SPLIT, THRESHOLD_SPLIT))
     except ValueError:
         split = "train"
         train = held_out = features(None, data_dir, split, IMAGENET_SPACE)
@@ -130,10 +130,10 @@ def fit(model, data_dir) -> tuple[MahalanobisOOD, TrainingNeighbours]:
     from training.datasets import find_isic
 
     try:
-        fit_samples = find_isic(data_dir, FIT_SPLIT)
+        split, fit_samples = FIT_SPLIT, find_isic(data_dir, FIT_SPLIT)
     except ValueError:  # too few images per class for 5 folds (tests' tiny data)
-        fit_samples = find_isic(data_dir, "train")
-    train = features(model, data_dir, FIT_SPLIT if len(fit_samples) < len(find_isic(data_dir, "train")) else "train")
+        split, fit_samples = "train", find_isic(data_dir, "train")
+    train = features(model, data_dir, split)
     ids, labels = [s.image_id for s in fit_samples], [s.label for s in fit_samples]
     return skin_gate(str(data_dir)), TrainingNeighbours.fit(train, ids, labels)
 
