@@ -63,7 +63,7 @@ def model_choices() -> list[tuple[str, str]]:
     spec = get_task(TASK)
     results = skin.available()
     return [
-        (title_of(name).replace(" (ImageNet fine-tune)", "").replace(" from Lite1", ""), name)
+        (spec.variants[name].title.replace(" (ImageNet fine-tune)", ""), name)  # "CustomNet (distilled)" wraps
         for name in spec.variants
         if model_source() != "local"
         or (name in results and (checkpoint_dir(TASK, name) / "model.safetensors").exists())

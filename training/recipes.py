@@ -87,23 +87,9 @@ class SegmentationRecipe(Recipe):
         val = BusiSegDataset(busi_split(samples, self.cfg.val_split), self.cfg.image_size, train=False)
         return train, val
 
-    def forward(self, model, x):
-        if self.teacher is None:
-            return model(x)
-        with torch.no_grad():
-            teacher = self.teacher.to(x.device)(x)
-        return model(x), teacher
-
-    def loss(self, output, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits, teacher = output if isinstance(output, tuple) else (output, None)
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         weight = None if self.weight is None else self.weight.to(logits.device)
-        hard = F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)
-        if teacher is None:
-            return {"loss": hard}
-        t, w = self.cfg.distill_temperature, self.cfg.distill_weight
-        kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher.float() / t, 1), log_target=True,
-                      reduction="batchmean") * t * t  # fmt: skip
-        return {"loss": w * kd + (1 - w) * hard, "distill": kd, "hard": hard}
+        return {"loss": F.cross_entropy(logits, target, weight=weight, label_smoothing=self.cfg.label_smoothing)}
 
     def optimizer(self, model):
         cfg = self.cfg
