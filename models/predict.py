@@ -302,8 +302,10 @@ class SkinPredictor:
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
-        self.spec = spec
+        from models.ood import GATE_SIZE
+
         self.preset = eval_preset(spec, model.input_size)  # IsicPreset: resize, centre crop
+        self.gate_preset = eval_preset(spec, GATE_SIZE)  # the ImageNet gate's crop, for models of other sizes
         self.ood = ood
         self.neighbours = neighbours  # models.ood.TrainingNeighbours or None
         self.meta_prior = meta_prior  # models.meta_prior.MetaPrior; None: age and sex are never used
@@ -335,9 +337,7 @@ class SkinPredictor:
 
     def gate_input(self, image: Image.Image) -> torch.Tensor:
         """The ImageNet gate's input for a model of another input size: the task's preprocessing at 224 px."""
-        from models.ood import GATE_SIZE
-
-        return eval_preset(self.spec, GATE_SIZE)(image)[None]
+        return self.gate_preset(image)[None]
 
     def borrow(self):
         """A model copy that no other request uses meanwhile."""
