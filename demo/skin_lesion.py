@@ -611,7 +611,9 @@ def build_tab(get_predictor=get_predictor) -> None:
                 roc = gr.Plot(label="ROC", elem_id="skin-roc")
                 confusion = gr.Plot(label="Confusion matrix", elem_id="skin-confusion")
             reliability = gr.Plot(label="Calibration", elem_id="skin-reliability")
-            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="skin-results")
+            table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=1, elem_id="skin-results",
+                                 column_widths=["200px", "115px", "105px", "280px", "120px", "90px", "80px", "90px",
+                                                "90px", "70px", "90px", "50px", "80px", "70px", "70px"])  # fmt: skip
             gr.Markdown(
                 "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, the estimate behind "
                 "the default model (Lite1). **Validation ISIC score**: the 150 validation images, where a run was "
