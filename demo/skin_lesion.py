@@ -52,8 +52,8 @@ UNCERTAIN_MARGIN = 0.2  # top-1 minus top-2 (calibrated) probability below this:
 
 def title_of(variant: str) -> str:
     """A model's name as users see it: the shipped run's (``RunResult.display_title``: a distilled CustomNet names
-    its teacher), else the registry's."""
-    result = skin.available().get(variant)
+    its teacher), else the registry's. Reads that one model's metrics.json (not every model's: it runs per request)."""
+    result = skin.load_result(variant)
     return result.display_title if result is not None else get_task(TASK).variants[variant].title
 
 
