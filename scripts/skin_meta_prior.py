@@ -83,7 +83,7 @@ def main() -> None:
         from models.cls_metrics import isic_metrics
 
         m = isic_metrics(np.concatenate([r[4] for r in rows]), np.concatenate([r[j] for r in rows]))
-        summary[name] = {"cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores)), "pooled": pooled,
+        summary[name] = {"cv_mean": float(np.mean(scores)), "cv_std": float(np.std(scores, ddof=1)), "pooled": pooled,
                          "per_fold": [round(x, 4) for x in scores], "pooled_ece": m["calibration_ece"],
                          "pooled_auc_melanoma": m["auc_melanoma"], "pooled_auc_sk": m["auc_sk"],
                          "pooled_acc": m["acc"]}  # fmt: skip
