@@ -88,7 +88,7 @@ STANDIN_WHY = (
 # a newcomer read the BN CNN's 0.692 here against 0.828 under "Seeds and protocols" as a contradiction
 SHOWN_RUN = (
     " **The run shown here is one seed as in the report** (Adam 1e-3, plain cross-entropy, seed 1, 28 px): single "
-    "runs on 546 images swing by several points, so the step means over 5 seeds, in both protocols, are under "
+    "runs on 546 images swing by several points, so the step means over 5 seeds, per protocol, are under "
     "*Seeds and protocols*."
 )
 

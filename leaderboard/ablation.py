@@ -220,7 +220,7 @@ MEDMNIST_PLUS_NOTE = (
     "MedMNIST+ (Doerrich et al. 2024) reports BreastMNIST at 28/64/128/224 px only as a figure image in its repository "
     "(benchmark_results_breastmnist.png), which could not be read here; its rows are left out rather than guessed."
 )
-PROTOCOL_DASH = {"report": "solid", "adapted": "dash"}
+PROTOCOL_DASH = {"report": "solid", "adapted": "dash", "adapted_v1": "dot"}
 
 
 def load_seed_tables(task: str, root: Path | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
@@ -235,21 +235,52 @@ SCREEN_FILE = "protocol_cv_screen.csv"  # training.ablate_cv: changes to the ada
 
 
 def protocol_screen_note(task: str, root: Path | None = None) -> str:
-    """One line on the changes to the adapted protocol that were screened by cross-validation on the training split
-    and not adopted (``protocol_cv_screen.csv``), or "" where no screen ran."""
+    """What the cross-validated screens of changes to the adapted protocol found (``protocol_cv_screen.csv``: the
+    out-of-fold accuracy on the training split of each change beside the protocol as it was, ``ref``, per size): the
+    changes adopted and those not, or "" where no screen ran."""
     path = (root or checkpoints_root()) / task / SCREEN_FILE
     if not path.exists():
         return ""
     rows = pd.read_csv(path)
-    ref = rows[rows["candidate"] == "ref"]
+    refs = {int(r.resolution): r for r in rows[rows["candidate"] == "ref"].itertuples()}
     others = rows[rows["candidate"] != "ref"].sort_values("oof_acc_mean", ascending=False)
-    if ref.empty or others.empty:
+    if not refs or others.empty:
         return ""
-    r = ref.iloc[0]
-    tried = "; ".join(f"{o.change.removeprefix('+ ')}: {o.oof_acc_mean:.3f}" for o in others.itertuples())
-    return (f"Screened and not adopted (5-fold CV on the training split, {STEP_TITLES.get(r.step, r.step)} at "
-            f"{r.resolution} px, {r.seeds} seeds; out-of-fold accuracy, {r.oof_acc_mean:.3f} as it is): {tried}. A "
-            "change needed +0.01 to be adopted; the test split was not read for it.")  # fmt: skip
+    first = next(iter(refs.values()))
+    adopted = others[others["adopted"].astype(str).str.startswith("yes")]
+    parts = [f"Screened by 5-fold CV on the training split (step {STEP_TITLES.get(first.step, first.step)}, "
+             f"{first.seeds} seeds; out-of-fold accuracy, the protocol before the change in brackets)."]  # fmt: skip
+    for change, at in adopted.groupby("change", sort=False):
+        sizes = ", ".join(f"{r.oof_acc_mean:.3f} at {r.resolution} px ({refs[int(r.resolution)].oof_acc_mean:.3f})"
+                          for r in at.sort_values("resolution").itertuples() if int(r.resolution) in refs)  # fmt: skip
+        parts.append(f"**Adopted: {change.removeprefix('+ ')}**, {sizes}.")
+    rejected = others[~others.index.isin(adopted.index)]
+    later = rejected["change"].str.startswith("on top of ")  # a second round, screened on the adopted protocol
+    for rows, first_round in ((rejected[~later], True), (rejected[later], False)):
+        if rows.empty:
+            continue
+        one_size = rows["resolution"].nunique() == 1
+        at = int(rows["resolution"].iloc[0])
+        tried = "; ".join(f"{o.change.split(': ', 1)[-1].removeprefix('+ ')}: {o.oof_acc_mean:.3f}"
+                          + ("" if one_size else f" at {o.resolution} px") for o in rows.itertuples())  # fmt: skip
+        if first_round:
+            before = f"{refs[at].oof_acc_mean:.3f} as it was at {at} px" if one_size and at in refs else "as it was"
+            parts.append(f"Not adopted ({before}): {tried}.")
+        else:
+            base = rows["change"].iloc[0].removeprefix("on top of ").split(":")[0]
+            now = adopted[adopted["resolution"] == at]["oof_acc_mean"]
+            parts.append(f"Then, on top of {base}" + (f" ({now.iloc[0]:.3f} at {at} px)" if len(now) else "")
+                         + f", not adopted: {tried}.")  # fmt: skip
+    parts.append("A change needed +0.01 over the protocol it was added to; the test split was not read for it.")
+    return " ".join(parts)
+
+
+# the bars' order and colours: the report's protocol, the adapted one before precise BN, then as it is now
+PROTOCOL_ORDER = ("report", "adapted_v1", "adapted")
+
+
+def protocol_rank(protocol: str) -> int:
+    return PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER)
 
 
 def protocol_title(protocol: str) -> str:
@@ -264,7 +295,9 @@ def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28
     fig = go.Figure()
     if table is not None and len(table):
         at = table[table["resolution"] == resolution]
-        for i, (protocol, rows) in enumerate(at.groupby("protocol", sort=False)):
+        ordered = sorted(at.groupby("protocol", sort=False), key=lambda g: protocol_rank(g[0]))
+        for protocol, rows in ordered:
+            i = protocol_rank(protocol)  # one colour per protocol whichever are present
             rows = rows.set_index("step").reindex([s for s in STEP_ORDER if s in set(rows["step"])])
             fig.add_bar(
                 x=[STEP_TITLES[s] for s in rows.index],

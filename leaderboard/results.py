@@ -288,12 +288,15 @@ def seed_rows(root: Path) -> list[dict]:
     """Issue 18's seed study (``<task>/ablation_seeds.csv``, written by ``training.ablate``): one row per protocol and
     step at 28 px, test accuracy and AUC as the mean over seeds, the spread and interval in the split column. These,
     not the one shown run per step, are the figures to set beside the published ones."""
-    from models.registry import ABLATION_PROTOCOLS
+    from models.registry import ABLATION_PROTOCOLS, ABLATION_SUPERSEDED
 
     rows = []
     for path in sorted(root.glob("*/ablation_seeds.csv")):
         task = path.parent.name
         table = pd.read_csv(path)
+        present = set(table["protocol"])
+        # a superseded protocol's rows stay in the tab (what the change did); here only where its successor has none
+        table = table[[ABLATION_SUPERSEDED.get(p) not in present for p in table["protocol"]]]
         for r in table[table["resolution"] == SEED_TABLE_RESOLUTION].itertuples():
             protocol = ABLATION_PROTOCOLS.get(r.protocol, (r.protocol,))[0]
             rows.append({

@@ -405,7 +405,7 @@ def test_mirror_tta_is_the_mean_of_the_image_and_its_mirror():
         assert torch.allclose(predict(model, x, tta="hflip"), (model(x) + model(x.flip(-1))) / 2, atol=1e-6)
 
 
-def test_the_seed_note_names_the_changes_screened_and_not_adopted(tmp_path):
+def test_the_seed_note_names_the_changes_screened_adopted_or_not(tmp_path):
     from leaderboard.ablation import protocol_screen_note
 
     assert protocol_screen_note("breastmnist_standin", tmp_path) == ""  # no screen ran: nothing said
@@ -416,4 +416,43 @@ def test_the_seed_note_names_the_changes_screened_and_not_adopted(tmp_path):
         "smooth,+ label smoothing 0.1,bn,28,2,5,0.8498,0.026,0.87,27,no\n"
     )
     note = protocol_screen_note("breastmnist_standin", tmp_path)
-    assert "0.843 as it is" in note and "label smoothing 0.1: 0.850" in note and "+ BatchNorm at 28 px" in note
+    assert "0.843 as it was at 28 px" in note and "label smoothing 0.1: 0.850" in note and "step + BatchNorm" in note
+    assert "Adopted" not in note
+    with (tmp_path / "breastmnist_standin" / "protocol_cv_screen.csv").open("a") as f:  # a change adopted at two sizes
+        f.write(
+            "pbn,+ precise BatchNorm,bn,28,2,5,0.869,0.006,0.89,26,yes\n"
+            "ref,the adapted protocol as it was,bn,64,2,5,0.6026,0.23,0.82,21,kept (the reference)\n"
+            "pbn,+ precise BatchNorm,bn,64,2,5,0.8599,0.006,0.89,21,yes\n"
+            "pbn+tta,on top of precise BatchNorm: + mirror TTA,bn,28,2,5,0.8727,0.001,0.9,26,no\n"
+        )
+    note = protocol_screen_note("breastmnist_standin", tmp_path)
+    assert "**Adopted: precise BatchNorm**, 0.869 at 28 px (0.843), 0.860 at 64 px (0.603)" in note
+    assert "precise BatchNorm: " not in note.split("Not adopted")[1]  # adopted, so not among the rejected
+    assert "Then, on top of precise BatchNorm (0.869 at 28 px), not adopted: mirror TTA: 0.873." in note
+
+
+def test_precise_bn_recomputes_the_statistics_from_the_training_images():
+    """Issue 18: the adapted protocol's precise BatchNorm sets the running mean / variance to the plain averages over
+    the training images (not the momentum averages of the last batches); a model without BatchNorm is left alone."""
+    from types import SimpleNamespace
+
+    from models.registry import ABLATION_PROTOCOLS
+    from training.ablate import recalibrate_bn
+    from training.medmnist import MedMNISTDataset
+
+    assert ABLATION_PROTOCOLS["adapted"][3]["precise_bn"] and not ABLATION_PROTOCOLS["adapted_v1"][3].get("precise_bn")
+    torch.manual_seed(0)
+    images = np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))  # fmt: skip
+    model(torch.zeros(1, 1, 28, 28))
+    bn = model[1]
+    bn.running_mean.fill_(5.0)  # stale statistics
+    bn.running_var.fill_(9.0)
+    cfg = SimpleNamespace(task="breastmnist_standin", batch_size=20)  # equal batches: their mean is the mean
+    assert recalibrate_bn(model, images, cfg) and not model.training and bn.momentum == 0.1
+    x = MedMNISTDataset(images, np.zeros(40, dtype=np.int64), task="breastmnist_standin").images
+    with torch.no_grad():
+        features = model[0](x)
+    assert torch.allclose(bn.running_mean, features.mean((0, 2, 3)), atol=1e-4)
+    assert not recalibrate_bn(torch.nn.Linear(3, 2), images, cfg)

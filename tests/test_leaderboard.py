@@ -347,6 +347,7 @@ def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
         "adapted,28,bn,+ BatchNorm,5,0.85,0.02,0.83,0.87,0.9,0.01,0,1662386\n"
         "report,28,bn,+ BatchNorm,5,0.74,0.05,0.68,0.80,0.75,0.05,1,1662386\n"
         "adapted,64,bn,+ BatchNorm,5,0.80,0.02,0.78,0.82,0.85,0.01,0,7000000\n"
+        "adapted_v1,28,bn,+ BatchNorm,5,0.83,0.05,0.76,0.90,0.85,0.02,0,1662386\n"  # superseded: the tab only
     )
     df = collect(root=tmp_path, published=None, owner="")
     rows = df[df["task"] == "breastmnist_standin"].set_index("model")

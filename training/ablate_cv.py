@@ -3,10 +3,12 @@
     python -m training.ablate_cv --dataset data/breastmnist_standin.npz [--step bn] [--candidates ref,ema,...]
                                  [--seeds 2] [--folds 5] [--lane 0/2] [--out runs/ablation_cv]
 
-Each candidate is the adapted protocol (``models.registry.ABLATION_PROTOCOLS["adapted"]``) with one change (or a
-combination, ``a+b``). For every seed and fold of a stratified k-fold split of the file's TRAINING images, the step
-trains through ``training.ablate.run_step`` on the other folds (early stopping on the file's validation split, as the
-protocol does) and predicts the held-out fold. The score is the out-of-fold accuracy (with the protocol's prior
+Each candidate is the adapted protocol (``models.registry.ABLATION_PROTOCOLS["adapted"]``, or ``--base``) with one
+change (or a combination, ``a+b``); the first two screens ran on ``--base adapted_v1`` (the protocol before precise
+BatchNorm, which the second added to it), the third (``--out runs/ablation_cv_r2``) on the protocol with it. For every
+seed and fold of a stratified k-fold split of the file's TRAINING images, the step trains through
+``training.ablate.run_step`` on the other folds (early stopping on the file's validation split, as the protocol does)
+and predicts the held-out fold. The score is the out-of-fold accuracy (with the protocol's prior
 correction) and AUC over all training images, mean and std over seeds. The test split is never read for a score: the
 fold files carry the held-out fold as their "test" split. ``--lane i/n`` runs every n-th job (two processes share two
 cores); a finished job is skipped on rerun. Writes ``<out>/<step>/<candidate>/seed<k>/fold<f>/result.json`` (the
@@ -31,21 +33,22 @@ CHANGES = {
     "tta": ({}, dict(tta="hflip")),
     "smooth": (dict(label_smoothing=0.1), {}),
     "wd": (dict(weight_decay=0.05), {}),
+    "pbn": ({}, dict(precise_bn=True)),  # BatchNorm statistics recomputed on the training images after training
 }
 
 
-def candidate_protocol(name: str) -> str:
-    """Register ``name`` (``a+b`` combines changes) as a protocol next to the adapted one; returns its key."""
+def candidate_protocol(name: str, base: str = "adapted") -> str:
+    """Register ``name`` (``a+b`` combines changes) as a protocol next to ``base``; returns its key."""
     from models.registry import ABLATION_PROTOCOLS
 
-    title, every, early, beyond = ABLATION_PROTOCOLS["adapted"]
+    title, every, early, beyond = ABLATION_PROTOCOLS[base]
     every, beyond = dict(every), dict(beyond)
     for part in name.split("+"):
         if part not in CHANGES:
             raise SystemExit(f"unknown change {part!r}; valid: {', '.join(CHANGES)}")
         every.update(CHANGES[part][0])
         beyond.update(CHANGES[part][1])
-    key = f"cv-{name}"
+    key = f"cv-{base}-{name}"
     ABLATION_PROTOCOLS[key] = (f"{title} ({name})", every, early, beyond)
     return key
 
@@ -68,7 +71,17 @@ def fold_file(data: dict, folds: int, fold: int, out: Path) -> Path:
     return path
 
 
-def run_job(dataset: Path, task: str, step: str, candidate: str, seed: int, fold: int, folds: int, out: Path) -> dict:
+def run_job(
+    dataset: Path,
+    task: str,
+    step: str,
+    candidate: str,
+    seed: int,
+    fold: int,
+    folds: int,
+    out: Path,
+    base: str = "adapted",
+) -> dict:
     from training.ablate import protocol_config, run_step
     from training.medmnist import load_npz
 
@@ -77,7 +90,7 @@ def run_job(dataset: Path, task: str, step: str, candidate: str, seed: int, fold
         return json.loads((dest / "result.json").read_text())
     data = load_npz(dataset)
     path = fold_file(data, folds, fold, out / "folds")
-    protocol = candidate_protocol(candidate)
+    protocol = candidate_protocol(candidate, base)
     size = int(data["train"][0].shape[-1])
     cfg = protocol_config(task, step, path, size, seed, protocol, 1000, dest / "train", cpu=True)
     result = run_step(cfg, dest, keep_weights=False, protocol=protocol)
@@ -123,6 +136,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--task", default="breastmnist_standin")
     p.add_argument("--step", default="bn")
     p.add_argument("--candidates", default=",".join(CHANGES))
+    p.add_argument("--base", default="adapted", help="the protocol the changes apply to (adapted_v1: no precise BN)")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--lane", default="0/1", help="i/n: run every n-th job starting at i")
@@ -131,12 +145,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
     out, candidates = Path(args.out) / args.step, args.candidates.split(",")
     for c in candidates:
-        candidate_protocol(c)  # unknown names fail before any training
+        candidate_protocol(c, args.base)  # unknown names fail before any training
     if not args.score_only:
         lane, lanes = (int(x) for x in args.lane.split("/"))
         jobs = [(c, s, f) for s in range(1, args.seeds + 1) for c in candidates for f in range(args.folds)]
         for c, s, f in jobs[lane::lanes]:
-            held = run_job(Path(args.dataset), args.task, args.step, c, s, f, args.folds, out)
+            held = run_job(Path(args.dataset), args.task, args.step, c, s, f, args.folds, out, args.base)
             print(f"[{c} seed {s} fold {f}] epochs {held['epochs_run']}", flush=True)
     rows = score(out, candidates, args.seeds, args.folds)
     if rows:
