@@ -120,6 +120,20 @@ def study_ui(dataset: str, step: str, split: str):
             readable(table), status, hide, hide)  # fmt: skip
 
 
+def partial_protocols(at) -> str:
+    """Where a protocol ran fewer steps at this size than another did, which ones it has (the adapted protocol with
+    precise BN has only Base and BN at 64 and 128 px: a newcomer looked for its ResNet-50 and ensemble bars)."""
+    steps = at.groupby("protocol")["step"].apply(set)
+    most = max((len(v) for v in steps), default=0)
+    short = [(p, v) for p, v in steps.items() if len(v) < most]
+    return "".join(
+        f". {ablation.protocol_title(p)} has only "
+        + " and ".join(ablation.STEP_TITLES[s] for s in ablation.STEP_ORDER if s in v)
+        + " at this size (the other steps were not run with it here)"
+        for p, v in short
+    )
+
+
 def seeds_view(dataset: str, protocol: str, resolution):
     """Issue 18's view: bars with 95 % intervals per step and protocol, curves as mean ± band, accuracy against
     resolution, the seed table and the published anchors."""
@@ -150,15 +164,17 @@ def seeds_view(dataset: str, protocol: str, resolution):
             + (f" ({len(best)} steps tie)" if len(best) > 1 else "")
             + ": "
             + " and ".join(
-                f"**{ablation.STEP_TITLES[r.step]}, {ablation.protocol_title(r.protocol).lower()}: "
-                f"{r.test_acc_mean:.3f} ± {r.test_acc_std:.3f}**"
+                f"**{ablation.STEP_TITLES[r.step]}, {ablation.protocol_phrase(r.protocol)}: "
+                f"{r.test_acc_mean:.3f} ± {r.test_acc_std:.3f}** (± the std over seeds; the bars' whiskers are 95 % "
+                "intervals)"
                 for r in best
             )
+            + partial_protocols(at)
             + ". Steps with every seed at the majority class "
             "(always the same answer): "
             + (
                 ", ".join(
-                    f"{ablation.STEP_TITLES[r.step]} ({ablation.protocol_title(r.protocol).lower()})"
+                    f"{ablation.STEP_TITLES[r.step]} ({ablation.protocol_phrase(r.protocol)})"
                     for r in stuck.itertuples()
                 )
                 or "none"
@@ -246,7 +262,7 @@ def shown_run(task: str, step: str) -> str:
     acc = result.metrics.get("acc") if result else None
     if acc is None:
         return ""
-    protocol = ablation.protocol_title(result.training.get("protocol", "report")).lower()
+    protocol = ablation.protocol_phrase(result.training.get("protocol", "report"))
     run = "one run as in the report" if protocol == "as in the report" else f"one run {protocol}"
     confusion = ((result.splits or {}).get("test") or {}).get("confusion_matrix")
     answers = ablation.majority_note(task, confusion) if confusion else ""

@@ -17,7 +17,14 @@ import plotly.graph_objects as go
 from leaderboard.plots import LEGEND_BELOW, OKABE_ITO, colour_key, confusion_heatmap, wrap_title
 from leaderboard.results import RunResult
 from models.hub import checkpoints_root
-from models.registry import ABLATION_ADAPTED_SHOWN, ABLATION_SHIPPED_ONLY, ABLATION_STEPS, ABLATION_TITLES, get_task
+from models.registry import (
+    ABLATION_ADAPTED_SHOWN,
+    ABLATION_SHIPPED_ONLY,
+    ABLATION_STEPS,
+    ABLATION_SUPERSEDED,
+    ABLATION_TITLES,
+    get_task,
+)
 
 STEP_ORDER = ABLATION_STEPS  # the ladder and its titles: models.registry, their one definition
 STEP_TITLES = ABLATION_TITLES
@@ -289,6 +296,12 @@ def protocol_title(protocol: str) -> str:
     return ABLATION_PROTOCOLS.get(protocol, (protocol,))[0]
 
 
+def protocol_phrase(protocol: str) -> str:
+    """The title inside a sentence: "adapted, without precise BN" (only the first letter lowered)."""
+    title = protocol_title(protocol)
+    return title[:1].lower() + title[1:]
+
+
 def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28) -> go.Figure:
     """Test accuracy per step, mean over seeds with the 95 % interval as error bars, one bar per protocol; majority-
     class seeds are written on the bar; the MedMNIST v2 ResNet-18 (28) accuracy is a dotted reference line."""
@@ -339,9 +352,13 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
                             fill="toself", fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip",
                             showlegend=False)  # fmt: skip
             fig.add_scatter(x=rows["epoch"], y=rows["val_acc_mean"], name=STEP_TITLES[step], line=dict(color=color))
+    from models.registry import ABLATION_PROTOCOLS
+
+    after = ABLATION_PROTOCOLS.get(protocol, ("", {}, {}, {}))[3].get("precise_bn") or protocol in ABLATION_SUPERSEDED
     title = wrap_title(
-        f"{dataset_label(task)}, {protocol_title(protocol).lower()}, {resolution} px: validation "
-        "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)",
+        f"{dataset_label(task)}, {protocol_phrase(protocol)}, {resolution} px: validation "
+        "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)"
+        + ("; precise BN acts after training: the same curves without it" if after else ""),
         width=60,  # half the page wide: at 72 characters the line ran past the figure's edge
     )
     fig.update_layout(
@@ -355,14 +372,24 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
     return fig
 
 
+def same_points(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether two protocols' rows of one step have the same sizes and the same mean accuracy at each."""
+    a, b = a.sort_values("resolution"), b.sort_values("resolution")
+    return list(a["resolution"]) == list(b["resolution"]) and np.allclose(a["test_acc_mean"], b["test_acc_mean"])
+
+
 def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
     """Test accuracy against input resolution (MedMNIST+'s axis), per step and protocol, with the MedMNIST v2 rows
     at 28 and 224 px as reference markers (different split)."""
     fig = go.Figure()
     if table is not None and len(table):
-        for i, ((protocol, step), rows) in enumerate(table.groupby(["protocol", "step"], sort=False)):
+        groups = dict(list(table.groupby(["protocol", "step"], sort=False)))
+        for i, ((protocol, step), rows) in enumerate(groups.items()):
             if rows["resolution"].nunique() < 2:
                 continue
+            successor = groups.get((ABLATION_SUPERSEDED.get(protocol), step))
+            if successor is not None and same_points(rows, successor):
+                continue  # a step the change did not touch (no BatchNorm): one line, not two on top of each other
             rows = rows.sort_values("resolution")
             # each point names what ran at its size (the axis's ensemble has the members trained there)
             titles = rows["title"] if "title" in rows else None
@@ -371,7 +398,7 @@ def resolution_figure(task: str, table: pd.DataFrame | None) -> go.Figure:
                 error_y=dict(type="data", array=rows["test_acc_std"]),
                 text=titles,
                 hovertemplate=None if titles is None else "%{text}, %{x} px: %{y:.3f}<extra></extra>",
-                name=f"{STEP_TITLES[step]}, {protocol_title(protocol).lower()}"
+                name=f"{STEP_TITLES[step]}, {protocol_phrase(protocol)}"
                 + (" (its members differ by size)" if titles is not None and titles.nunique() > 1 else ""),
                 line=dict(color=PALETTE[i % len(PALETTE)], dash=PROTOCOL_DASH.get(protocol, "solid")),
             )  # fmt: skip

@@ -456,3 +456,41 @@ def test_precise_bn_recomputes_the_statistics_from_the_training_images():
         features = model[0](x)
     assert torch.allclose(bn.running_mean, features.mean((0, 2, 3)), atol=1e-4)
     assert not recalibrate_bn(torch.nn.Linear(3, 2), images, cfg)
+
+
+def test_a_rerun_keeps_the_shipped_adapted_run_named_as_such(tmp_path):
+    """A rerun of the study copies the seed run's metrics over the shipped adapted run's again (its weights moved
+    already); the shipped folder keeps its own variant name and title, not the ladder step's ("+ BatchNorm" twice in
+    the leaderboard, seen by a newcomer)."""
+    from training.ablate import publish_shown
+
+    seed_dir = tmp_path / "seeds" / "adapted-28px" / "seed1"
+    (seed_dir / "bn").mkdir(parents=True)
+    for _ in range(2):  # the first publish, then a rerun
+        (seed_dir / "bn" / "metrics.json").write_text(json.dumps({"variant": "bn", "title": "+ BatchNorm"}))
+        for f in ("steps.csv", "history.csv"):
+            (seed_dir / "bn" / f).write_text("epoch\n1\n")
+        publish_shown(seed_dir, tmp_path, "breastmnist_standin", ["bn"], rename={"bn": "bn-adapted"})
+        saved = json.loads((tmp_path / "bn-adapted" / "metrics.json").read_text())
+        assert saved["variant"] == "bn-adapted" and saved["title"] == "+ BatchNorm, adapted to small data, seed 1"
+
+
+def test_the_resolution_plot_draws_an_untouched_step_once_and_the_note_names_missing_steps():
+    """Seen by a newcomer at 1280x720: Base CNN with and without precise BN (no BatchNorm in it, identical numbers)
+    were two lines on top of each other, and the adapted protocol's missing ResNet-50 / ensemble bars at 64 px were
+    unexplained."""
+    import pandas as pd
+
+    from demo.organsmnist import partial_protocols
+    from leaderboard.ablation import resolution_figure
+
+    rows = [(p, r, s, acc) for p in ("adapted", "adapted_v1") for r in (28, 64) for s, acc in
+            (("base", 0.75 + r / 1000), ("bn", 0.85 if p == "adapted" else 0.6))]  # fmt: skip
+    rows += [("adapted_v1", r, "resnet50", 0.78) for r in (28, 64)]
+    table = pd.DataFrame(rows, columns=["protocol", "resolution", "step", "test_acc_mean"]).assign(test_acc_std=0.01)
+    traces = resolution_figure("breastmnist_standin", table).data
+    names = [t.name for t in traces if t.name and "MedMNIST" not in t.name]
+    assert names == ["Base CNN, adapted to small data", "+ BatchNorm, adapted to small data",
+                     "+ BatchNorm, adapted, without precise BN", "ResNet-50, adapted, without precise BN"]  # fmt: skip
+    note = partial_protocols(table[table["resolution"] == 64])
+    assert note.startswith(". Adapted to small data has only Base CNN and + BatchNorm at this size")

@@ -534,14 +534,16 @@ def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted, rename: dic
         for f in ("metrics.json", "steps.csv", "history.csv"):
             if (src / f).exists() and not ((dest / f).exists() and (dest / f).read_bytes() == (src / f).read_bytes()):
                 shutil.copyfile(src / f, dest / f)  # unchanged files stay untouched (a rerun changes nothing)
+        result = json.loads((dest / "metrics.json").read_text())
+        if dest.name != name and result.get("variant") != dest.name:
+            # a shipped run of another protocol: its own variant name and title, also when a rerun of the study (its
+            # weights already moved) copies the seed run's metrics over them again
+            result.update(variant=dest.name, title=get_task(task).variants[dest.name].title)
+            (dest / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         if (src / "model").exists():
             if (dest / "model").exists():
                 shutil.rmtree(dest / "model")
             shutil.move(str(src / "model"), dest / "model")
-            result = json.loads((dest / "metrics.json").read_text())
-            if dest.name != name:  # a shipped run of another protocol: its own variant name and title
-                result.update(variant=dest.name, title=get_task(task).variants[dest.name].title)
-                (dest / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
             write_model_folder(dest / "model", task, dest.name, result, history_csv=dest / "history.csv")
             shutil.copyfile(dest / "steps.csv", dest / "model" / "steps.csv")
 
