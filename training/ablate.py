@@ -330,9 +330,9 @@ def run_step(cfg, out: Path, keep_weights: bool, protocol: str = "report") -> di
     data = AblationRecipe(cfg).data
     shift = prior_correction(cfg.task, protocol, data["train"][1])
     corrected = shift is not None
-    precise_bn = bool(ABLATION_PROTOCOLS[protocol][3].get("precise_bn"))
-    if precise_bn:
-        recalibrate_bn(model, data["train"][0], cfg)
+    # True only where statistics were recomputed (a step without BatchNorm is left as it is)
+    asked = bool(ABLATION_PROTOCOLS[protocol][3].get("precise_bn"))
+    precise_bn = asked and recalibrate_bn(model, data["train"][0], cfg)
     if keep_weights and corrected:  # shipped weights give the protocol's predictions: the log prior in the last bias
         from models.ood import last_linear
 
