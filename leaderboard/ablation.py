@@ -282,12 +282,13 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
     return " ".join(parts)
 
 
-# the bars' order and colours: the report's protocol, the adapted one before precise BN, then as it is now
-PROTOCOL_ORDER = ("report", "adapted_v1", "adapted")
-
-
 def protocol_rank(protocol: str) -> int:
-    return PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER)
+    """The bars' order and colour: the registry's order (the report's protocol, the adapted one before precise BN,
+    then as it is now), the same as the tab's protocol buttons."""
+    from models.registry import ABLATION_PROTOCOLS
+
+    order = list(ABLATION_PROTOCOLS)
+    return order.index(protocol) if protocol in order else len(order)
 
 
 def protocol_title(protocol: str) -> str:
