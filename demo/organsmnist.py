@@ -301,7 +301,7 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
 
         verdict = (f"### ⚠️ Not like the BUSI breast ultrasounds the stand-in was built from: read the answer as "
                    f"meaningless\nThe breast tab's check, {OOD_NOTE}: {reason}.\n\n"
-                   f"{verdict.replace('### ', '')}")  # fmt: skip
+                   f"{verdict.replace('### ', '')} (its bars are not drawn for a flagged image)")  # fmt: skip
     text = (
         f"{verdict}\n\n{result_caption(image_path, ablation.MODEL_TITLES[step], reference)}\n\n"
         f"**{ablation.MODEL_TITLES[step]}** trained on the {ablation.dataset_label(task)}{shown_run(task, step)}; "
@@ -316,7 +316,8 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
             else ""
         )
     )
-    return preview, {shown[name]: p for name, p in pred.top(5)}, text
+    # a flagged image gets no bars: a newcomer read the drawn top-k as the answer despite the warning above it
+    return preview, None if reason else {shown[name]: p for name, p in pred.top(5)}, text
 
 
 def build_tab(get_predictor=get_predictor) -> None:

@@ -356,18 +356,21 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
     from models.registry import ABLATION_PROTOCOLS
 
     after = ABLATION_PROTOCOLS.get(protocol, ("", {}, {}, {}))[3].get("precise_bn") or protocol in ABLATION_SUPERSEDED
-    title = wrap_title(
-        f"{dataset_label(task)}, {protocol_phrase(protocol)}, {resolution} px: validation "
-        "accuracy per epoch, mean ± std over seeds (a seed drops out when it stops early)"
-        + ("; precise BN acts after training: the same curves without it" if after else ""),
-        width=60,  # half the page wide: at 72 characters the line ran past the figure's edge
+    # the dataset is in the tab's note and the bars' title: with it and the caveats the title ran to five lines
+    title = wrap_title(f"{protocol_title(protocol)}, {resolution} px: validation accuracy per epoch, "
+                       "mean ± std over seeds", width=60)  # fmt: skip
+    caveat = wrap_title(
+        "A seed drops out when it stops early"
+        + ("; precise BN acts after training, so these are also the curves without it" if after else ""),
+        width=80,  # smaller type than the title (half the page wide)
     )
+    lines = title.count("<br>") + 1 + (caveat.count("<br>") + 1) * 0.75
     fig.update_layout(
-        title=title,
+        title=dict(text=title, subtitle=dict(text=caveat, font=dict(size=12))),
         xaxis_title="epoch",
         yaxis_title="validation accuracy",
         legend=LEGEND_BELOW,
-        margin=dict(l=40, r=10, t=30 + 24 * (title.count("<br>") + 1), b=40),  # the title's lines above the plot
+        margin=dict(l=40, r=10, t=int(40 + 24 * lines), b=40),  # the title's and the caveat's lines above the plot
         height=560,
     )
     return fig

@@ -365,12 +365,13 @@ def test_the_standin_flags_an_image_unlike_busi_with_the_breast_tabs_check(tmp_p
         pytest.skip("the shipped EFSNet and stand-in weights are not present")
     junk = tmp_path / "flat.png"
     Image.new("RGB", (256, 256), (200, 30, 30)).save(junk)
-    _, _, text = tab.classify(str(junk), "breastmnist_standin/bn")
+    _, bars, text = tab.classify(str(junk), "breastmnist_standin/bn")
+    assert bars is None  # no top-k bars under the warning: they read as the answer
     assert text.startswith("### ⚠️ Not like the BUSI breast ultrasounds") and "read the answer as meaningless" in text
     assert "\n\nImage **" in text  # the caption is a paragraph of its own, not run on after the answer
     example = tab.EXAMPLES_DIR / "malignant_10.png"
-    _, _, text = tab.classify(str(example), "breastmnist_standin/bn")
-    assert "Not like the BUSI" not in text
+    _, bars, text = tab.classify(str(example), "breastmnist_standin/bn")
+    assert "Not like the BUSI" not in text and bars
 
 
 def test_protocol_changes_are_chosen_by_cross_validation_on_the_training_split(tmp_path):
