@@ -128,6 +128,14 @@ def _csv(df: pd.DataFrame) -> str:
     return str(path)
 
 
+def task_titles(df: pd.DataFrame) -> pd.DataFrame:
+    """The task column as the tabs and the *Task* filter name it ("Skin lesion (ISIC 2017)"), not the registry key a
+    newcomer cannot read ("breastmnist_standin"); display only: the CSV keeps the keys."""
+    if df.empty or "task" not in df:
+        return df
+    return df.assign(task=[TASKS[k].title if k in TASKS else k for k in df["task"]])
+
+
 MAX_CHARS = 40  # other text cells (protocol, citation, …) end in "…" after this many characters; names never do
 MODEL_WIDTH = "300px"  # the model column: long names wrap onto a second line instead of being cut
 
@@ -201,7 +209,7 @@ def build_tab(get_results=default_results) -> None:
 
             def _load(t, s, q, order=next(iter(SORTS))):
                 shown, status, csv = load_table(t, s, q, get_results, order)
-                return readable(shown, cut=MAX_CHARS), status, csv
+                return readable(task_titles(shown), cut=MAX_CHARS), status, csv
 
             def _refresh(t, s, q, order=next(iter(SORTS))):  # keeps the chosen order; says when it re-collected
                 refresh_results()

@@ -459,7 +459,10 @@ def seed_table_view(table: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def anchors_table() -> pd.DataFrame:
+    # the source once, short (the table's label says "different split"): the full sentence on every row ran past the
+    # page at 1280 px and cut off the part that differs, whether a value was checked
     rows = [{"model": name, "px": res, "test AUC": auc, "test acc": acc,
-             "source": MEDMNIST_V2_SOURCE + ("" if checked else "; transcribed, not re-checked here")}
+             "source": MEDMNIST_V2_SOURCE.split(", official file")[0],
+             "checked against the paper": "yes" if checked else "no, transcribed"}
             for name, res, auc, acc, checked in medmnist_v2_breast()]  # fmt: skip
     return pd.DataFrame(rows)

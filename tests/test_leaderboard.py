@@ -289,6 +289,17 @@ def test_long_model_names_are_shown_whole_and_other_long_text_is_cut_in_display_
     assert all(row[col["protocol"]] == protocol for row in sent.data)
 
 
+def test_the_task_column_reads_as_the_tabs_name_it_and_the_csv_keeps_the_key():
+    """A newcomer read "breastmnist_standin" in the task column; the table shows the tab's title, the CSV the key."""
+    from demo.leaderboard_tab import load_table, task_titles
+
+    df = pd.DataFrame({"task": ["breastmnist_standin", "skin_lesion"], "model": ["a", "b"], "source": "measured here"})
+    table, _, csv = load_table(get_results=lambda: df)
+    assert list(task_titles(table)["task"]) == ["BreastMNIST-style stand-in (from BUSI)", "Skin lesion (ISIC 2017)"]
+    assert list(pd.read_csv(csv)["task"]) == ["breastmnist_standin", "skin_lesion"]
+    assert task_titles(pd.DataFrame()).empty
+
+
 def test_the_table_shows_readable_numbers_but_keeps_them_numeric():
     """Parameters read "70,300,000" (raw "70300000.0" was unreadable on a projector), latency a tenth of a millisecond,
     other numbers up to four decimals, missing values are blank (not "nan"); the values sent, their sort order and
@@ -355,7 +366,7 @@ def test_the_seed_study_joins_the_table_as_means_over_seeds(tmp_path):
                                 "+ BatchNorm (ours, as in the report, 5 seeds)"]  # fmt: skip
     adapted = rows.loc["+ BatchNorm (ours, adapted to small data, 5 seeds)"]
     assert adapted["acc"] == 0.85 and adapted["auc"] == 0.9 and adapted["resolution"] == 28
-    assert "mean over 5 seeds" in adapted["split"] and "0.830-0.870" in adapted["split"]
+    assert adapted["split"].startswith("test, mean of 5 seeds ± ") and "0.830-0.870" in adapted["split"]
     assert "1 at the majority class" in rows.loc["+ BatchNorm (ours, as in the report, 5 seeds)", "split"]
 
 
