@@ -557,11 +557,13 @@ def build_tab(get_predictor=get_predictor) -> None:
                         severity = gr.Slider(0, 1, value=0.5, step=0.1, label="Severity (0 = none)",
                                              elem_id="skinlab-severity")  # fmt: skip
                     lab_run = gr.Button("Perturb and classify", variant="primary", elem_id="skinlab-run")  # in view
-                    lab_examples = gr.Column()  # the examples right under the button, the models below
+                    lab_examples = gr.Column()  # the examples right under the button
+                with gr.Column():
+                    # the two models at the top of the results column: under the examples they were below the fold
+                    # at 1280x720, and a newcomer did not see what was compared
                     with gr.Row():
                         lab_a = gr.Dropdown(choices, value=default, label="Model A", elem_id="skinlab-model-a")
                         lab_b = gr.Dropdown(choices, value=default_b, label="Model B", elem_id="skinlab-model-b")
-                with gr.Column():
                     lab_message = gr.Markdown(elem_id="skinlab-message", elem_classes="tab-error")
                     lab_text = gr.Markdown(elem_id="skinlab-stats", elem_classes="key-result")
                     lab_image = gr.Image(label="What the models see", type="numpy", format="png", interactive=False,
