@@ -78,6 +78,11 @@ th.header-cell {min-width:max-content}
 .fit-slider img {height:100% !important;max-height:100% !important;width:100% !important;object-fit:contain !important;
   top:0 !important}
 #title-row {align-items:center}
+/* the skin tab's age box keeps a visible "Age" once filled (its label is hidden to keep the row one line high, and a
+   newcomer saw a bare "63" beside "Sex: female") */
+#skin-age label {display:flex; align-items:center}
+#skin-age label::before {content:"Age"; padding:0 2px 0 8px; color:var(--body-text-color-subdued)}
+#skin-age .input-container {flex:1; min-width:0}
 #permalink-notice:not(:has(p)) {display:none !important}
 /* notices (Gradio's toasts, e.g. a file type the upload refuses) at the bottom right: at the top they covered the
    task tabs for seconds */

@@ -490,7 +490,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     with gr.Row(equal_height=True):  # age and sex beside the button: the examples stay in view
                         run = gr.Button("Classify", variant="primary", elem_id="skin-run", scale=2)
                         # a Textbox: an empty gr.Number sends 0, which is an age; labels hidden (read aloud)
-                        age = gr.Textbox("", label="Patient age in years (optional)", placeholder="Age (optional)",
+                        age = gr.Textbox("", label="Patient age in years (optional)", placeholder="years (optional)",
                                          show_label=False, container=False, max_lines=1, scale=1, min_width=110,
                                          elem_id="skin-age")  # fmt: skip
                         sex = gr.Dropdown([("Sex: unknown", ""), ("Sex: female", "female"), ("Sex: male", "male")],
