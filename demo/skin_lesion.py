@@ -490,7 +490,7 @@ def build_tab(get_predictor=get_predictor) -> None:
                     with gr.Row(equal_height=True):  # age and sex beside the button: the examples stay in view
                         run = gr.Button("Classify", variant="primary", elem_id="skin-run", scale=2)
                         # a Textbox: an empty gr.Number sends 0, which is an age; labels hidden (read aloud)
-                        age = gr.Textbox("", label="Patient age in years (optional)", placeholder="years (optional)",
+                        age = gr.Textbox("", label="Patient age in years (optional)", placeholder="optional",
                                          show_label=False, container=False, max_lines=1, scale=1, min_width=110,
                                          elem_id="skin-age")  # fmt: skip
                         sex = gr.Dropdown([("Sex: unknown", ""), ("Sex: female", "female"), ("Sex: male", "male")],
@@ -549,7 +549,8 @@ def build_tab(get_predictor=get_predictor) -> None:
             default_b = "customnet" if "customnet" in names else (names[-1] if names else None)
             with gr.Row():
                 with gr.Column():
-                    lab_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=220,
+                    # 190 px: at 220 the examples under the button started at the fold (y 716 of 720)
+                    lab_in = image_upload(label="Dermoscopy image", sources=["upload", "clipboard"], height=190,
                                           elem_id="skinlab-input")  # fmt: skip
                     with gr.Row():
                         kind = gr.Dropdown([(t, k) for k, (t, _) in PERTURBATIONS.items()], value="colour_cast",
