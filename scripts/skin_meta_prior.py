@@ -151,7 +151,11 @@ def write_other_rows(summary: dict, model: str, tag: str) -> None:
     from skin_cv_report import write_options
 
     named = tag.removeprefix("cv5e").isdigit()  # cv5e20: the plain recipe; other tags name themselves
-    epochs = int(tag.removeprefix("cv5e")) if named else 20
+    if named:
+        epochs = int(tag.removeprefix("cv5e"))
+    else:  # what the tag's fold runs trained (cv5kdA: 20 epochs, cv5kdC: 40)
+        run = max((ROOT / "runs/skin_lesion" / model).glob(f"*-{tag}-0"))
+        epochs = json.loads((run / "metrics.json").read_text())["training"]["epochs_run"]
     recipe = f"Lite1's recipe ({epochs} epochs, from scratch" + ("" if named else ", distilled from the fold's Lite1")
     rows = [
         ("image", "tta_hflip_rerun", f"{recipe}) + TTA hflip, image only, folds retrained in session 14: the "
