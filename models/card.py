@@ -290,7 +290,13 @@ def skin_notes(saved: dict, progress: dict) -> str:
             f", **distilled** from the {saved.get('distill_model') or 'default'} model in "
             f"`{_public(saved['distill_from'])}` (loss {saved['distill_weight']:g} x T^2 KL at T = "
             f"{saved['distill_temperature']:g} + {1 - saved['distill_weight']:g} x CE; the teacher sees the same "
-            "augmented batch)"
+            "augmented batch"
+            + (
+                f", made at its {saved['distill_image_size']} px and resized to {saved['image_size']} px for the "
+                "student)"
+                if saved.get("distill_image_size")
+                else ")"
+            )
             if saved.get("distill_from")
             else ""
         )

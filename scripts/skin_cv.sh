@@ -15,6 +15,8 @@
 #   MODEL=customnet DISTILL=1 DW=1 DT=1 EPOCHS=20 TAG=cv5kd scripts/skin_cv.sh   CustomNet distilled from the Lite1 of
 #   the same fold (cv5e10: fold 0's is the shipped model, folds 1-4 their run folders), DW the distillation share of
 #   the loss, DT its temperature; the teacher never saw the fold's held-out part.
+#   MODEL=resnet18 SIZE=112 DSIZE=224 DISTILL=1 EPOCHS=20 TAG=cv5kdR scripts/skin_cv.sh   a student below the teacher's
+#   resolution: the batch is made at DSIZE for the teacher and resized to SIZE for the student.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -33,7 +35,8 @@ teacher() {  # the Lite1 trained on fold $1's training part (cv5e10 recipe)
 for k in ${@:-0 1 2 3 4}; do
   KD=()
   [ -z "${DISTILL:-}" ] || KD=(--distill-from "$(teacher "$k")" --distill-model efficientnet-lite1
-                             --distill-weight "${DW:-1}" --distill-temperature "${DT:-1}")
+                             --distill-weight "${DW:-1}" --distill-temperature "${DT:-1}"
+                             ${DSIZE:+--distill-image-size "$DSIZE"})
   $PY -m training.train skin_lesion --model "$MODEL" "${ARGS[@]}" --data-dir "$DATA" --image-size "$SIZE" \
       --tag "$TAG-$k" --epochs "$EPOCHS" --train-split "cv5-$k-train" --val-split "cv5-$k-val" --resume "${KD[@]}"
 done

@@ -72,7 +72,8 @@ def recipe_text(cfg: dict, epochs: int) -> str:
     if cfg.get("distill_from"):
         w, t = cfg["distill_weight"], cfg["distill_temperature"]
         loss = "KL to the teacher only" if w == 1 else f"{w:g} x T^2 KL + {1 - w:g} x class-weighted CE"
-        teacher = f"the same fold's {cfg.get('distill_model')} (its softmax on the same augmented batch; {loss}"
+        at = f" at its {cfg['distill_image_size']} px" if cfg.get("distill_image_size") else ""
+        teacher = f"the same fold's {cfg.get('distill_model')} (its softmax on the same augmented batch{at}; {loss}"
         tail = f"batch {cfg['batch_size']}, {epochs} epochs, last epoch{scratch}"
         return f"{head}, distilled from {teacher}, T = {t:g}), {tail}"
     return f"{head}, class-weighted CE, batch {cfg['batch_size']}, {epochs} epochs, last epoch{scratch}"

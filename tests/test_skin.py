@@ -527,9 +527,16 @@ def test_distillation_targets_the_teachers_softmax_on_the_same_batch(tiny_skin_m
     parts = mixed.loss((logits + torch.randn_like(logits), teacher), y)
     assert torch.allclose(parts["loss"], 0.5 * parts["distill"] + 0.5 * parts["hard"]) and float(parts["distill"]) > 0
     assert "distill" not in recipe.loss(logits, y)  # plain logits: the hard-label loss alone
+    sizes = []  # a student smaller than its teacher: the teacher sees the batch as made, the student it resized
+    small = SkinLesionRecipe(resolve_config(argv + ["--image-size", "80", "--distill-image-size", "160"]))
+    _, teacher80 = small.forward(lambda t: sizes.append(tuple(t.shape[-2:])) or torch.zeros(len(t), 3), x)
+    assert sizes == [(80, 80)] and torch.allclose(teacher80, teacher)
     saved = {**vars(resolve_config(argv + ["--recipe-of", "efficientnet-lite1"])), "train_split": "cv5-0-train"}
     notes = deviation_notes("skin_lesion", saved, {"epoch": 1, "train_seconds": 60.0, "best_epoch": 1})
     assert "**distilled** from the customnet model in `skin_lesion/customnet`" in notes and "T = 1" in notes
+    notes = deviation_notes("skin_lesion", {**saved, "image_size": 112, "distill_image_size": 224},
+                            {"epoch": 1, "train_seconds": 60.0, "best_epoch": 1})  # fmt: skip
+    assert "made at its 224 px and resized to 112 px for the student" in notes
     from leaderboard.results import RunResult
 
     run = {"task": "skin_lesion", "variant": "customnet", "metrics": {}}

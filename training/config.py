@@ -47,6 +47,7 @@ class TrainConfig:
     distill_model: str | None = None  # the teacher's variant (default: the task's default variant)
     distill_weight: float = 1.0  # the share of the distillation term in the loss; the rest is the hard-label CE
     distill_temperature: float = 1.0  # softmax temperature of both teacher and student in the distillation term
+    distill_image_size: int | None = None  # the teacher sees the batch at this size; the student, resized to image_size
     fpn_quirk: bool = False  # multitask: reproduce the baseline's bug (the FPN decoder in no optimiser group)
     train_split: str = "train"
     val_split: str = "val"
@@ -105,6 +106,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--distill-model", metavar="VARIANT", help="the teacher's variant (default: the task's default)")
     p.add_argument("--distill-weight", type=float, help="share of the distillation term (1: distillation only)")
     p.add_argument("--distill-temperature", type=float, help="softmax temperature of the distillation term")
+    p.add_argument("--distill-image-size", type=int, help="the teacher's input size (its training resolution): the "
+                   "augmented batch is made at it and resized down to --image-size for the student")  # fmt: skip
     p.add_argument("--fpn-quirk", action="store_true", help="multitask: leave the FPN out of the optimiser (baseline)")
     p.add_argument("--train-split", help="the split trained on (e.g. skin_lesion's cv5-0-train)")
     p.add_argument("--val-split", help="the split scored each epoch and at the end (e.g. cv5-0-val)")

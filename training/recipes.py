@@ -203,7 +203,8 @@ class SkinLesionRecipe(Recipe):
     augmentation presets (``augment``), SGD + StepLR(7, 0.1) or Adam + ReduceLROnPlateau (``optimizer``/``scheduler``),
     selection and early stopping on the official score (``select``, ``patience``), and knowledge distillation from a
     trained teacher (``distill_from``; Hinton et al. 2015): the teacher sees the same augmented batch (consistent
-    teaching, Beyer et al. 2022) and the loss is ``w T^2 KL(teacher_T || student_T) + (1 - w) CE``."""
+    teaching, Beyer et al. 2022), at its own resolution if ``distill_image_size`` says so, and the loss is
+    ``w T^2 KL(teacher_T || student_T) + (1 - w) CE``."""
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
@@ -221,7 +222,8 @@ class SkinLesionRecipe(Recipe):
         from training.datasets import IsicDataset, find_isic
 
         cfg = self.cfg
-        train = IsicDataset(find_isic(cfg.data_dir, cfg.train_split), cfg.image_size, train=True, augment=cfg.augment)
+        size = cfg.distill_image_size or cfg.image_size  # a teacher's own resolution; forward() resizes for the student
+        train = IsicDataset(find_isic(cfg.data_dir, cfg.train_split), size, train=True, augment=cfg.augment)
         val = IsicDataset(find_isic(cfg.data_dir, cfg.val_split), cfg.image_size, train=False)
         counts = torch.bincount(train.labels, minlength=len(self.spec.labels)).double()
         self.frequency = counts / counts.sum()
@@ -254,6 +256,8 @@ class SkinLesionRecipe(Recipe):
             return model(x)
         with torch.no_grad():
             teacher = self.teacher.to(x.device)(x)
+        if x.shape[-1] != self.cfg.image_size:  # the batch was made at the teacher's size (``distill_image_size``)
+            x = F.interpolate(x, size=self.cfg.image_size, mode="bilinear", antialias=True)
         return model(x), teacher
 
     def loss(self, output, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -294,6 +294,7 @@ def finalize(cfg: TrainConfig, run_dir: Path, progress: dict) -> None:
                 "distill_model",
                 "distill_weight",
                 "distill_temperature",
+                "distill_image_size",
                 "augment",
                 "tag",
                 "ema_decay",
