@@ -620,8 +620,8 @@ def build_tab(get_predictor=get_predictor) -> None:
             gr.Markdown(
                 "Options tried. **CV ISIC score**: out-of-fold on the 2,000 training images, the estimate behind "
                 "the default model (Lite1). **Validation ISIC score**: the 150 validation images, where a run was "
-                "scored there; the first runs, and the shipped ResNet18 and Lite0, were chosen on the validation "
-                "split before the CV protocol (the shipped CustomNet is distilled from Lite1 and chosen by nothing). "
+                "scored there; the first runs, and the shipped Lite0, were chosen on the validation split before "
+                "the CV protocol (the shipped CustomNet and ResNet18 are distilled from Lite1 and chosen by nothing). "
                 "Every column: `checkpoints/skin_lesion/options.csv`."
             )
             options = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2, elem_id="skin-options",

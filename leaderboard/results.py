@@ -235,8 +235,8 @@ def task_rows(result: RunResult, base: dict) -> list[dict]:
 
 def recipe_cv_rows(root: Path) -> list[dict]:
     """Issue 16's comparison on equal terms: the 5-fold CV rows of ``skin_lesion/options.csv`` for the models whose
-    shipped checkpoint has no CV of its own (ResNet18 keeps the seed's validation-chosen weights) or is distilled
-    (CustomNet: its plain recipes ran under cross-validation but did not ship). One row per fixed recipe and per TTA
+    shipped checkpoint has no CV of its own (validation-chosen weights, as the seed's) or is distilled (CustomNet and
+    ResNet18: their plain recipes ran under cross-validation but did not ship). One row per fixed recipe and per TTA
     set; the screens (2 folds) and the fold ensembles (no out-of-fold estimate) stay in the tab's option table."""
     import csv
     import re
