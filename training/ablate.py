@@ -462,6 +462,12 @@ def run(args) -> dict:
     if unknown:
         raise SystemExit(f"unknown steps {sorted(unknown)}; valid: {', '.join(ALL_STEPS)}")
     protocols = args.protocols.split(",")
+    for name in protocols:  # a change adopted by training.ablate_cv's screen, run under its screen key until it ships
+        if name.startswith("cv-") and name not in ABLATION_PROTOCOLS:
+            from training.ablate_cv import candidate_protocol
+
+            base, _, change = name[3:].partition("-")
+            candidate_protocol(change, base)
     if set(protocols) - set(ABLATION_PROTOCOLS):
         raise SystemExit(f"unknown protocols {protocols}; valid: {', '.join(ABLATION_PROTOCOLS)}")
     counts = {s: len(v[1]) for s, v in data.items()}
@@ -481,7 +487,8 @@ def run(args) -> dict:
         seed_dir = out_root / "seeds" / f"{protocol}-{size}px" / f"seed{seed}"
         shown = protocol == "report" and seed == SHOWN_SEED and size == spec.input_size
         # the adapted protocol's seed-1 run of a few steps ships too, under its own name (bn -> bn-adapted)
-        adapted_shown = protocol == "adapted" and seed == SHOWN_SEED and size == spec.input_size
+        adapted = protocol == "adapted" or protocol.startswith("cv-adapted-")
+        adapted_shown = adapted and seed == SHOWN_SEED and size == spec.input_size
         for name in wanted:
             out = seed_dir / name
             if (out / "metrics.json").exists():
