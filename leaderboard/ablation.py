@@ -261,7 +261,8 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
         sizes = ", ".join(f"{r.oof_acc_mean:.3f} at {r.resolution} px ({refs[int(r.resolution)].oof_acc_mean:.3f})"
                           for r in at.sort_values("resolution").itertuples() if int(r.resolution) in refs)  # fmt: skip
         parts.append(f"**Adopted: {change.removeprefix('+ ')}**, {sizes}.")
-    rejected = others[~others.index.isin(adopted.index)]
+    pending = others[others["adopted"].astype(str).str.startswith("pending")]  # adopted, its ladder not yet rerun
+    rejected = others[~others.index.isin(adopted.index) & ~others.index.isin(pending.index)]
     later = rejected["change"].str.startswith("on top of ")  # a second round, screened on the adopted protocol
     for rows, first_round in ((rejected[~later], True), (rejected[later], False)):
         if rows.empty:
@@ -278,6 +279,10 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
             now = adopted[adopted["resolution"] == at]["oof_acc_mean"]
             parts.append(f"Then, on top of {base}" + (f" ({now.iloc[0]:.3f} at {at} px)" if len(now) else "")
                          + f", not adopted: {tried}.")  # fmt: skip
+    for o in pending.itertuples():
+        parts.append(f"**Adopted for the next rerun** ({o.adopted.removeprefix('pending').strip(' ;:')}): "
+                     f"{o.change.split(': ', 1)[-1].removeprefix('+ ')}, {o.oof_acc_mean:.3f} at {o.resolution} px; "
+                     "the figures here are of the protocol before it.")  # fmt: skip
     parts.append("A change needed +0.01 over the protocol it was added to; the test split was not read for it.")
     return " ".join(parts)
 

@@ -430,6 +430,11 @@ def test_the_seed_note_names_the_changes_screened_adopted_or_not(tmp_path):
     assert "**Adopted: precise BatchNorm**, 0.869 at 28 px (0.843), 0.860 at 64 px (0.603)" in note
     assert "precise BatchNorm: " not in note.split("Not adopted")[1]  # adopted, so not among the rejected
     assert "Then, on top of precise BatchNorm (0.869 at 28 px), not adopted: mirror TTA: 0.873." in note
+    with (tmp_path / "breastmnist_standin" / "protocol_cv_screen.csv").open("a") as f:  # adopted, ladder not rerun yet
+        f.write('pbn+ema,on top of precise BatchNorm: + weight EMA,bn,28,2,5,0.881,0.01,0.91,32,"pending; +0.012"\n')
+    note = protocol_screen_note("breastmnist_standin", tmp_path)
+    assert "**Adopted for the next rerun** (+0.012): weight EMA, 0.881 at 28 px; the figures here are of the " in note
+    assert "weight EMA: 0.881" not in note  # not among the rejected
 
 
 def test_precise_bn_recomputes_the_statistics_from_the_training_images():
