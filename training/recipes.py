@@ -222,7 +222,8 @@ class SkinLesionRecipe(Recipe):
         from training.datasets import IsicDataset, find_isic
 
         cfg = self.cfg
-        size = cfg.distill_image_size or cfg.image_size  # a teacher's own resolution; forward() resizes for the student
+        # a teacher's own resolution (forward() resizes for the student); without a teacher the student's
+        size = (cfg.distill_image_size if self.teacher is not None else None) or cfg.image_size
         train = IsicDataset(find_isic(cfg.data_dir, cfg.train_split), size, train=True, augment=cfg.augment)
         val = IsicDataset(find_isic(cfg.data_dir, cfg.val_split), cfg.image_size, train=False)
         counts = torch.bincount(train.labels, minlength=len(self.spec.labels)).double()
