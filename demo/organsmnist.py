@@ -120,18 +120,23 @@ def study_ui(dataset: str, step: str, split: str):
             readable(table), status, hide, hide)  # fmt: skip
 
 
-def partial_protocols(at) -> str:
+def partial_protocols(at, table=None) -> str:
     """Where a protocol ran fewer steps at this size than another did, which ones it has (the adapted protocol with
-    precise BN has only Base and BN at 64 and 128 px: a newcomer looked for its ResNet-50 and ensemble bars)."""
+    precise BN has only Base and BN at 64 and 128 px: a newcomer looked for its ResNet-50 and ensemble bars), and
+    which protocols of the study (``table``) did not run at this size at all."""
     steps = at.groupby("protocol")["step"].apply(set)
     most = max((len(v) for v in steps), default=0)
     short = [(p, v) for p, v in steps.items() if len(v) < most]
+    others = table if table is not None else at
+    absent = sorted(set(others["protocol"]) - set(steps.index), key=ablation.protocol_rank)
+    sizes = {p: " and ".join(f"{r} px" for r in sorted(others[others["protocol"] == p]["resolution"].unique()))
+             for p in absent}  # fmt: skip
     return "".join(
         f". {ablation.protocol_title(p)} has only "
         + " and ".join(ablation.STEP_TITLES[s] for s in ablation.STEP_ORDER if s in v)
         + " at this size (the other steps were not run with it here)"
         for p, v in short
-    )
+    ) + "".join(f". {ablation.protocol_title(p)} ran at {sizes[p]} only" for p in absent)
 
 
 def seeds_view(dataset: str, protocol: str, resolution):
@@ -169,7 +174,7 @@ def seeds_view(dataset: str, protocol: str, resolution):
                 "intervals)"
                 for r in best
             )
-            + partial_protocols(at)
+            + partial_protocols(at, table)
             + ". Steps with every seed at the majority class "
             "(always the same answer): "
             + (

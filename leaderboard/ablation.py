@@ -227,7 +227,7 @@ MEDMNIST_PLUS_NOTE = (
     "MedMNIST+ (Doerrich et al. 2024) reports BreastMNIST at 28/64/128/224 px only as a figure image in its repository "
     "(benchmark_results_breastmnist.png), which could not be read here; its rows are left out rather than guessed."
 )
-PROTOCOL_DASH = {"report": "solid", "adapted": "dash", "adapted_v1": "dot"}
+PROTOCOL_DASH = {"report": "solid", "adapted": "dash", "adapted_v2": "dashdot", "adapted_v1": "dot"}
 
 
 def load_seed_tables(task: str, root: Path | None = None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
@@ -254,7 +254,9 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
     if not refs or others.empty:
         return ""
     first = next(iter(refs.values()))
-    adopted = others[others["adopted"].astype(str).str.startswith("yes")]
+    adopted_any = others[others["adopted"].astype(str).str.startswith("yes")]
+    on_top = adopted_any["change"].str.startswith("on top of ")  # adopted in a later round: said after its round
+    adopted, adopted_later = adopted_any[~on_top], adopted_any[on_top]
     parts = [f"Screened by 5-fold CV on the training split (step {STEP_TITLES.get(first.step, first.step)}, "
              f"{first.seeds} seeds; out-of-fold accuracy, the protocol before the change in brackets)."]  # fmt: skip
     for change, at in adopted.groupby("change", sort=False):
@@ -262,7 +264,7 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
                           for r in at.sort_values("resolution").itertuples() if int(r.resolution) in refs)  # fmt: skip
         parts.append(f"**Adopted: {change.removeprefix('+ ')}**, {sizes}.")
     pending = others[others["adopted"].astype(str).str.startswith("pending")]  # adopted, its ladder not yet rerun
-    rejected = others[~others.index.isin(adopted.index) & ~others.index.isin(pending.index)]
+    rejected = others[~others.index.isin(adopted_any.index) & ~others.index.isin(pending.index)]
     later = rejected["change"].str.startswith("on top of ")  # a second round, screened on the adopted protocol
     for rows, first_round in ((rejected[~later], True), (rejected[later], False)):
         if rows.empty:
@@ -279,6 +281,11 @@ def protocol_screen_note(task: str, root: Path | None = None) -> str:
             now = adopted[adopted["resolution"] == at]["oof_acc_mean"]
             parts.append(f"Then, on top of {base}" + (f" ({now.iloc[0]:.3f} at {at} px)" if len(now) else "")
                          + f", not adopted: {tried}.")  # fmt: skip
+    for o in adopted_later.sort_values("oof_acc_mean").itertuples():  # in the order they were adopted
+        base, change = o.change.removeprefix("on top of ").split(": ", 1)
+        before = adopted[adopted["resolution"] == o.resolution]["oof_acc_mean"]
+        parts.append(f"**Then adopted, on top of {base}: {change.removeprefix('+ ')}**, {o.oof_acc_mean:.3f} at "
+                     f"{o.resolution} px" + (f" ({before.iloc[0]:.3f})" if len(before) else "") + ".")  # fmt: skip
     for o in pending.itertuples():
         parts.append(f"**Adopted for the next rerun** ({o.adopted.removeprefix('pending').strip(' ;:')}): "
                      f"{o.change.split(': ', 1)[-1].removeprefix('+ ')}, {o.oof_acc_mean:.3f} at {o.resolution} px; "
@@ -308,12 +315,22 @@ def protocol_phrase(protocol: str) -> str:
     return title[:1].lower() + title[1:]
 
 
+def twice_superseded(present: set[str]) -> set[str]:
+    """The protocols whose successor is itself superseded by one of ``present``: the bars show a change's effect (a
+    protocol beside the one that replaced it), not every generation (four bars per step were too thin to read); the
+    seed table keeps them all."""
+    from models.registry import ABLATION_SUPERSEDED
+
+    return {p for p, nxt in ABLATION_SUPERSEDED.items() if ABLATION_SUPERSEDED.get(nxt) in present}
+
+
 def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28) -> go.Figure:
     """Test accuracy per step, mean over seeds with the 95 % interval as error bars, one bar per protocol; majority-
     class seeds are written on the bar; the MedMNIST v2 ResNet-18 (28) accuracy is a dotted reference line."""
     fig = go.Figure()
     if table is not None and len(table):
         at = table[table["resolution"] == resolution]
+        at = at[[p not in twice_superseded(set(at["protocol"])) for p in at["protocol"]]]
         ordered = sorted(at.groupby("protocol", sort=False), key=lambda g: protocol_rank(g[0]))
         for protocol, rows in ordered:
             i = protocol_rank(protocol)  # one colour per protocol whichever are present
@@ -360,15 +377,20 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
             fig.add_scatter(x=rows["epoch"], y=rows["val_acc_mean"], name=STEP_TITLES[step], line=dict(color=color))
     from models.registry import ABLATION_PROTOCOLS
 
-    after = ABLATION_PROTOCOLS.get(protocol, ("", {}, {}, {}))[3].get("precise_bn") or protocol in ABLATION_SUPERSEDED
+    beyond = ABLATION_PROTOCOLS.get(protocol, ("", {}, {}, {}))[3]
+    after = beyond.get("precise_bn") or protocol in ABLATION_SUPERSEDED
+    acts_after = "precise BN and the mirror TTA act" if beyond.get("tta") else "precise BN acts"
     # the dataset is in the tab's note and the bars' title: with it and the caveats the title ran to five lines
     title = wrap_title(f"{protocol_title(protocol)}, {resolution} px: validation accuracy per epoch, "
                        "mean ± std over seeds", width=60)  # fmt: skip
     caveat = wrap_title(
         "A seed drops out when it stops early"
-        + ("; precise BN acts after training, so these are also the curves without it" if after else ""),
+        + (f"; {acts_after} after training, so these are also the curves without it" if after else ""),
         width=80,  # smaller type than the title (half the page wide)
     )
+    if curves is None or not len(curves) or not len(at):
+        fig.add_annotation(text=f"No run of this protocol at {resolution} px: choose another protocol or size",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)  # fmt: skip
     lines = title.count("<br>") + 1 + (caveat.count("<br>") + 1) * 0.75
     fig.update_layout(
         title=dict(text=title, subtitle=dict(text=caveat, font=dict(size=12))),

@@ -177,6 +177,9 @@ class SegmentationPredictor:
         )
 
 
+TTA_FLIPS = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}  # test-time views: dims flipped on (B, C, H, W)
+
+
 @dataclass
 class ClassPrediction:
     """Classification result: ``probs`` per label (softmax), the ``seen`` uint8 image the model actually got."""
@@ -195,11 +198,19 @@ class ClassificationPredictor:
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> ClassificationPredictor:
-        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model (no companion files)."""
-        return cls(model, spec)
+        """``TaskSpec.predictor``'s constructor: the predictor of a loaded model, with its test-time views
+        (``tta.json``, written where the training protocol averaged the mirror image in)."""
+        import json
 
-    def __init__(self, model: torch.nn.Module, spec):
+        from models.hub import companion_file
 
+        tta = companion_file(model, "tta.json")
+        return cls(model, spec, views=tuple(json.loads(tta.read_text())["views"]) if tta else ("id",))
+
+    def __init__(self, model: torch.nn.Module, spec, views: tuple[str, ...] = ("id",)):
+        if set(views) - set(TTA_FLIPS) or "id" not in views:
+            raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
+        self.views = tuple(views)  # as training.ablate.predict: the views' logits are averaged, then the softmax
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = eval_preset(spec, model.input_size)  # MedMNISTPreset: box resize
@@ -212,7 +223,8 @@ class ClassificationPredictor:
         seen = self.preset.thumbnail(image)
         x = self.preset.normalize(seen)[None]  # from the thumbnail: the image is reduced once, not twice
         t1 = time.perf_counter()
-        probs = self.model(on_device(self.model, x)).cpu().softmax(1)[0]
+        batch = torch.cat([x.flip(TTA_FLIPS[v]) if TTA_FLIPS[v] else x for v in self.views])
+        probs = self.model(on_device(self.model, batch)).cpu().float().mean(0).softmax(0)
         t2 = time.perf_counter()
         return ClassPrediction(
             probs={name: float(p) for name, p in zip(self.labels, probs)},
@@ -253,9 +265,6 @@ class SkinPrediction:
         """Top-1 minus top-2 probability: small means the model cannot tell the two apart."""
         top = sorted(self.probs.values(), reverse=True)
         return top[0] - (top[1] if len(top) > 1 else 0.0)
-
-
-TTA_FLIPS = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}  # test-time views: dims flipped on (B, C, H, W)
 
 
 class SkinPredictor:

@@ -311,6 +311,30 @@ def test_standin_builder_takes_a_resolution(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["size"] == 64
 
 
+def test_min_seeds_leaves_out_a_step_whose_seeds_are_not_all_done(tmp_path):
+    """A rerun cut short by compute exports only its complete steps (``--min-seeds 5``); the paired comparison of the
+    next complete step is then with the previous step present."""
+    import csv
+
+    from training.ablate import write_seed_tables
+
+    def run(seed, step, acc):
+        folder = tmp_path / "seeds" / "adapted-28px" / f"seed{seed}" / step
+        folder.mkdir(parents=True)
+        test = {"acc": acc, "auc": 0.8, "confusion_matrix": [[5, 5], [5, 5]]}
+        (folder / "metrics.json").write_text(json.dumps({"splits": {"test": test}, "params": 10}))
+
+    for seed in (1, 2, 3):
+        run(seed, "base", 0.75 + seed / 100)
+        run(seed, "bn", 0.80 + seed / 100)
+    run(1, "resnet50", 0.70)  # one seed of three: left out
+    write_seed_tables(tmp_path, "breastmnist_standin", min_seeds=3)
+    rows = list(csv.DictReader((tmp_path / "ablation_seeds.csv").open()))
+    assert [(r["step"], r["seeds"], r["vs_previous"]) for r in rows] == [("base", "3", ""), ("bn", "3", "base")]
+    write_seed_tables(tmp_path, "breastmnist_standin")  # the default: every step that has a run
+    assert [r["step"] for r in csv.DictReader((tmp_path / "ablation_seeds.csv").open())] == ["base", "bn", "resnet50"]
+
+
 def test_a_partial_study_keeps_the_shipped_rows_of_what_it_did_not_rerun(tmp_path):
     """A study replaces every step of each (protocol, resolution) it ran and keeps the shipped rows of the others (the
     report protocol's runs, or another size's); a study without the shown run leaves the shipped ablation.json alone."""
@@ -435,6 +459,13 @@ def test_the_seed_note_names_the_changes_screened_adopted_or_not(tmp_path):
     note = protocol_screen_note("breastmnist_standin", tmp_path)
     assert "**Adopted for the next rerun** (+0.012): weight EMA, 0.881 at 28 px; the figures here are of the " in note
     assert "weight EMA: 0.881" not in note  # not among the rejected
+    path = tmp_path / "breastmnist_standin" / "protocol_cv_screen.csv"
+    path.write_text(path.read_text().replace('"pending; +0.012"', '"yes (+0.012)"'))  # its ladder rerun, exported
+    note = protocol_screen_note("breastmnist_standin", tmp_path)
+    assert note.index("not adopted: mirror TTA: 0.873.") < note.index(
+        "**Then adopted, on top of precise BatchNorm: weight EMA**, 0.881 at 28 px (0.869)."
+    )
+    assert "rerun" not in note and "weight EMA: 0.881" not in note
 
 
 def test_precise_bn_recomputes_the_statistics_from_the_training_images():
@@ -490,13 +521,67 @@ def test_the_resolution_plot_draws_an_untouched_step_once_and_the_note_names_mis
     from demo.organsmnist import partial_protocols
     from leaderboard.ablation import resolution_figure
 
-    rows = [(p, r, s, acc) for p in ("adapted", "adapted_v1") for r in (28, 64) for s, acc in
-            (("base", 0.75 + r / 1000), ("bn", 0.85 if p == "adapted" else 0.6))]  # fmt: skip
+    rows = [(p, r, s, acc) for p in ("adapted_v2", "adapted_v1") for r in (28, 64) for s, acc in
+            (("base", 0.75 + r / 1000), ("bn", 0.85 if p == "adapted_v2" else 0.6))]  # fmt: skip
     rows += [("adapted_v1", r, "resnet50", 0.78) for r in (28, 64)]
     table = pd.DataFrame(rows, columns=["protocol", "resolution", "step", "test_acc_mean"]).assign(test_acc_std=0.01)
     traces = resolution_figure("breastmnist_standin", table).data
     names = [t.name for t in traces if t.name and "MedMNIST" not in t.name]
-    assert names == ["Base CNN, adapted to small data", "+ BatchNorm, adapted to small data",
+    assert names == ["Base CNN, adapted, precise BN only", "+ BatchNorm, adapted, precise BN only",
                      "+ BatchNorm, adapted, without precise BN", "ResNet-50, adapted, without precise BN"]  # fmt: skip
     note = partial_protocols(table[table["resolution"] == 64])
-    assert note.startswith(". Adapted to small data has only Base CNN and + BatchNorm at this size")
+    assert note.startswith(". Adapted, precise BN only has only Base CNN and + BatchNorm at this size")
+    # the latest protocol ran at 28 px only: at 64 px the note says so rather than leave its bars silently missing
+    table = pd.concat([table, pd.DataFrame([("adapted", 28, "bn", 0.86, 0.01)], columns=table.columns)])
+    assert ". Adapted to small data ran at 28 px only" in partial_protocols(table[table["resolution"] == 64], table)
+    assert "ran at" not in partial_protocols(table[table["resolution"] == 28], table)
+
+
+def test_the_protocols_chain_and_the_bars_show_a_change_beside_what_it_replaced():
+    """The adopted round-4 protocol is exactly the screened candidate (cv-adapted_v2-tta+smooth+ema+batch32); the
+    bars at a size show each protocol beside the one it replaced, not the generation before (four bars a step)."""
+    import pandas as pd
+
+    from leaderboard.ablation import seed_bars_figure, twice_superseded
+    from leaderboard.results import successors
+    from models.registry import ABLATION_PROTOCOLS, ABLATION_SUPERSEDED
+    from training.ablate_cv import candidate_protocol
+
+    key = candidate_protocol("tta+smooth+ema+batch32", "adapted_v2")
+    try:
+        assert ABLATION_PROTOCOLS[key][1:] == ABLATION_PROTOCOLS["adapted"][1:]
+    finally:
+        del ABLATION_PROTOCOLS[key]
+    assert successors("adapted_v1", ABLATION_SUPERSEDED) == {"adapted_v2", "adapted"}
+    assert twice_superseded({"report", "adapted_v1", "adapted_v2", "adapted"}) == {"adapted_v1"}
+    assert twice_superseded({"report", "adapted_v1", "adapted_v2"}) == set()
+    rows = [(p, 28, "bn", 0.8, 0.01, 0.78, 0.82, 0, 5) for p in ("report", "adapted_v1", "adapted_v2", "adapted")]
+    columns = ["protocol", "resolution", "step", "test_acc_mean", "test_acc_std", "test_acc_ci95_low",
+               "test_acc_ci95_high", "majority_seeds", "seeds"]  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns)
+    names = [t.name for t in seed_bars_figure("breastmnist_standin", table).data]
+    assert names == [f"{t} (5 seeds, measured here)" for t in
+                     ("As in the report", "Adapted, precise BN only", "Adapted to small data")]  # fmt: skip
+
+
+def test_a_protocol_with_mirror_tta_ships_it_and_the_predictor_averages_the_mirror(tmp_path):
+    """The shipped adapted run (bn-adapted) was scored with the mirror image averaged in; its folder carries
+    ``tta.json`` and the Predict tab's predictor averages the two views' logits, as ``training.ablate.predict``."""
+    from PIL import Image
+
+    from models.predict import ClassificationPredictor
+    from models.registry import build_model, get_task
+    from training.ablate import predict
+
+    spec = get_task("breastmnist_standin")
+    torch.manual_seed(0)
+    model = build_model("breastmnist_standin", "bn").eval()
+    plain, mirrored = ClassificationPredictor(model, spec), ClassificationPredictor(model, spec, views=("id", "h"))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8))
+    x = plain.preset.normalize(plain.preset.thumbnail(image))[None]
+    expected = predict(model, x, tta="hflip").softmax(1)[0]
+    got = torch.tensor(list(mirrored(image).probs.values()))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(torch.tensor(list(plain(image).probs.values())), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="TTA views"):
+        ClassificationPredictor(model, spec, views=("h",))

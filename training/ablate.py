@@ -250,11 +250,16 @@ class AblationRecipe(Recipe):
 
 
 def evaluate_medmnist(model, data_dir, split: str, spec) -> dict:
-    """``TaskSpec.evaluator``: the classification metrics of ``split`` of a MedMNIST-format file."""
+    """``TaskSpec.evaluator``: the classification metrics of ``split`` of a MedMNIST-format file, with the model's
+    test-time views where its folder has ``tta.json`` (as the app predicts)."""
+    from models.hub import companion_file
     from training.medmnist import MedMNISTDataset, load_npz
 
     ds = MedMNISTDataset(*load_npz(data_dir)[split], task=spec.name)
-    m = classification_metrics(ds.labels.numpy(), predict(model, ds.images), spec.labels)
+    tta = companion_file(model, "tta.json")
+    mirror = tta is not None and "h" in json.loads(tta.read_text())["views"]
+    m = classification_metrics(ds.labels.numpy(), predict(model, ds.images, tta="hflip" if mirror else None),
+                               spec.labels)  # fmt: skip
     return {"n": m.pop("n"), "metrics": m}
 
 
@@ -278,7 +283,8 @@ def card_notes(saved: dict, progress: dict) -> str:
         f"* Protocol **{ABLATION_PROTOCOLS['adapted' if adapted else 'report'][0].lower()}**"
         + (
             ": " + "; ".join(ABLATION_PROTOCOL_CHANGES) + " (in shipped weights the log prior is folded into the last "
-            "layer's bias, so a plain softmax gives the protocol's predictions)"
+            "layer's bias, so a plain softmax gives the protocol's predictions; where the protocol averages the "
+            "mirror image in, `tta.json` beside the weights makes the app do the same)"
             if adapted
             else ": Adam 1e-3, batch 128, as in the report"
         )  # fmt: skip
@@ -522,7 +528,7 @@ def run(args) -> dict:
                           rename=ABLATION_ADAPTED_SHOWN)  # fmt: skip
     summary = summarize(out_root, task)
     (out_root / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_seed_tables(out_root, task)
+    write_seed_tables(out_root, task, min_seeds=args.min_seeds)
     if args.export or args.export_models:
         export(out_root, task, args.checkpoints_dir, tables=not args.export_models)
     return summary
@@ -552,6 +558,8 @@ def publish_shown(seed_dir: Path, out_root: Path, task: str, wanted, rename: dic
                 shutil.rmtree(dest / "model")
             shutil.move(str(src / "model"), dest / "model")
             write_model_folder(dest / "model", task, dest.name, result, history_csv=dest / "history.csv")
+            if result["training"].get("tta") == "hflip":  # the app averages the mirror in, as the figures did
+                (dest / "model" / "tta.json").write_text(json.dumps({"views": ["id", "h"]}) + "\n")
             shutil.copyfile(dest / "steps.csv", dest / "model" / "steps.csv")
 
 
@@ -614,8 +622,10 @@ def step_title(step: str, runs) -> str:
     return ABLATION_TITLES[step]
 
 
-def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
-    """``ablation_seeds.csv`` and ``ablation_seed_curves.csv`` from every finished run under ``<out>/seeds/``."""
+def write_seed_tables(out_root: Path, task: str, min_seeds: int = 1) -> tuple[Path, Path] | None:
+    """``ablation_seeds.csv`` and ``ablation_seed_curves.csv`` from every finished run under ``<out>/seeds/``; a
+    protocol x size x step with fewer than ``min_seeds`` finished seeds is left out (a rerun exports a step only
+    when all its seeds are done; the paired comparison is then with the previous step present)."""
     runs: dict[tuple[str, int, str], dict[int, dict]] = {}
     for path in sorted((out_root / "seeds").glob("*-*px/seed*/*/metrics.json")):
         protocol, size = path.parts[-4].rsplit("-", 1)
@@ -624,6 +634,7 @@ def write_seed_tables(out_root: Path, task: str) -> tuple[Path, Path] | None:
             "result": json.loads(path.read_text()),
             "history": path.with_name("history.csv"),
         }
+    runs = {k: v for k, v in runs.items() if len(v) >= min_seeds}
     if not runs:
         return None
     rows, curves = [], []
@@ -719,6 +730,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", help=f"comma-separated subset of {','.join(ALL_STEPS)}")
     p.add_argument("--seeds", type=int, default=1, help="run every step with seeds 1..N (issue 18: N >= 5)")
     p.add_argument("--first-seed", type=int, default=1, help="start at this seed (two processes can split seeds)")
+    p.add_argument("--min-seeds", type=int, default=1,
+                   help="the seed tables leave out a step with fewer finished seeds (export a rerun's complete steps "
+                   "only: --min-seeds 5)")  # fmt: skip
     p.add_argument("--protocols", default="report", help=f"comma-separated subset of {','.join(ABLATION_PROTOCOLS)}")
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--out", help="run folder (default runs/ablation/<task>)")

@@ -5,7 +5,8 @@
 
 Each candidate is the adapted protocol (``models.registry.ABLATION_PROTOCOLS["adapted"]``, or ``--base``) with one
 change (or a combination, ``a+b``); the first two screens ran on ``--base adapted_v1`` (the protocol before precise
-BatchNorm, which the second added to it), the third (``--out runs/ablation_cv_r2``) on the protocol with it. For every
+BatchNorm, which the second added to it), the third and fourth (``--out runs/ablation_cv_r2``) on the protocol with
+it (now ``adapted_v2``; the fourth's stacked candidate became ``adapted``). For every
 seed and fold of a stratified k-fold split of the file's TRAINING images, the step trains through
 ``training.ablate.run_step`` on the other folds (early stopping on the file's validation split, as the protocol does)
 and predicts the held-out fold. The score is the out-of-fold accuracy (with the protocol's prior
