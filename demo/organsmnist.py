@@ -120,6 +120,11 @@ def study_ui(dataset: str, step: str, split: str):
             readable(table), status, hide, hide)  # fmt: skip
 
 
+def listed(items: list[str]) -> str:
+    """Items as in a sentence, "a, b and c" (five steps joined by "and" read as a run-on)."""
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1] if items else ""
+
+
 def partial_protocols(at, table=None) -> str:
     """Where a protocol ran fewer steps at this size than another did, which ones it has (the adapted protocol with
     precise BN has only Base and BN at 64 and 128 px: a newcomer looked for its ResNet-50 and ensemble bars), and
@@ -129,11 +134,11 @@ def partial_protocols(at, table=None) -> str:
     short = [(p, v) for p, v in steps.items() if len(v) < most]
     others = table if table is not None else at
     absent = sorted(set(others["protocol"]) - set(steps.index), key=ablation.protocol_rank)
-    sizes = {p: " and ".join(f"{r} px" for r in sorted(others[others["protocol"] == p]["resolution"].unique()))
+    sizes = {p: listed([f"{r} px" for r in sorted(others[others["protocol"] == p]["resolution"].unique())])
              for p in absent}  # fmt: skip
     return "".join(
         f". {ablation.protocol_title(p)} has only "
-        + " and ".join(ablation.STEP_TITLES[s] for s in ablation.STEP_ORDER if s in v)
+        + listed([ablation.STEP_TITLES[s] for s in ablation.STEP_ORDER if s in v])
         + " at this size (the other steps were not run with it here)"
         for p, v in short
     ) + "".join(f". {ablation.protocol_title(p)} ran at {sizes[p]} only" for p in absent)

@@ -391,6 +391,8 @@ def seed_curves_figure(task: str, curves: pd.DataFrame | None, protocol: str = "
     if curves is None or not len(curves) or not len(at):
         fig.add_annotation(text=f"No run of this protocol at {resolution} px: choose another protocol or size",
                            showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)  # fmt: skip
+        fig.update_xaxes(visible=False)  # no stray -1..6 scales around the message
+        fig.update_yaxes(visible=False)
     lines = title.count("<br>") + 1 + (caveat.count("<br>") + 1) * 0.75
     fig.update_layout(
         title=dict(text=title, subtitle=dict(text=caveat, font=dict(size=12))),

@@ -518,7 +518,7 @@ def test_the_resolution_plot_draws_an_untouched_step_once_and_the_note_names_mis
     unexplained."""
     import pandas as pd
 
-    from demo.organsmnist import partial_protocols
+    from demo.organsmnist import listed, partial_protocols
     from leaderboard.ablation import resolution_figure
 
     rows = [(p, r, s, acc) for p in ("adapted_v2", "adapted_v1") for r in (28, 64) for s, acc in
@@ -534,6 +534,7 @@ def test_the_resolution_plot_draws_an_untouched_step_once_and_the_note_names_mis
     # the latest protocol ran at 28 px only: at 64 px the note says so rather than leave its bars silently missing
     table = pd.concat([table, pd.DataFrame([("adapted", 28, "bn", 0.86, 0.01)], columns=table.columns)])
     assert ". Adapted to small data ran at 28 px only" in partial_protocols(table[table["resolution"] == 64], table)
+    assert [listed(x) for x in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
     assert "ran at" not in partial_protocols(table[table["resolution"] == 28], table)
 
 
