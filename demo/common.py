@@ -159,6 +159,16 @@ def result_caption(image_path, model: str, reference: str | None = None) -> str:
     return f"Image **{display_name(image_path)}** · model **{model}**{known}"
 
 
+def top_class_check(reference: str | None, probs: dict[str, float]) -> str:
+    """After the caption of a shipped example: whether the top class is its reference label, and if not, what the
+    model gave the reference (a wrong answer must read as wrong, not only as a label beside the result)."""
+    if not reference or reference not in probs:
+        return ""
+    top = max(probs, key=probs.get)
+    return (" ✓ (the top class)" if top == reference
+            else f" ⚠️ (the top class is **{top}**; {reference}: {probs[reference]:.0%})")  # fmt: skip
+
+
 def opacity_value(value, default: float = 0.4) -> float:
     """A finite opacity in [0, 1] (the API accepts any number; NaN and out-of-range values fall back / clip)."""
     try:

@@ -26,6 +26,7 @@ from demo.common import (
     readable,
     result_caption,
     tab_intro,
+    top_class_check,
     user_errors,
 )
 from leaderboard import ablation
@@ -312,8 +313,11 @@ def classify(image_path, choice: str, get_predictor=get_predictor):
         verdict = (f"### ⚠️ Not like the BUSI breast ultrasounds the stand-in was built from: read the answer as "
                    f"meaningless\nThe breast tab's check, {OOD_NOTE}: {reason}.\n\n"
                    f"{verdict.replace('### ', '')} (its bars are not drawn for a flagged image)")  # fmt: skip
+    # the example's BUSI class as the stand-in's label ("benign" and "normal" are one class there)
+    label = "normal or benign" if reference in ("normal", "benign") else reference
+    check = top_class_check(label, {shown[name]: p for name, p in pred.probs.items()})
     text = (
-        f"{verdict}\n\n{result_caption(image_path, ablation.MODEL_TITLES[step], reference)}\n\n"
+        f"{verdict}\n\n{result_caption(image_path, ablation.MODEL_TITLES[step], reference)}{check}\n\n"
         f"**{ablation.MODEL_TITLES[step]}** trained on the {ablation.dataset_label(task)}{shown_run(task, step)}; "
         "the model sees the "
         f"{pred.seen.shape[1]}x{pred.seen.shape[0]} greyscale image below (box-filter resize of the "

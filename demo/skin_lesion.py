@@ -28,6 +28,7 @@ from demo.common import (
     slide_export,
     sweep_placeholder,
     tab_intro,
+    top_class_check,
     user_errors,
 )
 from leaderboard import skin
@@ -166,10 +167,8 @@ def classify(image_path, variant: str, cam_for: str, show_anyway: bool = False, 
         verdict = f"{first} · with age {pred.meta.age:g}, {pred.meta.sex}" + (f"\n{rest}" if rest else "")
     if pred.looks_out_of_distribution:  # shown on request only: the headline must not read as a diagnosis
         verdict = verdict.replace("### ", "### Raw output, not a diagnosis: ", 1)
-    if reference:  # as the breast tab does: a newcomer's melanoma example ranked melanoma last, and nothing said so
-        top = ranked[0][0]
-        caption += (" ✓ (the top class)" if top == reference
-                    else f" ⚠️ (the top class is **{top}**; {reference}: {pred.probs[reference]:.0%})")  # fmt: skip
+    # as the breast tab does: a newcomer's melanoma example ranked melanoma last, and nothing said so
+    caption += top_class_check(reference, pred.probs)
     caption += meta_caption(pred, meta, predictor)  # after the reference's check, which it must not split
     if unreadable:  # typed per keystroke, so no error that wipes the result: the caption says why age is not used
         caption += f' · ⚠️ age "{str(age).strip()[:12]}" is not a number of years from 0 to 120, so it is not used'

@@ -94,3 +94,33 @@ def test_a_breast_example_compares_the_predicted_class_with_its_reference_label(
     )
     assert "false positive" in class_check("normal", {"benign": 0.05})
     assert "found no lesion" in class_check("malignant", {}) and "it matches" in class_check("normal", {})
+
+
+def test_a_stand_in_example_says_when_the_top_class_is_not_its_label():
+    """Seen in Chromium: the ablation tab's example "malignant 10" came out "normal or benign (71%)" beside "reference
+    label malignant", with nothing saying it was wrong (the skin and breast tabs say so). One check serves both."""
+    from demo.common import top_class_check
+    from demo.organsmnist import EXAMPLES_DIR, classify
+
+    assert top_class_check(None, {"a": 1.0}) == "" and top_class_check("c", {"a": 1.0}) == ""
+    assert top_class_check("a", {"a": 0.7, "b": 0.3}) == " ✓ (the top class)"
+    assert top_class_check("b", {"a": 0.7, "b": 0.3}) == " ⚠️ (the top class is **a**; b: 30%)"
+
+    class Fixed:
+        def __init__(self, probs):
+            self.probs = probs
+
+        def __call__(self, image):
+            from types import SimpleNamespace
+
+            probs = self.probs
+            return SimpleNamespace(probs=probs, seen=np.zeros((28, 28), np.uint8), latency_ms=1.0, model_ms=1.0,
+                                   top=lambda k: sorted(probs.items(), key=lambda kv: -kv[1])[:k],
+                                   ood_reason=None)  # fmt: skip
+
+    example = next(EXAMPLES_DIR.glob("malignant_*.png"))
+    for probs, expected in (({"malignant": 0.29, "normal, benign": 0.71}, "⚠️ (the top class is **normal or benign**"),
+                            ({"malignant": 0.8, "normal, benign": 0.2}, "✓ (the top class)")):  # fmt: skip
+        pick = Fixed(probs)
+        text = classify(str(example), "breastmnist_standin/bn-adapted", get_predictor=lambda t, s=None, p=pick: p)[2]
+        assert f"reference label **malignant** {expected}" in text
