@@ -180,6 +180,24 @@ class SegmentationPredictor:
 TTA_FLIPS = {"id": [], "h": [-1], "v": [-2], "hv": [-2, -1]}  # test-time views: dims flipped on (B, C, H, W)
 
 
+def checked_views(views) -> tuple[str, ...]:
+    """``views`` as a tuple, refused unless it has the image itself ("id") and only flips in ``TTA_FLIPS``."""
+    if set(views) - set(TTA_FLIPS) or "id" not in views:
+        raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {tuple(views)}")
+    return tuple(views)
+
+
+def served_views(model) -> tuple[str, ...]:
+    """The test-time views a model folder ships (``tta.json``: chosen on out-of-fold predictions for the skin models,
+    the protocol's mirror for the ablation's adapted run); the image alone where it has none."""
+    import json
+
+    from models.hub import companion_file
+
+    tta = companion_file(model, "tta.json")
+    return checked_views(json.loads(tta.read_text())["views"]) if tta else ("id",)
+
+
 @dataclass
 class ClassPrediction:
     """Classification result: ``probs`` per label (softmax), the ``seen`` uint8 image the model actually got."""
@@ -200,17 +218,10 @@ class ClassificationPredictor:
     def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> ClassificationPredictor:
         """``TaskSpec.predictor``'s constructor: the predictor of a loaded model, with its test-time views
         (``tta.json``, written where the training protocol averaged the mirror image in)."""
-        import json
-
-        from models.hub import companion_file
-
-        tta = companion_file(model, "tta.json")
-        return cls(model, spec, views=tuple(json.loads(tta.read_text())["views"]) if tta else ("id",))
+        return cls(model, spec, views=served_views(model))
 
     def __init__(self, model: torch.nn.Module, spec, views: tuple[str, ...] = ("id",)):
-        if set(views) - set(TTA_FLIPS) or "id" not in views:
-            raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
-        self.views = tuple(views)  # as training.ablate.predict: the views' logits are averaged, then the softmax
+        self.views = checked_views(views)  # as training.ablate.predict: the views' logits are averaged, then softmax
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)
         self.preset = eval_preset(spec, model.input_size)  # MedMNISTPreset: box resize
@@ -292,8 +303,7 @@ class SkinPredictor:
         neighbours = TrainingNeighbours.load(gallery.parent) if gallery else None
         calibration = companion_file(model, "calibration.json")
         temperature = json.loads(calibration.read_text())["temperature"] if calibration else 1.0
-        tta = companion_file(model, "tta.json")  # test-time augmentation chosen on out-of-fold predictions
-        views = tuple(json.loads(tta.read_text())["views"]) if tta else ("id",)
+        views = served_views(model)  # test-time augmentation chosen on out-of-fold predictions
         prior = companion_file(model, META_PRIOR)  # the age/sex prior (issue 16), fitted on the model's training images
         meta_prior = MetaPrior.load(prior) if prior else None
         return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views, neighbours=neighbours,
@@ -304,10 +314,7 @@ class SkinPredictor:
         import copy
         import queue
 
-        unknown = set(views) - set(TTA_FLIPS)
-        if unknown or "id" not in views:
-            raise ValueError(f"TTA views must include 'id' and be among {', '.join(TTA_FLIPS)}; got {views}")
-        self.views = tuple(views)  # one batched forward over the image and its flips; the softmax is averaged
+        self.views = checked_views(views)  # one batched forward over the image and its flips; the softmax is averaged
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
         self.model = model.eval()
         self.labels = tuple(getattr(model, "labels", None) or spec.labels)

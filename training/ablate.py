@@ -252,12 +252,11 @@ class AblationRecipe(Recipe):
 def evaluate_medmnist(model, data_dir, split: str, spec) -> dict:
     """``TaskSpec.evaluator``: the classification metrics of ``split`` of a MedMNIST-format file, with the model's
     test-time views where its folder has ``tta.json`` (as the app predicts)."""
-    from models.hub import companion_file
+    from models.predict import served_views
     from training.medmnist import MedMNISTDataset, load_npz
 
     ds = MedMNISTDataset(*load_npz(data_dir)[split], task=spec.name)
-    tta = companion_file(model, "tta.json")
-    mirror = tta is not None and "h" in json.loads(tta.read_text())["views"]
+    mirror = "h" in served_views(model)
     m = classification_metrics(ds.labels.numpy(), predict(model, ds.images, tta="hflip" if mirror else None),
                                spec.labels)  # fmt: skip
     return {"n": m.pop("n"), "metrics": m}
