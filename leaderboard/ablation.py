@@ -319,9 +319,9 @@ def twice_superseded(present: set[str]) -> set[str]:
     """The protocols whose successor is itself superseded by one of ``present``: the bars show a change's effect (a
     protocol beside the one that replaced it), not every generation (four bars per step were too thin to read); the
     seed table keeps them all."""
-    from models.registry import ABLATION_SUPERSEDED
+    from models.registry import protocol_successors
 
-    return {p for p, nxt in ABLATION_SUPERSEDED.items() if ABLATION_SUPERSEDED.get(nxt) in present}
+    return {p for p in ABLATION_SUPERSEDED if set(protocol_successors(p)[1:]) & present}
 
 
 def seed_bars_figure(task: str, table: pd.DataFrame | None, resolution: int = 28) -> go.Figure:

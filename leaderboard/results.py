@@ -284,19 +284,12 @@ def recipe_cv_rows(root: Path) -> list[dict]:
 SEED_TABLE_RESOLUTION = 28  # the seed study's rows in the table: the size of the published anchors (the tab has all)
 
 
-def successors(protocol: str, superseded: dict[str, str]) -> set[str]:
-    """Every protocol that replaced ``protocol``, directly or through another (adapted_v1 -> adapted_v2 -> adapted)."""
-    found = set()
-    while (protocol := superseded.get(protocol)) and protocol not in found:
-        found.add(protocol)
-    return found
-
-
 def seed_rows(root: Path) -> list[dict]:
     """Issue 18's seed study (``<task>/ablation_seeds.csv``, written by ``training.ablate``): one row per protocol and
     step at 28 px, test accuracy and AUC as the mean over seeds, the spread and interval in the split column. These,
     not the one shown run per step, are the figures to set beside the published ones."""
-    from models.registry import ABLATION_PROTOCOLS, ABLATION_SUPERSEDED
+    from leaderboard.ablation import protocol_phrase, protocol_title  # here: leaderboard.ablation imports this module
+    from models.registry import protocol_successors
 
     rows = []
     for path in sorted(root.glob("*/ablation_seeds.csv")):
@@ -304,12 +297,12 @@ def seed_rows(root: Path) -> list[dict]:
         table = pd.read_csv(path)
         present = set(zip(table["protocol"], table["resolution"], table["step"]))
         # a superseded protocol's rows stay in the tab (what the change did); here only the steps no successor ran
-        table = table[[not any((q, r, s) in present for q in successors(p, ABLATION_SUPERSEDED))
+        table = table[[not any((q, r, s) in present for q in protocol_successors(p))
                        for p, r, s in zip(table["protocol"], table["resolution"], table["step"])]]  # fmt: skip
         for r in table[table["resolution"] == SEED_TABLE_RESOLUTION].itertuples():
-            protocol = ABLATION_PROTOCOLS.get(r.protocol, (r.protocol,))[0]
+            protocol = protocol_title(r.protocol)
             rows.append({
-                "task": task, "model": f"{r.title} (ours, {protocol[:1].lower() + protocol[1:]}, {r.seeds} seeds)",
+                "task": task, "model": f"{r.title} (ours, {protocol_phrase(r.protocol)}, {r.seeds} seeds)",
                 "source": "measured here", "dataset": get_task(task).dataset,
                 # the spread first: the tab shows about 37 characters of the column at 1280 px
                 "split": f"test, mean of {r.seeds} seeds ± {r.test_acc_std:.3f} (std); 95 % interval "

@@ -157,6 +157,16 @@ ABLATION_PROTOCOLS = {
 }
 # each in the tab beside its successor; the leaderboard has the latest
 ABLATION_SUPERSEDED = {"adapted_v1": "adapted_v2", "adapted_v2": "adapted"}
+
+
+def protocol_successors(protocol: str) -> list[str]:
+    """The protocols that replaced ``protocol``, nearest first (adapted_v1 -> ["adapted_v2", "adapted"])."""
+    chain: list[str] = []
+    while (protocol := ABLATION_SUPERSEDED.get(protocol)) and protocol not in chain:
+        chain.append(protocol)
+    return chain
+
+
 ABLATION_PROTOCOL_CHANGES = (
     "AdamW with weight decay 1e-4 instead of Adam without",
     "class-balanced cross-entropy (inverse class frequency) instead of plain cross-entropy, so that even 5 epochs "

@@ -544,8 +544,7 @@ def test_the_protocols_chain_and_the_bars_show_a_change_beside_what_it_replaced(
     import pandas as pd
 
     from leaderboard.ablation import seed_bars_figure, twice_superseded
-    from leaderboard.results import successors
-    from models.registry import ABLATION_PROTOCOLS, ABLATION_SUPERSEDED
+    from models.registry import ABLATION_PROTOCOLS, protocol_successors
     from training.ablate_cv import candidate_protocol
 
     key = candidate_protocol("tta+smooth+ema+batch32", "adapted_v2")
@@ -553,7 +552,7 @@ def test_the_protocols_chain_and_the_bars_show_a_change_beside_what_it_replaced(
         assert ABLATION_PROTOCOLS[key][1:] == ABLATION_PROTOCOLS["adapted"][1:]
     finally:
         del ABLATION_PROTOCOLS[key]
-    assert successors("adapted_v1", ABLATION_SUPERSEDED) == {"adapted_v2", "adapted"}
+    assert protocol_successors("adapted_v1") == ["adapted_v2", "adapted"]
     assert twice_superseded({"report", "adapted_v1", "adapted_v2", "adapted"}) == {"adapted_v1"}
     assert twice_superseded({"report", "adapted_v1", "adapted_v2"}) == set()
     rows = [(p, 28, "bn", 0.8, 0.01, 0.78, 0.82, 0, 5) for p in ("report", "adapted_v1", "adapted_v2", "adapted")]
