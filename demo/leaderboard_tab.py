@@ -138,6 +138,8 @@ def task_titles(df: pd.DataFrame) -> pd.DataFrame:
 
 MAX_CHARS = 40  # other text cells (protocol, citation, …) end in "…" after this many characters; names never do
 MODEL_WIDTH = "300px"  # the model column: long names wrap onto a second line instead of being cut
+# the first screen's columns (LEADING) fit 1280 px with *split* whole; the metric name wraps rather than taking 220 px
+LEADING_WIDTHS = ["185px", MODEL_WIDTH, "150px", "84px", "118px", "104px", "128px", "96px"]
 
 
 def load_table(task: str = "all", source: str = "all", query: str = "", get_results=default_results,
@@ -204,7 +206,7 @@ def build_tab(get_results=default_results) -> None:
             # unreadable and some alike ("ResNet-18 (224) on…AMNIST" vs "…CMNIST"); other long text is cut by
             # ``readable`` so that a row stays at most two lines
             table = gr.DataFrame(interactive=False, wrap=True, pinned_columns=2,
-                                 column_widths=["185px", MODEL_WIDTH], elem_id="leaderboard-table")  # fmt: skip
+                                 column_widths=LEADING_WIDTHS, elem_id="leaderboard-table")  # fmt: skip
             gr.Markdown(INTRO_MORE)  # below the table: above it, it pushed the table to the last third of the screen
 
             def _load(t, s, q, order=next(iter(SORTS))):
