@@ -2,12 +2,15 @@
 
     python scripts/skin_meta_prior.py --folds 0 [--runs-tag cv5e10] [--data-dir ../shared/data/isic2017]
     python scripts/skin_meta_prior.py --folds 0 1 2 3 4 --write-options --ship   (after the rule's gate)
+    python scripts/skin_meta_prior.py --runs-tag cv5e20 --temperature T --folds 0 1 2 3 4 --write-options
+        a Lite1 recipe that does not ship (yet): every fold from its runs, T its own out-of-fold temperature
+        (printed by ``skin_cv_report.py --tag cv5e20 --no-ship``); --ship only once its fold 0 is the shipped model
 
 Per fold ``k``: the image model's hflip-averaged softmax (temperature of the shipped card) on the fold's held-out
 images, an age/sex LogisticRegression fitted on the fold's training part only, combined by the product-of-posteriors
-rule of ``models.meta_prior``: ``log p_cnn(c|x) + log p(c|meta) - log p(c)``. Fold 0 uses the shipped model (it is
-cv5e10-0); other folds their run in ``runs/skin_lesion/efficientnet-lite1/*-<tag>-<k>``. Prints the ISIC score per
-fold and pooled, with and without the prior; per-fold probabilities go to logs/meta/.
+rule of ``models.meta_prior``: ``log p_cnn(c|x) + log p(c|meta) - log p(c)``. Fold 0 uses the shipped model where it
+is the tag's fold 0 (the card's ``tag``); other folds their run in ``runs/skin_lesion/efficientnet-lite1/*-<tag>-<k>``.
+Prints the ISIC score per fold and pooled, with and without the prior; per-fold probabilities go to logs/meta/.
 """
 
 from __future__ import annotations
@@ -45,21 +48,29 @@ def main() -> None:
     ap.add_argument("--data-dir", default="../shared/data/isic2017")
     ap.add_argument("--write-options", action="store_true")
     ap.add_argument("--ship", action="store_true")
+    ap.add_argument("--temperature", type=float, help="Lite1 folds not shipped: their own out-of-fold temperature")
     args = ap.parse_args()
     torch.set_num_threads(2)
     shipped = ROOT / "checkpoints/skin_lesion/efficientnet-lite1"
     lite1 = args.model == LITE1  # the shipped model is Lite1's fold 0, with its temperature; others: fold runs, T=1
-    temperature = json.loads((shipped / "calibration.json").read_text())["temperature"] if lite1 else 1.0
+    is_shipped = lite1 and shipped_tag(shipped) == f"{args.runs_tag}-0"
+    if lite1 and not is_shipped and (args.temperature is None or args.ship):
+        raise SystemExit(f"{args.runs_tag} is not the shipped model's recipe: give --temperature (its out-of-fold "
+                         "fit), and --ship only after skin_cv_report.py has shipped its fold 0")  # fmt: skip
+    temperature = args.temperature or 1.0
+    if is_shipped:
+        temperature = json.loads((shipped / "calibration.json").read_text())["temperature"]
     meta = read_isic_metadata(args.data_dir, "train")
     rows = []
     for k in args.folds:
-        tagged = "" if args.runs_tag in ("cv5e10", "cv5e20") else f"{args.runs_tag}-"  # the first runs' names kept
+        first = ("cv5e10",) if lite1 else ("cv5e10", "cv5e20")  # the first runs' cache names kept
+        tagged = "" if args.runs_tag in first else f"{args.runs_tag}-"
         out = ROOT / ("logs/meta/" + ("" if lite1 else f"{args.model}-") + tagged + f"fold{k}.npz")
         if out.exists():
             d = np.load(out)
             p_img, y, ids = d["p_img"], d["y"], list(d["ids"])
         else:
-            if k == 0 and lite1:
+            if k == 0 and is_shipped:
                 folder = shipped
             else:
                 folder = max((ROOT / "runs/skin_lesion" / args.model).glob(f"*-{args.runs_tag}-{k}")) / "model"
@@ -89,7 +100,7 @@ def main() -> None:
                          "pooled_acc": m["acc"]}  # fmt: skip
     print(json.dumps(summary))
     if args.write_options and len(rows) == 5:
-        write_rows(summary) if lite1 else write_other_rows(summary, args.model, args.runs_tag)
+        write_rows(summary, args.runs_tag) if lite1 else write_other_rows(summary, args.model, args.runs_tag)
     if args.ship and lite1:
         ship(args.data_dir, meta, shipped, summary)
 
@@ -120,27 +131,38 @@ NO_IMAGE = "age and sex only (no image)"
 LITE1 = "efficientnet-lite1"
 
 
-def write_rows(summary: dict) -> None:
+def shipped_tag(folder: Path) -> str:
+    """The fold run the shipped Lite1 is (``cv5e10-0``), from its metrics."""
+    return json.loads((folder / "metrics.json").read_text())["training"]["tag"]
+
+
+def write_rows(summary: dict, tag: str = "cv5e10") -> None:
+    """Lite1's rows. For the first recipe (cv5e10) all four, as written in session 14; for another tag (cv5e20) the two
+    rows with the prior, named by its epochs (its image-only rows come from skin_tta_oof, as for any recipe)."""
     from skin_cv_report import write_options
 
+    epochs = int(tag.removeprefix("cv5e"))
+    skipped = () if tag == "cv5e10" else ("image", "meta_alone")
+    options = {key: (option.replace("_10ep", f"_{epochs}ep"), text.replace("(10 epochs)", f"({epochs} epochs)"))
+               for key, (option, text) in OPTIONS.items() if key not in skipped}  # fmt: skip
     rows = [
         {
             "model": NO_IMAGE if key == "meta_alone" else "efficientnet-lite1",
             "option": option,
             "args": text,
-            "epochs_run": "" if key == "meta_alone" else 10,
+            "epochs_run": "" if key == "meta_alone" else epochs,
             "best_epoch": "" if key == "meta_alone" else "last",
             "image_size": "" if key == "meta_alone" else 224,
             "train_min": "61 wall min (folds 1-4 retrained, two lanes of one thread)"
             if key == "image"
             else "0 (a logistic regression per fold)",
-            "run": "logs/meta/fold*.npz",
+            "run": "logs/meta/fold*.npz" if tag == "cv5e10" else f"logs/meta/{tag}-fold*.npz",
             "cv_isic_mean": round(summary[key]["cv_mean"], 4),
             "cv_isic_std": round(summary[key]["cv_std"], 4),
             "cv_folds": 5,
             "selected_on": "nothing (CV estimates it)",
         }
-        for key, (option, text) in OPTIONS.items()
+        for key, (option, text) in options.items()
     ]
     write_options(ROOT / "checkpoints/skin_lesion/options.csv", rows)
 

@@ -159,3 +159,30 @@ def test_cv_rows_with_age_and_sex_reach_the_leaderboard(tmp_path, line, title):
     (row,) = recipe_cv_rows(tmp_path)
     assert row["model"] == title and row["isic_score"] == float(line.split(",")[-3])
     assert "out-of-fold" in row["split"] and row["params"] == (18 if "no image" in title else None)
+
+
+def test_a_lite1_recipe_not_shipped_writes_its_prior_rows_by_epochs(tmp_path, monkeypatch):
+    """A longer Lite1 recipe (cv5e20) is scored before it ships: its rows carry its epochs, the first recipe's rows and
+    the model-free row stay; the image-only row is skin_tta_oof's, not written twice."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    import skin_cv_report
+    import skin_meta_prior
+
+    written = []
+    monkeypatch.setattr(skin_cv_report, "write_options", lambda path, rows: written.extend(rows))
+    block = {"cv_mean": 0.85, "cv_std": 0.02}
+    summary = {k: block for k in ("image", "meta_all_rows", "meta_as_served", "meta_alone")}
+    skin_meta_prior.write_rows(summary, "cv5e20")
+    assert [r["option"] for r in written] == ["age_sex_prior_tta_hflip_20ep", "age_sex_prior_as_served_tta_hflip_20ep"]
+    assert all(r["epochs_run"] == 20 for r in written) and "(20 epochs)" in written[0]["args"]
+    assert written[0]["run"] == "logs/meta/cv5e20-fold*.npz"
+    written.clear()
+    skin_meta_prior.write_rows(summary)  # the shipped recipe: the four rows of session 14, unchanged
+    first = ["tta_hflip_10ep_rerun", "age_sex_prior_tta_hflip_10ep", "age_sex_prior_as_served_tta_hflip_10ep"]
+    assert [r["option"] for r in written] == [*first, "age_sex_prior_alone"]
+    shipped = root / "checkpoints/skin_lesion/efficientnet-lite1"
+    assert skin_meta_prior.shipped_tag(shipped).startswith("cv5e")
