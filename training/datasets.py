@@ -103,6 +103,21 @@ def make_busi_split(samples: list[BusiSample], n_val: int = 100, seed: int = 0) 
     return {"train": sorted(train, key=_natural_key), "val": sorted(val, key=_natural_key)}
 
 
+def stored_split(samples: list, path: Path, full_size: int, make, other=None) -> dict[str, list[str]]:
+    """The named lists of a fixed split: those saved in ``path`` (written by ``make`` on first use of the whole
+    collection of ``full_size`` samples), or, for any other collection (a subset, synthetic test data), the same recipe
+    on the fly (``other``, default ``make``). One rule for every saved split, so that every model sees the same
+    held-out images."""
+    lists = json.loads(path.read_text()) if path.exists() else None
+    if lists is None and len(samples) == full_size:
+        lists = make(samples)
+        SPLITS_DIR.mkdir(exist_ok=True)
+        path.write_text(json.dumps(lists, indent=1) + "\n")
+    if lists is None or set().union(*lists.values()) != {s.name for s in samples}:
+        lists = (other or make)(samples)
+    return lists
+
+
 def busi_split(samples: list[BusiSample], split: str) -> list[BusiSample]:
     """Samples of ``split`` ("train", "val" or "all").
 
@@ -111,14 +126,8 @@ def busi_split(samples: list[BusiSample], split: str) -> list[BusiSample]:
     """
     if split == "all":
         return samples
-    names = {s.name for s in samples}
-    lists = json.loads(BUSI_SPLIT_FILE.read_text()) if BUSI_SPLIT_FILE.exists() else None
-    if lists is None and len(samples) == 780:
-        lists = make_busi_split(samples)
-        SPLITS_DIR.mkdir(exist_ok=True)
-        BUSI_SPLIT_FILE.write_text(json.dumps(lists, indent=1) + "\n")
-    if lists is None or set(lists["train"]) | set(lists["val"]) != names:
-        lists = make_busi_split(samples, n_val=min(100, max(1, len(samples) // 5)))
+    lists = stored_split(samples, BUSI_SPLIT_FILE, 780, make_busi_split,
+                         lambda s: make_busi_split(s, n_val=min(100, max(1, len(s) // 5))))  # fmt: skip
     if split not in lists:
         raise KeyError(f"unknown split {split!r}; valid: train, val or all")
     wanted = set(lists[split])
@@ -245,14 +254,7 @@ def lung_split(samples: list[LungSample], split: str) -> list[LungSample]:
         return samples
     if split in ("shenzhen", "montgomery"):
         return [s for s in samples if s.hospital == split]
-    names = {s.name for s in samples}
-    lists = json.loads(LUNG_SPLIT_FILE.read_text()) if LUNG_SPLIT_FILE.exists() else None
-    if lists is None and len(samples) == 704:
-        lists = make_lung_split(samples)
-        SPLITS_DIR.mkdir(exist_ok=True)
-        LUNG_SPLIT_FILE.write_text(json.dumps(lists, indent=1) + "\n")
-    if lists is None or set(lists["train"]) | set(lists["test"]) != names:
-        lists = make_lung_split(samples)
+    lists = stored_split(samples, LUNG_SPLIT_FILE, 704, make_lung_split)
     wanted = set(lists[split])
     return [s for s in samples if s.name in wanted]
 
