@@ -47,6 +47,30 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
     return captured["f"].flatten(1).float(), logits
 
 
+class FeaturesAndLogits(nn.Module):
+    """``x -> (features (B, D), logits (B, K))`` as ``penultimate_features`` gives them, without hooks, so that one
+    traced graph serves both (the skin predictor's fast path, ``models.runtime``): a copy of the classifier with its
+    last linear layer replaced by the identity, then that layer. Checked at construction: the logits must equal the
+    classifier's (nothing may follow its last linear layer)."""
+
+    def __init__(self, model: nn.Module):
+        import copy
+
+        super().__init__()
+        self.body = copy.deepcopy(model).eval()
+        self.head = last_linear(self.body)
+        parent_name, _, name = next(n for n, m in self.body.named_modules() if m is self.head).rpartition(".")
+        setattr(self.body.get_submodule(parent_name) if parent_name else self.body, name, nn.Identity())
+        x = torch.rand(1, 3, *(2 * [getattr(model, "input_size", 64)]))
+        with torch.inference_mode():
+            if not torch.allclose(self(x)[1], model.eval()(x), atol=1e-4):
+                raise ValueError(f"{type(model).__name__}: its logits are not its last linear layer's output")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.body(x).flatten(1)
+        return features.float(), self.head(features)
+
+
 @torch.inference_mode()
 def bottleneck_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``(B, C)``: a segmentation network's deepest features, average-pooled: EFSNet's ``bottleneck``, an smp
@@ -78,9 +102,22 @@ def imagenet_backbone() -> nn.Module:
     return fold_batchnorm(net.eval()).to(memory_format=torch.channels_last)
 
 
+@single_flight(maxsize=3)
+def imagenet_runtime(backend: str | None = None):
+    """The gate network's fast path (``models.runtime.LazyRuntime`` at batch 1, 224 px), one per process and backend;
+    ``None`` where PyTorch serves it (the app's default: Lite0's 3.4 M parameters are over ``FAST_PATH_MAX_PARAMS``)."""
+    from models.runtime import LazyRuntime
+
+    return LazyRuntime.for_model(imagenet_backbone(), (1, 3, GATE_SIZE, GATE_SIZE), backend)
+
+
 @torch.inference_mode()
-def imagenet_features(x: torch.Tensor) -> torch.Tensor:
-    """``(B, 1280)``: the pooled ImageNet features of a preprocessed batch (the skin task's preprocessing)."""
+def imagenet_features(x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+    """``(B, 1280)``: the pooled ImageNet features of a preprocessed batch (the skin task's preprocessing); on the
+    fast path of ``backend`` (see ``imagenet_runtime``) for one 224-px image once it is ready."""
+    fast = imagenet_runtime(backend) if tuple(x.shape) == (1, 3, GATE_SIZE, GATE_SIZE) else None
+    if fast is not None and fast.ready():
+        return fast(x)[0].float()
     return imagenet_backbone()(x.contiguous(memory_format=torch.channels_last)).float()
 
 

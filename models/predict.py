@@ -262,6 +262,7 @@ class SkinPrediction:
     nearest: list | None = None  # [(training image id, label, cosine similarity)], the nearest in feature space
     meta: object | None = None  # models.meta_prior.Meta combined into ``probs`` (None: the image alone)
     image_probs: dict[str, float] | None = None  # the image model's own probabilities, before the age/sex prior
+    backend: str = "PyTorch"  # what ran the classifier (``models.runtime``)
 
     @property
     def predicted(self) -> int:
@@ -287,9 +288,10 @@ class SkinPredictor:
     request waits; a request beyond it waits for a free copy)."""
 
     @classmethod
-    def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1) -> SkinPredictor:
+    def for_model(cls, model: torch.nn.Module, spec, replicas: int = 1, backend: str | None = None) -> SkinPredictor:
         """``TaskSpec.predictor``'s constructor, with the model folder's companion files: the OOD statistics
-        (``ood.safetensors``) and the temperature fitted on out-of-fold predictions (``calibration.json``)."""
+        (``ood.safetensors``) and the temperature fitted on out-of-fold predictions (``calibration.json``);
+        ``backend``: the inference path (default: the app's, ``models.runtime``)."""
         import json
 
         from models.hub import companion_file
@@ -307,12 +309,16 @@ class SkinPredictor:
         prior = companion_file(model, META_PRIOR)  # the age/sex prior (issue 16), fitted on the model's training images
         meta_prior = MetaPrior.load(prior) if prior else None
         return cls(model, spec, ood, replicas=replicas, temperature=temperature, views=views, neighbours=neighbours,
-                   meta_prior=meta_prior)  # fmt: skip
+                   meta_prior=meta_prior, backend=backend)  # fmt: skip
 
     def __init__(self, model: torch.nn.Module, spec, ood=None, replicas: int = 1, temperature: float = 1.0,
-                 views: tuple[str, ...] = ("id",), neighbours=None, meta_prior=None):  # fmt: skip
+                 views: tuple[str, ...] = ("id",), neighbours=None, meta_prior=None,
+                 backend: str | None = None):  # fmt: skip
         import copy
         import queue
+
+        from models.ood import FeaturesAndLogits
+        from models.runtime import LazyRuntime, backend_choice
 
         self.views = checked_views(views)  # one batched forward over the image and its flips; the softmax is averaged
         self.temperature = float(temperature)  # fitted on out-of-fold predictions (calibration.json)
@@ -329,6 +335,19 @@ class SkinPredictor:
         self.pool: queue.Queue = queue.Queue()
         for i in range(max(1, replicas)):
             self.pool.put(served if i == 0 else copy.deepcopy(served))
+        # the fast path (``models.runtime``): by default only within FAST_PATH_MAX_PARAMS (a memory budget), so the
+        # app's skin models stay on PyTorch unless it is raised or ``backend`` is given; the gate follows the same rule
+        if (backend or backend_choice()) == "onnxruntime":
+            backend = "pytorch"  # the ONNX path exports one-output graphs only
+        self.backend_asked = backend
+        shape = (len(self.views), 3, model.input_size, model.input_size)
+        pool = max(1, replicas)
+        cpu = runtime_device().type == "cpu"
+        self.fast = LazyRuntime.for_model(served, shape, backend, pool=pool, wrap=FeaturesAndLogits) if cpu else None
+
+    @property
+    def backend(self) -> str:
+        return self.fast.name if self.fast is not None else "PyTorch"
 
     @staticmethod
     def serving_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -374,8 +393,12 @@ class SkinPredictor:
         x = self.preset(image)[None]
         batch = self.view_batch(x)
         t1 = time.perf_counter()
-        with self.borrow() as model:  # the feature hook must see this request's forward only
-            features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, batch)))
+        backend = self.backend
+        if backend != "PyTorch":
+            features, logits = self.fast(batch)
+        else:
+            with self.borrow() as model:  # the feature hook must see this request's forward only
+                features, logits = (t.cpu() for t in penultimate_features(model, on_device(model, batch)))
         t2 = time.perf_counter()
         features = features[self.views.index("id")][None]  # the OOD statistics are of the image itself
         probs = self.served_probs(logits)[0]
@@ -384,7 +407,8 @@ class SkinPredictor:
             from models.ood import GATE_SIZE, IMAGENET_SPACE, colour_statistics, imagenet_features
 
             if self.ood.space == IMAGENET_SPACE:  # the same 224-px crop whatever this model's input size
-                gate = imagenet_features(x if self.preset.size == GATE_SIZE else self.gate_input(image))
+                gx = x if self.preset.size == GATE_SIZE else self.gate_input(image)
+                gate = imagenet_features(gx, self.backend_asked)
             else:
                 gate = features
             distance = float(self.ood.distance(gate)[0])
@@ -407,6 +431,7 @@ class SkinPredictor:
             model_ms=(t2 - t1) * 1e3,
             latency_ms=(time.perf_counter() - t0) * 1e3,
             image=image,
+            backend=backend,
         )
 
     def grad_cam(self, prediction: SkinPrediction, target: int) -> np.ndarray:

@@ -165,6 +165,9 @@ def fold_batchnorm(model: torch.nn.Module, keep: tuple[torch.nn.Module, ...] = (
 
 
 _PREPARING: set[threading.Thread] = set()
+# one conversion at a time: torch.jit's tracer is not thread-safe (two traces at once failed their sanity check,
+# "Graphs differed across invocations", when the skin classifier and its gate were prepared together)
+_CONVERTING = threading.Lock()
 
 
 @atexit.register
@@ -191,13 +194,16 @@ class LazyRuntime:
 
     @classmethod
     def for_model(cls, model: torch.nn.Module, shape: tuple[int, ...], backend: str | None = None,
-                  pool: int = 2) -> LazyRuntime | None:  # fmt: skip
+                  pool: int = 2, wrap=None) -> LazyRuntime | None:  # fmt: skip
         """The lazy fast path of ``model`` for ``backend``, or ``None`` for PyTorch. Without ``backend``: the app's
-        default, ``backend_choice()``, for a network within ``FAST_PATH_MAX_PARAMS`` parameters."""
+        default, ``backend_choice()``, for a network within ``FAST_PATH_MAX_PARAMS`` parameters. ``wrap``: what is
+        converted, made from ``model`` only when a fast path is (e.g. ``models.ood.FeaturesAndLogits``)."""
         if backend is None:
             limit = int(os.environ.get("FAST_PATH_MAX_PARAMS", MAX_PARAMS))
             backend = backend_choice() if sum(p.numel() for p in model.parameters()) <= limit else "pytorch"
-        return None if backend == "pytorch" else cls(model, shape, backend, pool=pool)
+        if backend == "pytorch":
+            return None
+        return cls(wrap(model) if wrap is not None else model, shape, backend, pool=pool)
 
     def _prepare(self, model, shape, threads, pool):
         try:
@@ -205,10 +211,11 @@ class LazyRuntime:
                 raise ImportError(f"{BACKENDS[self.backend]} is not installed")
             # a copy: the live model keeps serving meanwhile, and no two threads convert one module at once
             copied = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
-            if self.backend == "openvino":
-                self.runner = OpenVinoRunner(copied, shape, threads, pool)
-            else:
-                self.runner = _OrtTuple(copied, shape, threads)
+            with _CONVERTING:
+                if self.backend == "openvino":
+                    self.runner = OpenVinoRunner(copied, shape, threads, pool)
+                else:
+                    self.runner = _OrtTuple(copied, shape, threads)
             log.info("%s serves %s at %s", BACKENDS[self.backend], type(model).__name__, shape)
         except Exception as exc:  # missing package, an unsupported operator...: stay on PyTorch
             self.error = f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -108,12 +108,16 @@ def test_entry_points_rerun_themselves_under_the_training_tunables_once():
 
 def test_skin_speed_prints_plain_and_served_per_view_set(capsys, tiny_checkpoints):
     """Issue 16's latency: ``bench.skin_speed`` times the plain forward and the served (BatchNorm-folded,
-    channels-last) copy for 1, 2 and 4 views, and the whole predictor (shape only)."""
+    channels-last) copy for 1, 2 and 4 views, and the whole predictor on each inference path (shape only)."""
     import json
 
     from bench.skin_speed import main
 
-    main(["--models", "customnet", "--n", "2", "--threads", "1", "--json"])
-    (row,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    main(["--models", "customnet", "--n", "2", "--threads", "1", "--backends", "pytorch", "openvino", "--json"])
+    out = capsys.readouterr().out
+    (row,) = json.loads(out.strip().splitlines()[-1])
     assert {"none", "hflip", "flips4"} <= set(row) and all(row[k]["speedup"] > 0 for k in ("none", "hflip", "flips4"))
-    assert row["predictor"]["ms"] > 0 and row["predictor"]["views"][0] == "id"
+    served = row["predictor"]
+    assert served["pytorch"]["ms"] > 0 and served["pytorch"]["views"][0] == "id"
+    assert served["pytorch"]["served_by"] == "PyTorch" and served["openvino"]["served_by"] == "OpenVINO"
+    assert "x PyTorch's" in out  # the ratio, not a timed threshold

@@ -151,6 +151,21 @@ def test_concurrent_calls_share_one_compiled_model():
         assert (out - _plain(model, x)[0]).abs().max().item() < 1e-3
 
 
+def test_networks_prepared_at_once_all_convert():
+    """Several fast paths prepared together (the skin classifier and its gate, or every segmenter at start-up) are
+    converted one at a time: torch.jit's tracer is not thread-safe, and two traces at once failed."""
+    from models.efsnet import EFSNet
+    from models.ood import FeaturesAndLogits
+    from models.registry import build_model
+    from models.runtime import LazyRuntime
+
+    torch.manual_seed(0)
+    skin = build_model("skin_lesion", "customnet", input_size=160).eval()
+    started = [LazyRuntime.for_model(skin, (2, 3, 160, 160), "openvino", wrap=FeaturesAndLogits)]
+    started += [LazyRuntime.for_model(EFSNet(input_size=64).eval(), (1, 1, 64, 64), "openvino") for _ in range(3)]
+    assert all(fast.wait(180) for fast in started), [fast.error for fast in started]
+
+
 def test_the_default_fast_path_skips_large_networks(monkeypatch):
     """Memory: the app's default covers networks up to FAST_PATH_MAX_PARAMS; an explicit backend ignores it."""
     from models.efsnet import EFSNet
@@ -164,3 +179,43 @@ def test_the_default_fast_path_skips_large_networks(monkeypatch):
     assert explicit is not None and explicit.wait(120)
     monkeypatch.setenv("FAST_PATH_MAX_PARAMS", "1000000")
     assert LazyRuntime.for_model(small, (1, 1, 64, 64)) is not None
+
+
+def test_skin_predictor_on_openvino_gives_the_pytorch_answer(tiny_checkpoints):
+    """The skin classifier's fast path: one traced graph gives the features (the OOD distance, the nearest training
+    images) and the logits of every served view; the answer equals PyTorch's. Off by default (the memory budget)."""
+    from models.hub import load_model
+    from models.ood import FeaturesAndLogits, penultimate_features
+    from models.predict import SkinPredictor
+    from models.registry import get_task
+
+    model = load_model("skin_lesion", "customnet")
+    spec = get_task("skin_lesion")
+    x = torch.rand(2, 3, model.input_size, model.input_size)
+    features, logits = penultimate_features(model, x)
+    with torch.inference_mode():
+        wrapped = FeaturesAndLogits(model.eval())(x)
+    assert torch.equal(wrapped[0], features) and torch.equal(wrapped[1], logits)  # one definition of the features
+    image = make_image(150, 120, mode="RGB")
+    reference = SkinPredictor(model, spec, backend="pytorch", views=("id", "h"))
+    assert reference.fast is None and reference(image).backend == "PyTorch"
+    predictor = SkinPredictor(model, spec, backend="openvino", views=("id", "h"))
+    assert predictor.fast.wait(120), predictor.fast.error
+    fast, slow = predictor(image), reference(image)
+    assert fast.backend == "OpenVINO"
+    for name in slow.probs:
+        assert abs(fast.probs[name] - slow.probs[name]) < 1e-4, name
+
+
+def test_the_skin_gate_on_openvino_gives_the_pytorch_features():
+    """The ImageNet gate (EfficientNet-Lite0 features) on the fast path: one runtime per process and backend, the
+    same features as PyTorch; PyTorch by default (over FAST_PATH_MAX_PARAMS) and for other batch shapes."""
+    from models.ood import GATE_SIZE, imagenet_features, imagenet_runtime
+
+    assert imagenet_runtime() is None and imagenet_runtime("pytorch") is None
+    fast = imagenet_runtime("openvino")
+    assert fast is imagenet_runtime("openvino") and fast.wait(120), fast.error
+    x = torch.rand(1, 3, GATE_SIZE, GATE_SIZE)
+    reference = imagenet_features(x, "pytorch")
+    assert torch.allclose(imagenet_features(x, "openvino"), reference, atol=1e-3)
+    assert imagenet_features(x.repeat(2, 1, 1, 1), "openvino").shape == (2, reference.shape[1])  # PyTorch serves it
